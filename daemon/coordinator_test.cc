@@ -1,0 +1,250 @@
+#include "daemon/coordinator.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/status_matchers.h"
+#include "daemon/store/memory_state_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace splitd::daemon {
+namespace {
+
+using ::splitd::testing::IsOk;
+using ::splitd::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+v1::Topology Tp2Pp2Dp2(const std::string& cluster) {
+  v1::Topology topology;
+  topology.set_cluster(cluster);
+  for (const char* name : {"tp", "pp", "dp"}) {
+    v1::Dim* dim = topology.add_dims();
+    dim->set_name(name);
+    dim->set_size(2);
+  }
+  return topology;
+}
+
+// A store whose writes fail, as a full disk would make them.
+class FailingStore : public store::MemoryStateStore {
+ public:
+  absl::Status PutCluster(const store::ClusterRecord&) override {
+    return absl::ResourceExhaustedError("no space left on device");
+  }
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_THAT(coordinator_.Recover(), IsOk()); }
+
+  store::MemoryStateStore store_;
+  FakeClock clock_;
+  Coordinator coordinator_{&store_, &clock_};
+};
+
+TEST_F(CoordinatorTest, NewClusterStartsAtEpochOneAndIsStored) {
+  auto result = coordinator_.ApplyTopology(Tp2Pp2Dp2("llama"));
+  ASSERT_THAT(result, IsOk());
+  EXPECT_TRUE(result->created);
+  EXPECT_TRUE(result->changed);
+  EXPECT_EQ(result->cluster.name(), "llama");
+  EXPECT_EQ(result->cluster.epoch(), 1);
+  EXPECT_EQ(result->cluster.world_size(), 8);
+  EXPECT_EQ(result->cluster.group_kinds(), 3);
+  EXPECT_EQ(result->cluster.state(), v1::PHASE_PENDING);
+  EXPECT_EQ(result->cluster.fingerprint().size(), 64u);
+  EXPECT_EQ(result->cluster.topology().method(), "split");
+
+  auto stored = store_.LoadClusters();
+  ASSERT_THAT(stored, IsOk());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].epoch, 1);
+  EXPECT_EQ((*stored)[0].topology.cluster(), "llama");
+}
+
+TEST_F(CoordinatorTest, SameDocumentTwiceIsANoOp) {
+  auto first = coordinator_.ApplyTopology(Tp2Pp2Dp2("llama"));
+  ASSERT_THAT(first, IsOk());
+  clock_.Advance(absl::Seconds(30));
+  auto second = coordinator_.ApplyTopology(Tp2Pp2Dp2("llama"));
+  ASSERT_THAT(second, IsOk());
+  EXPECT_FALSE(second->created);
+  EXPECT_FALSE(second->changed);
+  EXPECT_EQ(second->cluster.epoch(), 1);
+  EXPECT_EQ(second->cluster.fingerprint(), first->cluster.fingerprint());
+  EXPECT_EQ(second->cluster.update_time().seconds(), first->cluster.update_time().seconds());
+}
+
+TEST_F(CoordinatorTest, DefaultsSpelledOutAreTheSameDocument) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  v1::Topology explicit_defaults = Tp2Pp2Dp2("llama");
+  explicit_defaults.set_method("split");
+  explicit_defaults.set_backend("cpu:gloo");
+  auto again = coordinator_.ApplyTopology(explicit_defaults);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->cluster.epoch(), 1);
+}
+
+TEST_F(CoordinatorTest, ChangedDocumentStartsTheNextEpoch) {
+  auto first = coordinator_.ApplyTopology(Tp2Pp2Dp2("llama"));
+  ASSERT_THAT(first, IsOk());
+  clock_.Advance(absl::Seconds(5));
+  v1::Topology changed = Tp2Pp2Dp2("llama");
+  changed.mutable_dims(2)->set_size(4);
+  auto second = coordinator_.ApplyTopology(changed);
+  ASSERT_THAT(second, IsOk());
+  EXPECT_FALSE(second->created);
+  EXPECT_TRUE(second->changed);
+  EXPECT_EQ(second->cluster.epoch(), 2);
+  EXPECT_EQ(second->cluster.world_size(), 16);
+  EXPECT_NE(second->cluster.fingerprint(), first->cluster.fingerprint());
+  EXPECT_EQ(second->cluster.create_time().seconds(), first->cluster.create_time().seconds());
+  EXPECT_EQ(second->cluster.update_time().seconds(), first->cluster.update_time().seconds() + 5);
+}
+
+TEST_F(CoordinatorTest, InvalidTopologyIsRefusedAndNothingIsStored) {
+  v1::Topology bad = Tp2Pp2Dp2("llama");
+  bad.mutable_dims(1)->set_size(0);
+  EXPECT_THAT(coordinator_.ApplyTopology(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims[1].size")));
+  auto stored = store_.LoadClusters();
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_TRUE(stored->empty());
+  EXPECT_THAT(coordinator_.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+}
+
+TEST_F(CoordinatorTest, InvalidUpdateKeepsThePreviousEpoch) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  v1::Topology bad = Tp2Pp2Dp2("llama");
+  bad.add_groups()->set_name("tp");  // neither dims nor split_ranks
+  EXPECT_THAT(coordinator_.ApplyTopology(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups[0]")));
+  auto cluster = coordinator_.GetCluster("llama");
+  ASSERT_THAT(cluster, IsOk());
+  EXPECT_EQ(cluster->epoch(), 1);
+  EXPECT_EQ(cluster->world_size(), 8);
+}
+
+TEST_F(CoordinatorTest, StoreFailureIsReturnedAndNothingIsPublished) {
+  FailingStore failing;
+  Coordinator coordinator(&failing, &clock_);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  EXPECT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
+  EXPECT_THAT(coordinator.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+}
+
+TEST_F(CoordinatorTest, ListsClustersSortedByName) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("zeta")), IsOk());
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("alpha")), IsOk());
+  auto clusters = coordinator_.ListClusters();
+  ASSERT_THAT(clusters, IsOk());
+  ASSERT_EQ(clusters->size(), 2u);
+  EXPECT_EQ((*clusters)[0].name(), "alpha");
+  EXPECT_EQ((*clusters)[1].name(), "zeta");
+}
+
+TEST_F(CoordinatorTest, DeleteReturnsTheLastEpochAndForgetsTheCluster) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  v1::Topology changed = Tp2Pp2Dp2("llama");
+  changed.set_method("init");
+  ASSERT_THAT(coordinator_.ApplyTopology(changed), IsOk());
+  auto epoch = coordinator_.DeleteCluster("llama");
+  ASSERT_THAT(epoch, IsOk());
+  EXPECT_EQ(*epoch, 2);
+  EXPECT_THAT(coordinator_.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  EXPECT_THAT(coordinator_.DeleteCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  auto stored = store_.LoadClusters();
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_TRUE(stored->empty());
+  // A re-created cluster starts over.
+  auto again = coordinator_.ApplyTopology(Tp2Pp2Dp2("llama"));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_TRUE(again->created);
+  EXPECT_EQ(again->cluster.epoch(), 1);
+}
+
+TEST_F(CoordinatorTest, EmptyNamesAreInvalid) {
+  EXPECT_THAT(coordinator_.GetCluster(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+  EXPECT_THAT(coordinator_.DeleteCluster(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+  EXPECT_THAT(coordinator_.GetPlan("", {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
+  EXPECT_THAT(coordinator_.GetStatus(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
+}
+
+TEST_F(CoordinatorTest, PlanIsExpandedAndFilteredByGroupAndRank) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  auto plan = coordinator_.GetPlan("llama", {});
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_EQ(plan->epoch(), 1);
+  ASSERT_EQ(plan->groups_size(), 3);
+  EXPECT_EQ(plan->groups(0).name(), "tp");
+  EXPECT_EQ(plan->groups(0).split_ranks_size(), 4);
+  EXPECT_THAT(plan->groups(1).split_ranks(1).ranks(), ElementsAre(1, 3));
+
+  core::PlanFilter filter;
+  filter.group = "dp";
+  filter.rank = 5;
+  auto filtered = coordinator_.GetPlan("llama", filter);
+  ASSERT_THAT(filtered, IsOk());
+  ASSERT_EQ(filtered->groups_size(), 1);
+  ASSERT_EQ(filtered->groups(0).split_ranks_size(), 1);
+  EXPECT_THAT(filtered->groups(0).split_ranks(0).ranks(), ElementsAre(1, 5));
+
+  filter.group = "xp";
+  EXPECT_THAT(coordinator_.GetPlan("llama", filter),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("xp")));
+}
+
+TEST_F(CoordinatorTest, StatusOfAFreshClusterIsPendingWithEveryKind) {
+  ASSERT_THAT(coordinator_.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  auto status = coordinator_.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_PENDING);
+  EXPECT_EQ(status->epoch(), 1);
+  EXPECT_EQ(status->world_size(), 8);
+  ASSERT_EQ(status->groups_size(), 3);
+  EXPECT_EQ(status->groups(2).kind(), "dp");
+  EXPECT_EQ(status->groups(2).groups(), 4);
+  EXPECT_EQ(status->groups(2).ready(), 0);
+}
+
+TEST(CoordinatorRecoveryTest, CallsBeforeRecoveryAreUnavailable) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  EXPECT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("starting")));
+  EXPECT_THAT(coordinator.ListClusters(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("starting")));
+}
+
+TEST(CoordinatorRecoveryTest, RecoverRestoresClustersWithTheSamePlans) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  std::string fingerprint;
+  {
+    Coordinator first(&store, &clock);
+    ASSERT_THAT(first.Recover(), IsOk());
+    auto applied = first.ApplyTopology(Tp2Pp2Dp2("llama"));
+    ASSERT_THAT(applied, IsOk());
+    v1::Topology changed = Tp2Pp2Dp2("llama");
+    changed.mutable_dims(0)->set_size(4);
+    auto updated = first.ApplyTopology(changed);
+    ASSERT_THAT(updated, IsOk());
+    fingerprint = updated->cluster.fingerprint();
+  }
+  Coordinator second(&store, &clock);
+  ASSERT_THAT(second.Recover(), IsOk());
+  auto cluster = second.GetCluster("llama");
+  ASSERT_THAT(cluster, IsOk());
+  EXPECT_EQ(cluster->epoch(), 2);
+  EXPECT_EQ(cluster->world_size(), 16);
+  EXPECT_EQ(cluster->fingerprint(), fingerprint);
+}
+
+}  // namespace
+}  // namespace splitd::daemon

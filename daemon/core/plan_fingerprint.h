@@ -1,0 +1,22 @@
+#ifndef SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_
+#define SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_
+
+#include <string>
+
+#include "daemon/core/split_plan.h"
+
+namespace splitd::core {
+
+// SHA-256 over the canonical encoding of a plan (documented in docs/plan-format.md): cluster,
+// epoch, world size, method, validation and node settings and, per kind in order, name, backend,
+// mesh, local, generator dims and every group's members in canonical order. Streams the encoding
+// into the hash without materializing it. Pure.
+class PlanFingerprint {
+ public:
+  // Lowercase hex digest of `plan` (its `fingerprint` field is ignored).
+  static std::string Compute(const SplitPlan& plan);
+};
+
+}  // namespace splitd::core
+
+#endif  // SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_

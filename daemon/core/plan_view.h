@@ -1,0 +1,32 @@
+#ifndef SPLITD_DAEMON_CORE_PLAN_VIEW_H_
+#define SPLITD_DAEMON_CORE_PLAN_VIEW_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/core/split_plan.h"
+#include "splitd/v1/plan.pb.h"
+
+namespace splitd::core {
+
+// Which part of a plan an operator asked for (GetPlan).
+struct PlanFilter {
+  std::string group;           // only this kind; empty = all kinds
+  std::optional<int64_t> rank; // only the groups holding this rank
+};
+
+// Renders a SplitPlan as the v1.Plan message operators see. Pure.
+class PlanView {
+ public:
+  // Every selected kind with split_ranks expanded. NOT_FOUND for an unknown `filter.group`
+  // ("group \"x\" not found in cluster \"c\""), INVALID_ARGUMENT for a rank outside
+  // [0, world_size) ("rank must be in [0, 8), got 9"). With a rank, a kind in which the rank
+  // takes no part is listed with no split_ranks.
+  static absl::StatusOr<v1::Plan> ToProto(const SplitPlan& plan, const PlanFilter& filter);
+};
+
+}  // namespace splitd::core
+
+#endif  // SPLITD_DAEMON_CORE_PLAN_VIEW_H_

@@ -1,0 +1,39 @@
+#ifndef SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_
+#define SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "splitd/v1/topology.pb.h"
+
+namespace splitd::core {
+
+// Limits that keep every request bounded in time and memory.
+inline constexpr int64_t kMaxWorldSize = int64_t{1} << 20;
+inline constexpr int64_t kMaxDimsPerMesh = 32;
+inline constexpr int64_t kMaxMeshes = 16;
+inline constexpr int64_t kMaxGroupKinds = 64;
+inline constexpr int64_t kMaxNameLength = 63;
+inline constexpr int64_t kDefaultAllreduceElements = 1024;
+inline constexpr int64_t kMaxAllreduceElements = int64_t{1} << 26;
+inline constexpr int64_t kMaxBandwidthBytes = int64_t{1} << 34;
+
+// Checks a topology against every rule of DESIGN.md ("Invalid topologies are refused ...") and
+// fills in defaults. Pure; thread-compatible (stateless).
+class TopologyValidator {
+ public:
+  // Returns the normalized topology: method "split" when empty, backend "cpu:gloo" when empty,
+  // one group kind per dim of `dims` when `groups` is empty, each group's backend inherited from
+  // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in.
+  // Any violation gives INVALID_ARGUMENT with a message that starts with the field path and
+  // names the offending value, e.g. `dims[1].size must be >= 1, got 0`.
+  // Overlapping explicit lists are refused here (one rank bitmap, O(world)); the rule that
+  // needs the expanded groups (`local: node` crossing a node boundary) is checked by
+  // SplitPlanner::Build. Explicit lists come back in canonical order (sorted by first member,
+  // each list's own order kept), so list i of the normalized topology is group i of the plan.
+  static absl::StatusOr<v1::Topology> Normalize(const v1::Topology& topology);
+};
+
+}  // namespace splitd::core
+
+#endif  // SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_

@@ -1,0 +1,120 @@
+#include "daemon/splitd_server.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "daemon/store/memory_state_store.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "spdlog/spdlog.h"
+
+namespace splitd::daemon {
+namespace {
+
+// Splits "host:port" (or "[v6]:port") at its last colon.
+absl::Status SplitListen(const std::string& listen, std::string* host, int* port) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen must be HOST:PORT, got \"", listen, "\""));
+  }
+  *host = listen.substr(0, colon);
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), port) || *port < 0 || *port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen port must be 0..65535, got \"", listen.substr(colon + 1), "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << contents;
+    out.close();
+    if (!out) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot write ", temp, ": ", std::strerror(errno)));
+    }
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename ", temp, " to ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerConfig& config,
+                                                                  const Clock* clock) {
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(SplitListen(config.listen, &host, &port));
+  if (!config.data_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(config.data_dir, error);
+    if (error) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--data_dir ", config.data_dir, " cannot be created: ", error.message()));
+    }
+  }
+
+  std::unique_ptr<SplitdServer> server(new SplitdServer());
+  server->shutdown_grace_ = config.shutdown_grace;
+  server->store_ = std::make_unique<store::MemoryStateStore>();
+  server->coordinator_ = std::make_unique<Coordinator>(server->store_.get(), clock);
+  server->control_service_ = std::make_unique<ControlService>(server->coordinator_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(-1);
+  builder.RegisterService(server->control_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+
+  RETURN_IF_ERROR(server->coordinator_->Recover());
+
+  server->address_ = absl::StrCat(host, ":", bound_port);
+  health->SetServingStatus(true);
+  if (!config.port_file.empty()) {
+    RETURN_IF_ERROR(WriteFileAtomically(config.port_file, server->address_ + "\n"));
+  }
+  spdlog::info("serving on {} (state {})", server->address_,
+               config.data_dir.empty() ? std::string("in memory")
+                                       : absl::StrCat("in memory, data_dir ", config.data_dir));
+  return server;
+}
+
+SplitdServer::~SplitdServer() { Shutdown(); }
+
+void SplitdServer::Shutdown() {
+  if (shut_down_ || server_ == nullptr) return;
+  shut_down_ = true;
+  spdlog::info("shutting down (grace {})", absl::FormatDuration(shutdown_grace_));
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(shutdown_grace_));
+  server_->Wait();
+  spdlog::info("stopped");
+}
+
+}  // namespace splitd::daemon

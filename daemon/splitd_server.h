@@ -1,0 +1,65 @@
+#ifndef SPLITD_DAEMON_SPLITD_SERVER_H_
+#define SPLITD_DAEMON_SPLITD_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "daemon/control_service.h"
+#include "daemon/coordinator.h"
+#include "daemon/store/state_store.h"
+#include "grpcpp/server.h"
+
+namespace splitd::daemon {
+
+// How a daemon is started (filled from flags by main.cc, or by tests).
+struct ServerConfig {
+  // HOST:PORT to listen on; port 0 picks a free port.
+  std::string listen = "127.0.0.1:7070";
+  // When set, "host:port" of the bound address is written there (atomically) once serving.
+  std::string port_file;
+  // Directory for daemon state; created when missing. Empty: state lives in memory only.
+  std::string data_dir;
+  // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
+  int max_receive_message_bytes = 16 << 20;
+  // How long in-flight calls may run on shutdown before they are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+// The composition root of the daemon: store, coordinator, gRPC services (ControlService,
+// health, reflection) and the server. Health reports NOT_SERVING until state is recovered and
+// again from the moment shutdown starts.
+//
+// Threading: Start, Shutdown and address are safe to call from any thread; Shutdown is
+// idempotent.
+class SplitdServer {
+ public:
+  // Builds everything and returns once the daemon serves. `clock` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<SplitdServer>> Start(const ServerConfig& config,
+                                                             const Clock* clock);
+  ~SplitdServer();
+
+  // The bound address as "host:port".
+  const std::string& address() const { return address_; }
+
+  // Marks health NOT_SERVING, stops taking calls and waits up to the grace period for calls in
+  // flight; then cancels what is left.
+  void Shutdown();
+
+ private:
+  SplitdServer() = default;
+
+  std::string address_;
+  absl::Duration shutdown_grace_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<ControlService> control_service_;
+  std::unique_ptr<grpc::Server> server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace splitd::daemon
+
+#endif  // SPLITD_DAEMON_SPLITD_SERVER_H_

@@ -1,0 +1,272 @@
+#include "daemon/splitd_server.h"
+
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common/clock.h"
+#include "common/grpc_status.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "splitd/v1/control_service.grpc.pb.h"
+
+namespace splitd::daemon {
+namespace {
+
+using ::splitd::testing::IsOk;
+using ::splitd::testing::StatusIs;
+using ::testing::HasSubstr;
+
+v1::Topology Tp2Pp2Dp2(const std::string& cluster) {
+  v1::Topology topology;
+  topology.set_cluster(cluster);
+  for (const char* name : {"tp", "pp", "dp"}) {
+    v1::Dim* dim = topology.add_dims();
+    dim->set_name(name);
+    dim->set_size(2);
+  }
+  return topology;
+}
+
+class SplitdServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerConfig config;
+    config.listen = "127.0.0.1:0";
+    config.port_file = ::testing::TempDir() + "/splitd_server_test.port";
+    config.shutdown_grace = absl::Seconds(2);
+    auto server = SplitdServer::Start(config, &clock_);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    port_file_ = config.port_file;
+    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    control_ = v1::ControlService::NewStub(channel_);
+  }
+
+  absl::Status Apply(const v1::Topology& topology, v1::ApplyTopologyResponse* response = nullptr) {
+    v1::ApplyTopologyRequest request;
+    *request.mutable_topology() = topology;
+    v1::ApplyTopologyResponse ignored;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return FromGrpcStatus(
+        control_->ApplyTopology(&context, request, response ? response : &ignored));
+  }
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health() {
+    auto stub = grpc::health::v1::Health::NewStub(channel_);
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status status = stub->Check(&context, request, &response);
+    if (!status.ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return response.status();
+  }
+
+  RealClock clock_;
+  std::unique_ptr<SplitdServer> server_;
+  std::string port_file_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::ControlService::Stub> control_;
+};
+
+TEST_F(SplitdServerTest, WritesTheBoundAddressToThePortFile) {
+  std::ifstream in(port_file_);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, server_->address());
+  EXPECT_THAT(line, ::testing::StartsWith("127.0.0.1:"));
+  EXPECT_NE(line, "127.0.0.1:0");
+}
+
+TEST_F(SplitdServerTest, HealthIsServingOnceStartedAndNotAfterShutdown) {
+  EXPECT_EQ(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  server_->Shutdown();
+  EXPECT_NE(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(SplitdServerTest, ApplyGetPlanAndDeleteOverGrpc) {
+  v1::ApplyTopologyResponse applied;
+  ASSERT_THAT(Apply(Tp2Pp2Dp2("llama"), &applied), IsOk());
+  EXPECT_TRUE(applied.created());
+  EXPECT_EQ(applied.cluster().epoch(), 1);
+
+  v1::GetPlanRequest plan_request;
+  plan_request.set_cluster("llama");
+  plan_request.set_group("pp");
+  v1::GetPlanResponse plan;
+  grpc::ClientContext plan_context;
+  ASSERT_TRUE(control_->GetPlan(&plan_context, plan_request, &plan).ok());
+  ASSERT_EQ(plan.plan().groups_size(), 1);
+  EXPECT_EQ(plan.plan().fingerprint(), applied.cluster().fingerprint());
+  EXPECT_THAT(plan.plan().groups(0).split_ranks(3).ranks(), ::testing::ElementsAre(5, 7));
+
+  v1::DeleteClusterRequest delete_request;
+  delete_request.set_name("llama");
+  v1::DeleteClusterResponse deleted;
+  grpc::ClientContext delete_context;
+  ASSERT_TRUE(control_->DeleteCluster(&delete_context, delete_request, &deleted).ok());
+  EXPECT_EQ(deleted.last_epoch(), 1);
+
+  v1::GetClusterRequest get_request;
+  get_request.set_name("llama");
+  v1::GetClusterResponse got;
+  grpc::ClientContext get_context;
+  EXPECT_EQ(control_->GetCluster(&get_context, get_request, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+struct BadTopologyCase {
+  std::string label;
+  std::function<void(v1::Topology&)> mutate;
+  absl::StatusCode code;
+  std::string field;
+};
+
+TEST_F(SplitdServerTest, BadTopologiesGetTheirCodeWithTheFieldAndTheDaemonKeepsServing) {
+  const std::vector<BadTopologyCase> cases = {
+      {"empty document", [](v1::Topology& t) { t.Clear(); }, absl::StatusCode::kInvalidArgument,
+       "cluster"},
+      {"size 0", [](v1::Topology& t) { t.mutable_dims(1)->set_size(0); },
+       absl::StatusCode::kInvalidArgument, "dims[1].size"},
+      {"negative size", [](v1::Topology& t) { t.mutable_dims(0)->set_size(-4); },
+       absl::StatusCode::kInvalidArgument, "dims[0].size"},
+      {"size above 2^20", [](v1::Topology& t) { t.mutable_dims(2)->set_size((1 << 20) + 1); },
+       absl::StatusCode::kInvalidArgument, "dims[2].size"},
+      {"world above 2^20",
+       [](v1::Topology& t) {
+         t.mutable_dims(0)->set_size(1 << 10);
+         t.mutable_dims(1)->set_size(1 << 10);
+       },
+       absl::StatusCode::kInvalidArgument, "world size"},
+      {"10,000 dims",
+       [](v1::Topology& t) {
+         t.clear_dims();
+         for (int i = 0; i < 10000; ++i) {
+           v1::Dim* dim = t.add_dims();
+           dim->set_name("d" + std::to_string(i));
+           dim->set_size(1);
+         }
+       },
+       absl::StatusCode::kInvalidArgument, "dims"},
+      {"empty cluster name", [](v1::Topology& t) { t.set_cluster(""); },
+       absl::StatusCode::kInvalidArgument, "cluster"},
+      {"name with a space", [](v1::Topology& t) { t.set_cluster("my job"); },
+       absl::StatusCode::kInvalidArgument, "cluster"},
+      {"dim name with a space", [](v1::Topology& t) { t.mutable_dims(0)->set_name("t p"); },
+       absl::StatusCode::kInvalidArgument, "dims[0].name"},
+      {"explicit list with a duplicate",
+       [](v1::Topology& t) {
+         v1::GroupSpec* group = t.add_groups();
+         group->set_name("custom");
+         v1::RankList* list = group->add_split_ranks();
+         list->add_ranks(0);
+         list->add_ranks(0);
+       },
+       absl::StatusCode::kInvalidArgument, "groups[0].split_ranks"},
+      {"explicit list out of range",
+       [](v1::Topology& t) {
+         v1::GroupSpec* group = t.add_groups();
+         group->set_name("custom");
+         v1::RankList* list = group->add_split_ranks();
+         list->add_ranks(3);
+         list->add_ranks(8);
+       },
+       absl::StatusCode::kInvalidArgument, "groups[0].split_ranks"},
+      {"64 MiB request", [](v1::Topology& t) { t.set_cluster(std::string(64 << 20, 'x')); },
+       absl::StatusCode::kResourceExhausted, ""},
+  };
+  for (const BadTopologyCase& c : cases) {
+    SCOPED_TRACE(c.label);
+    v1::Topology topology = Tp2Pp2Dp2("job");
+    c.mutate(topology);
+    EXPECT_THAT(Apply(topology), StatusIs(c.code, HasSubstr(c.field)));
+    EXPECT_EQ(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  // Nothing was created by any of them, and a good request still works.
+  v1::ListClustersResponse listed;
+  grpc::ClientContext list_context;
+  ASSERT_TRUE(control_->ListClusters(&list_context, {}, &listed).ok());
+  EXPECT_EQ(listed.clusters_size(), 0);
+  EXPECT_THAT(Apply(Tp2Pp2Dp2("job")), IsOk());
+}
+
+TEST_F(SplitdServerTest, RequestsWithoutTheirSubjectAreInvalid) {
+  v1::ApplyTopologyRequest no_topology;
+  v1::ApplyTopologyResponse applied;
+  grpc::ClientContext apply_context;
+  grpc::Status status = control_->ApplyTopology(&apply_context, no_topology, &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("topology"));
+
+  v1::GetPlanRequest plan_request;
+  v1::GetPlanResponse plan;
+  grpc::ClientContext plan_context;
+  status = control_->GetPlan(&plan_context, plan_request, &plan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("cluster"));
+
+  ASSERT_THAT(Apply(Tp2Pp2Dp2("job")), IsOk());
+  plan_request.set_cluster("job");
+  plan_request.set_rank(-1);
+  grpc::ClientContext rank_context;
+  status = control_->GetPlan(&rank_context, plan_request, &plan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("rank"));
+}
+
+// What grpc_cli does: list services through reflection and fetch the descriptor of one.
+TEST_F(SplitdServerTest, ReflectionListsServicesAndServesTheHealthDescriptor) {
+  using grpc::reflection::v1alpha::ServerReflection;
+  using grpc::reflection::v1alpha::ServerReflectionRequest;
+  using grpc::reflection::v1alpha::ServerReflectionResponse;
+  auto stub = ServerReflection::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&context);
+
+  ServerReflectionRequest list;
+  list.set_list_services("");
+  ASSERT_TRUE(stream->Write(list));
+  ServerReflectionResponse listed;
+  ASSERT_TRUE(stream->Read(&listed));
+  std::set<std::string> services;
+  for (const auto& service : listed.list_services_response().service()) {
+    services.insert(service.name());
+  }
+  EXPECT_TRUE(services.count("splitd.v1.ControlService"));
+  EXPECT_TRUE(services.count("grpc.health.v1.Health"));
+
+  for (const char* symbol : {"grpc.health.v1.Health", "splitd.v1.ControlService"}) {
+    SCOPED_TRACE(symbol);
+    ServerReflectionRequest lookup;
+    lookup.set_file_containing_symbol(symbol);
+    ASSERT_TRUE(stream->Write(lookup));
+    ServerReflectionResponse found;
+    ASSERT_TRUE(stream->Read(&found));
+    EXPECT_FALSE(found.has_error_response()) << found.error_response().error_message();
+    EXPECT_GT(found.file_descriptor_response().file_descriptor_proto_size(), 0);
+  }
+  stream->WritesDone();
+}
+
+TEST(SplitdServerStartTest, BadListenAddressIsRefused) {
+  RealClock clock;
+  ServerConfig config;
+  config.listen = "no-port";
+  EXPECT_THAT(SplitdServer::Start(config, &clock),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--listen")));
+  config.listen = "127.0.0.1:99999";
+  EXPECT_THAT(SplitdServer::Start(config, &clock),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--listen")));
+}
+
+}  // namespace
+}  // namespace splitd::daemon
