@@ -1,6 +1,6 @@
 """C++ message and gRPC code from .proto files, with Debian's protoc and grpc_cpp_plugin."""
 
-def cc_proto_grpc_library(name, srcs, import_root, grpc = True, deps = [], **kwargs):
+def cc_proto_grpc_library(name, srcs, import_root, grpc = True, headers_only = False, deps = [], **kwargs):
     """Generates C++ code for `srcs` and wraps it in a cc_library named `name`.
 
     Args:
@@ -9,6 +9,8 @@ def cc_proto_grpc_library(name, srcs, import_root, grpc = True, deps = [], **kwa
       import_root: directory (as Bazel sees it: "proto", "external/grpc_proto") the
         imports are relative to.
       grpc: also run grpc_cpp_plugin for the services.
+      headers_only: compile none of the generated code, because a system library already
+        holds it (linking it twice aborts protobuf's descriptor registration).
       deps: cc_library targets of imported .proto files.
       **kwargs: passed to the cc_library (visibility, ...).
     """
@@ -37,7 +39,7 @@ def cc_proto_grpc_library(name, srcs, import_root, grpc = True, deps = [], **kwa
     )
     native.cc_library(
         name = name,
-        srcs = cc_srcs,
+        srcs = [] if headers_only else cc_srcs,
         hdrs = hdrs,
         includes = ["."],
         deps = deps + ["@system//:grpc"],
