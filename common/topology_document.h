@@ -43,9 +43,12 @@ class TopologyDocument {
   // left out), for callers that embed a topology in a larger object.
   static nlohmann::ordered_json ToJsonValue(const v1::Topology& topology);
 
-  // Renders any JSON value as YAML in the same style as ToYaml; strings that would read back as
-  // another type ("123", "true", "") are quoted. Shared with splitctl's `-o yaml`.
-  static std::string JsonToYaml(const nlohmann::ordered_json& value);
+  // Render any JSON value in the style of ToYaml and ToJson: small leaves (mappings without
+  // nested mappings, lists of scalars or of such lists) on one line, the rest indented by two.
+  // In YAML, strings that would read back as another type ("123", "true", "") are quoted.
+  // Shared with splitctl's `-o yaml` and `-o json`.
+  static std::string RenderYaml(const nlohmann::ordered_json& value);
+  static std::string RenderJson(const nlohmann::ordered_json& value);
 };
 
 }  // namespace splitd

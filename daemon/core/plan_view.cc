@@ -48,8 +48,8 @@ void RenderKind(const GroupKind& kind, const PlanFilter& filter, v1::GroupKindPl
 
 absl::StatusOr<v1::Plan> PlanView::ToProto(const SplitPlan& plan, const PlanFilter& filter) {
   if (!filter.group.empty() && plan.FindKind(filter.group) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("group \"", absl::CHexEscape(filter.group), "\" not found in cluster \"",
-                                            plan.cluster, "\""));
+    return absl::NotFoundError(absl::StrCat("group \"", absl::CHexEscape(filter.group),
+                                            "\" not found in cluster \"", plan.cluster, "\""));
   }
   if (filter.rank.has_value() && (*filter.rank < 0 || *filter.rank >= plan.world_size)) {
     return absl::InvalidArgumentError(

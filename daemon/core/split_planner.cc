@@ -45,15 +45,14 @@ const RepeatedPtrField<v1::Dim>* MeshDims(const v1::Topology& topology, const st
 }
 
 // Returns false when `group` does not fit `topology` (never for a normalized topology).
-bool MakeGenerator(const v1::Topology& topology, const v1::GroupSpec& group,
-                   Generator* generator) {
+bool MakeGenerator(const v1::Topology& topology, const v1::GroupSpec& group, Generator* generator) {
   const RepeatedPtrField<v1::Dim>* dims = MeshDims(topology, group.mesh());
   if (dims == nullptr) return false;
   int64_t stride = 1;
   int matched = 0;
   for (const v1::Dim& dim : *dims) {
-    const bool in_group = std::find(group.dims().begin(), group.dims().end(), dim.name()) !=
-                          group.dims().end();
+    const bool in_group =
+        std::find(group.dims().begin(), group.dims().end(), dim.name()) != group.dims().end();
     if (in_group) {
       generator->inner_sizes.push_back(dim.size());
       generator->inner_strides.push_back(stride);
@@ -155,9 +154,9 @@ absl::Status CheckNodeLocal(int kind_index, const GroupKind& kind, int64_t gpus_
     const absl::Span<const int32_t> members = kind.group(g);
     const auto [low, high] = std::minmax_element(members.begin(), members.end());
     if (*low / gpus_per_node != *high / gpus_per_node) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "groups[", kind_index, "] (", kind.name, "): group ", QuoteMembers(members),
-          " crosses a node boundary (gpus_per_node ", gpus_per_node, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("groups[", kind_index, "] (", kind.name, "): group ", QuoteMembers(members),
+                       " crosses a node boundary (gpus_per_node ", gpus_per_node, ")"));
     }
   }
   return absl::OkStatus();
@@ -224,8 +223,7 @@ std::vector<int32_t> SplitPlanner::MembersOf(const v1::Topology& normalized, int
     const int64_t coordinate = (rank / generator.inner_strides[d]) % generator.inner_sizes[d];
     base -= coordinate * generator.inner_strides[d];
   }
-  std::vector<int32_t> members =
-      MixedRadixOffsets(generator.inner_sizes, generator.inner_strides);
+  std::vector<int32_t> members = MixedRadixOffsets(generator.inner_sizes, generator.inner_strides);
   for (int32_t& member : members) member += static_cast<int32_t>(base);
   return members;
 }

@@ -83,8 +83,8 @@ absl::Status ValidateBackend(absl::string_view field, absl::string_view backend)
     }
     if (std::find(std::begin(kAllowedBackendEntries), std::end(kAllowedBackendEntries), entry) ==
         std::end(kAllowedBackendEntries)) {
-      return Invalid(prefix, "unsupported entry ", Quote(entry), " (allowed: ",
-                     absl::StrJoin(kAllowedBackendEntries, ", "), ")");
+      return Invalid(prefix, "unsupported entry ", Quote(entry),
+                     " (allowed: ", absl::StrJoin(kAllowedBackendEntries, ", "), ")");
     }
     if (std::find(seen.begin(), seen.end(), entry) != seen.end()) {
       return Invalid(prefix, "duplicate entry ", Quote(entry));
@@ -110,8 +110,8 @@ absl::StatusOr<int64_t> ValidateDims(const std::string& field,
     RETURN_IF_ERROR(ValidateName(absl::StrCat(entry, ".name"), dim.name()));
     for (int j = 0; j < i; ++j) {
       if (dims[j].name() == dim.name()) {
-        return Invalid(entry, ".name: duplicate dim ", Quote(dim.name()), " (also ", field, "[",
-                       j, "])");
+        return Invalid(entry, ".name: duplicate dim ", Quote(dim.name()), " (also ", field, "[", j,
+                       "])");
       }
     }
     if (dim.size() < 1) return Invalid(entry, ".size must be >= 1, got ", dim.size());
@@ -147,8 +147,7 @@ absl::Status ValidateWorldSizeField(int64_t world_size, int64_t product) {
 
 absl::Status ValidateMeshes(const RepeatedPtrField<v1::Mesh>& meshes, int64_t world) {
   if (meshes.size() > kMaxMeshes) {
-    return Invalid("meshes has ", meshes.size(), " entries, at most ", kMaxMeshes,
-                   " are allowed");
+    return Invalid("meshes has ", meshes.size(), " entries, at most ", kMaxMeshes, " are allowed");
   }
   for (int i = 0; i < meshes.size(); ++i) {
     const std::string field = absl::StrCat("meshes[", i, "]");
@@ -162,8 +161,8 @@ absl::Status ValidateMeshes(const RepeatedPtrField<v1::Mesh>& meshes, int64_t wo
     const std::string dims_field = absl::StrCat(field, ".dims");
     ASSIGN_OR_RETURN(const int64_t product, ValidateDims(dims_field, meshes[i].dims()));
     if (product != world) {
-      return Invalid(dims_field, ": world size ", product,
-                     " differs from the world size of dims, ", world);
+      return Invalid(dims_field, ": world size ", product, " differs from the world size of dims, ",
+                     world);
     }
   }
   return absl::OkStatus();
@@ -226,8 +225,8 @@ absl::Status ValidateGeneratedGroup(const std::string& field, const v1::Topology
   if (mesh_dims == nullptr) {
     std::vector<absl::string_view> names;
     for (const v1::Mesh& mesh : topology.meshes()) names.push_back(mesh.name());
-    return Invalid(field, ".mesh: unknown mesh ", Quote(group.mesh()), " (meshes: ",
-                   names.empty() ? "none" : absl::StrJoin(names, ", "), ")");
+    return Invalid(field, ".mesh: unknown mesh ", Quote(group.mesh()),
+                   " (meshes: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")");
   }
   if (group.dims_size() > kMaxDimsPerMesh) {
     return Invalid(field, ".dims has ", group.dims_size(), " entries, at most ", kMaxDimsPerMesh,
@@ -257,8 +256,7 @@ absl::Status ValidateGeneratedGroup(const std::string& field, const v1::Topology
 // kind. `owner` maps a rank to the id of the last list that held it; ids grow across kinds, and
 // `first_id` is the id of this kind's first list, so the map never needs clearing.
 absl::Status ValidateExplicitGroup(const std::string& field, const v1::GroupSpec& group,
-                                   int64_t world, std::vector<int32_t>* owner,
-                                   int32_t* next_id) {
+                                   int64_t world, std::vector<int32_t>* owner, int32_t* next_id) {
   if (!group.mesh().empty()) {
     return Invalid(field, ".mesh must be empty when split_ranks is given, got ",
                    Quote(group.mesh()));

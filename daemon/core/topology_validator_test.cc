@@ -73,7 +73,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"EmptyCluster", kDims, "cluster must not be empty"},
         InvalidCase{"ClusterWithSpace", absl::StrCat("cluster: \"my job\"", kDims),
                     "cluster may hold only letters, digits, '.', '_' and '-', got \"my job\""},
-        InvalidCase{"ClusterTooLong", absl::StrCat("cluster: \"", std::string(64, 'a'), "\"", kDims),
+        InvalidCase{"ClusterTooLong",
+                    absl::StrCat("cluster: \"", std::string(64, 'a'), "\"", kDims),
                     "cluster must be at most 63 characters, got 64"},
         InvalidCase{"ClusterStartsWithDash", absl::StrCat("cluster: \"-job\"", kDims),
                     "cluster must start with a letter or digit, got \"-job\""},
@@ -89,20 +90,22 @@ INSTANTIATE_TEST_SUITE_P(
                     "dims[0].size must be <= 1048576, got 1048577"},
         InvalidCase{"DimSizeMissing", R"(cluster: "job" dims { name: "tp" })",
                     "dims[0].size must be >= 1, got 0"},
-        InvalidCase{"WorldTooBig",
-                    R"(cluster: "job" dims { name: "tp" size: 1024 } dims { name: "dp" size: 2048 })",
-                    "dims: world size (product of sizes) exceeds 1048576"},
-        InvalidCase{"WorldOverflowsInt64",
-                    R"(cluster: "job" dims { name: "a" size: 1048576 } dims { name: "b" size: 1048576 }
+        InvalidCase{
+            "WorldTooBig",
+            R"(cluster: "job" dims { name: "tp" size: 1024 } dims { name: "dp" size: 2048 })",
+            "dims: world size (product of sizes) exceeds 1048576"},
+        InvalidCase{
+            "WorldOverflowsInt64",
+            R"(cluster: "job" dims { name: "a" size: 1048576 } dims { name: "b" size: 1048576 }
                        dims { name: "c" size: 1048576 } dims { name: "d" size: 1048576 })",
-                    "dims: world size (product of sizes) exceeds 1048576"},
+            "dims: world size (product of sizes) exceeds 1048576"},
         InvalidCase{"DimEmptyName", R"(cluster: "job" dims { size: 2 })",
                     "dims[0].name must not be empty"},
         InvalidCase{"DimNameWithSpace",
                     R"(cluster: "job" dims { name: "tp" size: 2 } dims { name: "p p" size: 2 })",
                     "dims[1].name may hold only"},
-        InvalidCase{"DuplicateDim", absl::StrCat("cluster: \"job\"", kDims,
-                                                 R"(dims { name: "tp" size: 1 })"),
+        InvalidCase{"DuplicateDim",
+                    absl::StrCat("cluster: \"job\"", kDims, R"(dims { name: "tp" size: 1 })"),
                     "dims[3].name: duplicate dim \"tp\" (also dims[0])"},
         // world_size
         InvalidCase{"WorldSizeMismatch", C("world_size: 16"),
@@ -113,22 +116,25 @@ INSTANTIATE_TEST_SUITE_P(
         // meshes
         InvalidCase{"MeshEmptyName", C(R"(meshes { dims { name: "a" size: 8 } })"),
                     "meshes[0].name must not be empty"},
-        InvalidCase{"MeshNameWithSpace", C(R"(meshes { name: "ex pert" dims { name: "a" size: 8 } })"),
+        InvalidCase{"MeshNameWithSpace",
+                    C(R"(meshes { name: "ex pert" dims { name: "a" size: 8 } })"),
                     "meshes[0].name may hold only"},
-        InvalidCase{"DuplicateMesh",
-                    C(R"(meshes { name: "expert" dims { name: "a" size: 8 } }
+        InvalidCase{"DuplicateMesh", C(R"(meshes { name: "expert" dims { name: "a" size: 8 } }
                          meshes { name: "expert" dims { name: "b" size: 8 } })"),
                     "meshes[1].name: duplicate mesh name \"expert\" (also meshes[0])"},
-        InvalidCase{"MeshWorldMismatch", C(R"(meshes { name: "expert" dims { name: "a" size: 4 } })"),
+        InvalidCase{"MeshWorldMismatch",
+                    C(R"(meshes { name: "expert" dims { name: "a" size: 4 } })"),
                     "meshes[0].dims: world size 4 differs from the world size of dims, 8"},
         InvalidCase{"MeshNoDims", C(R"(meshes { name: "expert" })"),
                     "meshes[0].dims must not be empty"},
-        InvalidCase{"MeshDimSizeZero",
-                    C(R"(meshes { name: "expert" dims { name: "a" size: 8 } dims { name: "b" size: 0 } })"),
-                    "meshes[0].dims[1].size must be >= 1, got 0"},
-        InvalidCase{"MeshDuplicateDim",
-                    C(R"(meshes { name: "expert" dims { name: "a" size: 4 } dims { name: "a" size: 2 } })"),
-                    "meshes[0].dims[1].name: duplicate dim \"a\""},
+        InvalidCase{
+            "MeshDimSizeZero",
+            C(R"(meshes { name: "expert" dims { name: "a" size: 8 } dims { name: "b" size: 0 } })"),
+            "meshes[0].dims[1].size must be >= 1, got 0"},
+        InvalidCase{
+            "MeshDuplicateDim",
+            C(R"(meshes { name: "expert" dims { name: "a" size: 4 } dims { name: "a" size: 2 } })"),
+            "meshes[0].dims[1].name: duplicate dim \"a\""},
         // nodes
         InvalidCase{"GpusPerNodeNegative", C("nodes { gpus_per_node: -1 }"),
                     "nodes.gpus_per_node must be >= 0, got -1"},
@@ -156,17 +162,20 @@ INSTANTIATE_TEST_SUITE_P(
                     "groups[0]: exactly one of dims and split_ranks must be given, got both"},
         InvalidCase{"GroupWithNeither", Group(R"(name: "tp")"),
                     "groups[0]: exactly one of dims and split_ranks must be given, got neither"},
-        InvalidCase{"UnknownDim",
-                    C(R"(groups { name: "tp" dims: "tp" } groups { name: "x" dims: "pp" dims: "xp" })"),
-                    "groups[1].dims[1]: unknown dim \"xp\" in mesh \"\" (dims: tp, pp, dp)"},
-        InvalidCase{"UnknownDimInMesh",
-                    C(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "expert" dims: "tp" })")),
-                    "groups[0].dims[0]: unknown dim \"tp\" in mesh \"expert\" (dims: etp, ep, edp)"},
+        InvalidCase{
+            "UnknownDim",
+            C(R"(groups { name: "tp" dims: "tp" } groups { name: "x" dims: "pp" dims: "xp" })"),
+            "groups[1].dims[1]: unknown dim \"xp\" in mesh \"\" (dims: tp, pp, dp)"},
+        InvalidCase{
+            "UnknownDimInMesh",
+            C(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "expert" dims: "tp" })")),
+            "groups[0].dims[0]: unknown dim \"tp\" in mesh \"expert\" (dims: etp, ep, edp)"},
         InvalidCase{"UnknownMesh", Group(R"(name: "ep" mesh: "nope" dims: "tp")"),
                     "groups[0].mesh: unknown mesh \"nope\" (meshes: none)"},
-        InvalidCase{"UnknownMeshListsKnownOnes",
-                    C(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "nope" dims: "ep" })")),
-                    "groups[0].mesh: unknown mesh \"nope\" (meshes: expert)"},
+        InvalidCase{
+            "UnknownMeshListsKnownOnes",
+            C(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "nope" dims: "ep" })")),
+            "groups[0].mesh: unknown mesh \"nope\" (meshes: expert)"},
         InvalidCase{"DuplicateDimInGroup", Group(R"(name: "tp" dims: "tp" dims: "tp")"),
                     "groups[0].dims[1]: duplicate dim \"tp\" (also groups[0].dims[0])"},
         InvalidCase{"BadLocal", Group(R"(name: "tp" dims: "tp" local: "rack")"),
@@ -210,31 +219,37 @@ INSTANTIATE_TEST_SUITE_P(
         // explicit lists
         InvalidCase{"EmptyList", Group(R"(name: "c" split_ranks { ranks: 0 } split_ranks { })"),
                     "groups[0].split_ranks[1] must not be empty"},
-        InvalidCase{"RankOutOfRange",
-                    Group(R"(name: "c" split_ranks { ranks: 0 } split_ranks { ranks: 1 ranks: 8 })"),
-                    "groups[0].split_ranks[1][1] must be in [0, 8), got 8"},
+        InvalidCase{
+            "RankOutOfRange",
+            Group(R"(name: "c" split_ranks { ranks: 0 } split_ranks { ranks: 1 ranks: 8 })"),
+            "groups[0].split_ranks[1][1] must be in [0, 8), got 8"},
         InvalidCase{"RankNegative", Group(R"(name: "c" split_ranks { ranks: 0 ranks: -1 })"),
                     "groups[0].split_ranks[0][1] must be in [0, 8), got -1"},
-        InvalidCase{"RankRepeatedInList", Group(R"(name: "c" split_ranks { ranks: 0 ranks: 1 ranks: 1 })"),
+        InvalidCase{"RankRepeatedInList",
+                    Group(R"(name: "c" split_ranks { ranks: 0 ranks: 1 ranks: 1 })"),
                     "groups[0].split_ranks[0][2]: rank 1 is repeated in the same list"},
         InvalidCase{"OverlappingLists",
                     Group(R"(name: "c" split_ranks { ranks: 0 ranks: 3 }
-                             split_ranks { ranks: 1 ranks: 2 } split_ranks { ranks: 4 ranks: 3 })"),
+                             split_ranks { ranks: 1 ranks: 2 }
+                             split_ranks { ranks: 4 ranks: 3 })"),
                     "groups[0].split_ranks[2][1]: rank 3 is already in groups[0].split_ranks[0]"},
         InvalidCase{"OverlapInSecondExplicitKind",
                     C(R"(groups { name: "a" split_ranks { ranks: 0 ranks: 1 } }
-                         groups { name: "b" split_ranks { ranks: 0 } split_ranks { ranks: 1 ranks: 0 } })"),
+                         groups { name: "b" split_ranks { ranks: 0 }
+                                            split_ranks { ranks: 1 ranks: 0 } })"),
                     "groups[1].split_ranks[1][1]: rank 0 is already in groups[1].split_ranks[0]"},
         InvalidCase{"MoreListsThanRanks",
                     Group(R"(name: "c" split_ranks { ranks: 0 } split_ranks { ranks: 1 }
-                             split_ranks { ranks: 2 } split_ranks { ranks: 3 } split_ranks { ranks: 4 }
-                             split_ranks { ranks: 5 } split_ranks { ranks: 6 } split_ranks { ranks: 7 }
+                             split_ranks { ranks: 2 } split_ranks { ranks: 3 }
+                             split_ranks { ranks: 4 } split_ranks { ranks: 5 }
+                             split_ranks { ranks: 6 } split_ranks { ranks: 7 }
                              split_ranks { ranks: 0 })"),
                     "groups[0].split_ranks has 9 lists, more than world size 8"},
-        InvalidCase{"ListsWithMesh",
-                    C(absl::StrCat(kExpertMesh,
-                                   R"(groups { name: "c" mesh: "expert" split_ranks { ranks: 0 } })")),
-                    "groups[0].mesh must be empty when split_ranks is given, got \"expert\""}),
+        InvalidCase{
+            "ListsWithMesh",
+            C(absl::StrCat(kExpertMesh,
+                           R"(groups { name: "c" mesh: "expert" split_ranks { ranks: 0 } })")),
+            "groups[0].mesh must be empty when split_ranks is given, got \"expert\""}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.name; });
 
 TEST(TopologyValidatorTest, RefusesTenThousandDimsQuickly) {
@@ -335,7 +350,8 @@ TEST(TopologyValidatorTest, GroupsInheritTheTopologyBackendAndKeepTheirOwn) {
 }
 
 TEST(TopologyValidatorTest, AcceptsEveryAllowedBackendString) {
-  for (const char* backend : {"cpu:gloo", "cuda:nccl", "cpu:gloo,cuda:nccl", "cuda:nccl,cpu:gloo"}) {
+  for (const char* backend :
+       {"cpu:gloo", "cuda:nccl", "cpu:gloo,cuda:nccl", "cuda:nccl,cpu:gloo"}) {
     EXPECT_THAT(TopologyValidator::Normalize(Parse(Backend(backend))), IsOk()) << backend;
   }
 }
@@ -368,8 +384,7 @@ TEST(TopologyValidatorTest, ExplicitKindsMayShareRanks) {
 TEST(TopologyValidatorTest, AcceptsBoundaryValues) {
   // A name of 63 characters with every allowed character class; world exactly 2^20.
   const std::string name = absl::StrCat("a.b_c-9", std::string(56, 'x'));
-  v1::Topology topology = Parse(absl::StrCat(
-      "cluster: \"", name, "\"", R"(
+  v1::Topology topology = Parse(absl::StrCat("cluster: \"", name, "\"", R"(
       dims { name: "tp" size: 1 }
       dims { name: "dp" size: 1048576 }
       world_size: 1048576

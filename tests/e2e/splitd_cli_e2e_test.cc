@@ -191,7 +191,7 @@ TEST_F(SplitdCliEndToEndTest, SigtermStopsTheDaemonGracefullyWithJsonLogs) {
   EXPECT_THAT(log, HasSubstr("received SIGTERM"));
   EXPECT_THAT(log, HasSubstr("stopped"));
   for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
-    EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line;
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line;
   }
 }
 

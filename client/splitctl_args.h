@@ -1,0 +1,66 @@
+#ifndef SPLITD_CLIENT_SPLITCTL_ARGS_H_
+#define SPLITD_CLIENT_SPLITCTL_ARGS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace splitd::cli {
+
+// The subcommand of a splitctl invocation.
+enum class Command {
+  kNone,  // only --help or --version
+  kApply,
+  kGet,
+  kDescribe,
+  kPlan,
+  kStatus,
+  kDelete,
+};
+
+// How results are printed (`-o`).
+enum class OutputFormat {
+  kTable,
+  kJson,
+  kYaml,
+};
+
+// Default daemon address when neither --addr nor SPLITD_ADDR gives one.
+inline constexpr char kDefaultAddress[] = "127.0.0.1:7070";
+
+// splitctl's command line, parsed by hand: no global flag state, so tests can run many
+// invocations in one process. Options may come before or after the subcommand.
+struct SplitctlArgs {
+  std::string address;                         // --addr
+  absl::Duration timeout = absl::Seconds(10);  // --timeout, per call
+  OutputFormat output = OutputFormat::kTable;  // -o
+  bool help = false;                           // -h, --help, `help`
+  bool version = false;                        // --version
+
+  Command command = Command::kNone;
+  std::string name;             // the cluster NAME of get/describe/plan/status/delete
+  std::string file;             // apply -f FILE ("-" is stdin)
+  std::string group;            // plan --group KIND
+  std::optional<int64_t> rank;  // plan --rank R
+
+  // Parses `args` (without the program name). `default_address` is used when --addr is absent
+  // (the caller passes $SPLITD_ADDR or kDefaultAddress). Any misuse is INVALID_ARGUMENT with a
+  // one-line message naming the offending word, e.g. `unknown flag "--fast"`.
+  static absl::StatusOr<SplitctlArgs> Parse(const std::vector<std::string>& args,
+                                            absl::string_view default_address);
+};
+
+// The text `splitctl --help` prints.
+std::string SplitctlUsage();
+
+// The text `splitctl --version` prints (one line).
+std::string SplitctlVersion();
+
+}  // namespace splitd::cli
+
+#endif  // SPLITD_CLIENT_SPLITCTL_ARGS_H_

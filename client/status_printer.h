@@ -1,0 +1,37 @@
+#ifndef SPLITD_CLIENT_STATUS_PRINTER_H_
+#define SPLITD_CLIENT_STATUS_PRINTER_H_
+
+#include <string>
+
+#include "google/protobuf/timestamp.pb.h"
+#include "nlohmann/json.hpp"
+#include "splitd/v1/status.pb.h"
+
+namespace splitd::cli {
+
+// Renders GetStatus replies for `splitctl status`, and the enum and time spellings every
+// splitctl output shares. Stateless.
+class StatusPrinter {
+ public:
+  // "READY" for PHASE_READY: the lifecycle name without its prefix; the number if unknown.
+  static std::string PhaseName(v1::Phase phase);
+
+  // "ACTIVE" for MEMBER_STATE_ACTIVE.
+  static std::string MemberStateName(v1::MemberState state);
+
+  // RFC 3339 in UTC ("2024-05-01T10:00:00Z"); null when unset.
+  static nlohmann::ordered_json TimeToJson(const google::protobuf::Timestamp& time);
+
+  // {"cluster", "epoch", "state", "fingerprint", "reason", "world_size", "registered_members",
+  //  "members": [...], "groups": {KIND: {"groups", "ready", "failed", "max_latency_us",
+  //  "validations": [...]}}}; every key is always present.
+  static nlohmann::ordered_json ToJson(const v1::ClusterStatus& status);
+
+  // A summary, the members table (RANK MEMBER NODE POD STATE PHASE) and the group kinds
+  // table (KIND GROUPS READY FAILED MAX_LATENCY_US).
+  static std::string Table(const v1::ClusterStatus& status);
+};
+
+}  // namespace splitd::cli
+
+#endif  // SPLITD_CLIENT_STATUS_PRINTER_H_

@@ -1,0 +1,75 @@
+#ifndef SPLITD_WORKER_GROUP_BUILDER_H_
+#define SPLITD_WORKER_GROUP_BUILDER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "worker/rendezvous_client.h"
+
+namespace splitd::worker {
+
+// This rank's group of one kind.
+struct GroupAssignment {
+  std::string kind;             // group kind name (tp, pp, ...)
+  int kind_index = 0;           // position of the kind in the plan
+  int64_t group_index = 0;      // index of the group within its kind (canonical order)
+  std::vector<int32_t> members; // global ranks in local-rank order; contains `rank`
+  int local_rank = 0;           // position of this rank in `members`
+};
+
+// What a backend needs to form this rank's groups of one epoch.
+struct WorldSpec {
+  std::string cluster;
+  int64_t epoch = 0;
+  int rank = 0;
+  int world_size = 0;
+  std::string method;                   // "split" or "init"
+  std::vector<GroupAssignment> groups;  // this rank's groups for this backend, by kind_index
+  int64_t allreduce_elements = 1024;
+  int64_t bandwidth_bytes = 0;          // 0: no bandwidth measurement
+  std::string host = "127.0.0.1";       // address this rank's transport listens on
+  absl::Duration timeout = absl::Seconds(60);  // bound on every bootstrap step and collective
+};
+
+// The outcome of validating one group on this rank.
+struct GroupValidation {
+  std::string kind;
+  int64_t group_index = 0;
+  bool ok = false;
+  double allreduce_value = 0;   // what the all-reduce of ones produced (min over elements)
+  double latency_us = 0;        // the validation all-reduce, wall time on this rank
+  double bus_bandwidth_gbps = 0;  // 2(n-1)/n * bytes / t, when bandwidth_bytes > 0
+  std::string error;
+};
+
+// A communication backend (Gloo, NCCL) behind one interface, so the agent's lifecycle code
+// never names a library. One instance per agent; calls come from one thread, in the order
+// BootstrapWorld, FormGroups, Validate, then Release (or Release at any point to abandon).
+// Every failure is a status, never an exception or a crash.
+class GroupBuilder {
+ public:
+  virtual ~GroupBuilder() = default;
+
+  // The backend string this builder serves, e.g. "cpu:gloo".
+  virtual std::string backend() const = 0;
+
+  // Connects the world communicator of `spec.epoch` through `rendezvous`.
+  virtual absl::Status BootstrapWorld(const WorldSpec& spec, RendezvousClient* rendezvous) = 0;
+
+  // Forms every group in `spec.groups` with `spec.method`.
+  virtual absl::Status FormGroups(const WorldSpec& spec, RendezvousClient* rendezvous) = 0;
+
+  // Runs the validation all-reduce (and the bandwidth run) in every formed group.
+  virtual absl::StatusOr<std::vector<GroupValidation>> Validate(const WorldSpec& spec) = 0;
+
+  // Tears down every communicator; safe to call more than once.
+  virtual void Release() = 0;
+};
+
+}  // namespace splitd::worker
+
+#endif  // SPLITD_WORKER_GROUP_BUILDER_H_
