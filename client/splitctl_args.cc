@@ -1,6 +1,8 @@
 #include "client/splitctl_args.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +35,9 @@ const std::vector<FlagSpec>& Flags() {
       {"--filename", "-f", true, {Command::kApply}},
       {"--group", "", true, {Command::kPlan}},
       {"--rank", "", true, {Command::kPlan}},
+      {"--watch", "-w", false, {Command::kStatus}},
+      {"--interval", "", true, {Command::kStatus}},
+      {"--watch_timeout", "", true, {Command::kStatus}},
   };
   return *flags;
 }
@@ -40,6 +45,23 @@ const std::vector<FlagSpec>& Flags() {
 absl::Status UsageError(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 std::string Quote(absl::string_view word) { return absl::StrCat("\"", word, "\""); }
+
+// "2.5" (seconds) or an absl duration such as "500ms" or "1m30s"; nullopt when neither, or
+// when negative or infinite.
+std::optional<absl::Duration> ParseSeconds(absl::string_view value) {
+  double seconds = 0;
+  absl::Duration duration;
+  if (absl::SimpleAtod(value, &seconds)) {
+    if (!std::isfinite(seconds)) return std::nullopt;
+    duration = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(value, &duration)) {
+    return std::nullopt;
+  }
+  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
+    return std::nullopt;
+  }
+  return duration;
+}
 
 struct FlagValue {
   const FlagSpec* spec;
@@ -79,19 +101,22 @@ absl::Status ApplyFlag(const FlagValue& flag, SplitctlArgs* args) {
   if (name == "--addr") {
     if (value.empty()) return UsageError("--addr needs HOST:PORT");
     args->address = value;
-  } else if (name == "--timeout") {
-    double seconds = 0;
-    absl::Duration timeout;
-    if (absl::SimpleAtod(value, &seconds)) {
-      timeout = absl::Seconds(seconds);
-    } else if (!absl::ParseDuration(value, &timeout)) {
-      timeout = absl::ZeroDuration();
+  } else if (name == "--timeout" || name == "--interval") {
+    std::optional<absl::Duration> duration = ParseSeconds(value);
+    if (!duration.has_value() || *duration == absl::ZeroDuration()) {
+      return UsageError(absl::StrCat(name, " needs a positive number of seconds, got ",
+                                     Quote(value)));
     }
-    if (timeout <= absl::ZeroDuration() || timeout == absl::InfiniteDuration()) {
-      return UsageError(
-          absl::StrCat("--timeout needs a positive number of seconds, got ", Quote(value)));
+    (name == "--timeout" ? args->timeout : args->interval) = *duration;
+  } else if (name == "--watch_timeout") {
+    std::optional<absl::Duration> duration = ParseSeconds(value);
+    if (!duration.has_value()) {
+      return UsageError(absl::StrCat(
+          "--watch_timeout needs a number of seconds (0 waits forever), got ", Quote(value)));
     }
-    args->timeout = timeout;
+    args->watch_timeout = *duration;
+  } else if (name == "--watch") {
+    args->watch = true;
   } else if (name == "--output") {
     if (value == "table") {
       args->output = OutputFormat::kTable;
@@ -231,6 +256,13 @@ absl::StatusOr<SplitctlArgs> SplitctlArgs::Parse(const std::vector<std::string>&
           absl::StrCat("flag ", Quote(flag.written), " does not apply to ", words[0]));
     }
   }
+  if (!args.watch) {
+    for (const FlagValue& flag : flags) {
+      if (flag.spec->long_name == "--interval" || flag.spec->long_name == "--watch_timeout") {
+        return UsageError(absl::StrCat("flag ", Quote(flag.written), " needs --watch"));
+      }
+    }
+  }
   std::vector<std::string> rest(words.begin() + 1, words.end());
   RETURN_IF_ERROR(ApplyWords(args.command, words[0], rest, &args));
   return args;
@@ -246,7 +278,13 @@ Usage:
   splitctl describe cluster NAME         show a cluster: topology, group kinds
   splitctl plan NAME [--group KIND] [--rank R]
                                          show the current plan's groups
-  splitctl status NAME                   show readiness: members and group kinds
+  splitctl status NAME [--watch [--interval SECONDS] [--watch_timeout SECONDS]]
+                                         show readiness: members and group kinds;
+                                         --watch (-w) polls every --interval (default 1)
+                                         and prints each change until READY (exit 0),
+                                         FAILED (exit 1), --watch_timeout passes (exit 1;
+                                         default 0, no limit) or SIGINT/SIGTERM (exit
+                                         128+signal)
   splitctl delete cluster NAME           remove a cluster and its plans
 
 Options (before or after the command):

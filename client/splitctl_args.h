@@ -48,6 +48,13 @@ struct SplitctlArgs {
   std::string group;            // plan --group KIND
   std::optional<int64_t> rank;  // plan --rank R
 
+  // status --watch: poll every `interval` and print each change until the cluster is READY
+  // (exit 0) or FAILED (exit 1), `watch_timeout` passes (zero: never) or a signal arrives.
+  // --interval and --watch_timeout need --watch.
+  bool watch = false;                                  // status --watch
+  absl::Duration interval = absl::Seconds(1);          // status --interval, > 0
+  absl::Duration watch_timeout = absl::ZeroDuration();  // status --watch_timeout, >= 0
+
   // Parses `args` (without the program name). `default_address` is used when --addr is absent
   // (the caller passes $SPLITD_ADDR or kDefaultAddress). Any misuse is INVALID_ARGUMENT with a
   // one-line message naming the offending word, e.g. `unknown flag "--fast"`.

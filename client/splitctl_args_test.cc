@@ -33,6 +33,9 @@ struct ValidCase {
   std::optional<int64_t> rank;
   bool help = false;
   bool version = false;
+  bool watch = false;
+  absl::Duration interval = absl::Seconds(1);
+  absl::Duration watch_timeout = absl::ZeroDuration();
 };
 
 class SplitctlArgsValidTest : public ::testing::TestWithParam<ValidCase> {};
@@ -51,6 +54,9 @@ TEST_P(SplitctlArgsValidTest, Parses) {
   EXPECT_EQ(args->rank, c.rank);
   EXPECT_EQ(args->help, c.help);
   EXPECT_EQ(args->version, c.version);
+  EXPECT_EQ(args->watch, c.watch);
+  EXPECT_EQ(args->interval, c.interval);
+  EXPECT_EQ(args->watch_timeout, c.watch_timeout);
 }
 
 std::vector<ValidCase> ValidCases() {
@@ -121,6 +127,31 @@ std::vector<ValidCase> ValidCases() {
     c.command = Command::kStatus;
     c.cluster = "-odd-name";
   }
+  {
+    ValidCase& c = add("StatusWatch", {"status", "llama", "--watch"});
+    c.command = Command::kStatus;
+    c.cluster = "llama";
+    c.watch = true;
+  }
+  {
+    ValidCase& c = add("StatusWatchWithIntervalAndTimeout",
+                       {"status", "-w", "--interval", "250ms", "--watch_timeout=90", "llama",
+                        "-o", "json"});
+    c.command = Command::kStatus;
+    c.cluster = "llama";
+    c.output = OutputFormat::kJson;
+    c.watch = true;
+    c.interval = absl::Milliseconds(250);
+    c.watch_timeout = absl::Seconds(90);
+  }
+  {
+    ValidCase& c = add("StatusWatchTimeoutZeroMeansNone",
+                       {"status", "llama", "--watch", "--interval=2.5", "--watch_timeout", "0"});
+    c.command = Command::kStatus;
+    c.cluster = "llama";
+    c.watch = true;
+    c.interval = absl::Milliseconds(2500);
+  }
   add("Help", {"--help"}).help = true;
   add("ShortHelp", {"-h"}).help = true;
   add("HelpCommand", {"help"}).help = true;
@@ -176,7 +207,25 @@ INSTANTIATE_TEST_SUITE_P(
         {"PlanWithoutName", {"plan"}, "plan needs a cluster name"},
         {"PlanBadRank", {"plan", "x", "--rank", "two"}, "--rank needs an integer, got \"two\""},
         {"StatusExtraWord", {"status", "a", "b"}, "unexpected argument \"b\" for status"},
-        {"StatusWatchNotYet", {"status", "a", "--watch"}, "unknown flag \"--watch\""},
+        {"WatchElsewhere", {"plan", "a", "--watch"}, "flag \"--watch\" does not apply to plan"},
+        {"WatchTakesNoValue", {"status", "a", "--watch=yes"}, "flag \"--watch\" takes no value"},
+        {"ZeroInterval",
+         {"status", "a", "--watch", "--interval", "0"},
+         "--interval needs a positive number of seconds, got \"0\""},
+        {"NegativeInterval", {"status", "a", "--watch", "--interval=-1s"}, "--interval needs a"},
+        {"BadInterval", {"status", "a", "--watch", "--interval", "often"}, "got \"often\""},
+        {"IntervalWithoutWatch",
+         {"status", "a", "--interval", "2"},
+         "flag \"--interval\" needs --watch"},
+        {"IntervalElsewhere",
+         {"get", "clusters", "--interval", "2"},
+         "flag \"--interval\" does not apply to get"},
+        {"NegativeWatchTimeout",
+         {"status", "a", "--watch", "--watch_timeout", "-5"},
+         "--watch_timeout needs a number of seconds (0 waits forever), got \"-5\""},
+        {"WatchTimeoutWithoutWatch",
+         {"status", "a", "--watch_timeout", "5"},
+         "flag \"--watch_timeout\" needs --watch"},
     }),
     [](const auto& info) { return info.param.name; });
 
@@ -185,7 +234,8 @@ TEST(SplitctlArgsTest, UsageListsEveryCommandAndOption) {
   for (const char* word :
        {"apply -f FILE", "get clusters", "describe cluster NAME", "plan NAME", "--group KIND",
         "--rank R", "status NAME", "delete cluster NAME", "--addr HOST:PORT", "SPLITD_ADDR",
-        "--timeout SECONDS", "-o, --output FORMAT", "--version", "-h, --help"}) {
+        "--timeout SECONDS", "-o, --output FORMAT", "--watch",
+        "--interval SECONDS", "--watch_timeout SECONDS", "--version", "-h, --help"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -1,5 +1,9 @@
 #include "client/splitctl_commands.h"
 
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -7,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,11 +73,79 @@ absl::StatusOr<std::string> ReadDocument(const std::string& file, const std::str
   return text;
 }
 
+// The signal that asked a real-clock watch to stop; 0 while none did. Written by the handler.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free int");
+
+void OnStopSignal(int signal) { g_stop_signal.store(signal, std::memory_order_relaxed); }
+
+// The real WatchClock. While it lives, SIGINT and SIGTERM request a stop instead of killing
+// the process; each handler is one-shot (SA_RESETHAND), so a second Ctrl-C still kills a
+// splitctl stuck in a call. The previous handlers come back on destruction.
+class SystemWatchClock final : public WatchClock {
+ public:
+  SystemWatchClock() {
+    g_stop_signal.store(0, std::memory_order_relaxed);
+    struct sigaction action = {};
+    action.sa_handler = OnStopSignal;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+
+  ~SystemWatchClock() override {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+
+  SystemWatchClock(const SystemWatchClock&) = delete;
+  SystemWatchClock& operator=(const SystemWatchClock&) = delete;
+
+  absl::Time Now() override { return absl::Now(); }
+
+  // Sleeps in short slices so that a signal ends the wait promptly.
+  void Sleep(absl::Duration duration) override {
+    const absl::Time end = absl::Now() + duration;
+    while (StopSignal() == 0) {
+      const absl::Time now = absl::Now();
+      if (now >= end) break;
+      absl::SleepFor(std::min(end - now, absl::Milliseconds(20)));
+    }
+  }
+
+  int StopSignal() override { return g_stop_signal.load(std::memory_order_relaxed); }
+
+ private:
+  struct sigaction previous_int_ = {};
+  struct sigaction previous_term_ = {};
+};
+
+std::string SignalName(int signal) {
+  switch (signal) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    default:
+      return absl::StrCat("signal ", signal);
+  }
+}
+
+// What `status --watch` compares between polls: the table as printed, or for json and yaml the
+// status without the members' last_seen, which every heartbeat moves.
+std::string ChangeKey(const v1::ClusterStatus& status, OutputFormat output) {
+  if (output == OutputFormat::kTable) return StatusPrinter::Table(status);
+  v1::ClusterStatus copy = status;
+  for (v1::MemberStatus& member : *copy.mutable_members()) member.clear_last_seen();
+  return copy.SerializeAsString();
+}
+
 // Carries out one parsed command against the daemon at args.address.
 class Splitctl {
  public:
-  Splitctl(const SplitctlArgs& args, std::istream& in, std::ostream& out)
-      : args_(args), in_(in), out_(out) {
+  Splitctl(const SplitctlArgs& args, std::istream& in, std::ostream& out, WatchClock* clock)
+      : args_(args), in_(in), out_(out), clock_(clock) {
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
     stub_ = v1::ControlService::NewStub(
@@ -98,6 +171,9 @@ class Splitctl {
     }
     return absl::InvalidArgumentError("no command given");
   }
+
+  // The signal that ended a `status --watch`; 0 if none did.
+  int stop_signal() const { return stop_signal_; }
 
  private:
   // A context whose deadline is --timeout from now; one per call.
@@ -227,18 +303,88 @@ class Splitctl {
     return absl::OkStatus();
   }
 
-  absl::Status ShowStatus() {
+  absl::StatusOr<v1::ClusterStatus> FetchStatus() {
     v1::GetStatusRequest request;
     request.set_cluster(args_.name);
     v1::GetStatusResponse response;
     grpc::Status status = stub_->GetStatus(Context().get(), request, &response);
     if (!status.ok()) return CallError(status);
+    return std::move(*response.mutable_status());
+  }
+
+  absl::Status ShowStatus() {
+    if (args_.watch) return WatchStatus();
+    ASSIGN_OR_RETURN(v1::ClusterStatus status, FetchStatus());
     if (args_.output == OutputFormat::kTable) {
-      out_ << StatusPrinter::Table(response.status());
+      out_ << StatusPrinter::Table(status);
     } else {
-      Print(StatusPrinter::ToJson(response.status()));
+      Print(StatusPrinter::ToJson(status));
     }
     return absl::OkStatus();
+  }
+
+  // `status --watch`: polls every --interval and prints the status whenever it changed, until
+  // the epoch is READY (OK) or FAILED, --watch_timeout passed, a call failed or a stop signal
+  // came (each an error; stop_signal() tells the last apart).
+  absl::Status WatchStatus() {
+    std::unique_ptr<SystemWatchClock> system_clock;
+    WatchClock* clock = clock_;
+    if (clock == nullptr) {
+      system_clock = std::make_unique<SystemWatchClock>();
+      clock = system_clock.get();
+    }
+    const absl::Time deadline = args_.watch_timeout > absl::ZeroDuration()
+                                    ? clock->Now() + args_.watch_timeout
+                                    : absl::InfiniteFuture();
+    std::optional<std::string> last_key;
+    while (true) {
+      if (int stop = clock->StopSignal(); stop != 0) return Interrupted(stop);
+      ASSIGN_OR_RETURN(v1::ClusterStatus status, FetchStatus());
+      std::string key = ChangeKey(status, args_.output);
+      if (key != last_key) {
+        PrintWatched(status, clock->Now(), /*first=*/!last_key.has_value());
+        last_key = std::move(key);
+      }
+      if (status.state() == v1::PHASE_READY) return absl::OkStatus();
+      if (status.state() == v1::PHASE_FAILED) {
+        return absl::AbortedError(absl::StrCat("cluster \"", args_.name, "\" FAILED",
+                                               status.reason().empty() ? "" : ": ",
+                                               status.reason()));
+      }
+      if (int stop = clock->StopSignal(); stop != 0) return Interrupted(stop);
+      const absl::Time now = clock->Now();
+      if (now >= deadline) return absl::DeadlineExceededError("timed out waiting for READY");
+      clock->Sleep(std::min(args_.interval, deadline - now));
+    }
+  }
+
+  absl::Status Interrupted(int signal) {
+    stop_signal_ = signal;
+    return absl::CancelledError(
+        absl::StrCat("interrupted by ", SignalName(signal), " before the cluster was READY"));
+  }
+
+  // One snapshot of a watch: a table after a separator line with the time (none before the
+  // first), a JSON object on one line, or a YAML document after "---".
+  void PrintWatched(const v1::ClusterStatus& status, absl::Time now, bool first) {
+    switch (args_.output) {
+      case OutputFormat::kTable:
+        if (!first) {
+          out_ << "\n--- " << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone())
+               << " ---\n";
+        }
+        out_ << StatusPrinter::Table(status);
+        break;
+      case OutputFormat::kJson:
+        out_ << StatusPrinter::ToJson(status).dump(-1, ' ', false,
+                                                   nlohmann::ordered_json::error_handler_t::replace)
+             << "\n";
+        break;
+      case OutputFormat::kYaml:
+        out_ << "---\n" << TopologyDocument::RenderYaml(StatusPrinter::ToJson(status));
+        break;
+    }
+    out_.flush();
   }
 
   absl::Status Delete() {
@@ -258,13 +404,15 @@ class Splitctl {
   const SplitctlArgs& args_;
   std::istream& in_;
   std::ostream& out_;
+  WatchClock* const clock_;  // null: SystemWatchClock
   std::unique_ptr<v1::ControlService::Stub> stub_;
+  int stop_signal_ = 0;
 };
 
 }  // namespace
 
 int RunSplitctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-                std::ostream& err, absl::string_view default_address) {
+                std::ostream& err, absl::string_view default_address, WatchClock* clock) {
   absl::StatusOr<SplitctlArgs> parsed = SplitctlArgs::Parse(args, default_address);
   if (!parsed.ok()) {
     err << "error: " << OneLine(parsed.status().message())
@@ -279,11 +427,12 @@ int RunSplitctl(const std::vector<std::string>& args, std::istream& in, std::ost
     out << SplitctlVersion();
     return kExitOk;
   }
-  absl::Status status = Splitctl(*parsed, in, out).Run();
+  Splitctl splitctl(*parsed, in, out, clock);
+  absl::Status status = splitctl.Run();
   out.flush();
   if (!status.ok()) {
     err << "error: " << OneLine(status.message()) << "\n";
-    return kExitError;
+    return splitctl.stop_signal() != 0 ? 128 + splitctl.stop_signal() : kExitError;
   }
   return kExitOk;
 }

@@ -330,8 +330,9 @@ TEST_F(SplitctlCommandsTest, StatusPrintsTablesOrJson) {
   Result table = Run({"status", "llama-serve"});
   EXPECT_EQ(table.code, kExitOk) << table.err;
   EXPECT_THAT(table.out, HasSubstr("State:        READY\n"));
-  EXPECT_THAT(table.out, HasSubstr("  RANK  MEMBER  NODE    POD    STATE   PHASE\n"
-                                   "  0     m-0     node-a  pod-0  ACTIVE  READY\n"));
+  EXPECT_THAT(table.out,
+              HasSubstr("  RANK  MEMBER  POD    NODE    HOST  STATE   PHASE  READY_MS  REASON\n"
+                        "  0     m-0     pod-0  node-a        ACTIVE  READY  -\n"));
   Result json = Run({"status", "llama-serve", "-o", "json"});
   nlohmann::json object = nlohmann::json::parse(json.out);
   EXPECT_EQ(object["state"], "READY");

@@ -1,5 +1,7 @@
 #include "client/status_printer.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,9 +23,34 @@ std::string WithoutPrefix(const std::string& name, absl::string_view prefix, int
   return std::string(view);
 }
 
-std::string Latency(const v1::GroupKindStatus& kind) {
+// Microseconds or milliseconds with one decimal; "-" for a figure not (yet) reported.
+std::string Figure(std::optional<double> value) {
+  if (!value.has_value()) return "-";
+  return absl::StrFormat("%.1f", *value);
+}
+
+std::string MaxLatency(const v1::GroupKindStatus& kind) {
   if (kind.validations().empty()) return "-";
-  return absl::StrFormat("%.1f", kind.max_latency_us());
+  return Figure(kind.max_latency_us());
+}
+
+// Ranks as a number, spares (rank -1) as "-".
+std::string Rank(const v1::MemberStatus& member) {
+  return member.rank() < 0 ? "-" : absl::StrCat(member.rank());
+}
+
+std::string ReadyMs(const v1::MemberStatus& member) {
+  const double ms = member.timings().groups_ready_ms();
+  return ms > 0 ? Figure(ms) : "-";
+}
+
+nlohmann::ordered_json TimingsToJson(const v1::PhaseTimings& timings) {
+  return {
+      {"bootstrap_ms", timings.bootstrap_ms()},
+      {"split_ms", timings.split_ms()},
+      {"validate_ms", timings.validate_ms()},
+      {"groups_ready_ms", timings.groups_ready_ms()},
+  };
 }
 
 }  // namespace
@@ -48,13 +75,16 @@ nlohmann::ordered_json StatusPrinter::ToJson(const v1::ClusterStatus& status) {
     members.push_back({
         {"rank", member.rank()},
         {"member_id", member.member_id()},
-        {"node", member.node()},
         {"pod", member.pod()},
+        {"node", member.node()},
         {"host", member.host()},
         {"local_index", member.local_index()},
         {"state", MemberStateName(member.state())},
         {"phase", PhaseName(member.phase())},
         {"reason", member.reason()},
+        {"timings", TimingsToJson(member.timings())},
+        {"backends", std::vector<std::string>(member.backends().begin(),
+                                              member.backends().end())},
         {"last_seen", TimeToJson(member.last_seen())},
     });
   }
@@ -70,11 +100,13 @@ nlohmann::ordered_json StatusPrinter::ToJson(const v1::ClusterStatus& status) {
           {"bus_bandwidth_gbps", validation.bus_bandwidth_gbps()},
       });
     }
+    const std::optional<double> median = MedianLatencyUs(kind);
     groups[kind.kind()] = {
         {"groups", kind.groups()},
         {"ready", kind.ready()},
         {"failed", kind.failed()},
         {"max_latency_us", kind.max_latency_us()},
+        {"median_latency_us", median.has_value() ? nlohmann::ordered_json(*median) : nullptr},
         {"validations", std::move(validations)},
     };
   }
@@ -91,6 +123,19 @@ nlohmann::ordered_json StatusPrinter::ToJson(const v1::ClusterStatus& status) {
   };
 }
 
+std::optional<double> StatusPrinter::MedianLatencyUs(const v1::GroupKindStatus& kind) {
+  if (kind.validations().empty()) return std::nullopt;
+  std::vector<double> latencies;
+  latencies.reserve(static_cast<size_t>(kind.validations_size()));
+  for (const v1::GroupValidation& validation : kind.validations()) {
+    latencies.push_back(validation.latency_us());
+  }
+  std::sort(latencies.begin(), latencies.end());
+  const size_t middle = latencies.size() / 2;
+  if (latencies.size() % 2 == 1) return latencies[middle];
+  return (latencies[middle - 1] + latencies[middle]) / 2;
+}
+
 std::string StatusPrinter::Table(const v1::ClusterStatus& status) {
   std::string out = absl::StrCat(
       "Cluster:      ", status.cluster(), "\nEpoch:        ", status.epoch(),
@@ -99,20 +144,15 @@ std::string StatusPrinter::Table(const v1::ClusterStatus& status) {
   if (!status.reason().empty()) absl::StrAppend(&out, "Reason:       ", status.reason(), "\n");
 
   absl::StrAppend(&out, "\nMembers:\n");
-  bool any_reason = false;
-  for (const v1::MemberStatus& member : status.members()) {
-    any_reason = any_reason || !member.reason().empty();
-  }
   if (status.members().empty()) {
     absl::StrAppend(&out, "  (none registered)\n");
   } else {
-    std::vector<std::string> headers = {"RANK", "MEMBER", "NODE", "POD", "STATE", "PHASE"};
-    if (any_reason) headers.push_back("REASON");
-    TablePrinter members(std::move(headers));
+    TablePrinter members(
+        {"RANK", "MEMBER", "POD", "NODE", "HOST", "STATE", "PHASE", "READY_MS", "REASON"});
     for (const v1::MemberStatus& member : status.members()) {
-      members.AddRow({member.rank() < 0 ? "-" : absl::StrCat(member.rank()), member.member_id(),
-                      member.node(), member.pod(), MemberStateName(member.state()),
-                      PhaseName(member.phase()), member.reason()});
+      members.AddRow({Rank(member), member.member_id(), member.pod(), member.node(), member.host(),
+                      MemberStateName(member.state()), PhaseName(member.phase()),
+                      ReadyMs(member), member.reason()});
     }
     absl::StrAppend(&out, members.Render("  "));
   }
@@ -121,10 +161,12 @@ std::string StatusPrinter::Table(const v1::ClusterStatus& status) {
   if (status.groups().empty()) {
     absl::StrAppend(&out, "  (none)\n");
   } else {
-    TablePrinter groups({"KIND", "GROUPS", "READY", "FAILED", "MAX_LATENCY_US"});
+    TablePrinter groups(
+        {"KIND", "GROUPS", "READY", "FAILED", "MAX_LATENCY_US", "MEDIAN_LATENCY_US"});
     for (const v1::GroupKindStatus& kind : status.groups()) {
       groups.AddRow({kind.kind(), absl::StrCat(kind.groups()), absl::StrCat(kind.ready()),
-                     absl::StrCat(kind.failed()), Latency(kind)});
+                     absl::StrCat(kind.failed()), MaxLatency(kind),
+                     Figure(MedianLatencyUs(kind))});
     }
     absl::StrAppend(&out, groups.Render("  "));
   }

@@ -1,6 +1,7 @@
 #ifndef SPLITD_CLIENT_STATUS_PRINTER_H_
 #define SPLITD_CLIENT_STATUS_PRINTER_H_
 
+#include <optional>
 #include <string>
 
 #include "google/protobuf/timestamp.pb.h"
@@ -23,13 +24,21 @@ class StatusPrinter {
   static nlohmann::ordered_json TimeToJson(const google::protobuf::Timestamp& time);
 
   // {"cluster", "epoch", "state", "fingerprint", "reason", "world_size", "registered_members",
-  //  "members": [...], "groups": {KIND: {"groups", "ready", "failed", "max_latency_us",
-  //  "validations": [...]}}}; every key is always present.
+  //  "members": [{"rank", "member_id", "pod", "node", "host", "local_index", "state", "phase",
+  //  "reason", "timings": {"bootstrap_ms", "split_ms", "validate_ms", "groups_ready_ms"},
+  //  "backends", "last_seen"}], "groups": {KIND: {"groups", "ready", "failed", "max_latency_us",
+  //  "median_latency_us", "validations": [...]}}}; every key is always present ("last_seen"
+  //  and "median_latency_us" are null when unknown). State and phases are PhaseName()s.
   static nlohmann::ordered_json ToJson(const v1::ClusterStatus& status);
 
-  // A summary, the members table (RANK MEMBER NODE POD STATE PHASE) and the group kinds
-  // table (KIND GROUPS READY FAILED MAX_LATENCY_US).
+  // A summary, the members table (RANK MEMBER POD NODE HOST STATE PHASE READY_MS REASON; spares
+  // have rank "-", READY_MS is timings.groups_ready_ms or "-") and the group kinds table (KIND
+  // GROUPS READY FAILED MAX_LATENCY_US MEDIAN_LATENCY_US, latencies "-" until reported).
   static std::string Table(const v1::ClusterStatus& status);
+
+  // Median of the kind's validation latencies, microseconds (the mean of the middle two for an
+  // even count); nullopt without validations.
+  static std::optional<double> MedianLatencyUs(const v1::GroupKindStatus& kind);
 };
 
 }  // namespace splitd::cli

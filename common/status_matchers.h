@@ -34,6 +34,21 @@ MATCHER_P2(StatusIs, code, message_matcher,
                                        result_listener);
 }
 
+MATCHER_P(StatusIs, code, "has code " + absl::StatusCodeToString(code)) {
+  const absl::Status& status = ::splitd::testing::GetStatus(arg);
+  *result_listener << "status is " << status;
+  return status.code() == code;
+}
+
+// An OK StatusOr whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace splitd::testing
 
 #endif  // SPLITD_COMMON_STATUS_MATCHERS_H_

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "common/random.h"
 #include "common/status_macros.h"
 #include "daemon/core/split_planner.h"
 #include "daemon/core/topology_validator.h"
@@ -62,10 +63,15 @@ absl::Status Coordinator::Recover() {
     }
     auto entry = std::make_shared<ClusterEntry>();
     entry->plan = std::make_shared<const core::SplitPlan>(*std::move(plan));
+    entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
     entry->record = std::move(record);
     clusters[entry->record.topology.cluster()] = std::move(entry);
   }
   absl::MutexLock lock(&mu_);
+  memberships_.clear();
+  for (const auto& [name, entry] : clusters) {
+    memberships_[name] = std::make_unique<core::Membership>(entry->plan);
+  }
   clusters_ = std::move(clusters);
   recovered_ = true;
   spdlog::info("recovered {} cluster(s)", clusters_.size());
@@ -100,7 +106,9 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
     if (it != clusters_.end()) current = it->second;
   }
   if (current != nullptr && Encode(current->record.topology) == Encode(normalized)) {
-    return ApplyResult{ToProto(*current), /*created=*/false, /*changed=*/false};
+    absl::MutexLock lock(&mu_);
+    return ApplyResult{ToProto(*current, memberships_.at(normalized.cluster())->phase()),
+                       /*created=*/false, /*changed=*/false};
   }
 
   const int64_t epoch = current == nullptr ? 1 : current->record.epoch + 1;
@@ -113,36 +121,52 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   entry->record.create_time =
       current == nullptr ? entry->record.update_time : current->record.create_time;
   entry->plan = std::make_shared<const core::SplitPlan>(std::move(plan));
+  entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
 
   // Persist before publishing: no reader sees an epoch the store does not hold.
   RETURN_IF_ERROR(store_->PutCluster(entry->record));
+  v1::Phase phase;
   {
     absl::MutexLock lock(&mu_);
-    clusters_[entry->record.topology.cluster()] = entry;
+    const std::string& name = entry->record.topology.cluster();
+    clusters_[name] = entry;
+    std::unique_ptr<core::Membership>& membership = memberships_[name];
+    if (membership == nullptr) {
+      membership = std::make_unique<core::Membership>(entry->plan);
+    } else {
+      membership->StartEpoch(entry->plan);
+    }
+    phase = membership->phase();
   }
+  Notify(ClusterEvent{entry->record.topology.cluster(), epoch, /*deleted=*/false});
   spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
                entry->record.topology.cluster(), current == nullptr ? "created" : "updated",
                epoch, entry->plan->world_size, entry->plan->kinds.size(),
                entry->plan->fingerprint.substr(0, 12));
-  return ApplyResult{ToProto(*entry), /*created=*/current == nullptr, /*changed=*/true};
+  return ApplyResult{ToProto(*entry, phase), /*created=*/current == nullptr, /*changed=*/true};
 }
 
 absl::StatusOr<v1::Cluster> Coordinator::GetCluster(const std::string& name) const {
   RETURN_IF_ERROR(CheckName("name", name));
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
-  return ToProto(*entry);
+  absl::MutexLock lock(&mu_);
+  auto membership = memberships_.find(name);
+  return ToProto(*entry, membership == memberships_.end() ? v1::PHASE_PENDING
+                                                          : membership->second->phase());
 }
 
 absl::StatusOr<std::vector<v1::Cluster>> Coordinator::ListClusters() const {
-  std::vector<std::shared_ptr<const ClusterEntry>> entries;
+  std::vector<std::pair<std::shared_ptr<const ClusterEntry>, v1::Phase>> entries;
   {
     absl::MutexLock lock(&mu_);
     if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
-    for (const auto& [name, entry] : clusters_) entries.push_back(entry);
+    for (const auto& [name, entry] : clusters_) {
+      entries.emplace_back(entry, memberships_.at(name)->phase());
+    }
   }
   std::vector<v1::Cluster> clusters;
   clusters.reserve(entries.size());
-  for (const auto& entry : entries) clusters.push_back(ToProto(*entry));
+  for (const auto& [entry, phase] : entries) clusters.push_back(ToProto(*entry, phase));
   return clusters;
 }
 
@@ -154,8 +178,10 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
   {
     absl::MutexLock lock(&mu_);
     clusters_.erase(name);
+    memberships_.erase(name);
   }
   spdlog::info("cluster {} deleted at epoch {}", name, entry->record.epoch);
+  Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/true});
   return entry->record.epoch;
 }
 
@@ -169,30 +195,122 @@ absl::StatusOr<v1::Plan> Coordinator::GetPlan(const std::string& name,
 absl::StatusOr<v1::ClusterStatus> Coordinator::GetStatus(const std::string& name) const {
   RETURN_IF_ERROR(CheckName("cluster", name));
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
-  const core::SplitPlan& plan = *entry->plan;
-  v1::ClusterStatus status;
-  status.set_cluster(plan.cluster);
-  status.set_epoch(plan.epoch);
-  // No agent has registered yet: the epoch waits for its members.
-  status.set_state(v1::PHASE_PENDING);
-  status.set_fingerprint(plan.fingerprint);
-  status.set_world_size(plan.world_size);
-  status.set_registered_members(0);
-  for (const core::GroupKind& kind : plan.kinds) {
-    v1::GroupKindStatus* group = status.add_groups();
-    group->set_kind(kind.name);
-    group->set_groups(kind.group_count());
-  }
-  return status;
+  absl::MutexLock lock(&mu_);
+  auto membership = memberships_.find(name);
+  if (membership == memberships_.end()) return NotFound(name);
+  return membership->second->Status();
 }
 
-v1::Cluster Coordinator::ToProto(const ClusterEntry& entry) {
+void Coordinator::SetEventListener(EventListener listener) { listener_ = std::move(listener); }
+
+void Coordinator::Notify(const ClusterEvent& event) const {
+  if (listener_) listener_(event);
+}
+
+absl::StatusOr<core::Membership*> Coordinator::FindMembership(
+    const v1::MemberCredentials& member) const {
+  if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
+  if (member.cluster().empty()) {
+    return absl::InvalidArgumentError("member.cluster must not be empty");
+  }
+  auto it = memberships_.find(member.cluster());
+  if (it == memberships_.end()) return NotFound(member.cluster());
+  return it->second.get();
+}
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+  const v1::MemberIdentity& identity = request.identity();
+  if (identity.cluster().empty()) {
+    return absl::InvalidArgumentError("identity.cluster must not be empty");
+  }
+  const std::string token = RandomHex(32);
+  v1::RegisterResponse response;
+  ClusterEvent event;
+  bool assigned = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
+    auto it = memberships_.find(identity.cluster());
+    if (it == memberships_.end()) return NotFound(identity.cluster());
+    core::Membership& membership = *it->second;
+    ASSIGN_OR_RETURN(core::Membership::Registration registration,
+                     membership.Register(identity, request.capabilities(), clock_->Now(), token));
+    response.set_member_id(registration.member->member_id);
+    response.set_session_token(registration.member->session_token);
+    response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(kHeartbeatInterval));
+    assigned = registration.assigned;
+    event = ClusterEvent{identity.cluster(), membership.plan().epoch, /*deleted=*/false};
+    spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
+                 registration.rejoined ? "member rejoined:" : "member registered:",
+                 registration.member->member_id, identity.pod(), identity.node(),
+                 identity.local_index(),
+                 assigned ? absl::StrCat("; world complete, ranks assigned for epoch ",
+                                         event.epoch)
+                          : std::string());
+  }
+  if (assigned) Notify(event);
+  return response;
+}
+
+absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
+    const v1::MemberCredentials& member, int64_t known_epoch) const {
+  std::shared_ptr<const ClusterEntry> entry;
+  int64_t rank = -1;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(member));
+    ASSIGN_OR_RETURN(const core::Member* found, membership->Authenticate(member));
+    if (!membership->assigned() || membership->plan().epoch <= known_epoch) return std::nullopt;
+    entry = clusters_.at(member.cluster());
+    rank = found->rank;
+  }
+  v1::WatchPlanResponse response;
+  *response.mutable_plan() = entry->agent_plan;
+  response.set_rank(rank);
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
+  ASSIGN_OR_RETURN(int64_t epoch, membership->Heartbeat(request.member(), clock_->Now()));
+  v1::HeartbeatResponse response;
+  response.set_epoch(epoch);
+  response.set_lease_remaining_ms(absl::ToInt64Milliseconds(kLease));
+  return response;
+}
+
+absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
+    const v1::ReportGroupStatusRequest& request) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
+  const v1::Phase before = membership->phase();
+  ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(request, clock_->Now()));
+  if (phase != before) {
+    spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),
+                 v1::Phase_Name(phase),
+                 phase == v1::PHASE_FAILED ? absl::StrCat(": ", membership->reason())
+                                           : std::string());
+  }
+  v1::ReportGroupStatusResponse response;
+  response.set_cluster_phase(phase);
+  return response;
+}
+
+absl::Status Coordinator::AuthorizeRendezvous(const v1::MemberCredentials& member,
+                                              int64_t epoch) const {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(member));
+  return membership->CheckRendezvous(member, epoch);
+}
+
+v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
   v1::Cluster cluster;
   cluster.set_name(entry.record.topology.cluster());
   *cluster.mutable_topology() = entry.record.topology;
   cluster.set_epoch(entry.record.epoch);
   cluster.set_fingerprint(entry.plan->fingerprint);
-  cluster.set_state(v1::PHASE_PENDING);
+  cluster.set_state(phase);
   cluster.set_world_size(entry.plan->world_size);
   cluster.set_group_kinds(static_cast<int64_t>(entry.plan->kinds.size()));
   *cluster.mutable_create_time() = ToTimestamp(entry.record.create_time);

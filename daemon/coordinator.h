@@ -2,33 +2,49 @@
 #define SPLITD_DAEMON_COORDINATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
+#include "daemon/core/membership.h"
 #include "daemon/core/plan_view.h"
 #include "daemon/core/split_plan.h"
 #include "daemon/store/cluster_record.h"
 #include "daemon/store/state_store.h"
+#include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/plan.pb.h"
 #include "splitd/v1/status.pb.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace splitd::daemon {
 
-// The daemon's one stateful object: owns the clusters, their current plans and the store.
-// gRPC handlers call it; it never calls out while holding its state lock.
+// Something agents watching a cluster must learn about.
+struct ClusterEvent {
+  std::string cluster;
+  int64_t epoch = 0;     // the cluster's current epoch
+  bool deleted = false;  // the cluster is gone
+};
+
+// The daemon's one stateful object: owns the clusters, their current plans, their membership
+// and readiness, and the store. gRPC handlers call it; it never calls out while holding its
+// state lock.
 //
-// Threading: every public method is thread-safe. Mutations (apply, delete) are serialized by
-// `write_mu_`, which may be held across a store write; readers take only `mu_`, which is never
-// held across I/O or plan computation.
+// Threading: every public method is thread-safe. Mutations of topologies (apply, delete) are
+// serialized by `write_mu_`, which may be held across a store write; everything else takes
+// only `mu_`, which is never held across I/O or plan computation. The event listener runs on
+// the calling thread after the locks are released.
 class Coordinator {
  public:
+  using EventListener = std::function<void(const ClusterEvent&)>;
+
   struct ApplyResult {
     v1::Cluster cluster;
     bool created = false;
@@ -53,16 +69,41 @@ class Coordinator {
   absl::StatusOr<v1::Plan> GetPlan(const std::string& name, const core::PlanFilter& filter) const;
   absl::StatusOr<v1::ClusterStatus> GetStatus(const std::string& name) const;
 
+  // Told whenever a cluster gets a new epoch, its ranks get assigned, or it is deleted. Set
+  // once, before serving.
+  void SetEventListener(EventListener listener);
+
+  // AgentService. Every call after Register names its member (core::Membership checks it).
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  // The plan the member should form next: the current epoch's, once ranks are assigned, when it
+  // is newer than `known_epoch`; nullopt while there is none.
+  absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(
+      const v1::MemberCredentials& member, int64_t known_epoch) const;
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::ReportGroupStatusResponse> ReportGroupStatus(
+      const v1::ReportGroupStatusRequest& request);
+  // OK when the member may use the rendezvous space of (its cluster, `epoch`).
+  absl::Status AuthorizeRendezvous(const v1::MemberCredentials& member, int64_t epoch) const;
+
+  // How often agents are asked to heartbeat, and how long a lease lasts without one.
+  static constexpr absl::Duration kHeartbeatInterval = absl::Seconds(2);
+  static constexpr absl::Duration kLease = absl::Seconds(10);
+
  private:
   struct ClusterEntry {
     store::ClusterRecord record;
     std::shared_ptr<const core::SplitPlan> plan;
+    v1::Plan agent_plan;  // what WatchPlan sends (PlanView::ToAgentProto)
   };
 
   absl::Status CheckRecovered() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<const ClusterEntry>> Find(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
-  static v1::Cluster ToProto(const ClusterEntry& entry);
+  static v1::Cluster ToProto(const ClusterEntry& entry, v1::Phase phase);
+  // The membership of `member.cluster`; INVALID_ARGUMENT / NOT_FOUND / UNAVAILABLE otherwise.
+  absl::StatusOr<core::Membership*> FindMembership(const v1::MemberCredentials& member) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Notify(const ClusterEvent& event) const;
 
   store::StateStore* const store_;
   const Clock* const clock_;
@@ -71,6 +112,8 @@ class Coordinator {
   mutable absl::Mutex mu_;
   bool recovered_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<core::Membership>> memberships_ ABSL_GUARDED_BY(mu_);
+  EventListener listener_;
 };
 
 }  // namespace splitd::daemon

@@ -75,6 +75,12 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   server->store_ = std::make_unique<store::MemoryStateStore>();
   server->coordinator_ = std::make_unique<Coordinator>(server->store_.get(), clock);
   server->control_service_ = std::make_unique<ControlService>(server->coordinator_.get());
+  server->spaces_ = std::make_unique<RendezvousSpaces>();
+  server->agent_service_ =
+      std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get());
+  AgentService* agent_service = server->agent_service_.get();
+  server->coordinator_->SetEventListener(
+      [agent_service](const ClusterEvent& event) { agent_service->OnClusterEvent(event); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -84,6 +90,7 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(server->control_service_.get());
+  builder.RegisterService(server->agent_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
@@ -111,6 +118,7 @@ void SplitdServer::Shutdown() {
   shut_down_ = true;
   spdlog::info("shutting down (grace {})", absl::FormatDuration(shutdown_grace_));
   server_->GetHealthCheckService()->SetServingStatus(false);
+  agent_service_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(shutdown_grace_));
   server_->Wait();

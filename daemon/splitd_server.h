@@ -7,8 +7,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "daemon/agent_service.h"
 #include "daemon/control_service.h"
 #include "daemon/coordinator.h"
+#include "daemon/rendezvous_spaces.h"
 #include "daemon/store/state_store.h"
 #include "grpcpp/server.h"
 
@@ -28,8 +30,8 @@ struct ServerConfig {
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
 
-// The composition root of the daemon: store, coordinator, gRPC services (ControlService,
-// health, reflection) and the server. Health reports NOT_SERVING until state is recovered and
+// The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services
+// (ControlService, AgentService, health, reflection) and the server. Health reports NOT_SERVING until state is recovered and
 // again from the moment shutdown starts.
 //
 // Threading: Start, Shutdown and address are safe to call from any thread; Shutdown is
@@ -56,6 +58,8 @@ class SplitdServer {
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<ControlService> control_service_;
+  std::unique_ptr<RendezvousSpaces> spaces_;
+  std::unique_ptr<AgentService> agent_service_;
   std::unique_ptr<grpc::Server> server_;
   bool shut_down_ = false;
 };

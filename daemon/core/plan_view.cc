@@ -27,7 +27,7 @@ int64_t UniformGroupSize(const GroupKind& kind) {
   return size;
 }
 
-void RenderKind(const GroupKind& kind, const PlanFilter& filter, v1::GroupKindPlan* out) {
+void RenderSettings(const GroupKind& kind, v1::GroupKindPlan* out) {
   out->set_name(kind.name);
   out->set_backend(kind.backend);
   out->set_mesh(kind.mesh);
@@ -35,6 +35,10 @@ void RenderKind(const GroupKind& kind, const PlanFilter& filter, v1::GroupKindPl
   out->set_local(kind.local);
   out->set_group_size(UniformGroupSize(kind));
   out->set_group_count(kind.group_count());
+}
+
+void RenderKind(const GroupKind& kind, const PlanFilter& filter, v1::GroupKindPlan* out) {
+  RenderSettings(kind, out);
   if (filter.rank.has_value()) {
     const int32_t group = kind.group_of_rank[static_cast<size_t>(*filter.rank)];
     if (group >= 0) AddRankList(kind.group(group), out);
@@ -55,6 +59,26 @@ absl::StatusOr<v1::Plan> PlanView::ToProto(const SplitPlan& plan, const PlanFilt
     return absl::InvalidArgumentError(
         absl::StrCat("rank must be in [0, ", plan.world_size, "), got ", *filter.rank));
   }
+  v1::Plan out = Header(plan);
+  for (const GroupKind& kind : plan.kinds) {
+    if (!filter.group.empty() && kind.name != filter.group) continue;
+    RenderKind(kind, filter, out.add_groups());
+  }
+  return out;
+}
+
+v1::Plan PlanView::ToAgentProto(const SplitPlan& plan) {
+  v1::Plan out = Header(plan);
+  for (const GroupKind& kind : plan.kinds) {
+    v1::GroupKindPlan* rendered = out.add_groups();
+    RenderSettings(kind, rendered);
+    if (!kind.explicit_lists) continue;
+    for (int64_t g = 0; g < kind.group_count(); ++g) AddRankList(kind.group(g), rendered);
+  }
+  return out;
+}
+
+v1::Plan PlanView::Header(const SplitPlan& plan) {
   v1::Plan out;
   out.set_cluster(plan.cluster);
   out.set_epoch(plan.epoch);
@@ -62,10 +86,6 @@ absl::StatusOr<v1::Plan> PlanView::ToProto(const SplitPlan& plan, const PlanFilt
   out.set_world_size(plan.world_size);
   out.set_method(plan.method);
   *out.mutable_topology() = plan.topology;
-  for (const GroupKind& kind : plan.kinds) {
-    if (!filter.group.empty() && kind.name != filter.group) continue;
-    RenderKind(kind, filter, out.add_groups());
-  }
   return out;
 }
 

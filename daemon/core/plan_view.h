@@ -25,6 +25,15 @@ class PlanView {
   // [0, world_size) ("rank must be in [0, 8), got 9"). With a rank, a kind in which the rank
   // takes no part is listed with no split_ranks.
   static absl::StatusOr<v1::Plan> ToProto(const SplitPlan& plan, const PlanFilter& filter);
+
+  // What agents receive (DESIGN.md, "scale rule"): the normalized topology (the generator) and,
+  // per kind, its settings and counts; split_ranks only for explicit lists, so the message does
+  // not grow with the world for generated kinds.
+  static v1::Plan ToAgentProto(const SplitPlan& plan);
+
+ private:
+  // Cluster, epoch, fingerprint, world size, method and topology.
+  static v1::Plan Header(const SplitPlan& plan);
 };
 
 }  // namespace splitd::core

@@ -147,5 +147,20 @@ TEST(PlanViewTest, RankOutsideTheWorldIsInvalid) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rank must be in [0, 8), got -1")));
 }
 
+TEST(PlanViewTest, AgentPlanCarriesTheGeneratorAndOnlyExplicitLists) {
+  const SplitPlan plan = BuildPlan();
+  const v1::Plan view = PlanView::ToAgentProto(plan);
+  EXPECT_EQ(view.fingerprint(), plan.fingerprint);
+  EXPECT_EQ(view.epoch(), 5);
+  EXPECT_EQ(view.topology().groups_size(), 4);
+  ASSERT_EQ(view.groups_size(), 4);
+  EXPECT_EQ(view.groups(0).name(), "tp");
+  EXPECT_EQ(view.groups(0).group_count(), 4);
+  EXPECT_EQ(view.groups(0).group_size(), 2);
+  EXPECT_THAT(view.groups(0).split_ranks(), IsEmpty());
+  EXPECT_THAT(view.groups(2).split_ranks(), IsEmpty());
+  EXPECT_EQ(ListsOf(view.groups(3)), (Lists{{3, 0}, {4, 7, 5}}));
+}
+
 }  // namespace
 }  // namespace splitd::core

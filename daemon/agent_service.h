@@ -1,0 +1,73 @@
+#ifndef SPLITD_DAEMON_AGENT_SERVICE_H_
+#define SPLITD_DAEMON_AGENT_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "daemon/coordinator.h"
+#include "daemon/rendezvous_spaces.h"
+#include "splitd/v1/agent_service.grpc.pb.h"
+
+namespace splitd::daemon {
+
+// gRPC adapter for splitd.v1.AgentService on the callback API. Unary calls go to the
+// Coordinator; WatchPlan streams stay open and are pushed a plan whenever the Coordinator
+// reports an event for their cluster; KvGet waits without holding a thread.
+//
+// Threading: thread-safe. Must be told of every Coordinator event (OnClusterEvent) and shut
+// down (Shutdown) before the server stops, so open streams end promptly.
+class AgentService final : public v1::AgentService::CallbackService {
+ public:
+  // `coordinator` and `spaces` must outlive the service.
+  AgentService(Coordinator* coordinator, RendezvousSpaces* spaces)
+      : coordinator_(coordinator), spaces_(spaces) {}
+
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
+                                     const v1::RegisterRequest* request,
+                                     v1::RegisterResponse* response) override;
+  grpc::ServerWriteReactor<v1::WatchPlanResponse>* WatchPlan(
+      grpc::CallbackServerContext* context, const v1::WatchPlanRequest* request) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportGroupStatus(grpc::CallbackServerContext* context,
+                                              const v1::ReportGroupStatusRequest* request,
+                                              v1::ReportGroupStatusResponse* response) override;
+  grpc::ServerUnaryReactor* KvSet(grpc::CallbackServerContext* context,
+                                  const v1::KvSetRequest* request,
+                                  v1::KvSetResponse* response) override;
+  grpc::ServerUnaryReactor* KvGet(grpc::CallbackServerContext* context,
+                                  const v1::KvGetRequest* request,
+                                  v1::KvGetResponse* response) override;
+  grpc::ServerUnaryReactor* KvAdd(grpc::CallbackServerContext* context,
+                                  const v1::KvAddRequest* request,
+                                  v1::KvAddResponse* response) override;
+
+  // Pushes new plans to the cluster's watchers and drops rendezvous keys of finished epochs.
+  void OnClusterEvent(const ClusterEvent& event);
+
+  // Ends every open stream with UNAVAILABLE; new streams are refused from now on.
+  void Shutdown();
+
+  class PlanWatcher;  // one WatchPlan stream
+
+ private:
+  friend class PlanWatcher;
+  void Unregister(PlanWatcher* watcher);
+
+  Coordinator* const coordinator_;
+  RendezvousSpaces* const spaces_;
+  std::atomic<uint64_t> next_waiter_id_{1};
+
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::set<PlanWatcher*>> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace splitd::daemon
+
+#endif  // SPLITD_DAEMON_AGENT_SERVICE_H_

@@ -1,0 +1,128 @@
+#ifndef SPLITD_DAEMON_CORE_MEMBERSHIP_H_
+#define SPLITD_DAEMON_CORE_MEMBERSHIP_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/core/split_plan.h"
+#include "splitd/v1/agent_service.pb.h"
+#include "splitd/v1/status.pb.h"
+
+namespace splitd::core {
+
+// Bounds on what agents may send, so that no request can grow the daemon without limit.
+inline constexpr int64_t kMaxIdentityFieldLength = 253;  // a DNS name
+inline constexpr int64_t kMaxBackends = 16;
+inline constexpr int64_t kMaxReportErrorLength = 4096;
+// Members beyond the world size wait as spares, up to this many.
+inline constexpr int64_t kMaxSpares = 1024;
+
+// One agent of a cluster as the daemon knows it.
+struct Member {
+  std::string member_id;        // "m-<registration order>"
+  std::string session_token;
+  v1::MemberIdentity identity;
+  v1::Capabilities capabilities;
+  int64_t order = 0;            // registration order, from 0
+  int64_t rank = -1;            // in the current epoch; -1 for spares and before assignment
+  absl::Time registered;
+  absl::Time last_seen;
+};
+
+// Membership and readiness of one cluster's current epoch (DESIGN.md, "Lifecycle of an epoch"):
+// who registered, which member holds which rank, what every rank reported, and from that the
+// phase of every rank, group and of the cluster. Pure: no I/O, no clock reads, no randomness
+// (time and fresh tokens are passed in). Thread-compatible: the caller serializes access.
+class Membership {
+ public:
+  struct Registration {
+    const Member* member = nullptr;
+    bool rejoined = false;   // the same incarnation registered before
+    bool assigned = false;   // this registration completed the world: ranks were assigned
+  };
+
+  explicit Membership(std::shared_ptr<const SplitPlan> plan);
+
+  // Registers an agent. The same incarnation again returns the same member (and rank). A new
+  // member gets `session_token`. Ranks are assigned once `world_size` members are present: the
+  // first `world_size` registrants, ordered by node, then local index, then registration order;
+  // later ones are spares. INVALID_ARGUMENT naming the field for a malformed identity,
+  // ALREADY_EXISTS when another live incarnation holds the same (node, local_index),
+  // RESOURCE_EXHAUSTED past kMaxSpares spares.
+  absl::StatusOr<Registration> Register(const v1::MemberIdentity& identity,
+                                        const v1::Capabilities& capabilities, absl::Time now,
+                                        const std::string& session_token);
+
+  // Moves to a new plan (a new epoch): every report is dropped and ranks are assigned again
+  // over the members present (if there are enough).
+  void StartEpoch(std::shared_ptr<const SplitPlan> plan);
+
+  // The member the credentials name. NOT_FOUND for an unknown member id, UNAUTHENTICATED for a
+  // wrong token, INVALID_ARGUMENT for missing fields.
+  absl::StatusOr<const Member*> Authenticate(const v1::MemberCredentials& credentials) const;
+
+  // Renews the member's lease. Returns the current epoch.
+  absl::StatusOr<int64_t> Heartbeat(const v1::MemberCredentials& credentials, absl::Time now);
+
+  // Records a rank's report and returns the cluster's phase after it. ABORTED for an old
+  // epoch, PERMISSION_DENIED for a rank the member does not hold, FAILED_PRECONDITION before
+  // ranks are assigned, INVALID_ARGUMENT naming the field for malformed content. A fingerprint
+  // that differs from the plan's fails the rank (and so the cluster) with a reason naming it.
+  absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now);
+
+  // OK when the member holds a rank of `epoch`, the current epoch: it may use that epoch's
+  // rendezvous space. ABORTED for an old epoch, PERMISSION_DENIED for a spare.
+  absl::Status CheckRendezvous(const v1::MemberCredentials& credentials, int64_t epoch) const;
+
+  const SplitPlan& plan() const { return *plan_; }
+  const std::shared_ptr<const SplitPlan>& shared_plan() const { return plan_; }
+  bool assigned() const { return assigned_; }
+  v1::Phase phase() const;
+  const std::string& reason() const { return reason_; }
+  int64_t member_count() const { return static_cast<int64_t>(members_.size()); }
+
+  // Everything an operator asks about the epoch: members (ranked first, in rank order, then
+  // spares), per-kind READY/FAILED counts and validation figures. O(world x kinds).
+  v1::ClusterStatus Status() const;
+
+ private:
+  // What one rank reported about its group of one kind, over every backend part.
+  struct KindReport {
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;  // UNSPECIFIED: nothing reported
+    double allreduce_value = 0;
+    double latency_us = 0;
+    double bus_bandwidth_gbps = 0;
+  };
+  struct RankState {
+    v1::Phase phase = v1::PHASE_PLANNED;
+    std::string reason;
+    v1::PhaseTimings timings;
+    std::vector<KindReport> kinds;  // by kind index
+  };
+
+  absl::Status CheckIdentity(const v1::MemberIdentity& identity) const;
+  void AssignRanks();
+  void SetRankPhase(int64_t rank, v1::Phase phase, const std::string& reason);
+  absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
+
+  std::shared_ptr<const SplitPlan> plan_;
+  std::vector<std::unique_ptr<Member>> members_;           // by registration order
+  std::map<std::string, Member*> by_incarnation_;
+  std::map<std::string, Member*> by_id_;
+  std::vector<Member*> by_rank_;                            // world_size entries once assigned
+  bool assigned_ = false;
+  std::vector<RankState> ranks_;                            // world_size entries once assigned
+  std::array<int64_t, 9> phase_counts_{};                   // ranks per v1::Phase value
+  std::string reason_;                                      // first failure of the epoch
+};
+
+}  // namespace splitd::core
+
+#endif  // SPLITD_DAEMON_CORE_MEMBERSHIP_H_
