@@ -1,0 +1,227 @@
+// The whole core loop with real processes on 127.0.0.1: the `splitd` binary, eight
+// `splitd-agent` processes forming their groups over Gloo, and `splitctl` watching the cluster
+// until READY. The plan files the agents write must agree with the daemon's GetPlan.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/subprocess.h"
+
+namespace splitd {
+namespace {
+
+using ::splitd::testing::CommandResult;
+using ::splitd::testing::IsOk;
+using ::splitd::testing::RunCommand;
+using ::splitd::testing::RunfilePath;
+using ::splitd::testing::Subprocess;
+using ::testing::HasSubstr;
+
+constexpr int kWorld = 8;
+
+std::string Topology(const std::string& cluster, const std::string& method) {
+  return absl::StrCat("cluster: ", cluster, "\nmethod: ", method, R"(
+dims:
+  - {name: tp, size: 2}
+  - {name: pp, size: 2}
+  - {name: dp, size: 2}
+nodes: {gpus_per_node: 4}
+groups:
+  - {name: tp, dims: [tp], local: node}
+  - {name: pp, dims: [pp]}
+  - {name: dp, dims: [dp]}
+  - {name: ep, dims: [tp, dp]}
+  - {name: custom, split_ranks: [[0, 3], [1, 2], [4, 7]]}
+)");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+class AgentsEndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(RunCommand({"mkdir", "-p", dir_})->exit_code, 0);
+    const std::string port_file = dir_ + "/splitd.port";
+    std::remove(port_file.c_str());
+    auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
+                                     "--port_file=" + port_file, "--log_level=info"});
+    ASSERT_THAT(daemon, IsOk());
+    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
+    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
+    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
+    address_ = *address;
+  }
+
+  void TearDown() override {
+    for (auto& agent : agents_) agent->Signal(SIGTERM);
+    for (auto& agent : agents_) {
+      auto status = agent->Wait(absl::Seconds(20));
+      EXPECT_THAT(status, IsOk());
+      if (status.ok()) {
+        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+            << "agent exit status " << *status << "\n" << agent->Stderr();
+      }
+    }
+    if (daemon_ != nullptr) {
+      daemon_->Signal(SIGTERM);
+      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
+    }
+  }
+
+  CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "",
+                         absl::Duration timeout = absl::Seconds(60)) {
+    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto result = RunCommand(argv, stdin_text, timeout);
+    EXPECT_THAT(result, IsOk());
+    return result.ok() ? *result : CommandResult{};
+  }
+
+  // Starts the agent of local index `index` (one node, so index = rank).
+  void StartAgent(const std::string& cluster, int index, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=" + cluster,
+        absl::StrCat("--node=node-", index / 4), absl::StrCat("--local_index=", index % 4),
+        absl::StrCat("--pod=agent-", index), "--host=127.0.0.1",
+        absl::StrCat("--plan_file=", dir_, "/plan-", index, ".json"), "--timeout_ms=30000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto agent = Subprocess::Start(argv);
+    ASSERT_THAT(agent, IsOk());
+    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+  }
+
+  std::string AgentLogs() const {
+    std::string logs;
+    for (const auto& agent : agents_) logs += agent->Stderr();
+    return logs + daemon_->Stderr();
+  }
+
+  // Runs `splitctl status --watch` until READY or FAILED; returns the last JSON object.
+  nlohmann::json WatchUntilDone(const std::string& cluster, int* exit_code) {
+    CommandResult watched =
+        Splitctl({"status", cluster, "--watch", "--interval=0.2s", "--watch_timeout=120s", "-o",
+                  "json"},
+                 "", absl::Seconds(150));
+    *exit_code = watched.exit_code;
+    std::string last;
+    std::istringstream lines(watched.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) last = line;
+    }
+    if (!nlohmann::json::accept(last)) {
+      ADD_FAILURE() << "no status from splitctl: " << watched.out << watched.err;
+      return nlohmann::json::object();
+    }
+    return nlohmann::json::parse(last);
+  }
+
+  void ReachesReadyAndPlanFilesAgreeWithGetPlan(const std::string& method) {
+    const std::string cluster = "e2e-" + method;
+    CommandResult applied = Splitctl({"apply", "-f", "-"}, Topology(cluster, method));
+    ASSERT_EQ(applied.exit_code, 0) << applied.err;
+    // Started in reverse order: ranks still follow node and local index.
+    for (int index = kWorld - 1; index >= 0; --index) StartAgent(cluster, index);
+
+    int exit_code = -1;
+    const nlohmann::json status = WatchUntilDone(cluster, &exit_code);
+    ASSERT_EQ(exit_code, 0) << status.dump(2) << AgentLogs();
+    EXPECT_EQ(status["state"], "READY");
+    EXPECT_EQ(status["epoch"], 1);
+    ASSERT_EQ(status["members"].size(), static_cast<size_t>(kWorld));
+    for (int rank = 0; rank < kWorld; ++rank) {
+      const nlohmann::json& member = status["members"][rank];
+      EXPECT_EQ(member["rank"], rank);
+      EXPECT_EQ(member["pod"], absl::StrCat("agent-", rank));
+      EXPECT_EQ(member["phase"], "READY");
+      EXPECT_GT(member["timings"]["groups_ready_ms"].get<double>(), 0);
+    }
+    for (const char* kind : {"tp", "pp", "dp", "ep", "custom"}) {
+      const nlohmann::json& group = status["groups"][kind];
+      EXPECT_EQ(group["ready"], group["groups"]) << kind;
+      EXPECT_EQ(group["failed"], 0) << kind;
+    }
+
+    // Every agent's plan file holds exactly what GetPlan says about its rank.
+    for (int rank = 0; rank < kWorld; ++rank) {
+      const std::string path = absl::StrCat(dir_, "/plan-", rank, ".json");
+      auto file_text = testing::WaitForFileLine(path, absl::Seconds(30));
+      ASSERT_THAT(file_text, IsOk());
+      const nlohmann::json file = nlohmann::json::parse(ReadFile(path));
+      CommandResult plan = Splitctl({"plan", cluster, "--rank", absl::StrCat(rank), "-o", "json"});
+      ASSERT_EQ(plan.exit_code, 0) << plan.err;
+      const nlohmann::json expected = nlohmann::json::parse(plan.out);
+      EXPECT_EQ(file["cluster"], cluster);
+      EXPECT_EQ(file["rank"], rank);
+      EXPECT_EQ(file["world_size"], kWorld);
+      EXPECT_EQ(file["epoch"], 1);
+      EXPECT_EQ(file["fingerprint"], expected["fingerprint"]);
+      EXPECT_EQ(file["fingerprint"], status["fingerprint"]);
+      for (const auto& [kind, lists] : expected["groups"].items()) {
+        if (lists.empty()) {
+          EXPECT_FALSE(file["groups"].contains(kind)) << "rank " << rank << " kind " << kind;
+          continue;
+        }
+        ASSERT_TRUE(file["groups"].contains(kind)) << "rank " << rank << " kind " << kind;
+        const nlohmann::json& group = file["groups"][kind];
+        EXPECT_EQ(group["ranks"], lists[0]) << "rank " << rank << " kind " << kind;
+        const auto& ranks = lists[0];
+        const auto position = std::find(ranks.begin(), ranks.end(), rank) - ranks.begin();
+        EXPECT_EQ(group["local_rank"], position) << "rank " << rank << " kind " << kind;
+        EXPECT_EQ(group["backend"], "cpu:gloo");
+      }
+    }
+  }
+
+  std::string dir_;
+  std::unique_ptr<Subprocess> daemon_;
+  std::string address_;
+  std::vector<std::unique_ptr<Subprocess>> agents_;
+};
+
+TEST_F(AgentsEndToEndTest, EightAgentsReachReadyWithSplit) {
+  ReachesReadyAndPlanFilesAgreeWithGetPlan("split");
+}
+
+TEST_F(AgentsEndToEndTest, EightAgentsReachReadyWithInit) {
+  ReachesReadyAndPlanFilesAgreeWithGetPlan("init");
+}
+
+TEST_F(AgentsEndToEndTest, FingerprintMismatchFailsTheClusterNamingTheRank) {
+  const std::string cluster = "e2e-mismatch";
+  CommandResult applied = Splitctl({"apply", "-f", "-"}, Topology(cluster, "split"));
+  ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  for (int index = 0; index < kWorld; ++index) {
+    // A short step bound: the other ranks stop waiting for rank 5 soon.
+    std::vector<std::string> extra = {"--timeout_ms=5000"};
+    if (index == 5) extra.push_back("--inject_fault=fingerprint");
+    StartAgent(cluster, index, extra);
+  }
+  int exit_code = -1;
+  const nlohmann::json status = WatchUntilDone(cluster, &exit_code);
+  EXPECT_EQ(exit_code, 1);
+  EXPECT_EQ(status["state"], "FAILED") << status.dump(2);
+  EXPECT_THAT(status["reason"].get<std::string>(), HasSubstr("rank 5"));
+  EXPECT_THAT(status["reason"].get<std::string>(), HasSubstr("fingerprint"));
+  EXPECT_EQ(status["members"][5]["phase"], "FAILED");
+}
+
+}  // namespace
+}  // namespace splitd

@@ -1,0 +1,184 @@
+#ifndef SPLITD_WORKER_AGENT_H_
+#define SPLITD_WORKER_AGENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "splitd/v1/agent_service.grpc.pb.h"
+#include "worker/group_builder.h"
+#include "worker/group_builder_factory.h"
+#include "worker/grpc_rendezvous_client.h"
+#include "worker/plan_derivation.h"
+#include "worker/plan_file.h"
+
+namespace splitd::worker {
+
+// Everything the agent needs besides the daemon connection (worker/main.cc fills it from flags).
+struct AgentOptions {
+  // Identity (AgentService.Register).
+  std::string cluster;
+  std::string pod;
+  std::string node;
+  std::string host = "127.0.0.1";  // where this agent's transports listen; peers connect here
+  int64_t local_index = 0;
+
+  std::string plan_file;                       // "" writes none
+  absl::Duration timeout = absl::Seconds(60);  // bound on every bootstrap step and collective
+  bool corrupt_fingerprint = false;            // --inject_fault=fingerprint (tests only)
+
+  // Deadline of each Register, Heartbeat and ReportGroupStatus call.
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Retries of Register, the plan stream and reports.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  int report_attempts = 5;
+  // Used when the daemon's RegisterResponse names no heartbeat interval.
+  absl::Duration default_heartbeat_interval = absl::Seconds(2);
+};
+
+// What the agent holds right now; for logs and in-process tests.
+struct AgentState {
+  bool registered = false;
+  std::string member_id;
+  int64_t epoch = 0;  // epoch of the plan last received (0: none yet)
+  int64_t rank = -1;  // this member's rank in it; -1 while a spare or before any plan
+  v1::Phase phase = v1::PHASE_UNSPECIFIED;  // this rank's phase in that epoch
+  std::string error;                        // why it FAILED, when it did
+};
+
+// The worker agent's lifecycle (DESIGN.md, "Lifecycle of an epoch", "Bootstrap and split"):
+// Register (with backoff while the daemon or the cluster is not there yet) → WatchPlan → for
+// each new epoch: derive and check the plan, report BOOTSTRAPPING, bootstrap one world per
+// backend, report SPLITTING, form the groups, report VALIDATING, validate, report READY or
+// FAILED with per-group figures and timings, write the plan file → heartbeats until the next
+// epoch, when the old groups are released and the new ones formed. A broken stream is
+// re-opened with backoff while the communicators are kept; credentials the daemon no longer
+// accepts lead to a new Register with the same incarnation.
+//
+// Threads: Run() forms groups on the calling thread (builders are only ever driven from it);
+// it starts one thread that keeps the session (Register, the plan stream) and one that sends
+// heartbeats. Stop() may be called from any thread (a signal thread) at any time: it cancels
+// the stream, the calls and rendezvous in flight, and makes Run() release its builders and
+// return. The lifecycle never names a backend library: builders come from `factories`.
+class Agent {
+ public:
+  // Talks to the daemon through `channel`.
+  Agent(AgentOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
+        GroupBuilderFactories factories);
+  // Talks to the daemon through `stub` (a fake in tests).
+  Agent(AgentOptions options, std::unique_ptr<v1::AgentService::StubInterface> stub,
+        GroupBuilderFactories factories);
+  ~Agent();
+
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Runs the lifecycle until Stop(); returns OK then. Returns the error when Register is
+  // refused for good (INVALID_ARGUMENT, PERMISSION_DENIED, ...). Call once.
+  absl::Status Run();
+
+  // Makes Run() return soon; thread-safe, idempotent, never blocks.
+  void Stop();
+
+  AgentState state() const;
+  const std::string& incarnation() const { return incarnation_; }
+
+ private:
+  // A builder of the held epoch, with the world it serves.
+  struct HeldBuilder {
+    std::string backend;
+    WorldSpec spec;
+    std::unique_ptr<GroupBuilder> builder;
+  };
+
+  // The epoch the plan loop is working on or holds.
+  struct EpochWork {
+    int64_t epoch = 0;
+    int64_t rank = -1;
+    std::string plan_fingerprint;  // as the daemon sent it
+    std::string fingerprint;       // as derived (what reports carry)
+    absl::Time received;
+    v1::PhaseTimings timings;
+    std::vector<v1::GroupReport> groups;
+  };
+
+  // Session thread: Register, then the plan stream, re-opened (or re-registered) until Stop().
+  void SessionLoop();
+  absl::Status RegisterOnce();
+  // Reads one WatchPlan stream until it ends; the status it ended with.
+  absl::Status WatchOnce(bool* received_any);
+  void InvalidateSession(int64_t generation, const absl::Status& why);
+
+  // Heartbeat thread.
+  void HeartbeatLoop();
+
+  // Plan loop, on Run()'s thread.
+  void HandlePlan(const v1::WatchPlanResponse& message);
+  // Bootstraps, forms, validates and reports the groups of `derived`.
+  void FormEpoch(const DerivedPlan& derived, EpochWork* work);
+  // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
+  void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
+  // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
+  absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
+  void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
+                     const std::string& error);
+  void ReleaseBuilders();
+  // True when the work on `epoch` should be dropped: stopping or a newer plan is waiting.
+  bool Superseded(int64_t epoch);
+  void SetPhase(const EpochWork& work, v1::Phase phase, const std::string& error);
+
+  // Runs `call` with a deadline `timeout`, cancellable by Stop(); CANCELLED when stopping.
+  template <typename Call>
+  grpc::Status Invoke(absl::Duration timeout, Call call);
+  // Sleeps for `duration`; returns true at once when Stop() was called.
+  bool SleepOrStop(absl::Duration duration);
+  bool stopping() const;
+  void Fatal(const absl::Status& status);
+  v1::MemberCredentials Credentials() const;
+
+  const AgentOptions options_;
+  std::unique_ptr<v1::AgentService::StubInterface> stub_;
+  const GroupBuilderFactories factories_;
+  const std::string incarnation_;
+
+  mutable absl::Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
+  // The session: credentials from the last Register, valid until the daemon refuses them.
+  bool session_valid_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t session_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::MemberCredentials credentials_ ABSL_GUARDED_BY(mu_);
+  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
+  // The newest plan the stream delivered that the plan loop has not taken yet.
+  std::optional<v1::WatchPlanResponse> pending_ ABSL_GUARDED_BY(mu_);
+  int64_t seen_epoch_ ABSL_GUARDED_BY(mu_) = 0;       // known_epoch of the next WatchPlan
+  int64_t announced_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // largest epoch a heartbeat named
+  // In-flight calls Stop() must cancel; the contexts live on the calling threads' stacks.
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<GrpcRendezvousClient> rendezvous_ ABSL_GUARDED_BY(mu_);
+  AgentState state_ ABSL_GUARDED_BY(mu_);
+
+  // Owned by Run()'s thread only.
+  std::vector<HeldBuilder> builders_;
+  std::optional<EpochWork> held_;
+
+  std::thread session_thread_;
+  std::thread heartbeat_thread_;
+};
+
+}  // namespace splitd::worker
+
+#endif  // SPLITD_WORKER_AGENT_H_

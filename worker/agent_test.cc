@@ -1,0 +1,255 @@
+#include "worker/agent.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "daemon/core/split_planner.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "splitd/v1/agent_service.grpc.pb.h"
+
+namespace splitd::worker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A daemon stand-in: accepts one member, streams the plans the test queues, records reports.
+class FakeAgentService final : public v1::AgentService::Service {
+ public:
+  void Publish(v1::WatchPlanResponse message) {
+    absl::MutexLock lock(&mu_);
+    plans_.push_back(std::move(message));
+  }
+
+  std::vector<v1::ReportGroupStatusRequest> reports() {
+    absl::MutexLock lock(&mu_);
+    return reports_;
+  }
+
+  // Waits until a report with `phase` arrived; false after 20 s.
+  bool AwaitReport(v1::Phase phase) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const auto& report : reports_) {
+        if (report.phase() == phase) return true;
+      }
+      return false;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(20));
+  }
+
+  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* request,
+                        v1::RegisterResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    identity_ = request->identity();
+    response->set_member_id("m-1");
+    response->set_session_token("secret");
+    response->set_heartbeat_interval_ms(50);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchPlan(grpc::ServerContext* context, const v1::WatchPlanRequest* request,
+                         grpc::ServerWriter<v1::WatchPlanResponse>* writer) override {
+    if (request->member().session_token() != "secret") {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "bad token");
+    }
+    size_t sent = 0;
+    while (!context->IsCancelled()) {
+      std::vector<v1::WatchPlanResponse> to_send;
+      {
+        absl::MutexLock lock(&mu_);
+        auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return plans_.size() > sent; };
+        mu_.AwaitWithTimeout(absl::Condition(&more), absl::Milliseconds(10));
+        to_send.assign(plans_.begin() + static_cast<long>(sent), plans_.end());
+        sent = plans_.size();
+      }
+      for (const auto& message : to_send) writer->Write(message);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override {
+    response->set_epoch(request->epoch());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportGroupStatus(grpc::ServerContext*, const v1::ReportGroupStatusRequest* request,
+                                 v1::ReportGroupStatusResponse*) override {
+    absl::MutexLock lock(&mu_);
+    reports_.push_back(*request);
+    return grpc::Status::OK;
+  }
+
+  v1::MemberIdentity identity() {
+    absl::MutexLock lock(&mu_);
+    return identity_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::WatchPlanResponse> plans_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ReportGroupStatusRequest> reports_ ABSL_GUARDED_BY(mu_);
+  v1::MemberIdentity identity_ ABSL_GUARDED_BY(mu_);
+};
+
+// A backend that forms every group at once and validates with the group size.
+class FakeBuilder : public GroupBuilder {
+ public:
+  explicit FakeBuilder(int* calls) : calls_(calls) {}
+  std::string backend() const override { return "cpu:gloo"; }
+  absl::Status BootstrapWorld(const WorldSpec&, RendezvousClient*) override {
+    ++*calls_;
+    return absl::OkStatus();
+  }
+  absl::Status FormGroups(const WorldSpec&, RendezvousClient*) override {
+    ++*calls_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<GroupValidation>> Validate(const WorldSpec& spec) override {
+    ++*calls_;
+    std::vector<GroupValidation> results;
+    for (const GroupAssignment& group : spec.groups) {
+      GroupValidation& v = results.emplace_back();
+      v.kind = group.kind;
+      v.group_index = group.group_index;
+      v.ok = true;
+      v.allreduce_value = static_cast<double>(group.members.size());
+      v.latency_us = 5;
+    }
+    return results;
+  }
+  void Release() override {}
+
+ private:
+  int* calls_;
+};
+
+// World of one: tp and dp of size 1; the single rank is rank 0.
+v1::WatchPlanResponse PlanOfOne(const std::string& backend) {
+  v1::Topology topology;
+  topology.set_cluster("solo");
+  topology.set_backend(backend);
+  v1::Dim* dim = topology.add_dims();
+  dim->set_name("tp");
+  dim->set_size(1);
+  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(topology, 1);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  v1::WatchPlanResponse message;
+  message.set_rank(0);
+  message.mutable_plan()->set_cluster("solo");
+  message.mutable_plan()->set_epoch(1);
+  message.mutable_plan()->set_fingerprint(plan->fingerprint);
+  message.mutable_plan()->set_world_size(1);
+  message.mutable_plan()->set_method(plan->method);
+  *message.mutable_plan()->mutable_topology() = plan->topology;
+  return message;
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
+
+  std::unique_ptr<Agent> MakeAgent(AgentOptions options) {
+    options.cluster = "solo";
+    options.pod = "pod-0";
+    options.node = "node-0";
+    GroupBuilderFactories factories;
+    factories["cpu:gloo"] = [this] { return std::make_unique<FakeBuilder>(&builder_calls_); };
+    return std::make_unique<Agent>(
+        options, grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()), factories);
+  }
+
+  std::vector<v1::Phase> Phases() {
+    std::vector<v1::Phase> phases;
+    for (const auto& report : service_.reports()) phases.push_back(report.phase());
+    return phases;
+  }
+
+  FakeAgentService service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int builder_calls_ = 0;
+};
+
+TEST_F(AgentTest, FormsValidatesAndReportsReady) {
+  service_.Publish(PlanOfOne("cpu:gloo"));
+  auto agent = MakeAgent(AgentOptions());
+  absl::Status result;
+  std::thread run([&] { result = agent->Run(); });
+  ASSERT_TRUE(service_.AwaitReport(v1::PHASE_READY));
+  agent->Stop();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+
+  EXPECT_THAT(Phases(), ElementsAre(v1::PHASE_BOOTSTRAPPING, v1::PHASE_SPLITTING,
+                                    v1::PHASE_VALIDATING, v1::PHASE_READY));
+  const v1::ReportGroupStatusRequest ready = service_.reports().back();
+  EXPECT_EQ(ready.member().member_id(), "m-1");
+  EXPECT_EQ(ready.member().session_token(), "secret");
+  EXPECT_EQ(ready.epoch(), 1);
+  EXPECT_EQ(ready.rank(), 0);
+  EXPECT_EQ(ready.fingerprint(), PlanOfOne("cpu:gloo").plan().fingerprint());
+  ASSERT_EQ(ready.groups_size(), 1);
+  EXPECT_EQ(ready.groups(0).kind(), "tp");
+  EXPECT_EQ(ready.groups(0).backend(), "cpu:gloo");
+  EXPECT_EQ(ready.groups(0).phase(), v1::PHASE_READY);
+  EXPECT_EQ(ready.groups(0).allreduce_value(), 1);
+  EXPECT_GT(ready.timings().groups_ready_ms(), 0);
+  EXPECT_EQ(builder_calls_, 3);
+  EXPECT_EQ(service_.identity().incarnation().size(), 32u);
+  EXPECT_EQ(agent->state().phase, v1::PHASE_READY);
+}
+
+TEST_F(AgentTest, InjectedFingerprintFaultFailsWithoutForming) {
+  service_.Publish(PlanOfOne("cpu:gloo"));
+  AgentOptions options;
+  options.corrupt_fingerprint = true;
+  auto agent = MakeAgent(options);
+  std::thread run([&] { agent->Run().IgnoreError(); });
+  ASSERT_TRUE(service_.AwaitReport(v1::PHASE_FAILED));
+  agent->Stop();
+  run.join();
+  const v1::ReportGroupStatusRequest failed = service_.reports().back();
+  EXPECT_THAT(failed.error(), HasSubstr("rank 0"));
+  EXPECT_THAT(failed.error(), HasSubstr(PlanOfOne("cpu:gloo").plan().fingerprint()));
+  EXPECT_NE(failed.fingerprint(), PlanOfOne("cpu:gloo").plan().fingerprint());
+  EXPECT_EQ(builder_calls_, 0);
+}
+
+TEST_F(AgentTest, UnavailableBackendFailsTheRank) {
+  service_.Publish(PlanOfOne("cpu:gloo,cuda:nccl"));
+  auto agent = MakeAgent(AgentOptions());
+  std::thread run([&] { agent->Run().IgnoreError(); });
+  ASSERT_TRUE(service_.AwaitReport(v1::PHASE_FAILED));
+  agent->Stop();
+  run.join();
+  const v1::ReportGroupStatusRequest failed = service_.reports().back();
+  EXPECT_EQ(failed.error(), "backend cuda:nccl is not available on this agent");
+  ASSERT_EQ(failed.groups_size(), 2);
+  EXPECT_EQ(failed.groups(1).backend(), "cuda:nccl");
+  EXPECT_EQ(failed.groups(1).phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(builder_calls_, 0);
+}
+
+}  // namespace
+}  // namespace splitd::worker

@@ -1,0 +1,189 @@
+#include "worker/gloo/split_exchange.h"
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gloo/transport/address.h"
+#include "gloo/transport/context.h"
+#include "gloo/transport/device.h"
+#include "gloo/transport/pair.h"
+#include "gloo/transport/unbound_buffer.h"
+#include "spdlog/spdlog.h"
+#include "worker/gloo/gloo_errors.h"
+#include "worker/gloo/subgroup_context.h"
+
+namespace splitd::worker {
+namespace {
+
+constexpr size_t kAddressFieldSize = ::gloo::transport::Address::kMaxByteSize;
+constexpr size_t kLengthFieldSize = sizeof(uint32_t);
+
+// The exchange slot: a prefix no Gloo collective uses (they build slots from prefixes 0x01..0x08
+// in the top byte, and nextSlot() hands out small integers), and the epoch, equal on all ranks.
+uint64_t SplitSlot(int64_t epoch) {
+  return (uint64_t{0xA0} << 56) | (static_cast<uint64_t>(epoch) & ((uint64_t{1} << 56) - 1));
+}
+
+void WriteRecord(const std::vector<char>& address, char* out) {
+  const uint32_t length = static_cast<uint32_t>(address.size());
+  std::memcpy(out, &length, kLengthFieldSize);
+  std::memset(out + kLengthFieldSize, 0, kAddressFieldSize);
+  std::memcpy(out + kLengthFieldSize, address.data(), address.size());
+}
+
+absl::StatusOr<std::vector<char>> ReadRecord(const char* in, int world_peer) {
+  uint32_t length = 0;
+  std::memcpy(&length, in, kLengthFieldSize);
+  if (length == 0 || length > kAddressFieldSize) {
+    return absl::InternalError(absl::StrCat("split: malformed address record from world rank ",
+                                            world_peer, ": length ", length));
+  }
+  return std::vector<char>(in + kLengthFieldSize, in + kLengthFieldSize + length);
+}
+
+// The body of SplitGroups; Gloo calls in it may throw.
+absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow(
+    const std::shared_ptr<::gloo::Context>& world, const std::vector<GroupAssignment>& groups,
+    int64_t epoch, std::chrono::milliseconds timeout) {
+  const absl::Time start = absl::Now();
+  std::shared_ptr<::gloo::transport::Device>& device = world->getDevice();
+  if (device == nullptr) {
+    return absl::FailedPreconditionError("split: the world context has no device");
+  }
+
+  // 1. A transport context and pairs per group; the addresses to send.
+  std::vector<std::shared_ptr<::gloo::transport::Context>> transport(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const GroupAssignment& group = groups[g];
+    const int size = static_cast<int>(group.members.size());
+    transport[g] = device->createContext(group.local_rank, size);
+    transport[g]->setTimeout(timeout);  // copied into each pair by createPair
+    for (int j = 0; j < size; ++j) {
+      if (j != group.local_rank) transport[g]->createPair(j);
+    }
+  }
+
+  // 2. One message per world peer: the records of every group shared with it.
+  const std::vector<SplitPeer> peers = PlanSplitPeers(world->rank, groups);
+  const size_t record = SplitRecordSize();
+  std::vector<size_t> offsets(peers.size());
+  size_t total = 0;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    offsets[i] = total;
+    total += peers[i].links.size() * record;
+  }
+  // The buffers outlive the unbound buffers that point into them (declared first).
+  std::vector<char> send_bytes(total);
+  std::vector<char> recv_bytes(total);
+  for (size_t i = 0; i < peers.size(); ++i) {
+    for (size_t l = 0; l < peers[i].links.size(); ++l) {
+      const SplitLink& link = peers[i].links[l];
+      const std::vector<char> address =
+          transport[link.group]->getPair(link.peer_local_rank)->address().bytes();
+      if (address.empty() || address.size() > kAddressFieldSize) {
+        return absl::InternalError(
+            absl::StrCat("split: transport address of ", address.size(), " bytes"));
+      }
+      WriteRecord(address, send_bytes.data() + offsets[i] + l * record);
+    }
+  }
+
+  if (!peers.empty()) {
+    const uint64_t slot = SplitSlot(epoch);
+    std::unique_ptr<::gloo::transport::UnboundBuffer> send_buffer =
+        world->createUnboundBuffer(send_bytes.data(), send_bytes.size());
+    std::unique_ptr<::gloo::transport::UnboundBuffer> recv_buffer =
+        world->createUnboundBuffer(recv_bytes.data(), recv_bytes.size());
+    for (size_t i = 0; i < peers.size(); ++i) {
+      const size_t bytes = peers[i].links.size() * record;
+      recv_buffer->recv(peers[i].world_rank, slot, offsets[i], bytes);
+      send_buffer->send(peers[i].world_rank, slot, offsets[i], bytes);
+    }
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (!recv_buffer->waitRecv(nullptr, timeout)) {
+        return absl::AbortedError("split: address exchange aborted while receiving");
+      }
+    }
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (!send_buffer->waitSend(nullptr, timeout)) {
+        return absl::AbortedError("split: address exchange aborted while sending");
+      }
+    }
+  }
+  const absl::Time exchanged = absl::Now();
+
+  // 3. The peer addresses per (group, peer local rank).
+  std::vector<std::vector<std::vector<char>>> remote(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) remote[g].resize(groups[g].members.size());
+  for (size_t i = 0; i < peers.size(); ++i) {
+    for (size_t l = 0; l < peers[i].links.size(); ++l) {
+      const SplitLink& link = peers[i].links[l];
+      absl::StatusOr<std::vector<char>> address =
+          ReadRecord(recv_bytes.data() + offsets[i] + l * record, peers[i].world_rank);
+      if (!address.ok()) return address.status();
+      remote[link.group][link.peer_local_rank] = *std::move(address);
+    }
+  }
+
+  // 4. Connect in the one global order: group ascending, then peer local rank ascending.
+  std::vector<std::shared_ptr<::gloo::Context>> contexts;
+  contexts.reserve(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const GroupAssignment& group = groups[g];
+    for (size_t j = 0; j < group.members.size(); ++j) {
+      if (static_cast<int>(j) == group.local_rank) continue;
+      transport[g]->getPair(static_cast<int>(j))->connect(remote[g][j]);
+    }
+    contexts.push_back(std::make_shared<SubgroupContext>(
+        group.local_rank, static_cast<int>(group.members.size()), timeout, device,
+        transport[g]));
+  }
+  spdlog::debug("split: rank {} formed {} group(s) with {} peer message(s) in {} "
+                "(exchange {}, connect {})",
+                world->rank, groups.size(), peers.size(),
+                absl::FormatDuration(absl::Now() - start), absl::FormatDuration(exchanged - start),
+                absl::FormatDuration(absl::Now() - exchanged));
+  return contexts;
+}
+
+}  // namespace
+
+size_t SplitRecordSize() { return kLengthFieldSize + kAddressFieldSize; }
+
+std::vector<SplitPeer> PlanSplitPeers(int my_rank, const std::vector<GroupAssignment>& groups) {
+  std::map<int, std::vector<SplitLink>> by_peer;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::vector<int32_t>& members = groups[g].members;
+    for (size_t j = 0; j < members.size(); ++j) {
+      if (members[j] == my_rank) continue;
+      by_peer[members[j]].push_back(SplitLink{g, static_cast<int>(j)});
+    }
+  }
+  std::vector<SplitPeer> peers;
+  peers.reserve(by_peer.size());
+  for (auto& [world_rank, links] : by_peer) {
+    peers.push_back(SplitPeer{world_rank, std::move(links)});
+  }
+  return peers;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroups(
+    const std::shared_ptr<::gloo::Context>& world, const std::vector<GroupAssignment>& groups,
+    int64_t epoch, std::chrono::milliseconds timeout) {
+  if (world == nullptr) return absl::FailedPreconditionError("split: no world context");
+  absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> result;
+  absl::Status status = CallGloo("split", [&]() -> absl::Status {
+    result = SplitGroupsOrThrow(world, groups, epoch, timeout);
+    return result.status();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+}  // namespace splitd::worker

@@ -1,0 +1,219 @@
+// splitd-agent: the worker agent. Parses flags into AgentOptions, connects to the daemon, runs
+// the agent's lifecycle and stops it cleanly on SIGTERM or SIGINT.
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "spdlog/spdlog.h"
+#include "worker/agent.h"
+#include "worker/default_group_builders.h"
+#include "worker/test_only_flags.h"
+
+ABSL_FLAG(std::string, daemon, "",
+          "HOST:PORT of the splitd daemon (default: $SPLITD_ADDR, else 127.0.0.1:7070)");
+ABSL_FLAG(std::string, cluster, "", "cluster to join (required)");
+ABSL_FLAG(std::string, node, "",
+          "node name; ranks are assigned by node, then local index (default: $NODE_NAME, else "
+          "the host name)");
+ABSL_FLAG(std::string, pod, "",
+          "pod or process name (default: $POD_NAME, else $HOSTNAME, else the host name)");
+ABSL_FLAG(int64_t, local_index, 0, "local device index on the node; >= 0");
+ABSL_FLAG(std::string, host, "",
+          "address this agent's transports listen on and peers reach (default: $POD_IP, else "
+          "127.0.0.1)");
+ABSL_FLAG(std::string, plan_file, "",
+          "write this rank's plan here (atomically) once its groups are ready or failed");
+ABSL_FLAG(int64_t, timeout_ms, 60000, "bound on every bootstrap step and collective, ms; > 0");
+ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error|off");
+ABSL_FLAG(std::string, log_format, "text", "text|json");
+
+namespace {
+
+constexpr char kProgram[] = "splitd-agent";
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+// The first non-empty of `values`.
+template <typename... T>
+std::string FirstOf(const T&... values) {
+  std::string result;
+  ((result.empty() ? (void)(result = values) : (void)0), ...);
+  return result;
+}
+
+bool IsOurFlag(const absl::CommandLineFlag& flag) {
+  const std::string file = flag.Filename();
+  return absl::EndsWith(file, "worker/main.cc") ||
+         absl::EndsWith(file, "worker/test_only_flags.cc");
+}
+
+// Parses argv into the flags defined by this binary. absl::ParseCommandLine exits with 1 on a
+// bad flag; the agent's contract is exit code 2 with one line, so only the help and version
+// flags are left to Abseil.
+absl::Status ParseFlags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") {
+      if (i + 1 < argc)
+        return absl::InvalidArgumentError(
+            absl::StrCat("unexpected argument \"", argv[i + 1], "\""));
+      break;
+    }
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\""));
+    }
+    const size_t equals = arg.find('=');
+    const std::string name(arg.substr(0, equals));
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr || !IsOurFlag(*flag)) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    }
+    std::string value;
+    if (equals != absl::string_view::npos) {
+      value = std::string(arg.substr(equals + 1));
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool AsksForHelpOrVersion(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    arg = arg.substr(0, arg.find('='));
+    if (arg == "help" || arg == "helpfull" || arg == "helpshort" || arg == "helppackage" ||
+        arg == "version" || arg == "only_check_args") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Flags → options; INVALID_ARGUMENT naming the flag on a bad value.
+absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* daemon) {
+  options->cluster = absl::GetFlag(FLAGS_cluster);
+  if (options->cluster.empty()) return absl::InvalidArgumentError("--cluster is required");
+  *daemon = FirstOf(absl::GetFlag(FLAGS_daemon), Env("SPLITD_ADDR"), std::string("127.0.0.1:7070"));
+  options->node = FirstOf(absl::GetFlag(FLAGS_node), Env("NODE_NAME"), HostName());
+  options->pod = FirstOf(absl::GetFlag(FLAGS_pod), Env("POD_NAME"), Env("HOSTNAME"), HostName());
+  options->host = FirstOf(absl::GetFlag(FLAGS_host), Env("POD_IP"), std::string("127.0.0.1"));
+  options->local_index = absl::GetFlag(FLAGS_local_index);
+  if (options->local_index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--local_index must be >= 0, got ", options->local_index));
+  }
+  const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  if (timeout_ms <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--timeout_ms must be > 0, got ", timeout_ms));
+  }
+  options->timeout = absl::Milliseconds(timeout_ms);
+  options->plan_file = absl::GetFlag(FLAGS_plan_file);
+  const std::string fault = absl::GetFlag(FLAGS_inject_fault);
+  if (fault == "fingerprint") {
+    options->corrupt_fingerprint = true;
+  } else if (!fault.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--inject_fault must be \"fingerprint\" or empty, got \"", fault, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] { return std::string(kProgram) + " " + splitd::kVersion + "\n"; };
+  // --help lists this file's flags (Abseil would look for <program>.cc).
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "worker/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "splitd-agent --cluster NAME [--daemon HOST:PORT]: joins a splitd cluster, forms and "
+      "validates this rank's communication groups");
+  if (AsksForHelpOrVersion(argc, argv)) {
+    absl::ParseCommandLine(argc, argv);  // prints and exits
+    return 0;
+  }
+
+  splitd::worker::AgentOptions options;
+  std::string daemon;
+  absl::Status parsed = ParseFlags(argc, argv);
+  if (parsed.ok()) parsed = BuildOptions(&options, &daemon);
+  if (parsed.ok()) {
+    parsed = splitd::SetupLogging(kProgram, absl::GetFlag(FLAGS_log_level),
+                                  absl::GetFlag(FLAGS_log_format));
+  }
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, std::string(parsed.message()).c_str());
+    return 2;
+  }
+
+  // Block the stop signals in every thread (gRPC's and the agent's included); a dedicated
+  // thread waits for them and stops the agent.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  spdlog::info("{} {} connecting to {}", kProgram, splitd::kVersion, daemon);
+  splitd::worker::Agent agent(options,
+                              grpc::CreateChannel(daemon, grpc::InsecureChannelCredentials()),
+                              splitd::worker::DefaultGroupBuilderFactories());
+
+  std::thread signal_thread([&agent, &stop_signals] {
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    spdlog::info("received {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    agent.Stop();
+  });
+
+  const absl::Status status = agent.Run();
+  // Wake the signal thread when Run ended on its own (a fatal error).
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (!status.ok()) {
+    spdlog::error("{}", status.ToString());
+    return 1;
+  }
+  return 0;
+}

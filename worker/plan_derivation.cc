@@ -1,0 +1,111 @@
+#include "worker/plan_derivation.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "daemon/core/split_plan.h"
+#include "daemon/core/split_planner.h"
+
+namespace splitd::worker {
+namespace {
+
+constexpr int64_t kDefaultAllreduceElements = 1024;
+
+// Flips the first hex digit, so the digest stays well-formed but can never match.
+std::string Corrupt(std::string fingerprint) {
+  if (fingerprint.empty()) return "0";
+  char& c = fingerprint[0];
+  c = (c == '0') ? 'f' : '0';
+  return fingerprint;
+}
+
+}  // namespace
+
+std::vector<std::string> BackendParts(const std::string& backend) {
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(backend, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) parts.emplace_back(part);
+  }
+  return parts;
+}
+
+absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
+                                       const DerivationOptions& options,
+                                       std::string* derived_fingerprint) {
+  const v1::Plan& plan = message.plan();
+  ASSIGN_OR_RETURN(core::SplitPlan derived,
+                   core::SplitPlanner::Build(plan.topology(), plan.epoch()));
+  if (options.corrupt_fingerprint) derived.fingerprint = Corrupt(derived.fingerprint);
+  if (derived_fingerprint != nullptr) *derived_fingerprint = derived.fingerprint;
+
+  const int64_t rank = message.rank();
+  if (derived.fingerprint != plan.fingerprint()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("rank ", rank, ": plan fingerprint mismatch at epoch ", plan.epoch(),
+                     ": derived ", derived.fingerprint, ", daemon sent ", plan.fingerprint()));
+  }
+  if (rank < 0 || rank >= derived.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank must be in [0, ", derived.world_size, "), got ", rank));
+  }
+
+  DerivedPlan out;
+  out.cluster = derived.cluster;
+  out.epoch = derived.epoch;
+  out.rank = static_cast<int>(rank);
+  out.world_size = static_cast<int>(derived.world_size);
+  out.method = derived.method;
+  out.fingerprint = derived.fingerprint;
+
+  const v1::Validation& validation = derived.topology.validation();
+  const int64_t allreduce_elements = validation.allreduce_elements() > 0
+                                         ? validation.allreduce_elements()
+                                         : kDefaultAllreduceElements;
+
+  auto world_of = [&](const std::string& backend) -> WorldSpec& {
+    for (BackendWorld& world : out.worlds) {
+      if (world.backend == backend) return world.spec;
+    }
+    BackendWorld& world = out.worlds.emplace_back();
+    world.backend = backend;
+    WorldSpec& spec = world.spec;
+    spec.cluster = out.cluster;
+    spec.epoch = out.epoch;
+    spec.rank = out.rank;
+    spec.world_size = out.world_size;
+    spec.method = out.method;
+    spec.allreduce_elements = allreduce_elements;
+    spec.bandwidth_bytes = validation.bandwidth_bytes();
+    spec.host = options.host;
+    spec.timeout = options.timeout;
+    return spec;
+  };
+
+  for (size_t k = 0; k < derived.kinds.size(); ++k) {
+    const core::GroupKind& kind = derived.kinds[k];
+    const std::vector<std::string> parts = BackendParts(kind.backend);
+    // Every backend joins the list even when this rank has no group of the kind.
+    for (const std::string& part : parts) world_of(part);
+
+    const int32_t group_index = kind.group_of_rank[static_cast<size_t>(rank)];
+    if (group_index < 0) continue;
+    GroupAssignment assignment;
+    assignment.kind = kind.name;
+    assignment.kind_index = static_cast<int>(k);
+    assignment.group_index = group_index;
+    const absl::Span<const int32_t> members = kind.group(group_index);
+    assignment.members.assign(members.begin(), members.end());
+    assignment.local_rank = static_cast<int>(
+        std::find(members.begin(), members.end(), static_cast<int32_t>(rank)) - members.begin());
+    for (const std::string& part : parts) world_of(part).groups.push_back(assignment);
+    out.groups.push_back(KindGroup{std::move(assignment), kind.backend});
+  }
+  return out;
+}
+
+}  // namespace splitd::worker

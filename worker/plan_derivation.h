@@ -1,0 +1,68 @@
+#ifndef SPLITD_WORKER_PLAN_DERIVATION_H_
+#define SPLITD_WORKER_PLAN_DERIVATION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "splitd/v1/agent_service.pb.h"
+#include "worker/group_builder.h"
+
+namespace splitd::worker {
+
+// How the agent derives its groups from a plan message.
+struct DerivationOptions {
+  std::string host = "127.0.0.1";              // copied into every WorldSpec
+  absl::Duration timeout = absl::Seconds(60);  // copied into every WorldSpec
+  // Fault injection for tests of the mismatch path (--inject_fault=fingerprint): the derived
+  // fingerprint is altered, so the derivation fails as if this agent had computed another plan.
+  bool corrupt_fingerprint = false;
+};
+
+// One of this rank's groups, with the kind's full backend string (for the plan file).
+struct KindGroup {
+  GroupAssignment assignment;
+  std::string backend;  // e.g. "cpu:gloo,cuda:nccl"
+};
+
+// The world one backend ("cpu:gloo", "cuda:nccl") must bootstrap, with this rank's groups on it.
+struct BackendWorld {
+  std::string backend;
+  WorldSpec spec;
+};
+
+// What one agent forms at one epoch, derived from the generator and checked against the
+// daemon's fingerprint.
+struct DerivedPlan {
+  std::string cluster;
+  int64_t epoch = 0;
+  int rank = 0;
+  int world_size = 0;
+  std::string method;
+  std::string fingerprint;        // the derived one; equal to the daemon's
+  std::vector<KindGroup> groups;  // this rank's groups, in kind order; kinds it is not in omitted
+  // Every backend part any kind of the plan uses, in order of first use: the same list on every
+  // rank, since each world is collective over all ranks (a rank with no group on a backend still
+  // takes part in its world).
+  std::vector<BackendWorld> worlds;
+};
+
+// Derives this rank's groups from one WatchPlan message: rebuilds the plan from
+// `plan.topology` and `plan.epoch` with the same planner the daemon runs, checks that its
+// fingerprint equals `plan.fingerprint` and splits every kind's backend string into parts.
+// FAILED_PRECONDITION naming the rank and both digests on a fingerprint mismatch (nothing may be
+// formed then); INVALID_ARGUMENT for a rank outside the world or a plan the planner refuses.
+// When `derived_fingerprint` is not null it receives the derived digest whenever the planner
+// accepted the topology, mismatch or not, so that the failure report can carry it.
+absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
+                                       const DerivationOptions& options,
+                                       std::string* derived_fingerprint = nullptr);
+
+// The parts of a backend string: "cpu:gloo,cuda:nccl" -> {"cpu:gloo", "cuda:nccl"}.
+std::vector<std::string> BackendParts(const std::string& backend);
+
+}  // namespace splitd::worker
+
+#endif  // SPLITD_WORKER_PLAN_DERIVATION_H_
