@@ -491,16 +491,13 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
                  stopping() ? "stopping" : "a newer plan arrived");
     ReleaseBuilders();
   };
+  // Progress goes out without waiting for the answer, so it costs the critical path nothing;
+  // the daemon never lets a late progress report move a rank back. An epoch the daemon has left
+  // shows up as ABORTED on the rendezvous or on the final report.
   auto report = [&](v1::Phase phase) {
     SetPhase(*work, phase, "");
     for (v1::GroupReport& group : work->groups) group.set_phase(phase);
-    const absl::Status reported = Report(*work, phase, "");
-    if (reported.code() == absl::StatusCode::kAborted) {
-      spdlog::info("{}: the daemon has moved past this epoch ({}); dropping it", prefix,
-                   std::string(reported.message()));
-      ReleaseBuilders();
-      return false;
-    }
+    ReportProgress(*work, phase);
     return !stopping();
   };
 
@@ -619,6 +616,31 @@ void Agent::FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::st
   const absl::Status reported = Report(*work, v1::PHASE_FAILED, error);
   if (reported.code() == absl::StatusCode::kAborted) return;
   WritePlanFile(*work, derived, "FAILED", error);
+}
+
+void Agent::ReportProgress(const EpochWork& work, v1::Phase phase) {
+  struct Call {
+    grpc::ClientContext context;
+    v1::ReportGroupStatusRequest request;
+    v1::ReportGroupStatusResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+  *call->request.mutable_member() = Credentials();
+  call->request.set_epoch(work.epoch);
+  call->request.set_rank(work.rank);
+  call->request.set_fingerprint(work.fingerprint);
+  call->request.set_phase(phase);
+  for (const v1::GroupReport& group : work.groups) *call->request.add_groups() = group;
+  *call->request.mutable_timings() = work.timings;
+  stub_->async()->ReportGroupStatus(
+      &call->context, &call->request, &call->response, [call](grpc::Status status) {
+        if (!status.ok()) {
+          spdlog::debug("epoch {} rank {}: progress report {} not taken: {}",
+                        call->request.epoch(), call->request.rank(),
+                        PhaseName(call->request.phase()), status.error_message());
+        }
+      });
 }
 
 absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::string& error) {

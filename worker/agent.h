@@ -130,6 +130,8 @@ class Agent {
   // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
   void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
   // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
+  // Sends a progress phase (BOOTSTRAPPING, SPLITTING, VALIDATING) without waiting.
+  void ReportProgress(const EpochWork& work, v1::Phase phase);
   absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
   void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
                      const std::string& error);

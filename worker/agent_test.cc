@@ -21,6 +21,7 @@ namespace splitd::worker {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
 
 // A daemon stand-in: accepts one member, streams the plans the test queues, records reports.
@@ -201,9 +202,14 @@ TEST_F(AgentTest, FormsValidatesAndReportsReady) {
   run.join();
   EXPECT_TRUE(result.ok()) << result;
 
-  EXPECT_THAT(Phases(), ElementsAre(v1::PHASE_BOOTSTRAPPING, v1::PHASE_SPLITTING,
-                                    v1::PHASE_VALIDATING, v1::PHASE_READY));
-  const v1::ReportGroupStatusRequest ready = service_.reports().back();
+  // Progress is sent without waiting, so it may arrive in any order, even after READY.
+  for (int i = 0; i < 1000 && Phases().size() < 4; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_THAT(Phases(), UnorderedElementsAre(v1::PHASE_BOOTSTRAPPING, v1::PHASE_SPLITTING,
+                                             v1::PHASE_VALIDATING, v1::PHASE_READY));
+  v1::ReportGroupStatusRequest ready;
+  for (const v1::ReportGroupStatusRequest& report : service_.reports()) {
+    if (report.phase() == v1::PHASE_READY) ready = report;
+  }
   EXPECT_EQ(ready.member().member_id(), "m-1");
   EXPECT_EQ(ready.member().session_token(), "secret");
   EXPECT_EQ(ready.epoch(), 1);

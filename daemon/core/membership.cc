@@ -327,6 +327,12 @@ absl::StatusOr<v1::Phase> Membership::Report(const v1::ReportGroupStatusRequest&
 
   member->last_seen = now;
   RankState& state = ranks_[static_cast<size_t>(rank)];
+  // Phases only move forward within an epoch. Agents send progress without waiting for the
+  // answer, so one may arrive after a later phase; it changes nothing.
+  if (request.phase() != v1::PHASE_FAILED &&
+      (state.phase == v1::PHASE_FAILED || request.phase() < state.phase)) {
+    return phase();
+  }
   state.timings = request.timings();
 
   if (request.fingerprint() != plan_->fingerprint) {

@@ -75,6 +75,8 @@ class Membership {
   // epoch, PERMISSION_DENIED for a rank the member does not hold, FAILED_PRECONDITION before
   // ranks are assigned, INVALID_ARGUMENT naming the field for malformed content. A fingerprint
   // that differs from the plan's fails the rank (and so the cluster) with a reason naming it.
+  // A rank's phase only moves forward: a report of an earlier phase than the one recorded (or
+  // anything but FAILED after FAILED) is accepted and ignored.
   absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now);
 
   // OK when the member holds a rank of `epoch`, the current epoch: it may use that epoch's

@@ -274,6 +274,22 @@ TEST_F(MembershipTest, TheEpochIsAsFarAsItsSlowestRank) {
   EXPECT_EQ(membership_.phase(), v1::PHASE_BOOTSTRAPPING);
 }
 
+TEST_F(MembershipTest, LateProgressReportsDoNotMoveARankBack) {
+  RegisterWorld();
+  ASSERT_THAT(membership_.Report(ReadyReport(3), now_), IsOk());
+  v1::ReportGroupStatusRequest late = ReadyReport(3);
+  late.set_phase(v1::PHASE_SPLITTING);
+  for (v1::GroupReport& group : *late.mutable_groups()) group.set_phase(v1::PHASE_SPLITTING);
+  ASSERT_THAT(membership_.Report(late, now_), IsOk());
+  const v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.members(3).phase(), v1::PHASE_READY);
+  // tp group 1 holds ranks 2 and 3; only rank 3 reported, and its READY report stands.
+  ASSERT_EQ(status.groups(0).validations_size(), 1);
+  EXPECT_EQ(status.groups(0).validations(0).group_index(), 1);
+  EXPECT_EQ(status.groups(0).validations(0).phase(), v1::PHASE_VALIDATING);
+  EXPECT_EQ(status.groups(0).validations(0).allreduce_value(), 2);
+}
+
 TEST_F(MembershipTest, FailedValidationFailsTheClusterWithTheRankInTheReason) {
   RegisterWorld();
   v1::ReportGroupStatusRequest request = ReadyReport(5);

@@ -158,6 +158,22 @@ absl::StatusOr<absl::Duration> TimedAllreduce(const std::shared_ptr<::gloo::Cont
   return elapsed;
 }
 
+// Gloo's connectFullMesh reads "<prefix>/rank_<i>" and then "<prefix>/<i>" of every other rank,
+// one after another; every rank sets its own pair of keys before it reads any. Batched, each
+// kind of key arrives in one round trip.
+void BatchFullMeshKeys(const std::string& prefix, int rank, int size, RendezvousStore* store) {
+  std::vector<std::string> hosts;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < size; ++i) {
+    if (i == rank) continue;
+    hosts.push_back(absl::StrCat(prefix, "/rank_", i));
+    addresses.push_back(absl::StrCat(prefix, "/", i));
+  }
+  if (hosts.empty()) return;
+  store->FetchTogether(hosts);
+  store->FetchTogether(addresses);
+}
+
 class GlooGroupBuilder : public GroupBuilder {
  public:
   ~GlooGroupBuilder() override { Release(); }
@@ -185,6 +201,7 @@ class GlooGroupBuilder : public GroupBuilder {
       world = std::make_shared<::gloo::rendezvous::Context>(spec.rank, spec.world_size);
       world->setTimeout(timeout);  // before connectFullMesh, which copies it into the pairs
       RendezvousStore store(rendezvous, spec.timeout);
+      BatchFullMeshKeys("world", spec.rank, spec.world_size, &store);
       ::gloo::rendezvous::PrefixStore prefixed("world", store);
       world->connectFullMesh(prefixed, device);
     });
@@ -252,8 +269,10 @@ class GlooGroupBuilder : public GroupBuilder {
       for (const GroupAssignment& group : ordered) {
         std::shared_ptr<::gloo::rendezvous::Context> context;
         absl::Status status = CallGloo(absl::StrCat("init of group ", GroupName(group)), [&]() {
-          ::gloo::rendezvous::PrefixStore prefixed(
-              absl::StrCat("init/", group.kind, "/", group.group_index), store);
+          const std::string prefix = absl::StrCat("init/", group.kind, "/", group.group_index);
+          BatchFullMeshKeys(prefix, group.local_rank, static_cast<int>(group.members.size()),
+                            &store);
+          ::gloo::rendezvous::PrefixStore prefixed(prefix, store);
           context = std::make_shared<::gloo::rendezvous::Context>(
               group.local_rank, static_cast<int>(group.members.size()));
           context->setTimeout(timeout);

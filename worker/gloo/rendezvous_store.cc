@@ -1,5 +1,6 @@
 #include "worker/gloo/rendezvous_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -24,7 +25,21 @@ void RendezvousStore::set(const std::string& key, const std::vector<char>& data)
   cache_.erase(key);
 }
 
+void RendezvousStore::FetchTogether(const std::vector<std::string>& keys) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& key : keys) batch_of_[key] = batches_.size();
+  batches_.push_back(keys);
+  fetched_.push_back(false);
+}
+
 std::vector<char> RendezvousStore::get(const std::string& key) {
+  bool batched = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto batch = batch_of_.find(key);
+    batched = batch != batch_of_.end() && !fetched_[batch->second];
+  }
+  if (batched) Fetch({key}, default_timeout_);
   {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(key);
@@ -61,8 +76,20 @@ void RendezvousStore::Fetch(const std::vector<std::string>& keys, absl::Duration
   std::vector<std::string> missing;
   {
     absl::MutexLock lock(&mu_);
+    std::vector<std::string> wanted = keys;
     for (const std::string& key : keys) {
-      if (cache_.find(key) == cache_.end()) missing.push_back(key);
+      auto batch = batch_of_.find(key);
+      if (batch == batch_of_.end() || fetched_[batch->second]) continue;
+      fetched_[batch->second] = true;
+      for (const std::string& other : batches_[batch->second]) {
+        if (other != key) wanted.push_back(other);
+      }
+    }
+    for (const std::string& key : wanted) {
+      if (cache_.find(key) == cache_.end() &&
+          std::find(missing.begin(), missing.end(), key) == missing.end()) {
+        missing.push_back(key);
+      }
     }
   }
   if (missing.empty()) return;

@@ -31,6 +31,12 @@ class RendezvousStore : public ::gloo::rendezvous::Store {
 
   void set(const std::string& key, const std::vector<char>& data) override;
   std::vector<char> get(const std::string& key) override;
+
+  // Declares keys that are fetched together: the first get() or wait() of any of them fetches
+  // every one not cached yet in a single call. A full-mesh bootstrap reads one key per peer,
+  // one peer after another; declared as a batch, that is one round trip instead of size - 1.
+  // Only batch keys that every rank sets before it waits for any of them.
+  void FetchTogether(const std::vector<std::string>& keys);
   void wait(const std::vector<std::string>& keys) override;
   void wait(const std::vector<std::string>& keys,
             const std::chrono::milliseconds& timeout) override;
@@ -44,6 +50,10 @@ class RendezvousStore : public ::gloo::rendezvous::Store {
   absl::Mutex mu_;
   // Values fetched by wait() and not yet taken by get().
   std::map<std::string, std::vector<char>> cache_ ABSL_GUARDED_BY(mu_);
+  // Batch index of each batched key, and the batches not fetched yet.
+  std::map<std::string, size_t> batch_of_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<std::string>> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> fetched_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace splitd::worker

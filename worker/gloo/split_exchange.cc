@@ -1,7 +1,9 @@
 #include "worker/gloo/split_exchange.h"
 
 #include <cstring>
+#include <exception>
 #include <map>
+#include <thread>
 #include <string>
 #include <utility>
 
@@ -131,17 +133,46 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
     }
   }
 
-  // 4. Connect in the one global order: group ascending, then peer local rank ascending.
-  std::vector<std::shared_ptr<::gloo::Context>> contexts;
-  contexts.reserve(groups.size());
-  for (size_t g = 0; g < groups.size(); ++g) {
+  // 4. Connect. Within a group every member connects its pairs in ascending peer local rank
+  // (a Pair's connect blocks until the peer reaches the same pair, so one order everywhere is
+  // what keeps it from deadlocking). Groups share no pair, so each group connects on its own
+  // thread and the groups form side by side instead of one after another.
+  auto connect_group = [&](size_t g) {
     const GroupAssignment& group = groups[g];
     for (size_t j = 0; j < group.members.size(); ++j) {
       if (static_cast<int>(j) == group.local_rank) continue;
       transport[g]->getPair(static_cast<int>(j))->connect(remote[g][j]);
     }
+  };
+  std::vector<size_t> to_connect;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].members.size() > 1) to_connect.push_back(g);
+  }
+  if (to_connect.size() == 1) {
+    connect_group(to_connect[0]);
+  } else if (!to_connect.empty()) {
+    std::vector<std::exception_ptr> errors(to_connect.size());
+    std::vector<std::thread> threads;
+    threads.reserve(to_connect.size());
+    for (size_t t = 0; t < to_connect.size(); ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          connect_group(to_connect[t]);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (const std::exception_ptr& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+  }
+  std::vector<std::shared_ptr<::gloo::Context>> contexts;
+  contexts.reserve(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
     contexts.push_back(std::make_shared<SubgroupContext>(
-        group.local_rank, static_cast<int>(group.members.size()), timeout, device,
+        groups[g].local_rank, static_cast<int>(groups[g].members.size()), timeout, device,
         transport[g]));
   }
   spdlog::debug("split: rank {} formed {} group(s) with {} peer message(s) in {} "

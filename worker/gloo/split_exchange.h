@@ -38,9 +38,10 @@ size_t SplitRecordSize();
 // kind_index, already checked) it creates a transport context on the world's device and pairs
 // to the group's peers, sends each world peer the addresses of all groups the two share in one
 // message over the world's pairs (slot (0xA0 << 56) | epoch, so it cannot meet a collective),
-// and connects every pair in one global order: group ascending, then peer local rank
-// ascending. Gloo's TCP connect blocks until the peer connects the same pair, so any other
-// order can deadlock. No rendezvous traffic. Ranks that share no group never talk.
+// and connects the pairs: within a group in ascending peer local rank on every member (Gloo's
+// TCP connect blocks until the peer connects the same pair, so any other order can deadlock),
+// the groups side by side, one thread each, since they share no pair. No rendezvous traffic.
+// Ranks that share no group never talk.
 //
 // Returns one context per group, in the order of `groups`. Never throws: Gloo failures become
 // DEADLINE_EXCEEDED (timeouts), UNAVAILABLE (transport) or INTERNAL statuses.
