@@ -50,6 +50,9 @@ nlohmann::ordered_json TimingsToJson(const v1::PhaseTimings& timings) {
       {"split_ms", timings.split_ms()},
       {"validate_ms", timings.validate_ms()},
       {"groups_ready_ms", timings.groups_ready_ms()},
+      {"plan_received_unix_ms", timings.plan_received_unix_ms()},
+      {"world_connected_unix_ms", timings.world_connected_unix_ms()},
+      {"groups_ready_unix_ms", timings.groups_ready_unix_ms()},
   };
 }
 

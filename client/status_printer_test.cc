@@ -137,7 +137,8 @@ TEST(StatusPrinterTest, JsonMembersCarryIdentityStateAndTimings) {
   EXPECT_EQ(first["phase"], "READY");
   EXPECT_EQ(first["reason"], "");
   EXPECT_EQ(first["timings"], nlohmann::json::parse(R"({"bootstrap_ms": 120.5, "split_ms": 40.0,
-      "validate_ms": 2.25, "groups_ready_ms": 162.75})"));
+      "validate_ms": 2.25, "groups_ready_ms": 162.75, "plan_received_unix_ms": 0.0,
+      "world_connected_unix_ms": 0.0, "groups_ready_unix_ms": 0.0})"));
   EXPECT_EQ(first["backends"], nlohmann::json::parse(R"(["cpu:gloo"])"));
   const nlohmann::json& lost = json["members"][1];
   EXPECT_EQ(lost["state"], "LOST");

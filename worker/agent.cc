@@ -529,6 +529,8 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
   }
   const absl::Time bootstrapped = absl::Now();
   work->timings.set_bootstrap_ms(Millis(bootstrapped - work->received));
+  work->timings.set_plan_received_unix_ms(absl::ToUnixMicros(work->received) / 1e3);
+  work->timings.set_world_connected_unix_ms(absl::ToUnixMicros(bootstrapped) / 1e3);
   if (!report(v1::PHASE_SPLITTING)) return;
 
   // Form every group.
@@ -580,6 +582,7 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
   const absl::Time validated = absl::Now();
   work->timings.set_validate_ms(Millis(validated - formed));
   work->timings.set_groups_ready_ms(Millis(validated - work->received));
+  work->timings.set_groups_ready_unix_ms(absl::ToUnixMicros(validated) / 1e3);
 
   const v1::Phase phase = first_error.empty() ? v1::PHASE_READY : v1::PHASE_FAILED;
   SetPhase(*work, phase, first_error);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -329,9 +330,24 @@ class GlooGroupBuilder : public GroupBuilder {
 
     const std::chrono::milliseconds timeout = absl::ToChronoMilliseconds(spec.timeout);
     std::vector<GroupValidation> results(spec.groups.size());
-    // Every rank runs its groups' all-reduces in kind order, like it formed them.
-    for (size_t i : KindOrder(spec.groups)) {
-      results[i] = ValidateGroup(*formed[i], spec, timeout);
+    // The groups are independent contexts: their validation all-reduces run side by side, one
+    // thread each, so a rank does not wait for one group's slowest member before it starts the
+    // next. Bandwidth runs follow one at a time, in kind order, so they do not share the wire.
+    if (spec.groups.size() == 1) {
+      results[0] = ValidateGroup(*formed[0], spec, timeout);
+    } else {
+      std::vector<std::thread> threads;
+      threads.reserve(spec.groups.size());
+      for (size_t i = 0; i < spec.groups.size(); ++i) {
+        threads.emplace_back(
+            [&, i] { results[i] = ValidateGroup(*formed[i], spec, timeout); });
+      }
+      for (std::thread& thread : threads) thread.join();
+    }
+    if (spec.bandwidth_bytes > 0) {
+      for (size_t i : KindOrder(spec.groups)) {
+        if (results[i].ok) MeasureBandwidth(*formed[i], spec, timeout, &results[i]);
+      }
     }
     return results;
   }
@@ -388,22 +404,28 @@ class GlooGroupBuilder : public GroupBuilder {
       return result;
     }
 
-    if (spec.bandwidth_bytes > 0) {
-      const size_t floats =
-          std::max<size_t>(1, static_cast<size_t>(spec.bandwidth_bytes) / sizeof(float));
-      std::vector<float> payload(floats, 1.0f);
-      absl::StatusOr<absl::Duration> timed =
-          TimedAllreduce(group.context, payload, kBandwidthTag, timeout);
-      if (!timed.ok()) {
-        result.error = absl::StrCat("bandwidth run: ", timed.status().ToString());
-        return result;
-      }
-      const double seconds = std::max(absl::ToDoubleSeconds(*timed), 1e-9);
-      const double bytes = static_cast<double>(floats * sizeof(float));
-      result.bus_bandwidth_gbps = 2.0 * (size - 1) / size * bytes / seconds / 1e9;
-    }
     result.ok = true;
     return result;
+  }
+
+  // A timed all-reduce of `spec.bandwidth_bytes` gives the group's bus bandwidth.
+  void MeasureBandwidth(const FormedGroup& group, const WorldSpec& spec,
+                        std::chrono::milliseconds timeout, GroupValidation* result) {
+    const int size = static_cast<int>(group.assignment.members.size());
+    if (size == 1) return;
+    const size_t floats =
+        std::max<size_t>(1, static_cast<size_t>(spec.bandwidth_bytes) / sizeof(float));
+    std::vector<float> payload(floats, 1.0f);
+    absl::StatusOr<absl::Duration> timed =
+        TimedAllreduce(group.context, payload, kBandwidthTag, timeout);
+    if (!timed.ok()) {
+      result->ok = false;
+      result->error = absl::StrCat("bandwidth run: ", timed.status().ToString());
+      return;
+    }
+    const double seconds = std::max(absl::ToDoubleSeconds(*timed), 1e-9);
+    const double bytes = static_cast<double>(floats * sizeof(float));
+    result->bus_bandwidth_gbps = 2.0 * (size - 1) / size * bytes / seconds / 1e9;
   }
 
   std::shared_ptr<::gloo::transport::Device> device_;
