@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
@@ -251,9 +252,9 @@ absl::Status Agent::RegisterOnce() {
   identity->set_incarnation(incarnation_);
   v1::Capabilities* capabilities = request.mutable_capabilities();
   for (const auto& [backend, factory] : factories_) capabilities->add_backends(backend);
-  capabilities->set_device_type("cpu");
-  capabilities->set_nccl_version(0);
-  capabilities->set_device_count(0);
+  capabilities->set_device_type(options_.device_type);
+  capabilities->set_nccl_version(options_.nccl_version);
+  capabilities->set_device_count(options_.device_count);
 
   v1::RegisterResponse response;
   const grpc::Status status = Invoke(options_.rpc_timeout, [&](grpc::ClientContext* context) {
@@ -411,6 +412,19 @@ void Agent::ReleaseBuilders() {
   }
 }
 
+void Agent::ReleaseDeviceBuilders(const std::string& prefix) {
+  for (auto it = builders_.begin(); it != builders_.end();) {
+    if (absl::StartsWith(it->backend, "cuda:")) {
+      it->builder->Release();
+      spdlog::info("{}: {} communicators released after validation (the workload owns the GPU)",
+                   prefix, it->backend);
+      it = builders_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
   const v1::Plan& plan = message.plan();
   if (!builders_.empty()) {
@@ -444,6 +458,7 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
   DerivationOptions derivation;
   derivation.host = options_.host;
   derivation.timeout = options_.timeout;
+  derivation.device_index = static_cast<int>(options_.local_index);
   derivation.corrupt_fingerprint = options_.corrupt_fingerprint;
   std::string derived_fingerprint;
   absl::StatusOr<DerivedPlan> derived = DerivePlan(message, derivation, &derived_fingerprint);
@@ -480,8 +495,13 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
   // Every backend must be available before any world is entered, or peers would wait on us.
   for (const BackendWorld& world : derived.worlds) {
     if (factories_.find(world.backend) == factories_.end()) {
+      auto why = options_.unavailable_backends.find(world.backend);
       FailEpoch(work, &derived,
-                absl::StrCat("backend ", world.backend, " is not available on this agent"));
+                absl::StrCat("rank ", work->rank, ": backend ", world.backend,
+                             " is not available on this agent",
+                             why == options_.unavailable_backends.end()
+                                 ? std::string()
+                                 : absl::StrCat(" (", why->second, ")")));
       return;
     }
   }
@@ -604,7 +624,11 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
     ReleaseBuilders();
     return;
   }
-  if (!first_error.empty()) ReleaseBuilders();
+  if (!first_error.empty()) {
+    ReleaseBuilders();
+  } else if (!options_.hold_device_communicators) {
+    ReleaseDeviceBuilders(prefix);
+  }
   WritePlanFile(*work, &derived, PhaseName(phase), first_error);
 }
 

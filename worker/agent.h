@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,18 @@ struct AgentOptions {
   int report_attempts = 5;
   // Used when the daemon's RegisterResponse names no heartbeat interval.
   absl::Duration default_heartbeat_interval = absl::Seconds(2);
+
+  // Capabilities registered besides the backends ("cpu", or "cuda" with NCCL's version code and
+  // the visible device count).
+  std::string device_type = "cpu";
+  int64_t nccl_version = 0;
+  int64_t device_count = 0;
+  // Why a backend this agent cannot form is missing (e.g. "cuda:nccl" -> "backend unavailable:
+  // no CUDA device"); named in the failure a plan that needs it gets.
+  std::map<std::string, std::string> unavailable_backends;
+  // Keep device ("cuda:") communicators after validation. By default the agent releases them
+  // once the groups are validated, so the workload owns the GPU memory (sidecar mode).
+  bool hold_device_communicators = false;
 };
 
 // What the agent holds right now; for logs and in-process tests.
@@ -136,6 +149,8 @@ class Agent {
   void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
                      const std::string& error);
   void ReleaseBuilders();
+  // Releases the device ("cuda:") builders only, after validation, unless told to hold them.
+  void ReleaseDeviceBuilders(const std::string& prefix);
   // True when the work on `epoch` should be dropped: stopping or a newer plan is waiting.
   bool Superseded(int64_t epoch);
   void SetPhase(const EpochWork& work, v1::Phase phase, const std::string& error);

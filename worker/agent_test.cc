@@ -244,13 +244,17 @@ TEST_F(AgentTest, InjectedFingerprintFaultFailsWithoutForming) {
 
 TEST_F(AgentTest, UnavailableBackendFailsTheRank) {
   service_.Publish(PlanOfOne("cpu:gloo,cuda:nccl"));
-  auto agent = MakeAgent(AgentOptions());
+  AgentOptions options;
+  options.unavailable_backends["cuda:nccl"] = "backend unavailable: no CUDA device";
+  auto agent = MakeAgent(options);
   std::thread run([&] { agent->Run().IgnoreError(); });
   ASSERT_TRUE(service_.AwaitReport(v1::PHASE_FAILED));
   agent->Stop();
   run.join();
   const v1::ReportGroupStatusRequest failed = service_.reports().back();
-  EXPECT_EQ(failed.error(), "backend cuda:nccl is not available on this agent");
+  EXPECT_EQ(failed.error(),
+            "rank 0: backend cuda:nccl is not available on this agent (backend unavailable: no "
+            "CUDA device)");
   ASSERT_EQ(failed.groups_size(), 2);
   EXPECT_EQ(failed.groups(1).backend(), "cuda:nccl");
   EXPECT_EQ(failed.groups(1).phase(), v1::PHASE_FAILED);

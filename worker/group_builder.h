@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,11 @@ struct WorldSpec {
   int world_size = 0;
   std::string method;                   // "split" or "init"
   std::vector<GroupAssignment> groups;  // this rank's groups for this backend, by kind_index
+  // Every kind of the plan that uses this backend, as (kind_index, name) in plan order, also
+  // those this rank takes no part in: a collective split (ncclCommSplit) needs every rank of
+  // the world in every kind, with NOCOLOR where it is no member.
+  std::vector<std::pair<int, std::string>> kinds;
+  int device_index = 0;                 // the member's local device (GPU) index
   int64_t allreduce_elements = 1024;
   int64_t bandwidth_bytes = 0;          // 0: no bandwidth measurement
   std::string host = "127.0.0.1";       // address this rank's transport listens on

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -44,6 +45,17 @@ ABSL_FLAG(std::string, host, "",
 ABSL_FLAG(std::string, plan_file, "",
           "write this rank's plan here (atomically) once its groups are ready or failed");
 ABSL_FLAG(int64_t, timeout_ms, 60000, "bound on every bootstrap step and collective, ms; > 0");
+ABSL_FLAG(std::string, nccl_library, "libnccl.so.2",
+          "NCCL to load at run time for cuda:nccl groups (a dlopen name or path); empty turns "
+          "NCCL off");
+ABSL_FLAG(std::string, cudart_library, "",
+          "CUDA runtime to load (default: the first of libcudart.so.13, .12, libcudart.so)");
+ABSL_FLAG(bool, nccl_nonblocking, false,
+          "create NCCL communicators non-blocking and poll them against --timeout_ms, aborting "
+          "on timeout");
+ABSL_FLAG(bool, hold_communicators, false,
+          "keep GPU communicators after validation (by default they are released so the "
+          "workload owns the GPU memory)");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error|off");
 ABSL_FLAG(std::string, log_format, "text", "text|json");
 
@@ -196,9 +208,23 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   spdlog::info("{} {} connecting to {}", kProgram, splitd::kVersion, daemon);
+  splitd::worker::BackendOptions backend_options;
+  backend_options.try_nccl = !absl::GetFlag(FLAGS_nccl_library).empty();
+  backend_options.nccl_library.nccl_path = absl::GetFlag(FLAGS_nccl_library);
+  if (!absl::GetFlag(FLAGS_cudart_library).empty()) {
+    backend_options.nccl_library.cudart_paths = {absl::GetFlag(FLAGS_cudart_library)};
+  }
+  backend_options.nccl_nonblocking = absl::GetFlag(FLAGS_nccl_nonblocking);
+  splitd::worker::Backends backends = splitd::worker::DefaultBackends(backend_options);
+  options.device_type = backends.device_type;
+  options.nccl_version = backends.nccl_version;
+  options.device_count = backends.device_count;
+  options.unavailable_backends = backends.unavailable;
+  options.hold_device_communicators = absl::GetFlag(FLAGS_hold_communicators);
+
   splitd::worker::Agent agent(options,
                               grpc::CreateChannel(daemon, grpc::InsecureChannelCredentials()),
-                              splitd::worker::DefaultGroupBuilderFactories());
+                              std::move(backends.factories));
 
   std::thread signal_thread([&agent, &stop_signals] {
     int signal_number = 0;

@@ -83,6 +83,7 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
     spec.bandwidth_bytes = validation.bandwidth_bytes();
     spec.host = options.host;
     spec.timeout = options.timeout;
+    spec.device_index = options.device_index;
     return spec;
   };
 
@@ -90,7 +91,9 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
     const core::GroupKind& kind = derived.kinds[k];
     const std::vector<std::string> parts = BackendParts(kind.backend);
     // Every backend joins the list even when this rank has no group of the kind.
-    for (const std::string& part : parts) world_of(part);
+    for (const std::string& part : parts) {
+      world_of(part).kinds.emplace_back(static_cast<int>(k), kind.name);
+    }
 
     const int32_t group_index = kind.group_of_rank[static_cast<size_t>(rank)];
     if (group_index < 0) continue;

@@ -16,6 +16,7 @@ namespace splitd::worker {
 struct DerivationOptions {
   std::string host = "127.0.0.1";              // copied into every WorldSpec
   absl::Duration timeout = absl::Seconds(60);  // copied into every WorldSpec
+  int device_index = 0;                        // copied into every WorldSpec
   // Fault injection for tests of the mismatch path (--inject_fault=fingerprint): the derived
   // fingerprint is altered, so the derivation fails as if this agent had computed another plan.
   bool corrupt_fingerprint = false;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,6 +27,7 @@ using ::splitd::testing::CommandResult;
 using ::splitd::testing::IsOk;
 using ::splitd::testing::RunCommand;
 using ::splitd::testing::RunfilePath;
+using ::splitd::testing::StatusIs;
 using ::splitd::testing::Subprocess;
 using ::testing::HasSubstr;
 
@@ -198,6 +201,17 @@ class AgentsEndToEndTest : public ::testing::Test {
 
 TEST_F(AgentsEndToEndTest, EightAgentsReachReadyWithSplit) {
   ReachesReadyAndPlanFilesAgreeWithGetPlan("split");
+
+  // The daemon goes away: the agents keep running (and their groups) and retry with backoff.
+  daemon_->Signal(SIGKILL);
+  ASSERT_THAT(daemon_->Wait(absl::Seconds(10)), IsOk());
+  absl::SleepFor(absl::Seconds(2));
+  for (const auto& agent : agents_) {
+    EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
+                StatusIs(absl::StatusCode::kDeadlineExceeded))
+        << "agent exited\n" << agent->Stderr();
+  }
+  daemon_.reset();
 }
 
 TEST_F(AgentsEndToEndTest, EightAgentsReachReadyWithInit) {
@@ -221,6 +235,32 @@ TEST_F(AgentsEndToEndTest, FingerprintMismatchFailsTheClusterNamingTheRank) {
   EXPECT_THAT(status["reason"].get<std::string>(), HasSubstr("rank 5"));
   EXPECT_THAT(status["reason"].get<std::string>(), HasSubstr("fingerprint"));
   EXPECT_EQ(status["members"][5]["phase"], "FAILED");
+}
+
+// Without a usable GPU (no device, no driver, or no NCCL at all), a cuda:nccl cluster ends FAILED
+// with a reason that names NCCL or CUDA, never a crash or a hang; the agents keep running.
+TEST_F(AgentsEndToEndTest, DeviceGroupsWithoutAGpuFailWithTheReason) {
+  if (std::getenv("SPLITD_TEST_HAS_GPU") != nullptr) GTEST_SKIP() << "a GPU is present";
+  const std::string cluster = "e2e-nccl";
+  CommandResult applied = Splitctl({"apply", "-f", "-"}, R"(cluster: e2e-nccl
+dims: [{name: tp, size: 2}]
+backend: "cpu:gloo,cuda:nccl"
+)");
+  ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  StartAgent(cluster, 0);
+  StartAgent(cluster, 1);
+  int exit_code = -1;
+  const nlohmann::json status = WatchUntilDone(cluster, &exit_code);
+  EXPECT_EQ(exit_code, 1);
+  ASSERT_EQ(status["state"], "FAILED") << status.dump(2);
+  EXPECT_THAT(status["reason"].get<std::string>(),
+              ::testing::ContainsRegex("backend cuda:nccl is not available on this agent "
+                                       "\\(backend unavailable: .*(NCCL|CUDA|libnccl|cuda)"));
+  for (const auto& agent : agents_) {
+    EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
+                StatusIs(absl::StatusCode::kDeadlineExceeded))
+        << "agent exited\n" << agent->Stderr();
+  }
 }
 
 }  // namespace

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""GPU tests and benchmark of the cuda:nccl backend, run ON the GPU machine from a pack made by
+tests/gpu/pack.sh (binaries, their shared libraries, this script, the ABI check source and the
+PyTorch reference program).
+
+  python3 gpu_suite.py --pack DIR --out DIR [--tests] [--bench] [--runs 3]
+
+--tests: the daemon plus one agent per GPU at world 2 (TP2) and 4 (TP2 PP2), each method
+(split, init) and backend string (cuda:nccl; cpu:gloo,cuda:nccl at world 4): every run must reach
+READY with every validation all-reduce equal to its group size. Prints "PASS name" / "FAIL name".
+--bench: at world 4 (TP2 PP2), fresh launches of splitd split, splitd init and PyTorch's
+split_group, eager new_group and lazy new_group (torch_groups_bench.py); groups-ready and
+world-bootstrap medians. Results go to OUT/gpu_results.json and the last line of stdout.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+            "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def topology(name, world, method, backend):
+    dims = "  - {name: tp, size: 2}\n"
+    groups = "  - {name: tp, dims: [tp]}\n"
+    if world >= 4:
+        dims += "  - {name: pp, size: 2}\n"
+        groups += "  - {name: pp, dims: [pp]}\n"
+    if world >= 8:
+        dims += "  - {name: dp, size: %d}\n" % (world // 4)
+        groups += "  - {name: dp, dims: [dp]}\n"
+    return ("cluster: %s\nmethod: %s\nbackend: \"%s\"\ndims:\n%sgroups:\n%s"
+            "validation: {allreduce_elements: 16}\n") % (name, method, backend, dims, groups)
+
+
+def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, timeout=180):
+    """Daemon + `world` agents (one per GPU); returns the final status JSON (any state)."""
+    bindir = os.path.join(pack, "bin")
+    env = dict(os.environ, **SAFE_ENV)
+    # Our binaries find the libraries packed beside them (gRPC, Protobuf, ...), and the CUDA
+    # runtime; Python processes keep their own environment.
+    env["LD_LIBRARY_PATH"] = ":".join(
+        [os.path.join(pack, "lib"), "/usr/local/cuda/lib64", os.environ.get("LD_LIBRARY_PATH", "")])
+    port_file = os.path.join(workdir, "port")
+    daemon = subprocess.Popen([os.path.join(bindir, "splitd"), "--listen=127.0.0.1:0",
+                               "--port_file=" + port_file],
+                              stderr=open(os.path.join(workdir, "splitd.log"), "wb"), env=env)
+    agents = []
+    try:
+        for _ in range(500):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.01)
+        addr = open(port_file).read().strip()
+        splitctl = [os.path.join(bindir, "splitctl"), "--addr", addr]
+        subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
+                       input=topology("gpu", world, method, backend).encode(), env=env)
+        aenv = dict(env, **agent_env)
+        for rank in range(world):
+            agents.append(subprocess.Popen(
+                [os.path.join(bindir, "splitd-agent"), "--daemon=" + addr, "--cluster=gpu",
+                 "--node=node-0", "--local_index=%d" % rank, "--pod=agent-%d" % rank,
+                 "--host=127.0.0.1", "--log_level=info", "--timeout_ms=120000"] + agent_flags,
+                stderr=open(os.path.join(workdir, "agent-%d.log" % rank), "wb"), env=aenv))
+        watched = subprocess.run(splitctl + ["status", "gpu", "--watch", "--interval=0.05s",
+                                             "--watch_timeout=%ds" % timeout, "-o", "json"],
+                                 capture_output=True, timeout=timeout + 30, env=env)
+        lines = [l for l in watched.stdout.decode().splitlines() if l.strip()]
+        return json.loads(lines[-1]) if lines else {"state": "NO_STATUS",
+                                                    "reason": watched.stderr.decode()}
+    finally:
+        for a in agents:
+            a.send_signal(signal.SIGTERM)
+        for a in agents:
+            try:
+                a.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                a.kill()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+def check_ready(status, world):
+    """Problems with a final status: READY, every validation equal to its group size."""
+    problems = []
+    if status.get("state") != "READY":
+        problems.append("state %s: %s" % (status.get("state"), status.get("reason")))
+        return problems
+    sizes = {"tp": 2, "pp": 2, "dp": world // 4}
+    for kind, group in status.get("groups", {}).items():
+        if group["ready"] != group["groups"]:
+            problems.append("%s: %d of %d groups ready" % (kind, group["ready"], group["groups"]))
+        for v in group.get("validations", []):
+            if v["allreduce_value"] != sizes[kind]:
+                problems.append("%s[%d]: all-reduce gave %s, want %d" % (
+                    kind, v["group_index"], v["allreduce_value"], sizes[kind]))
+    return problems
+
+
+def tail(path, n=15):
+    try:
+        return "".join(open(path, errors="replace").readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run_tests(args, gpus, results):
+    cases = []
+    for world in (2, 4):
+        if world > gpus:
+            continue
+        for method in ("split", "init"):
+            cases.append((world, method, "cuda:nccl"))
+        if world == 4:
+            cases.append((world, "split", "cpu:gloo,cuda:nccl"))
+    failures = 0
+    for world, method, backend in cases:
+        name = "world%d-%s-%s" % (world, method, backend.replace(":", "_").replace(",", "+"))
+        workdir = tempfile.mkdtemp(prefix="gpu-test-")
+        status = run_splitd(args.pack, world, method, backend, {}, args.agent_flag, workdir)
+        problems = check_ready(status, world)
+        results["tests"][name] = {"ok": not problems, "problems": problems,
+                                  "timings": [m.get("timings") for m in status.get("members", [])]}
+        if problems:
+            failures += 1
+            print("FAIL %s: %s" % (name, "; ".join(problems)))
+            print(tail(os.path.join(workdir, "agent-0.log")))
+        else:
+            print("PASS %s" % name)
+        sys.stdout.flush()
+    return failures
+
+
+def torch_bench(args, mode, world):
+    env = dict(os.environ, **SAFE_ENV)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=%d" % world,
+                          os.path.join(args.pack, "bench", "torch_groups_bench.py"), mode, "2", "2"],
+                         capture_output=True, timeout=300, env=env)
+    for line in out.stdout.decode().splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError("torch %s: no RESULT: %s" % (mode, out.stderr.decode()[-1500:]))
+
+
+def run_bench(args, gpus, results):
+    world = min(4, gpus)
+    variants = [("split", {}), ("init", {})] + [
+        ("split", {"NCCL_RUNTIME_CONNECT": "0"}), ("init", {"NCCL_RUNTIME_CONNECT": "0"}),
+        ("split", {"NCCL_COMM_SPLIT_SHARE_RESOURCES": "1"}),
+    ]
+    samples = {}
+    for run in range(args.runs):
+        for method, extra in variants:
+            label = "splitd %s%s" % (method, "".join(" %s=%s" % kv for kv in extra.items()))
+            workdir = tempfile.mkdtemp(prefix="gpu-bench-")
+            status = run_splitd(args.pack, world, method, "cuda:nccl", extra, args.agent_flag,
+                                workdir)
+            if status.get("state") != "READY":
+                samples.setdefault(label, {}).setdefault("failed", []).append(status.get("reason"))
+                continue
+            t = [m["timings"] for m in status["members"] if m["rank"] >= 0]
+            s = samples.setdefault(label, {})
+            s.setdefault("groups_ready_rank0", []).append((t[0]["split_ms"] + t[0]["validate_ms"]) / 1e3)
+            s.setdefault("groups_ready_max", []).append(max(x["split_ms"] + x["validate_ms"] for x in t) / 1e3)
+            s.setdefault("split_rank0", []).append(t[0]["split_ms"] / 1e3)
+            s.setdefault("validate_rank0", []).append(t[0]["validate_ms"] / 1e3)
+            s.setdefault("world_bootstrap_rank0", []).append(t[0]["bootstrap_ms"] / 1e3)
+            s.setdefault("plan_to_ready_rank0", []).append(t[0]["groups_ready_ms"] / 1e3)
+        for mode in ("split_group", "eager_new_group", "lazy_new_group"):
+            try:
+                r = torch_bench(args, mode, world)
+            except Exception as e:  # keep the run going; record the failure
+                samples.setdefault("torch " + mode, {}).setdefault("failed", []).append(str(e))
+                continue
+            s = samples.setdefault("torch " + mode, {})
+            s.setdefault("groups_ready_rank0", []).append(r["groups_ready_s"])
+            s.setdefault("create_rank0", []).append(r["create_s"])
+            s.setdefault("first_collective_rank0", []).append(r["first_collective_s"])
+            s.setdefault("world_bootstrap_rank0", []).append(r["world_init_s"])
+        print("bench run %d/%d done" % (run + 1, args.runs), file=sys.stderr)
+        sys.stderr.flush()
+    results["bench"] = {"world": world, "samples": samples,
+                        "medians": {label: {k: statistics.median(v) for k, v in s.items()
+                                            if k != "failed" and v}
+                                    for label, s in samples.items()}}
+    for label, med in results["bench"]["medians"].items():
+        print("%-55s %s" % (label, " ".join("%s=%.4f" % kv for kv in sorted(med.items()))))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pack", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--tests", action="store_true")
+    parser.add_argument("--bench", action="store_true")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--agent_flag", action="append", default=[],
+                        help="extra splitd-agent flag, e.g. --nccl_library=PATH")
+    args = parser.parse_args()
+    gpus = int(subprocess.check_output(
+        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"]).decode())
+    results = {"gpus": gpus, "tests": {}, "agent_flags": args.agent_flag}
+    failures = 0
+    if args.tests:
+        failures = run_tests(args, gpus, results)
+    if args.bench:
+        run_bench(args, gpus, results)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "gpu_results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print("%d passed, %d failed" % (len(results["tests"]) - failures, failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#ifndef SPLITD_WORKER_NCCL_COLOR_KEY_H_
+#define SPLITD_WORKER_NCCL_COLOR_KEY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/group_builder.h"
+
+namespace splitd::worker {
+
+// What this rank passes to ncclCommSplit for one group kind. ncclCommSplit is collective over
+// the whole parent, so every rank issues one split per kind, in the same (kind_index) order,
+// with NCCL_SPLIT_NOCOLOR (-1) and key 0 for kinds it takes no part in.
+struct ColorKey {
+  int kind_index = 0;
+  std::string kind;
+  int color = 0;  // the group index within the kind, or NCCL_SPLIT_NOCOLOR
+  int key = 0;    // the local rank: NCCL orders the child's ranks by key
+};
+
+// One ColorKey per entry of `spec.kinds`, by kind_index ascending. INVALID_ARGUMENT when the
+// kinds repeat a kind_index, or a group's kind is not listed in `spec.kinds` (under that name),
+// or a group index does not fit a color (0 to INT_MAX). Pure; expects CheckNcclGroups to pass.
+absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec);
+
+// The world part of a spec: world_size >= 1, rank within it, timeout in (0, 24h],
+// device_index >= 0. INVALID_ARGUMENT naming the field otherwise.
+absl::Status CheckNcclWorld(const WorldSpec& spec);
+
+// The groups part of a spec: a known method ("split" or "init"), at most one group per kind,
+// members inside the world without repeats, local_rank pointing at this rank, group indexes
+// that fit an NCCL color. INVALID_ARGUMENT naming the field otherwise.
+absl::Status CheckNcclGroups(const WorldSpec& spec);
+
+// Indexes of `groups` by kind_index ascending: the order every rank forms and uses them in.
+std::vector<size_t> KindOrder(const std::vector<GroupAssignment>& groups);
+
+}  // namespace splitd::worker
+
+#endif  // SPLITD_WORKER_NCCL_COLOR_KEY_H_
