@@ -15,6 +15,11 @@ struct BackendOptions {
   bool try_nccl = true;              // --nccl_library "" turns NCCL off
   nccl::LibraryOptions nccl_library;  // --nccl_library, --cudart_library
   bool nccl_nonblocking = false;      // --nccl_nonblocking
+  bool nccl_eager_connect = false;    // --nccl_eager_connect (NCCL_RUNTIME_CONNECT=0)
+  bool nccl_serial_validation = false;  // --nccl_serial_validation
+  // Device to make the CUDA context of right away, in the background, so that the first plan
+  // does not pay for it; -1 for none.
+  int warm_device = -1;
 };
 
 // What this process can form, found out once at start.

@@ -53,6 +53,11 @@ ABSL_FLAG(std::string, cudart_library, "",
 ABSL_FLAG(bool, nccl_nonblocking, false,
           "create NCCL communicators non-blocking and poll them against --timeout_ms, aborting "
           "on timeout");
+ABSL_FLAG(bool, nccl_eager_connect, false,
+          "connect NCCL peers when a communicator is created (NCCL_RUNTIME_CONNECT=0) instead "
+          "of at its first collective");
+ABSL_FLAG(bool, nccl_serial_validation, false,
+          "validate the groups one after another instead of side by side");
 ABSL_FLAG(bool, hold_communicators, false,
           "keep GPU communicators after validation (by default they are released so the "
           "workload owns the GPU memory)");
@@ -215,6 +220,9 @@ int main(int argc, char** argv) {
     backend_options.nccl_library.cudart_paths = {absl::GetFlag(FLAGS_cudart_library)};
   }
   backend_options.nccl_nonblocking = absl::GetFlag(FLAGS_nccl_nonblocking);
+  backend_options.nccl_eager_connect = absl::GetFlag(FLAGS_nccl_eager_connect);
+  backend_options.nccl_serial_validation = absl::GetFlag(FLAGS_nccl_serial_validation);
+  backend_options.warm_device = static_cast<int>(options.local_index);
   splitd::worker::Backends backends = splitd::worker::DefaultBackends(backend_options);
   options.device_type = backends.device_type;
   options.nccl_version = backends.nccl_version;

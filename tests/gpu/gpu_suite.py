@@ -155,17 +155,17 @@ def torch_bench(args, mode, world):
 
 def run_bench(args, gpus, results):
     world = min(4, gpus)
-    variants = [("split", {}), ("init", {})] + [
-        ("split", {"NCCL_RUNTIME_CONNECT": "0"}), ("init", {"NCCL_RUNTIME_CONNECT": "0"}),
-        ("split", {"NCCL_COMM_SPLIT_SHARE_RESOURCES": "1"}),
-    ]
+    # (method, extra agent flags): the defaults first, then the alternatives they are chosen over.
+    variants = [("split", []), ("init", []),
+                ("split", ["--nccl_serial_validation"]),
+                ("split", ["--nccl_eager_connect"]), ("init", ["--nccl_eager_connect"])]
     samples = {}
     for run in range(args.runs):
-        for method, extra in variants:
-            label = "splitd %s%s" % (method, "".join(" %s=%s" % kv for kv in extra.items()))
+        for method, flags in variants:
+            label = " ".join(["splitd", method] + flags)
             workdir = tempfile.mkdtemp(prefix="gpu-bench-")
-            status = run_splitd(args.pack, world, method, "cuda:nccl", extra, args.agent_flag,
-                                workdir)
+            status = run_splitd(args.pack, world, method, "cuda:nccl", {},
+                                args.agent_flag + flags, workdir)
             if status.get("state") != "READY":
                 samples.setdefault(label, {}).setdefault("failed", []).append(status.get("reason"))
                 continue

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -188,12 +189,26 @@ class NcclGroupBuilder final : public GroupBuilder {
     RETURN_IF_ERROR(CudaCheck(library_->cuda().SetDevice(device_index_),
                               absl::StrCat("cudaSetDevice(", device_index_, ")")));
 
-    // One group after another, in kind order on every rank: each all-reduce is waited for
-    // before the next starts, so ranks that ordered them differently would deadlock.
     const absl::Time start = absl::Now();
     const std::vector<size_t> order = KindOrder(spec.groups);
     std::vector<GroupValidation> results(spec.groups.size());
-    for (size_t i : order) results[i] = ValidateGroup(formed[i], spec);
+    if (options_.serial_validation || order.size() <= 1) {
+      // One group after another, in kind order on every rank: each all-reduce is waited for
+      // before the next starts, so ranks that ordered them differently would deadlock.
+      for (size_t i : order) results[i] = ValidateGroup(formed[i], spec, /*own_thread=*/false);
+    } else {
+      // Side by side, one thread and stream per group: a communicator's first collective
+      // connects its peers (NCCL's lazy connection), and the groups connect concurrently
+      // instead of one after another. Each thread waits only on its own group.
+      std::vector<std::thread> threads;
+      threads.reserve(order.size());
+      for (size_t i : order) {
+        threads.emplace_back([this, &results, &formed, &spec, i] {
+          results[i] = ValidateGroup(formed[i], spec, /*own_thread=*/true);
+        });
+      }
+      for (std::thread& thread : threads) thread.join();
+    }
     if (spec.bandwidth_bytes > 0) {
       // Every group whose communicator did not fail, even with a wrong sum: the members must
       // agree on which groups run, or the ones that do would wait for the others forever.
@@ -616,15 +631,15 @@ class NcclGroupBuilder final : public GroupBuilder {
 
   // One all-reduce of `count` floats in `group` on the builder's stream, waited for.
   absl::Status AllReduce(FormedGroup* group, void* buffer, size_t count, absl::string_view step,
-                         absl::Time deadline) {
+                         absl::Time deadline, nccl::CudaStream stream) {
     const Result result = nccl().AllReduce(buffer, buffer, count, nccl::kFloat32, nccl::kSum,
-                                           group->comm, stream_);
+                                           group->comm, stream);
     return Settle(group->comm, result, step, deadline);
   }
 
   // The checks of one group's validation; `*buffer` is freed by the caller.
   absl::Status RunValidation(FormedGroup* group, const WorldSpec& spec, void** buffer,
-                             GroupValidation* out) {
+                             GroupValidation* out, nccl::CudaStream stream) {
     const std::string name = GroupName(group->assignment);
     const size_t count = static_cast<size_t>(spec.allreduce_elements);
     const size_t bytes = count * sizeof(float);
@@ -641,8 +656,8 @@ class NcclGroupBuilder final : public GroupBuilder {
 
     const absl::Time start = absl::Now();
     RETURN_IF_ERROR(AllReduce(group, *buffer, count, absl::StrCat("ncclAllReduce of ", name),
-                              absl::Now() + spec.timeout));
-    RETURN_IF_ERROR(CudaCheck(cuda().StreamSynchronize(stream_),
+                              absl::Now() + spec.timeout, stream));
+    RETURN_IF_ERROR(CudaCheck(cuda().StreamSynchronize(stream),
                               absl::StrCat("cudaStreamSynchronize after ncclAllReduce of ", name)));
     out->latency_us = absl::ToDoubleMicroseconds(absl::Now() - start);
 
@@ -668,13 +683,33 @@ class NcclGroupBuilder final : public GroupBuilder {
     return absl::OkStatus();
   }
 
-  GroupValidation ValidateGroup(FormedGroup* group, const WorldSpec& spec) {
+  // Validates one group. On its own thread (`own_thread`), the thread binds the device and
+  // uses a stream of its own; otherwise the builder's stream.
+  GroupValidation ValidateGroup(FormedGroup* group, const WorldSpec& spec, bool own_thread) {
     GroupValidation result;
     result.kind = group->assignment.kind;
     result.group_index = group->assignment.group_index;
     void* buffer = nullptr;
-    const absl::Status status = RunValidation(group, spec, &buffer, &result);
+    nccl::CudaStream stream = stream_;
+    absl::Status status = absl::OkStatus();
+    if (own_thread) {
+      status = CudaCheck(cuda().SetDevice(device_index_),
+                         absl::StrCat("cudaSetDevice(", device_index_, ")"));
+      if (status.ok()) {
+        status = CudaCheck(cuda().StreamCreateWithFlags(&stream, nccl::kCudaStreamNonBlocking),
+                           absl::StrCat("cudaStreamCreateWithFlags for ",
+                                        GroupName(group->assignment)));
+        if (!status.ok()) stream = nullptr;
+      }
+    }
+    if (status.ok()) status = RunValidation(group, spec, &buffer, &result, stream);
     FreeBuffer(buffer, GroupName(group->assignment));
+    if (own_thread && stream != nullptr) {
+      const CudaError error = cuda().StreamDestroy(stream);
+      if (error != 0) {
+        spdlog::warn("nccl: rank {} cudaStreamDestroy: {}", rank_, library_->DescribeCuda(error));
+      }
+    }
     if (!status.ok()) {
       result.ok = false;
       result.error = status.ToString();
@@ -703,12 +738,13 @@ class NcclGroupBuilder final : public GroupBuilder {
                                 absl::StrCat("cudaMalloc of ", bytes, " bytes for ", name)));
       const std::string step = absl::StrCat("bandwidth ncclAllReduce of ", name);
       const std::string sync = absl::StrCat("cudaStreamSynchronize after ", step);
-      RETURN_IF_ERROR(AllReduce(group, buffer, count, step, absl::Now() + spec.timeout));
+      RETURN_IF_ERROR(
+          AllReduce(group, buffer, count, step, absl::Now() + spec.timeout, stream_));
       RETURN_IF_ERROR(CudaCheck(cuda().StreamSynchronize(stream_), sync));
       const absl::Time start = absl::Now();
       const absl::Time deadline = start + spec.timeout;
       for (int i = 0; i < kBandwidthIterations; ++i) {
-        RETURN_IF_ERROR(AllReduce(group, buffer, count, step, deadline));
+        RETURN_IF_ERROR(AllReduce(group, buffer, count, step, deadline, stream_));
       }
       RETURN_IF_ERROR(CudaCheck(cuda().StreamSynchronize(stream_), sync));
       seconds = absl::ToDoubleSeconds(absl::Now() - start) / kBandwidthIterations;

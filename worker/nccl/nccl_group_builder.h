@@ -15,13 +15,16 @@ struct NcclBuilderOptions {
   bool nonblocking = false;
   // Reserved: connect every peer at creation instead of at the first collective.
   bool eager_connect = false;
+  // Run the groups' validation all-reduces one after another (kind order) instead of side by
+  // side on one thread and stream per group.
+  bool serial_validation = false;
 };
 
 // The "cuda:nccl" backend: an NCCL world communicator bound to `spec.device_index`, created
 // from the unique id rank 0 publishes through the rendezvous space; subgroups formed by
 // `split` (one ncclCommSplit of the world per kind, serialized, in kind order on every rank)
 // or `init` (a unique id per group, all of this rank's inits in one ncclGroupStart/End);
-// validated by a float32 all-reduce of ones on the device. Every NCCL and CUDA failure is a
+// validated by a float32 all-reduce of ones on the device, the groups side by side. Every NCCL and CUDA failure is a
 // status naming the step. Calls come from one thread, as GroupBuilder says; the builder sets
 // the CUDA device of that thread at each step. A null `library` gives a builder whose every
 // step is FAILED_PRECONDITION.
