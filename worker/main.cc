@@ -109,14 +109,28 @@ absl::Status ParseFlags(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\""));
     }
     const size_t equals = arg.find('=');
-    const std::string name(arg.substr(0, equals));
+    std::string name(arg.substr(0, equals));
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    // A boolean flag stands alone: --flag is true, --noflag false.
+    bool negated = false;
+    if (flag == nullptr && absl::StartsWith(name, "no") && equals == absl::string_view::npos) {
+      absl::CommandLineFlag* positive = absl::FindCommandLineFlag(name.substr(2));
+      if (positive != nullptr && positive->IsOfType<bool>()) {
+        flag = positive;
+        negated = true;
+        name = name.substr(2);
+      }
+    }
     if (flag == nullptr || !IsOurFlag(*flag)) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", arg.substr(0, equals)));
     }
     std::string value;
-    if (equals != absl::string_view::npos) {
+    if (negated) {
+      value = "false";
+    } else if (equals != absl::string_view::npos) {
       value = std::string(arg.substr(equals + 1));
+    } else if (flag->IsOfType<bool>()) {
+      value = "true";
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {

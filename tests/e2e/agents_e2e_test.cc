@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -247,8 +248,9 @@ dims: [{name: tp, size: 2}]
 backend: "cpu:gloo,cuda:nccl"
 )");
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
-  StartAgent(cluster, 0);
-  StartAgent(cluster, 1);
+  // Boolean flags stand alone.
+  StartAgent(cluster, 0, {"--hold_communicators", "--nccl_serial_validation"});
+  StartAgent(cluster, 1, {"--nohold_communicators"});
   int exit_code = -1;
   const nlohmann::json status = WatchUntilDone(cluster, &exit_code);
   EXPECT_EQ(exit_code, 1);
@@ -260,6 +262,25 @@ backend: "cpu:gloo,cuda:nccl"
     EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
                 StatusIs(absl::StatusCode::kDeadlineExceeded))
         << "agent exited\n" << agent->Stderr();
+  }
+}
+
+TEST_F(AgentsEndToEndTest, BadAgentFlagsExitWithTwoAndOneLine) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"--cluster=x", "--bogus"},
+      {"--cluster=x", "--nolocal_index"},
+      {"--cluster=x", "--local_index=-1"},
+      {"--cluster=x", "--hold_communicators=maybe"},
+      {"--local_index=0"},
+  };
+  for (const std::vector<std::string>& flags : cases) {
+    std::vector<std::string> argv = {RunfilePath("worker/splitd-agent")};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto result = RunCommand(argv, "", absl::Seconds(30));
+    ASSERT_THAT(result, IsOk());
+    EXPECT_EQ(result->exit_code, 2) << flags.back();
+    EXPECT_THAT(result->err, ::testing::StartsWith("splitd-agent: ")) << flags.back();
+    EXPECT_EQ(std::count(result->err.begin(), result->err.end(), '\n'), 1) << result->err;
   }
 }
 

@@ -40,7 +40,7 @@ def topology(name, world, method, backend):
             "validation: {allreduce_elements: 16}\n") % (name, method, backend, dims, groups)
 
 
-def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, timeout=180):
+def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, timeout=120):
     """Daemon + `world` agents (one per GPU); returns the final status JSON (any state)."""
     bindir = os.path.join(pack, "bin")
     env = dict(os.environ, **SAFE_ENV)
@@ -80,7 +80,7 @@ def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, ti
             a.send_signal(signal.SIGTERM)
         for a in agents:
             try:
-                a.wait(timeout=30)
+                a.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 a.kill()
         daemon.send_signal(signal.SIGTERM)
@@ -146,7 +146,7 @@ def torch_bench(args, mode, world):
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node=%d" % world,
                           os.path.join(args.pack, "bench", "torch_groups_bench.py"), mode, "2", "2"],
-                         capture_output=True, timeout=300, env=env)
+                         capture_output=True, timeout=120, env=env)
     for line in out.stdout.decode().splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -157,16 +157,18 @@ def run_bench(args, gpus, results):
     world = min(4, gpus)
     # (method, extra agent flags): the defaults first, then the alternatives they are chosen over.
     variants = [("split", []), ("init", []),
-                ("split", ["--nccl_serial_validation"]),
-                ("split", ["--nccl_eager_connect"]), ("init", ["--nccl_eager_connect"])]
+                ("split", ["--nccl_serial_validation=true"]),
+                ("split", ["--nccl_eager_connect=true"]), ("init", ["--nccl_eager_connect=true"])]
     samples = {}
     for run in range(args.runs):
         for method, flags in variants:
             label = " ".join(["splitd", method] + flags)
             workdir = tempfile.mkdtemp(prefix="gpu-bench-")
             status = run_splitd(args.pack, world, method, "cuda:nccl", {},
-                                args.agent_flag + flags, workdir)
+                                args.agent_flag + flags, workdir, timeout=60)
+            print("bench %s: %s %s" % (label, status.get("state"), status.get("reason", "")))
             if status.get("state") != "READY":
+                print(tail(os.path.join(workdir, "agent-0.log"), 8))
                 samples.setdefault(label, {}).setdefault("failed", []).append(status.get("reason"))
                 continue
             t = [m["timings"] for m in status["members"] if m["rank"] >= 0]
@@ -180,6 +182,7 @@ def run_bench(args, gpus, results):
         for mode in ("split_group", "eager_new_group", "lazy_new_group"):
             try:
                 r = torch_bench(args, mode, world)
+                print("bench torch %s: %s" % (mode, r))
             except Exception as e:  # keep the run going; record the failure
                 samples.setdefault("torch " + mode, {}).setdefault("failed", []).append(str(e))
                 continue

@@ -5,7 +5,7 @@
 set -uo pipefail
 out="${1:-/tmp/splitd-gpu}"
 mkdir -p "$out"
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 pack="$(pwd)/.gpu-pack"
 
 nvidia-smi -L
@@ -29,7 +29,7 @@ for include in /usr/include "$site/nccl/include"; do
 done
 
 echo "== GPU tests and benchmark"
-python3 tests/gpu/gpu_suite.py --pack "$pack" --out "$out" --tests --bench --runs 3 \
+python3 tests/gpu/gpu_suite.py --pack "$pack" --out "$out" ${SUITE_ARGS:---tests --bench --runs 3} \
   --agent_flag="--nccl_library=${torch_nccl:-libnccl.so.2}" 2>&1 | tee "$out/gpu_suite.log"
 suite_status=${PIPESTATUS[0]}
 echo "abi_status=$abi_status suite_status=$suite_status"
