@@ -1,6 +1,7 @@
 """C++ message and gRPC code from .proto files, with Debian's protoc and grpc_cpp_plugin."""
 
-def cc_proto_grpc_library(name, srcs, import_root, grpc = True, headers_only = False, deps = [], **kwargs):
+def cc_proto_grpc_library(name, srcs, import_root, grpc = True, headers_only = False, deps = [],
+                          imports = [], **kwargs):
     """Generates C++ code for `srcs` and wraps it in a cc_library named `name`.
 
     Args:
@@ -12,6 +13,7 @@ def cc_proto_grpc_library(name, srcs, import_root, grpc = True, headers_only = F
       headers_only: compile none of the generated code, because a system library already
         holds it (linking it twice aborts protobuf's descriptor registration).
       deps: cc_library targets of imported .proto files.
+      imports: the imported .proto files themselves, so that protoc finds them in the sandbox.
       **kwargs: passed to the cc_library (visibility, ...).
     """
     relative = []
@@ -32,10 +34,10 @@ def cc_proto_grpc_library(name, srcs, import_root, grpc = True, headers_only = F
         grpc_flags = "--grpc_out=$(@D) --plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin"
     native.genrule(
         name = name + "_codegen",
-        srcs = srcs,
+        srcs = srcs + imports,
         outs = hdrs + cc_srcs,
-        cmd = ("protoc -I%s -Iproto -Iexternal/grpc_proto -I/usr/include --cpp_out=$(@D) %s $(SRCS)" %
-               (import_root, grpc_flags)),
+        cmd = ("protoc -I%s -Iproto -Iexternal/grpc_proto -I/usr/include --cpp_out=$(@D) %s %s" %
+               (import_root, grpc_flags, " ".join(["$(location %s)" % src for src in srcs]))),
     )
     native.cc_library(
         name = name,

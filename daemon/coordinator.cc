@@ -53,29 +53,70 @@ Coordinator::Coordinator(store::StateStore* store, const Clock* clock)
 
 absl::Status Coordinator::Recover() {
   absl::MutexLock write_lock(&write_mu_);
-  ASSIGN_OR_RETURN(std::vector<store::ClusterRecord> records, store_->LoadClusters());
+  ASSIGN_OR_RETURN(std::vector<store::ClusterState> states, store_->LoadClusters());
   std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters;
-  for (store::ClusterRecord& record : records) {
+  std::map<std::string, std::unique_ptr<core::Membership>> memberships;
+  std::vector<RecoveredSpace> spaces;
+  int64_t members = 0;
+  int64_t reports = 0;
+  for (store::ClusterState& state : states) {
+    store::ClusterRecord& record = state.record;
+    const std::string name = record.topology.cluster();
     absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(record.topology, record.epoch);
     if (!plan.ok()) {
-      return absl::DataLossError(absl::StrCat("stored cluster \"", record.topology.cluster(),
+      return absl::DataLossError(absl::StrCat("stored cluster \"", name,
                                               "\" no longer plans: ", plan.status().message()));
     }
     auto entry = std::make_shared<ClusterEntry>();
     entry->plan = std::make_shared<const core::SplitPlan>(*std::move(plan));
     entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
     entry->record = std::move(record);
-    clusters[entry->record.topology.cluster()] = std::move(entry);
+    // Replaying the admitted members and the epoch's reports through the same pure logic
+    // rebuilds the same ranks and readiness.
+    auto membership = std::make_unique<core::Membership>(entry->plan);
+    for (const store::StoredMember& member : state.members) {
+      absl::StatusOr<core::Membership::Registration> replayed = membership->Register(
+          member.identity, member.capabilities, member.registered, member.session_token);
+      if (!replayed.ok()) {
+        return absl::DataLossError(absl::StrCat("stored member ", member.identity.pod(),
+                                                " of cluster \"", name, "\" does not replay: ",
+                                                replayed.status().message()));
+      }
+      ++members;
+    }
+    const absl::Time now = clock_->Now();
+    for (const v1::ReportGroupStatusRequest& report : state.reports) {
+      absl::StatusOr<v1::Phase> replayed = membership->Report(report, now);
+      if (!replayed.ok()) {
+        spdlog::warn("cluster {}: a stored report of rank {} does not replay: {}", name,
+                     report.rank(), replayed.status().ToString());
+      }
+      ++reports;
+    }
+    if (!state.rendezvous.empty()) {
+      spaces.push_back(RecoveredSpace{name, entry->record.epoch, std::move(state.rendezvous)});
+    }
+    memberships[name] = std::move(membership);
+    clusters[name] = std::move(entry);
   }
   absl::MutexLock lock(&mu_);
-  memberships_.clear();
-  for (const auto& [name, entry] : clusters) {
-    memberships_[name] = std::make_unique<core::Membership>(entry->plan);
-  }
+  memberships_ = std::move(memberships);
   clusters_ = std::move(clusters);
+  recovered_spaces_ = std::move(spaces);
   recovered_ = true;
-  spdlog::info("recovered {} cluster(s)", clusters_.size());
+  spdlog::info("recovered {} cluster(s), {} member(s), {} report(s)", clusters_.size(), members,
+               reports);
   return absl::OkStatus();
+}
+
+std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
+  absl::MutexLock lock(&mu_);
+  return std::move(recovered_spaces_);
+}
+
+absl::Status Coordinator::PersistRendezvousKey(const std::string& cluster, int64_t epoch,
+                                               const std::string& key, const std::string& value) {
+  return store_->PutRendezvousKey(cluster, epoch, key, value);
 }
 
 absl::Status Coordinator::CheckRecovered() const {
@@ -233,8 +274,16 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     auto it = memberships_.find(identity.cluster());
     if (it == memberships_.end()) return NotFound(identity.cluster());
     core::Membership& membership = *it->second;
+    const absl::Time now = clock_->Now();
+    ASSIGN_OR_RETURN(const core::Member* existing,
+                     membership.CheckRegister(identity, request.capabilities()));
+    if (existing == nullptr) {
+      // A new member is durable before it is admitted (and so before it gets its answer).
+      RETURN_IF_ERROR(store_->AddMember(
+          identity.cluster(), store::StoredMember{identity, request.capabilities(), token, now}));
+    }
     ASSIGN_OR_RETURN(core::Membership::Registration registration,
-                     membership.Register(identity, request.capabilities(), clock_->Now(), token));
+                     membership.Register(identity, request.capabilities(), now, token));
     response.set_member_id(registration.member->member_id);
     response.set_session_token(registration.member->session_token);
     response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(kHeartbeatInterval));
@@ -285,6 +334,8 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
   const v1::Phase before = membership->phase();
+  RETURN_IF_ERROR(membership->CheckReport(request));
+  RETURN_IF_ERROR(store_->AddReport(request.member().cluster(), request.epoch(), request));
   ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(request, clock_->Now()));
   if (phase != before) {
     spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),

@@ -54,9 +54,22 @@ class Coordinator {
   // `store` and `clock` must outlive the coordinator.
   Coordinator(store::StateStore* store, const Clock* clock);
 
-  // Loads every cluster from the store and recomputes its plan. Until it succeeds, every other
-  // call returns UNAVAILABLE.
+  // Loads every cluster from the store, recomputes its plan and replays its members and the
+  // current epoch's reports. Until it succeeds, every other call returns UNAVAILABLE.
   absl::Status Recover();
+
+  // The rendezvous keys of each cluster's current epoch that Recover found, for the rendezvous
+  // spaces to take over (once).
+  struct RecoveredSpace {
+    std::string cluster;
+    int64_t epoch = 0;
+    std::map<std::string, std::string> keys;
+  };
+  std::vector<RecoveredSpace> TakeRecoveredSpaces();
+
+  // Makes a rendezvous key durable (RendezvousSpaces calls it before it stores the key).
+  absl::Status PersistRendezvousKey(const std::string& cluster, int64_t epoch,
+                                    const std::string& key, const std::string& value);
 
   // Creates or updates a cluster. The same (normalized) topology again is a no-op; a different
   // one starts epoch + 1. INVALID_ARGUMENT (field named) for a bad topology; nothing is stored.
@@ -113,6 +126,7 @@ class Coordinator {
   bool recovered_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<core::Membership>> memberships_ ABSL_GUARDED_BY(mu_);
+  std::vector<RecoveredSpace> recovered_spaces_ ABSL_GUARDED_BY(mu_);
   EventListener listener_;
 };
 

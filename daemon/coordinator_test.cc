@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
@@ -32,10 +33,27 @@ v1::Topology Tp2Pp2Dp2(const std::string& cluster) {
 // A store whose writes fail, as a full disk would make them.
 class FailingStore : public store::MemoryStateStore {
  public:
-  absl::Status PutCluster(const store::ClusterRecord&) override {
+  absl::Status PutCluster(const store::ClusterRecord& record) override {
+    if (fail_clusters) return absl::ResourceExhaustedError("no space left on device");
+    return MemoryStateStore::PutCluster(record);
+  }
+  absl::Status AddMember(const std::string&, const store::StoredMember&) override {
     return absl::ResourceExhaustedError("no space left on device");
   }
+  bool fail_clusters = true;
 };
+
+v1::RegisterRequest Agent(int index) {
+  v1::RegisterRequest request;
+  request.mutable_identity()->set_cluster("llama");
+  request.mutable_identity()->set_pod(absl::StrCat("pod-", index));
+  request.mutable_identity()->set_node(absl::StrCat("node-", index / 4));
+  request.mutable_identity()->set_host("127.0.0.1");
+  request.mutable_identity()->set_local_index(index % 4);
+  request.mutable_identity()->set_incarnation(absl::StrCat("inc-", index));
+  request.mutable_capabilities()->add_backends("cpu:gloo");
+  return request;
+}
 
 class CoordinatorTest : public ::testing::Test {
  protected:
@@ -62,8 +80,8 @@ TEST_F(CoordinatorTest, NewClusterStartsAtEpochOneAndIsStored) {
   auto stored = store_.LoadClusters();
   ASSERT_THAT(stored, IsOk());
   ASSERT_EQ(stored->size(), 1u);
-  EXPECT_EQ((*stored)[0].epoch, 1);
-  EXPECT_EQ((*stored)[0].topology.cluster(), "llama");
+  EXPECT_EQ((*stored)[0].record.epoch, 1);
+  EXPECT_EQ((*stored)[0].record.topology.cluster(), "llama");
 }
 
 TEST_F(CoordinatorTest, SameDocumentTwiceIsANoOp) {
@@ -244,6 +262,85 @@ TEST(CoordinatorRecoveryTest, RecoverRestoresClustersWithTheSamePlans) {
   EXPECT_EQ(cluster->epoch(), 2);
   EXPECT_EQ(cluster->world_size(), 16);
   EXPECT_EQ(cluster->fingerprint(), fingerprint);
+}
+
+TEST(CoordinatorRecoveryTest, MembersRanksAndReadinessSurviveARestart) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  std::vector<v1::RegisterResponse> registered;
+  v1::ClusterStatus before;
+  {
+    Coordinator first(&store, &clock);
+    ASSERT_THAT(first.Recover(), IsOk());
+    ASSERT_THAT(first.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+    for (int i = 7; i >= 0; --i) {
+      auto response = first.Register(Agent(i));
+      ASSERT_THAT(response, IsOk());
+      registered.push_back(*response);
+    }
+    auto status = first.GetStatus("llama");
+    ASSERT_THAT(status, IsOk());
+    for (const v1::MemberStatus& member : status->members()) {
+      v1::ReportGroupStatusRequest report;
+      report.mutable_member()->set_cluster("llama");
+      report.mutable_member()->set_member_id(member.member_id());
+      for (const v1::RegisterResponse& r : registered) {
+        if (r.member_id() == member.member_id()) {
+          report.mutable_member()->set_session_token(r.session_token());
+        }
+      }
+      report.set_epoch(1);
+      report.set_rank(member.rank());
+      report.set_fingerprint(status->fingerprint());
+      report.set_phase(v1::PHASE_READY);
+      for (const char* kind : {"tp", "pp", "dp"}) {
+        v1::GroupReport* group = report.add_groups();
+        group->set_kind(kind);
+        group->set_backend("cpu:gloo");
+        group->set_phase(v1::PHASE_READY);
+        group->set_allreduce_value(2);
+      }
+      ASSERT_THAT(first.ReportGroupStatus(report), IsOk());
+    }
+    auto ready = first.GetStatus("llama");
+    ASSERT_THAT(ready, IsOk());
+    ASSERT_EQ(ready->state(), v1::PHASE_READY);
+    before = *ready;
+  }
+  Coordinator second(&store, &clock);
+  ASSERT_THAT(second.Recover(), IsOk());
+  auto after = second.GetStatus("llama");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->state(), v1::PHASE_READY);
+  ASSERT_EQ(after->members_size(), before.members_size());
+  for (int i = 0; i < after->members_size(); ++i) {
+    EXPECT_EQ(after->members(i).member_id(), before.members(i).member_id());
+    EXPECT_EQ(after->members(i).rank(), before.members(i).rank());
+  }
+  // The same incarnation gets its member and token back; its credentials still work.
+  auto again = second.Register(Agent(3));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->member_id(), registered[4].member_id());
+  EXPECT_EQ(again->session_token(), registered[4].session_token());
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.mutable_member()->set_cluster("llama");
+  heartbeat.mutable_member()->set_member_id(again->member_id());
+  heartbeat.mutable_member()->set_session_token(again->session_token());
+  EXPECT_THAT(second.Heartbeat(heartbeat), IsOk());
+}
+
+TEST(CoordinatorRecoveryTest, RefusedMemberWriteAdmitsNobody) {
+  FailingStore store;
+  store.fail_clusters = false;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  ASSERT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  EXPECT_THAT(coordinator.Register(Agent(0)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->registered_members(), 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "daemon/rendezvous_spaces.h"
 
 #include <limits>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -8,7 +9,8 @@
 
 namespace splitd::daemon {
 
-RendezvousSpaces::RendezvousSpaces(RendezvousLimits limits) : limits_(limits) {
+RendezvousSpaces::RendezvousSpaces(RendezvousLimits limits, PersistFn persist)
+    : limits_(limits), persist_(std::move(persist)) {
   expirer_ = std::thread([this] { ExpireLoop(); });
 }
 
@@ -103,11 +105,21 @@ absl::Status RendezvousSpaces::Set(const std::string& cluster, int64_t epoch,
   {
     absl::MutexLock lock(&mu_);
     Space& space = spaces_[{cluster, epoch}];
+    if (persist_) {
+      if (absl::Status status = persist_(cluster, epoch, key, value); !status.ok()) return status;
+    }
     if (absl::Status status = Store(space, key, std::move(value)); !status.ok()) return status;
     CollectReady(space, &completions);
   }
   for (auto& [done, result] : completions) done(std::move(result));
   return absl::OkStatus();
+}
+
+void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
+                               const std::map<std::string, std::string>& keys) {
+  absl::MutexLock lock(&mu_);
+  Space& space = spaces_[{cluster, epoch}];
+  for (const auto& [key, value] : keys) Store(space, key, value).IgnoreError();
 }
 
 absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_t epoch,
@@ -129,6 +141,12 @@ absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_
       return absl::OutOfRangeError(absl::StrCat("counter \"", key, "\" would overflow"));
     }
     result = current + delta;
+    if (persist_) {
+      if (absl::Status status = persist_(cluster, epoch, key, absl::StrCat(result));
+          !status.ok()) {
+        return status;
+      }
+    }
     if (absl::Status status = Store(space, key, absl::StrCat(result)); !status.ok()) return status;
     CollectReady(space, &completions);
   }

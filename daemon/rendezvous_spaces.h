@@ -35,8 +35,13 @@ struct RendezvousLimits {
 class RendezvousSpaces {
  public:
   using GetCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  // Makes a key's new value durable; called under the spaces' lock, before the value is stored
+  // and waiters are told, so the durable order is the order of the writes. An error refuses
+  // the write.
+  using PersistFn = std::function<absl::Status(const std::string& cluster, int64_t epoch,
+                                               const std::string& key, const std::string& value)>;
 
-  explicit RendezvousSpaces(RendezvousLimits limits = {});
+  explicit RendezvousSpaces(RendezvousLimits limits = {}, PersistFn persist = nullptr);
   ~RendezvousSpaces();
 
   RendezvousSpaces(const RendezvousSpaces&) = delete;
@@ -66,6 +71,10 @@ class RendezvousSpaces {
   // INT64_MAX), completing their waiters with ABORTED.
   void Drop(const std::string& cluster, int64_t keep_epoch);
 
+  // Puts back the keys of a recovered space (nothing is persisted again).
+  void Restore(const std::string& cluster, int64_t epoch,
+               const std::map<std::string, std::string>& keys);
+
   // Number of keys in one space (for tests and status).
   int64_t KeyCount(const std::string& cluster, int64_t epoch) const;
 
@@ -94,6 +103,7 @@ class RendezvousSpaces {
   void ExpireLoop();
 
   const RendezvousLimits limits_;
+  const PersistFn persist_;
   mutable absl::Mutex mu_;
   std::map<SpaceKey, Space> spaces_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/store/log_state_store.h"
 #include "daemon/store/memory_state_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -72,10 +73,19 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
 
   std::unique_ptr<SplitdServer> server(new SplitdServer());
   server->shutdown_grace_ = config.shutdown_grace;
-  server->store_ = std::make_unique<store::MemoryStateStore>();
+  if (config.data_dir.empty()) {
+    server->store_ = std::make_unique<store::MemoryStateStore>();
+  } else {
+    ASSIGN_OR_RETURN(server->store_, store::LogStateStore::Open(config.data_dir));
+  }
   server->coordinator_ = std::make_unique<Coordinator>(server->store_.get(), clock);
   server->control_service_ = std::make_unique<ControlService>(server->coordinator_.get());
-  server->spaces_ = std::make_unique<RendezvousSpaces>();
+  Coordinator* coordinator = server->coordinator_.get();
+  server->spaces_ = std::make_unique<RendezvousSpaces>(
+      RendezvousLimits{}, [coordinator](const std::string& cluster, int64_t epoch,
+                                        const std::string& key, const std::string& value) {
+        return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
+      });
   server->agent_service_ =
       std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get());
   AgentService* agent_service = server->agent_service_.get();
@@ -99,6 +109,9 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   health->SetServingStatus(false);
 
   RETURN_IF_ERROR(server->coordinator_->Recover());
+  for (const Coordinator::RecoveredSpace& space : server->coordinator_->TakeRecoveredSpaces()) {
+    server->spaces_->Restore(space.cluster, space.epoch, space.keys);
+  }
 
   server->address_ = absl::StrCat(host, ":", bound_port);
   health->SetServingStatus(true);
@@ -106,8 +119,8 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     RETURN_IF_ERROR(WriteFileAtomically(config.port_file, server->address_ + "\n"));
   }
   spdlog::info("serving on {} (state {})", server->address_,
-               config.data_dir.empty() ? std::string("in memory")
-                                       : absl::StrCat("in memory, data_dir ", config.data_dir));
+               config.data_dir.empty() ? std::string("in memory only")
+                                       : absl::StrCat("durable in ", config.data_dir));
   return server;
 }
 

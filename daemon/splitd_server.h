@@ -22,7 +22,8 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:7070";
   // When set, "host:port" of the bound address is written there (atomically) once serving.
   std::string port_file;
-  // Directory for daemon state; created when missing. Empty: state lives in memory only.
+  // Directory of the durable state (daemon/store/log_state_store.h); created when missing.
+  // Empty: state lives in memory only and is lost with the process.
   std::string data_dir;
   // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 16 << 20;

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test (unit, gRPC, multi-process end-to-end) and ends with "N passed, N failed".
+# Runs every test (unit, gRPC, multi-process end-to-end), once as built normally and once built
+# with AddressSanitizer and UndefinedBehaviorSanitizer (--config=sanitize), and ends with
+# "N passed, N failed" over both.
 # Usage: scripts/test.sh [bazel target patterns, default //...]
+# SPLITD_TEST_CONFIGS="plain" skips the sanitizer pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,38 +12,50 @@ scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 patterns=("$@")
 [ "${#patterns[@]}" -gt 0 ] || patterns=(//...)
 
-bazel test --keep_going "${patterns[@]}"
-bazel_rc=$?
-
-# Bazel's own summary counts targets; count test cases from each target's test.xml instead.
 targets=$(bazel query "tests(set(${patterns[*]}))" 2>/dev/null)
-python3 - "$bazel_rc" $targets <<'PY'
+total_passed=0
+total_failed=0
+for config in ${SPLITD_TEST_CONFIGS:-plain sanitize}; do
+  flags=()
+  [ "$config" = plain ] || flags=(--config="$config")
+  echo "== bazel test ${flags[*]} ${patterns[*]}"
+  bazel test --keep_going "${flags[@]}" "${patterns[@]}"
+  bazel_rc=$?
+  # Bazel's own summary counts targets; count test cases from each target's test.xml instead.
+  counts=$(python3 - "$bazel_rc" "$config" $targets <<'PY'
 import os, sys, xml.etree.ElementTree as ET
-bazel_rc, targets = int(sys.argv[1]), sys.argv[2:]
+bazel_rc, config, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 passed = failed = skipped = 0
 for target in targets:
     path = os.path.join("bazel-testlogs", target.lstrip("/").replace(":", "/"), "test.xml")
     try:
         cases = list(ET.parse(path).getroot().iter("testcase"))
     except (OSError, ET.ParseError):
-        print(f"FAILED {target}: no test results (did not build or crashed)")
+        print(f"FAILED [{config}] {target}: no test results (did not build or crashed)",
+              file=sys.stderr)
         failed += 1
         continue
     for case in cases:
-        name = f"{target} {case.get('classname', '')}.{case.get('name', '')}"
+        name = f"[{config}] {target} {case.get('classname', '')}.{case.get('name', '')}"
         if case.find("failure") is not None or case.find("error") is not None:
-            print(f"FAILED {name}")
+            print(f"FAILED {name}", file=sys.stderr)
             failed += 1
         elif case.get("result") == "skipped" or case.find("skipped") is not None:
+            print(f"skipped {name}", file=sys.stderr)
             skipped += 1
         else:
             passed += 1
 if bazel_rc != 0 and failed == 0:
-    print(f"bazel test exited with {bazel_rc}")
+    print(f"[{config}] bazel test exited with {bazel_rc}", file=sys.stderr)
     failed = 1
-line = f"{passed} passed, {failed} failed"
-if skipped:
-    line += f", {skipped} skipped"
-print(line)
-sys.exit(1 if failed else 0)
+print(f"{passed} {failed} {skipped}")
 PY
+)
+  read -r passed failed skipped <<< "$counts"
+  passed=${passed:-0}; failed=${failed:-1}; skipped=${skipped:-0}
+  echo "[$config] $passed passed, $failed failed, $skipped skipped"
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+done
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]

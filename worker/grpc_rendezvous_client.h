@@ -43,6 +43,10 @@ class GrpcRendezvousClient : public RendezvousClient {
   int64_t epoch() const { return epoch_; }
 
  private:
+  // Whether a failed call is worth sending again (the connection to the daemon broke).
+  static bool Retryable(const absl::Status& status);
+  // Sleeps `pause` unless that passes `deadline` or the client was cancelled; false then.
+  bool PauseBefore(absl::Time deadline, absl::Duration pause);
   // Prepares `context` (deadline, wait-for-ready) and tracks it so Cancel() can reach it;
   // CANCELLED when already cancelled.
   absl::Status Begin(grpc::ClientContext* context, absl::Duration timeout);

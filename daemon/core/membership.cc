@@ -70,9 +70,8 @@ absl::Status Membership::CheckIdentity(const v1::MemberIdentity& identity) const
   return absl::OkStatus();
 }
 
-absl::StatusOr<Membership::Registration> Membership::Register(
-    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time now,
-    const std::string& session_token) {
+absl::StatusOr<const Member*> Membership::CheckRegister(
+    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities) const {
   if (absl::Status status = CheckIdentity(identity); !status.ok()) return status;
   if (capabilities.backends_size() > kMaxBackends) {
     return absl::InvalidArgumentError(absl::StrCat("capabilities.backends must have at most ",
@@ -93,28 +92,38 @@ absl::StatusOr<Membership::Registration> Membership::Register(
   }
 
   if (auto it = by_incarnation_.find(identity.incarnation()); it != by_incarnation_.end()) {
-    Member* member = it->second;
+    const Member* member = it->second;
     if (member->identity.node() != identity.node() ||
         member->identity.local_index() != identity.local_index()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "incarnation ", identity.incarnation(), " registered before as node \"",
           member->identity.node(), "\" local_index ", member->identity.local_index()));
     }
-    member->last_seen = now;
-    return Registration{member, /*rejoined=*/true, /*assigned=*/false};
+    return member;
   }
-  for (const auto& other : members_) {
-    if (other->identity.node() == identity.node() &&
-        other->identity.local_index() == identity.local_index()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "node \"", identity.node(), "\" local_index ", identity.local_index(),
-          " is held by member ", other->member_id, " (pod \"", other->identity.pod(), "\")"));
-    }
+  if (auto it = by_slot_.find({identity.node(), identity.local_index()}); it != by_slot_.end()) {
+    const Member* other = it->second;
+    return absl::AlreadyExistsError(absl::StrCat(
+        "node \"", identity.node(), "\" local_index ", identity.local_index(),
+        " is held by member ", other->member_id, " (pod \"", other->identity.pod(), "\")"));
   }
   if (static_cast<int64_t>(members_.size()) >= plan_->world_size + kMaxSpares) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "cluster \"", plan_->cluster, "\" has ", members_.size(),
         " members, the world size plus ", kMaxSpares, " spares"));
+  }
+  return nullptr;
+}
+
+absl::StatusOr<Membership::Registration> Membership::Register(
+    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time now,
+    const std::string& session_token) {
+  absl::StatusOr<const Member*> existing = CheckRegister(identity, capabilities);
+  if (!existing.ok()) return existing.status();
+  if (*existing != nullptr) {
+    Member* member = by_incarnation_.at(identity.incarnation());
+    member->last_seen = now;
+    return Registration{member, /*rejoined=*/true, /*assigned=*/false};
   }
 
   auto member = std::make_unique<Member>();
@@ -129,6 +138,7 @@ absl::StatusOr<Membership::Registration> Membership::Register(
   members_.push_back(std::move(member));
   by_incarnation_[identity.incarnation()] = added;
   by_id_[added->member_id] = added;
+  by_slot_[{identity.node(), identity.local_index()}] = added;
 
   Registration registration{added, /*rejoined=*/false, /*assigned=*/false};
   if (!assigned_ && static_cast<int64_t>(members_.size()) >= plan_->world_size) {
@@ -240,6 +250,17 @@ void Membership::SetRankPhase(int64_t rank, v1::Phase phase, const std::string& 
 
 absl::StatusOr<v1::Phase> Membership::Report(const v1::ReportGroupStatusRequest& request,
                                              absl::Time now) {
+  return ReportImpl(request, now, /*apply=*/true);
+}
+
+absl::Status Membership::CheckReport(const v1::ReportGroupStatusRequest& request) const {
+  return const_cast<Membership*>(this)
+      ->ReportImpl(request, absl::InfinitePast(), /*apply=*/false)
+      .status();
+}
+
+absl::StatusOr<v1::Phase> Membership::ReportImpl(const v1::ReportGroupStatusRequest& request,
+                                                 absl::Time now, bool apply) {
   absl::StatusOr<Member*> found = FindMember(request.member());
   if (!found.ok()) return found.status();
   Member* member = *found;
@@ -325,6 +346,7 @@ absl::StatusOr<v1::Phase> Membership::Report(const v1::ReportGroupStatusRequest&
     }
   }
 
+  if (!apply) return phase();
   member->last_seen = now;
   RankState& state = ranks_[static_cast<size_t>(rank)];
   // Phases only move forward within an epoch. Agents send progress without waiting for the

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,6 +61,11 @@ class Membership {
                                         const v1::Capabilities& capabilities, absl::Time now,
                                         const std::string& session_token);
 
+  // What Register would do, without doing it: the member the incarnation already is, nullptr
+  // when a new member would be admitted, or Register's error.
+  absl::StatusOr<const Member*> CheckRegister(const v1::MemberIdentity& identity,
+                                              const v1::Capabilities& capabilities) const;
+
   // Moves to a new plan (a new epoch): every report is dropped and ranks are assigned again
   // over the members present (if there are enough).
   void StartEpoch(std::shared_ptr<const SplitPlan> plan);
@@ -78,6 +84,8 @@ class Membership {
   // A rank's phase only moves forward: a report of an earlier phase than the one recorded (or
   // anything but FAILED after FAILED) is accepted and ignored.
   absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now);
+  // Report's checks alone: OK when Report would accept `request`; changes nothing.
+  absl::Status CheckReport(const v1::ReportGroupStatusRequest& request) const;
 
   // OK when the member holds a rank of `epoch`, the current epoch: it may use that epoch's
   // rendezvous space. ABORTED for an old epoch, PERMISSION_DENIED for a spare.
@@ -110,6 +118,8 @@ class Membership {
   };
 
   absl::Status CheckIdentity(const v1::MemberIdentity& identity) const;
+  absl::StatusOr<v1::Phase> ReportImpl(const v1::ReportGroupStatusRequest& request,
+                                       absl::Time now, bool apply);
   void AssignRanks();
   void SetRankPhase(int64_t rank, v1::Phase phase, const std::string& reason);
   absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
@@ -118,6 +128,7 @@ class Membership {
   std::vector<std::unique_ptr<Member>> members_;           // by registration order
   std::map<std::string, Member*> by_incarnation_;
   std::map<std::string, Member*> by_id_;
+  std::map<std::pair<std::string, int64_t>, Member*> by_slot_;  // (node, local_index)
   std::vector<Member*> by_rank_;                            // world_size entries once assigned
   bool assigned_ = false;
   std::vector<RankState> ranks_;                            // world_size entries once assigned

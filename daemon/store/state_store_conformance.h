@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
@@ -35,6 +36,29 @@ class StateStoreConformanceTest : public ::testing::TestWithParam<StoreFactory> 
   }
 };
 
+inline StoredMember Member(const std::string& pod, int64_t index) {
+  StoredMember member;
+  member.identity.set_cluster("job");
+  member.identity.set_pod(pod);
+  member.identity.set_node("node-0");
+  member.identity.set_host("10.0.0.1");
+  member.identity.set_local_index(index);
+  member.identity.set_incarnation("inc-" + pod);
+  member.capabilities.add_backends("cpu:gloo");
+  member.session_token = "token-" + pod;
+  member.registered = absl::FromUnixSeconds(2000 + index);
+  return member;
+}
+
+inline v1::ReportGroupStatusRequest Report(int64_t rank, v1::Phase phase) {
+  v1::ReportGroupStatusRequest report;
+  report.mutable_member()->set_member_id("m-" + std::to_string(rank));
+  report.set_rank(rank);
+  report.set_phase(phase);
+  report.set_fingerprint("f");
+  return report;
+}
+
 TEST_P(StateStoreConformanceTest, EmptyStoreLoadsNothing) {
   auto store = GetParam()();
   auto loaded = store->LoadClusters();
@@ -49,12 +73,12 @@ TEST_P(StateStoreConformanceTest, PutThenLoadReturnsEveryFieldSortedByName) {
   auto loaded = store->LoadClusters();
   ASSERT_THAT(loaded, testing::IsOk());
   ASSERT_EQ(loaded->size(), 2u);
-  EXPECT_EQ((*loaded)[0].topology.cluster(), "alpha");
-  EXPECT_EQ((*loaded)[0].epoch, 3);
-  EXPECT_EQ((*loaded)[0].topology.dims(0).size(), 6);
-  EXPECT_EQ((*loaded)[0].create_time, absl::FromUnixSeconds(1000));
-  EXPECT_EQ((*loaded)[0].update_time, absl::FromUnixSeconds(1003));
-  EXPECT_EQ((*loaded)[1].topology.cluster(), "zeta");
+  EXPECT_EQ((*loaded)[0].record.topology.cluster(), "alpha");
+  EXPECT_EQ((*loaded)[0].record.epoch, 3);
+  EXPECT_EQ((*loaded)[0].record.topology.dims(0).size(), 6);
+  EXPECT_EQ((*loaded)[0].record.create_time, absl::FromUnixSeconds(1000));
+  EXPECT_EQ((*loaded)[0].record.update_time, absl::FromUnixSeconds(1003));
+  EXPECT_EQ((*loaded)[1].record.topology.cluster(), "zeta");
 }
 
 TEST_P(StateStoreConformanceTest, PutReplacesTheRecordOfTheSameCluster) {
@@ -64,8 +88,8 @@ TEST_P(StateStoreConformanceTest, PutReplacesTheRecordOfTheSameCluster) {
   auto loaded = store->LoadClusters();
   ASSERT_THAT(loaded, testing::IsOk());
   ASSERT_EQ(loaded->size(), 1u);
-  EXPECT_EQ((*loaded)[0].epoch, 2);
-  EXPECT_EQ((*loaded)[0].topology.dims(0).size(), 4);
+  EXPECT_EQ((*loaded)[0].record.epoch, 2);
+  EXPECT_EQ((*loaded)[0].record.topology.dims(0).size(), 4);
 }
 
 TEST_P(StateStoreConformanceTest, DeleteRemovesOnlyThatCluster) {
@@ -76,7 +100,7 @@ TEST_P(StateStoreConformanceTest, DeleteRemovesOnlyThatCluster) {
   auto loaded = store->LoadClusters();
   ASSERT_THAT(loaded, testing::IsOk());
   ASSERT_EQ(loaded->size(), 1u);
-  EXPECT_EQ((*loaded)[0].topology.cluster(), "b");
+  EXPECT_EQ((*loaded)[0].record.topology.cluster(), "b");
 }
 
 TEST_P(StateStoreConformanceTest, DeleteOfUnknownClusterIsNotFound) {
@@ -90,6 +114,71 @@ TEST_P(StateStoreConformanceTest, RecordWithoutClusterNameIsRefused) {
   EXPECT_THAT(store->PutCluster(Record("", 1)),
               testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                 ::testing::HasSubstr("cluster")));
+}
+
+TEST_P(StateStoreConformanceTest, MembersReportsAndKeysLoadInOrder) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("b", 1)), testing::IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("a", 0)), testing::IsOk());
+  ASSERT_THAT(store->AddReport("job", 1, Report(1, v1::PHASE_BOOTSTRAPPING)), testing::IsOk());
+  ASSERT_THAT(store->AddReport("job", 1, Report(1, v1::PHASE_READY)), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "world/0", std::string("\0\1", 2)),
+              testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "world/0", "again"), testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  const ClusterState& state = (*loaded)[0];
+  ASSERT_EQ(state.members.size(), 2u);
+  EXPECT_EQ(state.members[0].identity.pod(), "b");
+  EXPECT_EQ(state.members[0].session_token, "token-b");
+  EXPECT_EQ(state.members[0].registered, absl::FromUnixSeconds(2001));
+  EXPECT_EQ(state.members[1].identity.incarnation(), "inc-a");
+  EXPECT_EQ(state.members[1].capabilities.backends(0), "cpu:gloo");
+  ASSERT_EQ(state.reports.size(), 2u);
+  EXPECT_EQ(state.reports[1].phase(), v1::PHASE_READY);
+  EXPECT_EQ(state.rendezvous.at("world/0"), "again");
+}
+
+TEST_P(StateStoreConformanceTest, NewEpochKeepsMembersAndDropsReportsAndKeys) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("a", 0)), testing::IsOk());
+  ASSERT_THAT(store->AddReport("job", 1, Report(0, v1::PHASE_READY)), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "k", "v"), testing::IsOk());
+  ASSERT_THAT(store->PutCluster(Record("job", 2)), testing::IsOk());
+  EXPECT_THAT(store->AddReport("job", 1, Report(0, v1::PHASE_READY)),
+              testing::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                ::testing::HasSubstr("epoch 2")));
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].members.size(), 1u);
+  EXPECT_TRUE((*loaded)[0].reports.empty());
+  EXPECT_TRUE((*loaded)[0].rendezvous.empty());
+}
+
+TEST_P(StateStoreConformanceTest, WritesForUnknownClustersAreNotFound) {
+  auto store = GetParam()();
+  EXPECT_THAT(store->AddMember("ghost", Member("a", 0)),
+              testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+  EXPECT_THAT(store->AddReport("ghost", 1, Report(0, v1::PHASE_READY)),
+              testing::StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store->PutRendezvousKey("ghost", 1, "k", "v"),
+              testing::StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StateStoreConformanceTest, DeleteDropsMembersToo) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("a", 0)), testing::IsOk());
+  ASSERT_THAT(store->DeleteCluster("job"), testing::IsOk());
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_TRUE((*loaded)[0].members.empty());
 }
 
 }  // namespace splitd::store

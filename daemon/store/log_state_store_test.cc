@@ -1,0 +1,560 @@
+#include "daemon/store/log_state_store.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
+#include "daemon/store/memory_state_store.h"
+#include "daemon/store/state_store_conformance.h"
+#include "daemon/store/store_state.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "spdlog/spdlog.h"
+
+namespace splitd::store {
+namespace {
+
+using ::splitd::testing::IsOk;
+using ::splitd::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+// Bytes before the log's first record: magic, version, kind.
+constexpr size_t kLogHeaderBytes = 21;
+
+std::string NewTempDir() {
+  std::string pattern = ::testing::TempDir();
+  if (pattern.empty() || pattern.back() != '/') pattern += '/';
+  pattern += "log_store_XXXXXX";
+  char* dir = mkdtemp(pattern.data());
+  EXPECT_NE(dir, nullptr);
+  return pattern;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteAll(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+off_t FileSize(const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) return -1;
+  return info.st_size;
+}
+
+LogStoreOptions NoSync() {
+  LogStoreOptions options;
+  options.sync = false;
+  return options;
+}
+
+std::unique_ptr<LogStateStore> OpenOrDie(const std::string& dir, LogStoreOptions options = {}) {
+  auto store = LogStateStore::Open(dir, options);
+  EXPECT_THAT(store, IsOk());
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+ClusterRecord Cluster(const std::string& name, int64_t epoch) {
+  ClusterRecord record;
+  record.topology.set_cluster(name);
+  auto* dim = record.topology.add_dims();
+  dim->set_name("tp");
+  dim->set_size(2);
+  record.epoch = epoch;
+  record.create_time = absl::FromUnixSeconds(100);
+  record.update_time = absl::FromUnixSeconds(100 + epoch);
+  return record;
+}
+
+// Everything LoadClusters returns, as text to compare whole states.
+std::string Dump(const StateStore& store) {
+  auto clusters = store.LoadClusters();
+  if (!clusters.ok()) return clusters.status().ToString();
+  std::ostringstream out;
+  for (const ClusterState& state : *clusters) {
+    out << "cluster " << state.record.topology.ShortDebugString() << " epoch " << state.record.epoch
+        << " " << state.record.create_time << " " << state.record.update_time << "\n";
+    for (const StoredMember& member : state.members) {
+      out << "  member " << member.identity.ShortDebugString() << " "
+          << member.capabilities.ShortDebugString() << " " << member.session_token << " "
+          << member.registered << "\n";
+    }
+    for (const auto& report : state.reports)
+      out << "  report " << report.ShortDebugString() << "\n";
+    for (const auto& [key, value] : state.rendezvous) {
+      out << "  key " << key << "=" << absl::CEscape(value) << "\n";
+    }
+  }
+  return out.str();
+}
+
+// A store with two clusters, members in a non-sorted order, reports and keys, and a deleted
+// cluster.
+void Populate(StateStore& store) {
+  ASSERT_THAT(store.PutCluster(Cluster("job", 1)), IsOk());
+  ASSERT_THAT(store.AddMember("job", Member("b", 1)), IsOk());
+  ASSERT_THAT(store.AddMember("job", Member("a", 0)), IsOk());
+  ASSERT_THAT(store.PutCluster(Cluster("gone", 1)), IsOk());
+  ASSERT_THAT(store.AddMember("gone", Member("x", 0)), IsOk());
+  ASSERT_THAT(store.DeleteCluster("gone"), IsOk());
+  ASSERT_THAT(store.PutCluster(Cluster("other", 1)), IsOk());
+  ASSERT_THAT(store.PutRendezvousKey("other", 1, "stale", "v"), IsOk());
+  ASSERT_THAT(store.PutCluster(Cluster("other", 2)), IsOk());
+  ASSERT_THAT(store.AddReport("job", 1, Report(0, v1::PHASE_BOOTSTRAPPING)), IsOk());
+  ASSERT_THAT(store.AddReport("job", 1, Report(0, v1::PHASE_READY)), IsOk());
+  ASSERT_THAT(store.PutRendezvousKey("job", 1, "world/0", std::string("\0\1\2", 3)), IsOk());
+  ASSERT_THAT(store.PutRendezvousKey("job", 1, "world/1", "x"), IsOk());
+  ASSERT_THAT(store.PutRendezvousKey("other", 2, "k", "v2"), IsOk());
+}
+
+// Byte offsets where each record of the log starts, and the end.
+std::vector<size_t> RecordOffsets(const std::string& log) {
+  std::vector<size_t> offsets;
+  size_t offset = kLogHeaderBytes;
+  while (offset + 8 <= log.size()) {
+    offsets.push_back(offset);
+    const auto* p = reinterpret_cast<const unsigned char*>(log.data() + offset);
+    const uint32_t length = p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t{p[3]} << 24);
+    offset += 8 + length;
+  }
+  offsets.push_back(offset);
+  return offsets;
+}
+
+std::string Frame(const internal::LogRecord& record) {
+  std::string payload = record.SerializeAsString();
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())));
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  std::string frame;
+  for (int i = 0; i < 4; ++i) frame.push_back(static_cast<char>(length >> (8 * i)));
+  for (int i = 0; i < 4; ++i) frame.push_back(static_cast<char>(crc >> (8 * i)));
+  return frame + payload;
+}
+
+// The conformance suite, for both implementations.
+INSTANTIATE_TEST_SUITE_P(Log, StateStoreConformanceTest,
+                         ::testing::Values(StoreFactory([]() -> std::unique_ptr<StateStore> {
+                           return OpenOrDie(NewTempDir());
+                         })));
+INSTANTIATE_TEST_SUITE_P(Memory, StateStoreConformanceTest, ::testing::Values(StoreFactory([] {
+                           return std::make_unique<MemoryStateStore>();
+                         })));
+
+TEST(LogStateStoreTest, CreatesTheDirectoryWithAnEmptyLog) {
+  const std::string dir = NewTempDir() + "/nested/data";
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), "");
+  EXPECT_EQ(store->LastSequence(), 0u);
+  EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(kLogHeaderBytes));
+  EXPECT_EQ(ReadAll(dir + "/log").substr(0, 13), "SPLITD-STORE\n");
+}
+
+TEST(LogStateStoreTest, ReopenKeepsEverythingAndContinuesTheSequence) {
+  const std::string dir = NewTempDir();
+  std::string before;
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    Populate(*store);
+    before = Dump(*store);
+    EXPECT_EQ(store->LastSequence(), 14u);
+  }
+  ASSERT_THAT(before, HasSubstr("pod: \"b\""));
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(Dump(*store), before);
+    EXPECT_EQ(store->LastSequence(), 14u);
+    auto clusters = store->LoadClusters();
+    ASSERT_THAT(clusters, IsOk());
+    ASSERT_EQ(clusters->size(), 2u);
+    ASSERT_EQ((*clusters)[0].members.size(), 2u);
+    EXPECT_EQ((*clusters)[0].members[0].identity.pod(), "b");
+    EXPECT_EQ((*clusters)[0].members[1].identity.pod(), "a");
+    EXPECT_EQ((*clusters)[0].reports.size(), 2u);
+    EXPECT_EQ((*clusters)[1].record.epoch, 2);
+    EXPECT_EQ((*clusters)[1].rendezvous.size(), 1u);
+    ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+    EXPECT_EQ(store->LastSequence(), 15u);
+    before = Dump(*store);
+  }
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(store->LastSequence(), 15u);
+}
+
+TEST(LogStateStoreTest, SecondOpenOfTheSameDirectoryIsRefused) {
+  const std::string dir = NewTempDir();
+  auto store = OpenOrDie(dir);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("in use")));
+}
+
+TEST(LogStateStoreTest, TruncatedLastRecordIsDroppedAndWritesContinue) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
+    ASSERT_THAT(store->AddMember("job", Member("b", 1)), IsOk());
+  }
+  const std::string log = ReadAll(dir + "/log");
+  const std::vector<size_t> offsets = RecordOffsets(log);
+  ASSERT_EQ(offsets.size(), 4u);
+  WriteAll(dir + "/log", log.substr(0, log.size() - 3));
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(offsets[2]));
+    EXPECT_EQ(store->LastSequence(), 2u);
+    auto clusters = store->LoadClusters();
+    ASSERT_THAT(clusters, IsOk());
+    ASSERT_EQ((*clusters)[0].members.size(), 1u);
+    ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+  }
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  auto clusters = store->LoadClusters();
+  ASSERT_THAT(clusters, IsOk());
+  ASSERT_EQ((*clusters)[0].members.size(), 2u);
+  EXPECT_EQ((*clusters)[0].members[1].identity.pod(), "c");
+  EXPECT_EQ(store->LastSequence(), 3u);
+}
+
+TEST(LogStateStoreTest, PartialFrameHeaderAtTheEndIsDropped) {
+  const std::string dir = NewTempDir();
+  std::string before;
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+    before = Dump(*store);
+  }
+  const off_t good_size = FileSize(dir + "/log");
+  WriteAll(dir + "/log", ReadAll(dir + "/log") + std::string("\x40\x00\x00\x00\x99", 5));
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(FileSize(dir + "/log"), good_size);
+  EXPECT_THAT(store->PutRendezvousKey("job", 1, "after", "torn"), IsOk());
+}
+
+TEST(LogStateStoreTest, LastRecordWithBadChecksumIsDropped) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
+  }
+  std::string log = ReadAll(dir + "/log");
+  const std::vector<size_t> offsets = RecordOffsets(log);
+  log[offsets[1] + 12] ^= 0x01;
+  WriteAll(dir + "/log", log);
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  auto clusters = store->LoadClusters();
+  ASSERT_THAT(clusters, IsOk());
+  ASSERT_EQ(clusters->size(), 1u);
+  EXPECT_TRUE((*clusters)[0].members.empty());
+  EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(offsets[1]));
+}
+
+TEST(LogStateStoreTest, ZeroFilledTailIsDropped) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+  }
+  const off_t good_size = FileSize(dir + "/log");
+  WriteAll(dir + "/log", ReadAll(dir + "/log") + std::string(100, '\0'));
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(FileSize(dir + "/log"), good_size);
+  EXPECT_EQ(store->LastSequence(), 1u);
+}
+
+TEST(LogStateStoreTest, CorruptRecordInTheMiddleIsDataLoss) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+  }
+  const std::string original = ReadAll(dir + "/log");
+  std::string log = original;
+  log[kLogHeaderBytes + 8 + 3] ^= 0x20;
+  WriteAll(dir + "/log", log);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(dir + "/log"),
+                             HasSubstr(absl::StrCat("offset ", kLogHeaderBytes)))));
+  // Nothing was cut off: the file is as it was, for an operator to look at.
+  EXPECT_EQ(ReadAll(dir + "/log"), log);
+}
+
+TEST(LogStateStoreTest, BadLengthThatFitsInTheMiddleIsDataLoss) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+  }
+  std::string log = ReadAll(dir + "/log");
+  log[kLogHeaderBytes] = static_cast<char>(static_cast<unsigned char>(log[kLogHeaderBytes]) - 1);
+  WriteAll(dir + "/log", log);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("offset 21")));
+}
+
+TEST(LogStateStoreTest, RecordThatDoesNotApplyIsDataLoss) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+  }
+  internal::LogRecord record = StoreState::AddMemberRecord("ghost", Member("a", 0));
+  record.set_sequence(2);
+  const size_t offset = static_cast<size_t>(FileSize(dir + "/log"));
+  WriteAll(dir + "/log", ReadAll(dir + "/log") + Frame(record));
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr("log"), HasSubstr(absl::StrCat("offset ", offset)),
+                             HasSubstr("ghost"))));
+}
+
+TEST(LogStateStoreTest, WrongMagicOrVersionIsFailedPrecondition) {
+  const std::string dir = NewTempDir();
+  { OpenOrDie(dir); }
+  std::string log = ReadAll(dir + "/log");
+  std::string wrong_magic = log;
+  wrong_magic[0] = 'X';
+  WriteAll(dir + "/log", wrong_magic);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(dir + "/log"), HasSubstr("magic"))));
+  std::string wrong_version = log;
+  wrong_version[13] = 2;
+  WriteAll(dir + "/log", wrong_version);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(dir + "/log"), HasSubstr("version 2"))));
+}
+
+TEST(LogStateStoreTest, CompactionShrinksTheLogAndKeepsTheState) {
+  const std::string dir = NewTempDir();
+  LogStoreOptions options = NoSync();
+  options.compact_after_bytes = 1024;
+  std::string before;
+  uint64_t appended = 0;
+  {
+    auto store = OpenOrDie(dir, options);
+    ASSERT_NE(store, nullptr);
+    Populate(*store);
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_THAT(store->PutRendezvousKey("job", 1, absl::StrCat("key/", i % 7),
+                                          std::string(40, static_cast<char>('a' + i % 26))),
+                  IsOk());
+      appended += 60;
+      EXPECT_LT(FileSize(dir + "/log"), 1024 + 200);
+    }
+    ASSERT_THAT(store->AddMember("job", Member("late", 5)), IsOk());
+    before = Dump(*store);
+    EXPECT_EQ(store->LastSequence(), 315u);
+  }
+  EXPECT_GT(FileSize(dir + "/snapshot"), 0);
+  EXPECT_LT(static_cast<uint64_t>(FileSize(dir + "/log")), appended / 4);
+  auto store = OpenOrDie(dir, options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(store->LastSequence(), 315u);
+  ASSERT_THAT(store->DeleteCluster("other"), IsOk());
+  EXPECT_EQ(store->LastSequence(), 316u);
+}
+
+TEST(LogStateStoreTest, CrashBetweenSnapshotAndNewLogAppliesNothingTwice) {
+  const std::string dir = NewTempDir();
+  std::string before;
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+    before = Dump(*store);
+    const std::string old_log = ReadAll(dir + "/log");
+    ASSERT_THAT(store->Compact(), IsOk());
+    EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(kLogHeaderBytes));
+    // As if the crash came after the snapshot's rename, before the new log's.
+    WriteAll(dir + "/log", old_log);
+  }
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(Dump(*store), before);  // members, reports, keys each once
+    EXPECT_EQ(store->LastSequence(), 14u);
+    ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+    EXPECT_EQ(store->LastSequence(), 15u);
+    before = Dump(*store);
+  }
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), before);
+}
+
+TEST(LogStateStoreTest, LeftoverTempFilesOfACrashedCompactionAreIgnored) {
+  const std::string dir = NewTempDir();
+  std::string before;
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+    before = Dump(*store);
+  }
+  WriteAll(dir + "/snapshot.tmp", "SPLITD-STORE\npartial");
+  WriteAll(dir + "/log.tmp", "SPLITD");
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(FileSize(dir + "/snapshot.tmp"), -1);
+}
+
+TEST(LogStateStoreTest, MissingSnapshotUnderACompactedLogIsDataLoss) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+    ASSERT_THAT(store->Compact(), IsOk());
+    ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+  }
+  ASSERT_EQ(unlink((dir + "/snapshot").c_str()), 0);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("expected 1")));
+}
+
+TEST(LogStateStoreTest, DamagedSnapshotIsDataLoss) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir);
+    Populate(*store);
+    ASSERT_THAT(store->Compact(), IsOk());
+  }
+  const std::string snapshot = ReadAll(dir + "/snapshot");
+  std::string flipped = snapshot;
+  flipped[snapshot.size() - 5] ^= 0x01;
+  WriteAll(dir + "/snapshot", flipped);
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
+  WriteAll(dir + "/snapshot", snapshot.substr(0, snapshot.size() - 1));
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
+  WriteAll(dir + "/snapshot", snapshot + "x");
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
+  WriteAll(dir + "/snapshot", "SPLITD-STORE\n");
+  EXPECT_THAT(LogStateStore::Open(dir),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
+}
+
+// A full disk: the file size limit makes the append fail with EFBIG part-way.
+TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
+  const std::string dir = NewTempDir();
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
+  const std::string before = Dump(*store);
+  const off_t size = FileSize(dir + "/log");
+
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit limited = saved;
+  limited.rlim_cur = static_cast<rlim_t>(size + 10);  // room for part of the next record
+  ASSERT_LT(limited.rlim_cur, saved.rlim_cur);
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction saved_action;
+  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &saved_action), 0);
+  // Nothing may write to a file between here and the restore but the store.
+  const int limited_rc = setrlimit(RLIMIT_FSIZE, &limited);
+  const absl::Status refused = store->AddMember("job", Member("b", 1));
+  const off_t size_after = FileSize(dir + "/log");
+  const int restored_rc = setrlimit(RLIMIT_FSIZE, &saved);
+  ASSERT_EQ(sigaction(SIGXFSZ, &saved_action, nullptr), 0);
+  ASSERT_EQ(limited_rc, 0);
+  ASSERT_EQ(restored_rc, 0);
+
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
+                                AllOf(HasSubstr(dir + "/log"), HasSubstr("too large"))));
+  EXPECT_EQ(size_after, size);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(store->LastSequence(), 2u);
+
+  // Space is back: writes work again, and the log reopens cleanly.
+  ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+  EXPECT_EQ(store->LastSequence(), 3u);
+  const std::string after = Dump(*store);
+  store.reset();
+  auto reopened = OpenOrDie(dir);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(Dump(*reopened), after);
+  EXPECT_THAT(after, AllOf(HasSubstr("pod: \"c\""), ::testing::Not(HasSubstr("pod: \"b\""))));
+}
+
+// Whatever the files hold, Open returns a status and does not crash.
+TEST(LogStateStoreTest, AnyDamageToTheFilesIsAStatusNotACrash) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir, NoSync());
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
+    ASSERT_THAT(store->Compact(), IsOk());
+    ASSERT_THAT(store->AddReport("job", 1, Report(0, v1::PHASE_READY)), IsOk());
+    ASSERT_THAT(store->PutRendezvousKey("job", 1, "k", "v"), IsOk());
+  }
+  const auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  for (const std::string name : {"log", "snapshot"}) {
+    const std::string path = dir + "/" + name;
+    const std::string original = ReadAll(path);
+    std::vector<std::string> variants;
+    for (size_t i = 0; i < original.size(); ++i) {
+      for (unsigned char bits : {0x01, 0x80, 0xff}) {
+        std::string flipped = original;
+        flipped[i] = static_cast<char>(static_cast<unsigned char>(flipped[i]) ^ bits);
+        variants.push_back(std::move(flipped));
+      }
+      variants.push_back(original.substr(0, i));
+    }
+    for (const std::string& variant : variants) {
+      WriteAll(path, variant);
+      auto store = LogStateStore::Open(dir, NoSync());
+      const absl::StatusCode code = store.status().code();
+      EXPECT_TRUE(code == absl::StatusCode::kOk || code == absl::StatusCode::kDataLoss ||
+                  code == absl::StatusCode::kFailedPrecondition)
+          << name << ": " << store.status();
+    }
+    WriteAll(path, original);
+  }
+  spdlog::set_level(level);
+  auto store = OpenOrDie(dir, NoSync());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->LastSequence(), 4u);
+}
+
+}  // namespace
+}  // namespace splitd::store

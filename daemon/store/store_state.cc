@@ -1,0 +1,161 @@
+#include "daemon/store/store_state.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace splitd::store {
+namespace {
+
+int64_t Nanos(absl::Time time) { return absl::ToUnixNanos(time); }
+absl::Time FromNanos(int64_t nanos) { return absl::FromUnixNanos(nanos); }
+
+absl::Status UnknownCluster(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("cluster \"", name, "\" not found in the store"));
+}
+
+}  // namespace
+
+internal::LogRecord StoreState::PutClusterRecord(const ClusterRecord& record) {
+  internal::LogRecord out;
+  out.set_cluster(record.topology.cluster());
+  out.set_epoch(record.epoch);
+  internal::StoredCluster* stored = out.mutable_put_cluster();
+  *stored->mutable_topology() = record.topology;
+  stored->set_epoch(record.epoch);
+  stored->set_create_unix_nanos(Nanos(record.create_time));
+  stored->set_update_unix_nanos(Nanos(record.update_time));
+  return out;
+}
+
+internal::LogRecord StoreState::DeleteClusterRecord(const std::string& name) {
+  internal::LogRecord out;
+  out.set_cluster(name);
+  out.set_delete_cluster(true);
+  return out;
+}
+
+internal::LogRecord StoreState::AddMemberRecord(const std::string& cluster,
+                                                const StoredMember& member) {
+  internal::LogRecord out;
+  out.set_cluster(cluster);
+  internal::StoredMember* stored = out.mutable_add_member();
+  *stored->mutable_identity() = member.identity;
+  *stored->mutable_capabilities() = member.capabilities;
+  stored->set_session_token(member.session_token);
+  stored->set_registered_unix_nanos(Nanos(member.registered));
+  return out;
+}
+
+internal::LogRecord StoreState::AddReportRecord(const std::string& cluster, int64_t epoch,
+                                                const v1::ReportGroupStatusRequest& report) {
+  internal::LogRecord out;
+  out.set_cluster(cluster);
+  out.set_epoch(epoch);
+  *out.mutable_add_report() = report;
+  return out;
+}
+
+internal::LogRecord StoreState::PutKeyRecord(const std::string& cluster, int64_t epoch,
+                                             const std::string& key, const std::string& value) {
+  internal::LogRecord out;
+  out.set_cluster(cluster);
+  out.set_epoch(epoch);
+  out.mutable_put_key()->set_key(key);
+  out.mutable_put_key()->set_value(value);
+  return out;
+}
+
+absl::Status StoreState::Check(const internal::LogRecord& record) const {
+  if (record.cluster().empty()) {
+    return absl::InvalidArgumentError("record without a cluster name");
+  }
+  auto it = clusters_.find(record.cluster());
+  switch (record.change_case()) {
+    case internal::LogRecord::kPutCluster:
+      if (record.put_cluster().epoch() < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cluster \"", record.cluster(), "\": epoch must be >= 1"));
+      }
+      return absl::OkStatus();
+    case internal::LogRecord::kDeleteCluster:
+    case internal::LogRecord::kAddMember:
+      if (it == clusters_.end()) return UnknownCluster(record.cluster());
+      return absl::OkStatus();
+    case internal::LogRecord::kAddReport:
+    case internal::LogRecord::kPutKey:
+      if (it == clusters_.end()) return UnknownCluster(record.cluster());
+      if (record.epoch() != it->second.record.epoch) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cluster \"", record.cluster(), "\" is at epoch ",
+                         it->second.record.epoch, ", not ", record.epoch()));
+      }
+      return absl::OkStatus();
+    case internal::LogRecord::CHANGE_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("record without a change");
+}
+
+void StoreState::Apply(const internal::LogRecord& record) {
+  switch (record.change_case()) {
+    case internal::LogRecord::kPutCluster: {
+      ClusterState& state = clusters_[record.cluster()];
+      const internal::StoredCluster& stored = record.put_cluster();
+      if (state.record.epoch != stored.epoch()) {
+        state.reports.clear();
+        state.rendezvous.clear();
+      }
+      state.record.topology = stored.topology();
+      state.record.epoch = stored.epoch();
+      state.record.create_time = FromNanos(stored.create_unix_nanos());
+      state.record.update_time = FromNanos(stored.update_unix_nanos());
+      return;
+    }
+    case internal::LogRecord::kDeleteCluster:
+      clusters_.erase(record.cluster());
+      return;
+    case internal::LogRecord::kAddMember: {
+      const internal::StoredMember& stored = record.add_member();
+      StoredMember member;
+      member.identity = stored.identity();
+      member.capabilities = stored.capabilities();
+      member.session_token = stored.session_token();
+      member.registered = FromNanos(stored.registered_unix_nanos());
+      clusters_[record.cluster()].members.push_back(std::move(member));
+      return;
+    }
+    case internal::LogRecord::kAddReport:
+      clusters_[record.cluster()].reports.push_back(record.add_report());
+      return;
+    case internal::LogRecord::kPutKey:
+      clusters_[record.cluster()].rendezvous[record.put_key().key()] = record.put_key().value();
+      return;
+    case internal::LogRecord::CHANGE_NOT_SET:
+      return;
+  }
+}
+
+std::vector<ClusterState> StoreState::Clusters() const {
+  std::vector<ClusterState> out;
+  out.reserve(clusters_.size());
+  for (const auto& [name, state] : clusters_) out.push_back(state);
+  return out;
+}
+
+std::vector<internal::LogRecord> StoreState::Records() const {
+  std::vector<internal::LogRecord> out;
+  for (const auto& [name, state] : clusters_) {
+    out.push_back(PutClusterRecord(state.record));
+    for (const StoredMember& member : state.members) out.push_back(AddMemberRecord(name, member));
+    for (const v1::ReportGroupStatusRequest& report : state.reports) {
+      out.push_back(AddReportRecord(name, state.record.epoch, report));
+    }
+    for (const auto& [key, value] : state.rendezvous) {
+      out.push_back(PutKeyRecord(name, state.record.epoch, key, value));
+    }
+  }
+  return out;
+}
+
+}  // namespace splitd::store
