@@ -682,6 +682,8 @@ absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::st
 
   Backoff backoff(options_.initial_backoff, options_.max_backoff);
   absl::Status last;
+  // While the daemon is unreachable (UNAVAILABLE: down or restarting) the report waits for it,
+  // as long as it takes; other failures are tried report_attempts times.
   for (int attempt = 1; attempt <= std::max(1, options_.report_attempts); ++attempt) {
     *request.mutable_member() = Credentials();
     v1::ReportGroupStatusResponse response;
@@ -696,8 +698,15 @@ absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::st
     }
     if (last.code() == absl::StatusCode::kAborted || stopping()) return last;
     const absl::Duration delay = backoff.NextDelay();
-    spdlog::warn("epoch {} rank {}: report of {} failed (attempt {} of {}): {}", work.epoch,
-                 work.rank, PhaseName(phase), attempt, options_.report_attempts, last.ToString());
+    if (last.code() == absl::StatusCode::kUnavailable) {
+      --attempt;
+      spdlog::warn("epoch {} rank {}: report of {} waits for the daemon: {}", work.epoch,
+                   work.rank, PhaseName(phase), last.ToString());
+    } else {
+      spdlog::warn("epoch {} rank {}: report of {} failed (attempt {} of {}): {}", work.epoch,
+                   work.rank, PhaseName(phase), attempt, options_.report_attempts,
+                   last.ToString());
+    }
     if (attempt < options_.report_attempts && SleepOrStop(delay)) return last;
   }
   spdlog::error("epoch {} rank {}: giving up reporting {}: {}", work.epoch, work.rank,
