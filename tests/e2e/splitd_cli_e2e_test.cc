@@ -31,9 +31,13 @@ class SplitdCliEndToEndTest : public ::testing::Test {
   void SetUp() override {
     const std::string port_file = ::testing::TempDir() + "/splitd.port";
     std::remove(port_file.c_str());
+    // A fresh durable state per test.
+    const std::string data_dir =
+        ::testing::TempDir() + "/data-" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(RunCommand({"rm", "-rf", data_dir})->exit_code, 0);
     auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file,
-                                     "--data_dir=" + ::testing::TempDir() + "/data",
+                                     "--port_file=" + port_file, "--data_dir=" + data_dir,
                                      "--log_format=json", "--log_level=debug"});
     ASSERT_THAT(daemon, IsOk());
     daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
