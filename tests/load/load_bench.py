@@ -149,20 +149,25 @@ def run_splitd(args, members, durable, workdir):
 
 def run_tcpstore(members, procs, timeout):
     """The reference; returns its figures, or {"error": ...} when it fails or times out."""
+    # Its own session, so that a timeout ends the client processes too, not only the master.
+    proc = subprocess.Popen(["/usr/bin/python3", TCPSTORE_BENCH, str(members), str(procs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
-        out = subprocess.run(["/usr/bin/python3", TCPSTORE_BENCH, str(members), str(procs)],
-                             capture_output=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"error": "timed out after %d s" % timeout}
-    for line in out.stdout.decode().splitlines():
+    for line in stdout.decode().splitlines():
         if line.startswith("RESULT tcpstore "):
             figures = {}
             for word in line.split()[2:]:
                 key, _, value = word.partition("=")
                 figures[key] = float(value) if "." in value else int(value)
             return figures
-    lines = [l for l in out.stderr.decode().splitlines() if l.strip()]
-    return {"error": "exit %d: %s" % (out.returncode, lines[-1] if lines else "no output")}
+    lines = [l for l in stderr.decode().splitlines() if l.strip()]
+    return {"error": "exit %d: %s" % (proc.returncode, lines[-1] if lines else "no output")}
 
 
 def main():
@@ -176,7 +181,10 @@ def main():
     parser.add_argument("--concurrency", type=int, default=256, help="Register calls in flight")
     parser.add_argument("--daemon_log_level", default="info")
     parser.add_argument("--tcpstore_procs", type=int, default=8)
-    parser.add_argument("--tcpstore_timeout_s", type=int, default=400)
+    parser.add_argument("--tcpstore_timeout_s", type=int, default=150)
+    parser.add_argument("--tcpstore_max_members", type=int, default=10000,
+                        help="skip the reference above this count (Debian's torch 1.13 makes one "
+                        "client thread per store: 10,000 threads swamp a 2-core machine)")
     parser.add_argument("--no_tcpstore", action="store_true", help="skip the TCPStore reference")
     args = parser.parse_args()
     counts = [int(n) for n in args.members.split(",")]
@@ -196,13 +204,14 @@ def main():
                 result["state"] = "data_dir" if durable else "memory"
                 failed |= result["exit_code"] != 0
                 rows.append(result)
-                print("run %d: splitd %s N=%d done" % (run + 1, result["state"], members),
-                      file=sys.stderr)
-            if not args.no_tcpstore:
+                print("run %d: splitd %s N=%d done: %s" % (run + 1, result["state"], members,
+                                                           json.dumps(result)), file=sys.stderr)
+            if not args.no_tcpstore and members <= args.tcpstore_max_members:
                 reference = run_tcpstore(members, args.tcpstore_procs, args.tcpstore_timeout_s)
                 reference["N"] = members
                 references.append(reference)
-                print("run %d: tcpstore N=%d done" % (run + 1, members), file=sys.stderr)
+                print("run %d: tcpstore N=%d done: %s" % (run + 1, members, json.dumps(reference)),
+                      file=sys.stderr)
 
     print("splitd (heartbeat every %d ms for %g s; %d Register calls in flight)" %
           (args.heartbeat_interval_ms, args.duration_s, args.concurrency))
