@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace splitd {
@@ -63,10 +65,38 @@ std::string JsonSyntaxError(absl::string_view text) {
   return "";
 }
 
+// Counts the documents of a YAML stream without building them.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 absl::StatusOr<YAML::Node> LoadDocument(absl::string_view text) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    // yaml-cpp 0.7's LoadAll never ends on some malformed streams (a lone ","): it keeps
+    // finding empty documents. Count at most two documents first, then load the one.
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    int count = 0;
+    while (count < 2 && parser.HandleNextDocument(counter)) ++count;
+    if (count > 1) {
+      return absl::InvalidArgumentError(
+          "topology document holds more than one YAML document; expected one");
+    }
+    if (count == 1) documents.push_back(YAML::Load(std::string(text)));
   } catch (const YAML::Exception& e) {
     if (LooksLikeJson(text)) {
       std::string json_error = JsonSyntaxError(text);

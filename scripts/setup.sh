@@ -7,7 +7,7 @@ packages=(
   bazel-bootstrap g++ pkg-config python3
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev grpc-proto
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
-  libgtest-dev libgmock-dev libgloo-dev zlib1g-dev
+  libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
 )
 
 missing=()

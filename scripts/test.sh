@@ -3,7 +3,7 @@
 # with AddressSanitizer and UndefinedBehaviorSanitizer (--config=sanitize), and ends with
 # "N passed, N failed" over both.
 # Usage: scripts/test.sh [bazel target patterns, default //...]
-# SPLITD_TEST_CONFIGS="plain" skips the sanitizer pass.
+# SPLITD_TEST_CONFIGS="plain" skips the sanitizer pass; SPLITD_FUZZ_SECONDS=0 the fuzzers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,5 +57,18 @@ PY
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
 done
+# A short libFuzzer run of each fuzz target (SPLITD_FUZZ_SECONDS each, default 10; 0 skips):
+# every target counts as one case.
+fuzz_seconds="${SPLITD_FUZZ_SECONDS:-10}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== tests/fuzz/run_libfuzzer.sh $fuzz_seconds"
+  fuzz_out="$(tests/fuzz/run_libfuzzer.sh "$fuzz_seconds" 2>&1)"
+  echo "$fuzz_out"
+  fuzz_passed=$(grep -c '^fuzz .*: ok' <<< "$fuzz_out")
+  fuzz_failed=$(grep -c 'FAILED' <<< "$fuzz_out")
+  [ $((fuzz_passed + fuzz_failed)) -gt 0 ] || fuzz_failed=1
+  total_passed=$((total_passed + fuzz_passed))
+  total_failed=$((total_failed + fuzz_failed))
+fi
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
