@@ -12,7 +12,8 @@ command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/set
 output_base="${SPLITD_FUZZ_OUTPUT_BASE:-$HOME/.cache/splitd-fuzz-bazel}"
 labels=()
 for target in "${targets[@]}"; do labels+=("//tests/fuzz:$target"); done
-if ! CC=clang bazel --output_base="$output_base" build --config=libfuzzer "${labels[@]}" \
+if ! CC=clang bazel --output_base="$output_base" build --symlink_prefix=/ --config=libfuzzer \
+    "${labels[@]}" \
     > /tmp/splitd-fuzz-build.log 2>&1; then
   tail -n 30 /tmp/splitd-fuzz-build.log
   echo "fuzz: build FAILED"
