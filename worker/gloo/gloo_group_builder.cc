@@ -32,6 +32,7 @@
 #include "gloo/transport/tcp/device.h"
 #include "spdlog/spdlog.h"
 #include "worker/gloo/gloo_errors.h"
+#include "worker/world_spec_checks.h"
 #include "worker/gloo/rendezvous_store.h"
 #include "worker/gloo/split_exchange.h"
 
@@ -47,60 +48,7 @@ constexpr absl::Duration kMaxTimeout = absl::Hours(24);
 
 using ReduceFn = void (*)(void*, const void*, const void*, size_t);
 
-absl::Status CheckWorld(const WorldSpec& spec) {
-  if (spec.world_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("world_size must be >= 1, got ", spec.world_size));
-  }
-  if (spec.rank < 0 || spec.rank >= spec.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("rank must be in [0, ", spec.world_size,
-                                                   "), got ", spec.rank));
-  }
-  if (spec.timeout <= absl::ZeroDuration() || spec.timeout > kMaxTimeout) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout must be in (0, ",
-                                                   absl::FormatDuration(kMaxTimeout), "], got ",
-                                                   absl::FormatDuration(spec.timeout)));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckGroups(const WorldSpec& spec) {
-  std::set<int> kind_indexes;
-  for (size_t i = 0; i < spec.groups.size(); ++i) {
-    const GroupAssignment& group = spec.groups[i];
-    const std::string field = absl::StrCat("groups[", i, "] (", group.kind, "/",
-                                           group.group_index, ")");
-    if (!kind_indexes.insert(group.kind_index).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".kind_index ", group.kind_index, " repeats: one group per kind per rank"));
-    }
-    if (group.members.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".members is empty"));
-    }
-    if (group.local_rank < 0 || group.local_rank >= static_cast<int>(group.members.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".local_rank must be in [0, ",
-                                                     group.members.size(), "), got ",
-                                                     group.local_rank));
-    }
-    if (group.members[group.local_rank] != spec.rank) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".members[", group.local_rank, "] is ", group.members[group.local_rank],
-          ", not this rank ", spec.rank));
-    }
-    std::set<int32_t> seen;
-    for (int32_t member : group.members) {
-      if (member < 0 || member >= spec.world_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".members holds ", member, ", outside the world [0, ", spec.world_size, ")"));
-      }
-      if (!seen.insert(member).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(field, ".members holds ", member, " twice"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
+absl::Status CheckWorld(const WorldSpec& spec) { return CheckWorldSpec(spec, kMaxTimeout); }
 
 // Resolves `host` to an IPv4 literal ourselves: this Gloo's getaddrinfo error check misses
 // most failures and then reads an uninitialized result.
@@ -125,20 +73,6 @@ absl::StatusOr<std::string> ResolveIpv4(const std::string& host) {
     return absl::InvalidArgumentError(absl::StrCat("host ", host, ": inet_ntop failed"));
   }
   return std::string(text);
-}
-
-// Groups in the order every rank forms them: kind_index ascending.
-std::vector<size_t> KindOrder(const std::vector<GroupAssignment>& groups) {
-  std::vector<size_t> order(groups.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&groups](size_t a, size_t b) {
-    return groups[a].kind_index < groups[b].kind_index;
-  });
-  return order;
-}
-
-std::string GroupName(const GroupAssignment& group) {
-  return absl::StrCat(group.kind, "/", group.group_index);
 }
 
 // One all-reduce (sum) of `values` in `context`; returns its wall time.
@@ -240,7 +174,7 @@ class GlooGroupBuilder : public GroupBuilder {
           ") does not match the bootstrapped world (epoch ", epoch_, ", rank ", rank_, "/",
           world_size_, ")"));
     }
-    RETURN_IF_ERROR(CheckGroups(spec));
+    RETURN_IF_ERROR(CheckGroupAssignments(spec));
     if (spec.method != "split" && spec.method != "init") {
       return absl::InvalidArgumentError(
           absl::StrCat("method must be \"split\" or \"init\", got \"", spec.method, "\""));

@@ -23,29 +23,8 @@ std::string GroupField(size_t i, const GroupAssignment& group) {
 
 }  // namespace
 
-std::vector<size_t> KindOrder(const std::vector<GroupAssignment>& groups) {
-  std::vector<size_t> order(groups.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&groups](size_t a, size_t b) {
-    return groups[a].kind_index < groups[b].kind_index;
-  });
-  return order;
-}
-
 absl::Status CheckNcclWorld(const WorldSpec& spec) {
-  if (spec.world_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("world_size must be >= 1, got ", spec.world_size));
-  }
-  if (spec.rank < 0 || spec.rank >= spec.world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rank must be in [0, ", spec.world_size, "), got ", spec.rank));
-  }
-  if (spec.timeout <= absl::ZeroDuration() || spec.timeout > kMaxTimeout) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout must be in (0, ",
-                                                   absl::FormatDuration(kMaxTimeout), "], got ",
-                                                   absl::FormatDuration(spec.timeout)));
-  }
+  if (absl::Status status = CheckWorldSpec(spec, kMaxTimeout); !status.ok()) return status;
   if (spec.device_index < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("device_index must be >= 0, got ", spec.device_index));
@@ -58,44 +37,15 @@ absl::Status CheckNcclGroups(const WorldSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("method must be \"split\" or \"init\", got \"", spec.method, "\""));
   }
-  std::set<int> kind_indexes;
   for (size_t i = 0; i < spec.groups.size(); ++i) {
     const GroupAssignment& group = spec.groups[i];
-    const std::string field = GroupField(i, group);
-    if (!kind_indexes.insert(group.kind_index).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".kind_index ", group.kind_index, " repeats: one group per kind per rank"));
-    }
     if (group.group_index < 0 || group.group_index > INT_MAX) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".group_index must be in [0, ",
-                                                     INT_MAX, "], got ", group.group_index));
-    }
-    if (group.members.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".members is empty"));
-    }
-    if (group.local_rank < 0 || group.local_rank >= static_cast<int>(group.members.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".local_rank must be in [0, ",
-                                                     group.members.size(), "), got ",
-                                                     group.local_rank));
-    }
-    if (group.members[static_cast<size_t>(group.local_rank)] != spec.rank) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".members[", group.local_rank, "] is ",
-          group.members[static_cast<size_t>(group.local_rank)], ", not this rank ", spec.rank));
-    }
-    std::set<int32_t> seen;
-    for (int32_t member : group.members) {
-      if (member < 0 || member >= spec.world_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".members holds ", member, ", outside the world [0, ", spec.world_size, ")"));
-      }
-      if (!seen.insert(member).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(field, ".members holds ", member, " twice"));
-      }
+      return absl::InvalidArgumentError(absl::StrCat(GroupField(i, group),
+                                                     ".group_index must be in [0, ", INT_MAX,
+                                                     "], got ", group.group_index));
     }
   }
-  return absl::OkStatus();
+  return CheckGroupAssignments(spec);
 }
 
 absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec) {

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "worker/group_builder.h"
+#include "worker/world_spec_checks.h"
 
 namespace splitd::worker {
 
@@ -34,8 +35,6 @@ absl::Status CheckNcclWorld(const WorldSpec& spec);
 // that fit an NCCL color. INVALID_ARGUMENT naming the field otherwise.
 absl::Status CheckNcclGroups(const WorldSpec& spec);
 
-// Indexes of `groups` by kind_index ascending: the order every rank forms and uses them in.
-std::vector<size_t> KindOrder(const std::vector<GroupAssignment>& groups);
 
 }  // namespace splitd::worker
 

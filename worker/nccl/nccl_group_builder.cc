@@ -35,10 +35,6 @@ constexpr absl::Duration kPollInterval = absl::Microseconds(100);
 constexpr int64_t kMaxAllreduceElements = int64_t{1} << 30;
 constexpr int64_t kMaxBandwidthBytes = int64_t{1} << 36;
 
-std::string GroupName(const GroupAssignment& group) {
-  return absl::StrCat(group.kind, "/", group.group_index);
-}
-
 std::string InitKey(const GroupAssignment& group) {
   return absl::StrCat("nccl/init/", group.kind, "/", group.group_index);
 }
