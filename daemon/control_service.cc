@@ -1,6 +1,9 @@
 #include "daemon/control_service.h"
 
+#include <atomic>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
@@ -81,5 +84,143 @@ grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext*
   if (status.ok()) *response->mutable_status() = *std::move(status);
   return Finish(context, "GetStatus", status.status());
 }
+
+grpc::ServerUnaryReactor* ControlService::Reconfigure(grpc::CallbackServerContext* context,
+                                                      const v1::ReconfigureRequest* request,
+                                                      v1::ReconfigureResponse* response) {
+  absl::StatusOr<v1::ReconfigureResponse> result = coordinator_->Reconfigure(*request);
+  if (result.ok()) *response = *std::move(result);
+  return Finish(context, "Reconfigure", result.status());
+}
+
+// One WatchEvents stream: writes the retained events after the requested sequence, then each
+// new one as the EventLog wakes it. Reference counted like AgentService's plan streams: gRPC
+// holds one reference until OnDone, a wake-up holds one while it runs.
+class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::Event> {
+ public:
+  EventWatcher(ControlService* service, std::string cluster, uint64_t after)
+      : service_(service), cluster_(std::move(cluster)), sent_(after) {}
+
+  void Start() {
+    EventLog* log = service_->coordinator_->events();
+    subscription_ = log->Subscribe([this] {
+      Ref();
+      Deliver();
+      Unref();
+    });
+    Deliver();
+  }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  void Deliver() {
+    bool write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (writing_) {
+        again_ = true;
+        return;
+      }
+      std::optional<v1::Event> next = service_->coordinator_->events()->Next(sent_, cluster_);
+      if (next.has_value()) {
+        event_ = *std::move(next);
+        sent_ = event_.sequence();
+        writing_ = true;
+        write = true;
+      }
+    }
+    if (write) StartWrite(&event_);
+  }
+
+  void End(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool again;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      again = again_ || ok;
+      again_ = false;
+      if (!ok && !finished_) {
+        finished_ = true;
+        again = false;
+      }
+    }
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "event stream write failed"));
+      return;
+    }
+    if (again) Deliver();
+  }
+
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    service_->coordinator_->events()->Unsubscribe(subscription_);
+    service_->Forget(this);
+    Unref();
+  }
+
+ private:
+  ControlService* const service_;
+  const std::string cluster_;
+  std::atomic<int> refs_{1};
+  uint64_t subscription_ = 0;
+  absl::Mutex mu_;
+  uint64_t sent_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool again_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  v1::Event event_;  // owned by the write in flight
+};
+
+grpc::ServerWriteReactor<v1::Event>* ControlService::WatchEvents(
+    grpc::CallbackServerContext*, const v1::WatchEventsRequest* request) {
+  auto* watcher = new EventWatcher(this, request->cluster(), request->after_sequence());
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) {
+      watcher->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "daemon is shutting down"));
+      return watcher;
+    }
+    watchers_.insert(watcher);
+  }
+  watcher->Start();
+  return watcher;
+}
+
+void ControlService::Forget(EventWatcher* watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+void ControlService::Shutdown() {
+  std::vector<EventWatcher*> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (EventWatcher* watcher : watchers_) {
+      watcher->Ref();
+      watchers.push_back(watcher);
+    }
+  }
+  for (EventWatcher* watcher : watchers) {
+    watcher->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "daemon is shutting down"));
+    watcher->Unref();
+  }
+}
+
+ControlService::~ControlService() = default;
 
 }  // namespace splitd::daemon

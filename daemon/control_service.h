@@ -1,17 +1,22 @@
 #ifndef SPLITD_DAEMON_CONTROL_SERVICE_H_
 #define SPLITD_DAEMON_CONTROL_SERVICE_H_
 
+#include <set>
+
+#include "absl/synchronization/mutex.h"
 #include "daemon/coordinator.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
 namespace splitd::daemon {
 
 // gRPC adapter for splitd.v1.ControlService on the callback API: checks the request's shape,
-// calls the Coordinator and converts its status. Holds no state of its own; thread-safe.
+// calls the Coordinator and converts its status. WatchEvents streams follow the Coordinator's
+// EventLog. Thread-safe.
 class ControlService final : public v1::ControlService::CallbackService {
  public:
   // `coordinator` must outlive the service.
   explicit ControlService(Coordinator* coordinator) : coordinator_(coordinator) {}
+  ~ControlService() override;
 
   grpc::ServerUnaryReactor* ApplyTopology(grpc::CallbackServerContext* context,
                                           const v1::ApplyTopologyRequest* request,
@@ -31,9 +36,25 @@ class ControlService final : public v1::ControlService::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* Reconfigure(grpc::CallbackServerContext* context,
+                                        const v1::ReconfigureRequest* request,
+                                        v1::ReconfigureResponse* response) override;
+  grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* context,
+                                                   const v1::WatchEventsRequest* request) override;
+
+  // Ends every open event stream with UNAVAILABLE; new ones are refused from now on.
+  void Shutdown();
+
+  class EventWatcher;  // one WatchEvents stream
 
  private:
+  friend class EventWatcher;
+  void Forget(EventWatcher* watcher);
+
   Coordinator* const coordinator_;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<EventWatcher*> watchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace splitd::daemon

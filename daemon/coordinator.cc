@@ -1,8 +1,11 @@
 #include "daemon/coordinator.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "common/random.h"
@@ -48,8 +51,41 @@ std::string Encode(const v1::Topology& topology) {
 
 }  // namespace
 
-Coordinator::Coordinator(store::StateStore* store, const Clock* clock)
-    : store_(store), clock_(clock) {}
+Coordinator::Coordinator(store::StateStore* store, const Clock* clock, EventLog* events)
+    : store_(store),
+      clock_(clock),
+      owned_events_(events == nullptr ? std::make_unique<EventLog>() : nullptr),
+      events_(events == nullptr ? owned_events_.get() : events) {}
+
+std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::ClusterRecord record,
+                                                                  core::SplitPlan plan) {
+  auto entry = std::make_shared<ClusterEntry>();
+  entry->plan = std::make_shared<const core::SplitPlan>(std::move(plan));
+  entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
+  entry->agent_plan.set_shrinks_epoch(record.shrinks_epoch);
+  for (int64_t rank : record.previous_ranks) entry->agent_plan.add_previous_ranks(rank);
+  entry->agent_plan.set_reason(record.reason);
+  entry->record = std::move(record);
+  return entry;
+}
+
+void Coordinator::Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
+                       const core::Member* member, v1::Phase phase, const std::string& reason,
+                       const v1::EpochTimings* timings) {
+  v1::Event event;
+  event.set_cluster(cluster);
+  event.set_epoch(epoch);
+  event.set_kind(kind);
+  event.set_rank(-1);
+  if (member != nullptr) {
+    event.set_member_id(member->member_id);
+    event.set_rank(member->rank);
+  }
+  event.set_phase(phase);
+  event.set_reason(reason);
+  if (timings != nullptr) *event.mutable_timings() = *timings;
+  events_->Append(std::move(event), clock_->Now());
+}
 
 absl::Status Coordinator::Recover() {
   absl::MutexLock write_lock(&write_mu_);
@@ -62,21 +98,20 @@ absl::Status Coordinator::Recover() {
   for (store::ClusterState& state : states) {
     store::ClusterRecord& record = state.record;
     const std::string name = record.topology.cluster();
-    absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(record.topology, record.epoch);
+    absl::StatusOr<core::SplitPlan> plan =
+        core::SplitPlanner::Build(record.PlanTopology(), record.epoch);
     if (!plan.ok()) {
       return absl::DataLossError(absl::StrCat("stored cluster \"", name,
                                               "\" no longer plans: ", plan.status().message()));
     }
-    auto entry = std::make_shared<ClusterEntry>();
-    entry->plan = std::make_shared<const core::SplitPlan>(*std::move(plan));
-    entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
-    entry->record = std::move(record);
+    std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), *std::move(plan));
     // Replaying the admitted members and the epoch's reports through the same pure logic
-    // rebuilds the same ranks and readiness.
+    // rebuilds the same ranks and readiness. Every member's lease starts afresh now.
+    const absl::Time now = clock_->Now();
     auto membership = std::make_unique<core::Membership>(entry->plan);
     for (const store::StoredMember& member : state.members) {
-      absl::StatusOr<core::Membership::Registration> replayed = membership->Register(
-          member.identity, member.capabilities, member.registered, member.session_token);
+      absl::StatusOr<core::Membership::Registration> replayed = membership->Replay(
+          member.identity, member.capabilities, member.registered, now, member.session_token);
       if (!replayed.ok()) {
         return absl::DataLossError(absl::StrCat("stored member ", member.identity.pod(),
                                                 " of cluster \"", name, "\" does not replay: ",
@@ -84,7 +119,9 @@ absl::Status Coordinator::Recover() {
       }
       ++members;
     }
-    const absl::Time now = clock_->Now();
+    membership->Exclude(entry->record.excluded);
+    membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
+    membership->SetEpochCause(entry->record.reason, 0, 0);
     for (const v1::ReportGroupStatusRequest& report : state.reports) {
       absl::StatusOr<v1::Phase> replayed = membership->Report(report, now);
       if (!replayed.ok()) {
@@ -155,14 +192,22 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   const int64_t epoch = current == nullptr ? 1 : current->record.epoch + 1;
   ASSIGN_OR_RETURN(core::SplitPlan plan, core::SplitPlanner::Build(normalized, epoch));
 
-  auto entry = std::make_shared<ClusterEntry>();
-  entry->record.topology = std::move(normalized);
-  entry->record.epoch = epoch;
-  entry->record.update_time = clock_->Now();
-  entry->record.create_time =
-      current == nullptr ? entry->record.update_time : current->record.create_time;
-  entry->plan = std::make_shared<const core::SplitPlan>(std::move(plan));
-  entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
+  store::ClusterRecord record;
+  record.topology = std::move(normalized);
+  record.epoch = epoch;
+  record.update_time = clock_->Now();
+  record.create_time = current == nullptr ? record.update_time : current->record.create_time;
+  record.reason = current == nullptr ? "topology applied" : "topology changed";
+  if (current != nullptr) record.excluded = current->record.excluded;
+  {
+    // The ranks the new epoch starts with are durable with it.
+    absl::MutexLock lock(&mu_);
+    auto membership = memberships_.find(record.topology.cluster());
+    if (membership != memberships_.end()) {
+      record.assignment = membership->second->DefaultAssignment(plan);
+    }
+  }
+  std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
 
   // Persist before publishing: no reader sees an epoch the store does not hold.
   RETURN_IF_ERROR(store_->PutCluster(entry->record));
@@ -174,11 +219,16 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
     std::unique_ptr<core::Membership>& membership = memberships_[name];
     if (membership == nullptr) {
       membership = std::make_unique<core::Membership>(entry->plan);
+      membership->StartEpoch(entry->plan, entry->record.update_time);
     } else {
-      membership->StartEpoch(entry->plan);
+      membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
     }
+    membership->SetEpochCause(entry->record.reason, 0, 0);
     phase = membership->phase();
   }
+  Emit(v1::EVENT_KIND_EPOCH_STARTED, entry->record.topology.cluster(), epoch, nullptr, phase,
+       absl::StrCat(entry->record.reason, ": world ", entry->plan->world_size, ", ",
+                    entry->plan->kinds.size(), " group kinds"));
   Notify(ClusterEvent{entry->record.topology.cluster(), epoch, /*deleted=*/false});
   spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
                entry->record.topology.cluster(), current == nullptr ? "created" : "updated",
@@ -222,6 +272,8 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
     memberships_.erase(name);
   }
   spdlog::info("cluster {} deleted at epoch {}", name, entry->record.epoch);
+  Emit(v1::EVENT_KIND_CLUSTER_DELETED, name, entry->record.epoch, nullptr, v1::PHASE_UNSPECIFIED,
+       "cluster deleted");
   Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/true});
   return entry->record.epoch;
 }
@@ -268,12 +320,17 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   v1::RegisterResponse response;
   ClusterEvent event;
   bool assigned = false;
+  bool reconcile = false;
+  v1::EventKind kind = v1::EVENT_KIND_UNSPECIFIED;
+  core::Member member_copy;
+  v1::Phase phase;
   {
     absl::MutexLock lock(&mu_);
     if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
     auto it = memberships_.find(identity.cluster());
     if (it == memberships_.end()) return NotFound(identity.cluster());
     core::Membership& membership = *it->second;
+    std::shared_ptr<const ClusterEntry> entry = clusters_.at(identity.cluster());
     const absl::Time now = clock_->Now();
     ASSIGN_OR_RETURN(const core::Member* existing,
                      membership.CheckRegister(identity, request.capabilities()));
@@ -284,20 +341,46 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     }
     ASSIGN_OR_RETURN(core::Membership::Registration registration,
                      membership.Register(identity, request.capabilities(), now, token));
+    assigned = registration.assigned;
+    if (assigned) {
+      // The ranks this registration completed are durable too.
+      store::ClusterRecord record = entry->record;
+      record.assignment = membership.Assignment();
+      if (absl::Status stored = store_->PutCluster(record); !stored.ok()) {
+        spdlog::warn("cluster {}: ranks of epoch {} not stored ({}); a restart assigns them again",
+                     identity.cluster(), record.epoch, stored.ToString());
+      } else {
+        clusters_[identity.cluster()] = MakeEntry(std::move(record), *entry->plan);
+      }
+    }
     response.set_member_id(registration.member->member_id);
     response.set_session_token(registration.member->session_token);
-    response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(kHeartbeatInterval));
-    assigned = registration.assigned;
+    response.set_heartbeat_interval_ms(entry->record.topology.elastic().heartbeat_interval_ms());
     event = ClusterEvent{identity.cluster(), membership.plan().epoch, /*deleted=*/false};
+    phase = membership.phase();
+    member_copy = *registration.member;
+    if (!registration.rejoined) kind = v1::EVENT_KIND_MEMBER_JOINED;
+    if (registration.returned) kind = v1::EVENT_KIND_MEMBER_RETURNED;
+    // A new spare or a returning member may let the policy grow or heal the cluster.
+    reconcile = membership.assigned() && !assigned &&
+                (registration.returned || (!registration.rejoined && registration.member->rank < 0));
     spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
-                 registration.rejoined ? "member rejoined:" : "member registered:",
+                 registration.returned   ? "member returned:"
+                 : registration.rejoined ? "member rejoined:"
+                                         : "member registered:",
                  registration.member->member_id, identity.pod(), identity.node(),
                  identity.local_index(),
                  assigned ? absl::StrCat("; world complete, ranks assigned for epoch ",
                                          event.epoch)
                           : std::string());
   }
+  if (kind != v1::EVENT_KIND_UNSPECIFIED) {
+    Emit(kind, identity.cluster(), event.epoch, &member_copy, phase,
+         absl::StrCat(member_copy.member_id, " (pod ", identity.pod(), ", node ", identity.node(),
+                      ")", kind == v1::EVENT_KIND_MEMBER_RETURNED ? " returned" : " joined"));
+  }
   if (assigned) Notify(event);
+  if (reconcile) Reconcile(identity.cluster(), 0);
   return response;
 }
 
@@ -320,31 +403,64 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
 }
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
-  ASSIGN_OR_RETURN(int64_t epoch, membership->Heartbeat(request.member(), clock_->Now()));
   v1::HeartbeatResponse response;
-  response.set_epoch(epoch);
-  response.set_lease_remaining_ms(absl::ToInt64Milliseconds(kLease));
+  bool returned = false;
+  core::Member member_copy;
+  v1::Phase phase;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
+    ASSIGN_OR_RETURN(core::Membership::HeartbeatResult result,
+                     membership->Heartbeat(request.member(), clock_->Now()));
+    const v1::Elastic& elastic = clusters_.at(request.member().cluster())->record.topology.elastic();
+    response.set_epoch(result.epoch);
+    response.set_lease_remaining_ms(elastic.lease_timeout_ms());
+    response.set_heartbeat_interval_ms(elastic.heartbeat_interval_ms());
+    if (result.member->liveness == core::Liveness::kExcluded) {
+      response.set_excluded(true);
+      response.set_reason(absl::StrCat("member ", result.member->member_id,
+                                       " was excluded from cluster \"",
+                                       request.member().cluster(), "\""));
+    }
+    returned = result.returned;
+    member_copy = *result.member;
+    phase = membership->phase();
+  }
+  if (returned) {
+    spdlog::info("cluster {}: member {} is alive again", request.member().cluster(),
+                 member_copy.member_id);
+    Emit(v1::EVENT_KIND_MEMBER_RETURNED, request.member().cluster(), response.epoch(),
+         &member_copy, phase, absl::StrCat(member_copy.member_id, " heartbeats again"));
+    Reconcile(request.member().cluster(), 0);
+  }
   return response;
 }
 
 absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
     const v1::ReportGroupStatusRequest& request) {
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
   const v1::Phase before = membership->phase();
   RETURN_IF_ERROR(membership->CheckReport(request));
   RETURN_IF_ERROR(store_->AddReport(request.member().cluster(), request.epoch(), request));
   ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(request, clock_->Now()));
-  if (phase != before) {
-    spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),
-                 v1::Phase_Name(phase),
-                 phase == v1::PHASE_FAILED ? absl::StrCat(": ", membership->reason())
-                                           : std::string());
-  }
   v1::ReportGroupStatusResponse response;
   response.set_cluster_phase(phase);
+  if (phase == before) return response;
+  const v1::EpochTimings timings = membership->Timings();
+  std::string reason = phase == v1::PHASE_FAILED ? membership->reason() : std::string();
+  if (phase == v1::PHASE_READY) {
+    reason = absl::StrFormat(
+        "READY: detect %.0f ms, plan %.0f ms, deliver %.0f ms, bootstrap %.0f ms, split %.0f ms, "
+        "validate %.0f ms; %.0f ms from plan to READY",
+        timings.detect_ms(), timings.plan_ms(), timings.deliver_ms(), timings.bootstrap_ms(),
+        timings.split_ms(), timings.validate_ms(), timings.ready_ms());
+  }
+  spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),
+               v1::Phase_Name(phase), reason.empty() ? std::string() : absl::StrCat(": ", reason));
+  lock.Release();
+  Emit(v1::EVENT_KIND_PHASE_CHANGED, request.member().cluster(), request.epoch(), nullptr, phase,
+       reason, &timings);
   return response;
 }
 
@@ -353,6 +469,239 @@ absl::Status Coordinator::AuthorizeRendezvous(const v1::MemberCredentials& membe
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(member));
   return membership->CheckRendezvous(member, epoch);
+}
+
+core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
+                                             const core::Membership& membership) const {
+  core::PolicyInput input;
+  input.declared = entry.record.topology;
+  input.current = entry.record.PlanTopology();
+  input.assignment = membership.Assignment();
+  for (const std::string& id : input.assignment) {
+    const core::Member* member = membership.FindById(id);
+    input.nodes.push_back(member->identity.node());
+    if (member->liveness == core::Liveness::kLost) input.lost.insert(id);
+    if (member->liveness == core::Liveness::kExcluded) input.excluded.insert(id);
+  }
+  for (const core::Member* spare : membership.Spares()) {
+    input.spares.push_back(core::SpareMember{spare->member_id, spare->identity.node(),
+                                             spare->identity.local_index(), spare->order});
+  }
+  return input;
+}
+
+void Coordinator::Tick() {
+  struct Loss {
+    std::string cluster;
+    double detect_ms = 0;
+  };
+  std::vector<Loss> losses;
+  std::vector<std::pair<std::string, core::Member>> lost;
+  std::vector<int64_t> epochs;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return;
+    const absl::Time now = clock_->Now();
+    for (auto& [name, membership] : memberships_) {
+      const v1::Elastic& elastic = clusters_.at(name)->record.topology.elastic();
+      const absl::Duration lease = absl::Milliseconds(elastic.lease_timeout_ms());
+      std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease);
+      if (expired.empty()) continue;
+      Loss loss{name, 0};
+      for (const core::Member* member : expired) {
+        // Detection: from the member's last sign of life to now.
+        loss.detect_ms = std::max(loss.detect_ms, absl::ToDoubleMilliseconds(now - member->last_seen));
+        lost.emplace_back(name, *member);
+        epochs.push_back(membership->plan().epoch);
+      }
+      losses.push_back(std::move(loss));
+    }
+  }
+  for (size_t i = 0; i < lost.size(); ++i) {
+    const auto& [name, member] = lost[i];
+    spdlog::warn("cluster {}: member {} (rank {}, pod {}) lost: no heartbeat for its lease", name,
+                 member.member_id, member.rank, member.identity.pod());
+    Emit(v1::EVENT_KIND_MEMBER_LOST, name, epochs[i], &member, v1::PHASE_UNSPECIFIED,
+         absl::StrCat(member.member_id, " (rank ", member.rank, ", pod ", member.identity.pod(),
+                      ") lost: lease expired"));
+  }
+  for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
+}
+
+void Coordinator::Reconcile(const std::string& name, double detect_ms) {
+  absl::MutexLock write_lock(&write_mu_);
+  const absl::Time decided = clock_->Now();
+  std::shared_ptr<const ClusterEntry> entry;
+  core::PolicyInput input;
+  bool degraded = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = memberships_.find(name);
+    if (it == memberships_.end() || !it->second->assigned()) return;
+    entry = clusters_.at(name);
+    input = PolicyInputOf(*entry, *it->second);
+    degraded = it->second->phase() == v1::PHASE_DEGRADED;
+  }
+  core::PolicyDecision decision = core::ElasticPolicy::Decide(input);
+  if (decision.action == core::PolicyDecision::Action::kNone && degraded) {
+    // Everyone is back: form the same layout again.
+    decision.action = core::PolicyDecision::Action::kNewEpoch;
+    decision.topology = input.current;
+    decision.assignment = input.assignment;
+    decision.reason = absl::StrCat("every rank's member is alive again: re-forming world ",
+                                   input.assignment.size());
+  }
+  if (decision.action == core::PolicyDecision::Action::kNone) return;
+  absl::StatusOr<core::SplitPlan> plan;
+  if (decision.action == core::PolicyDecision::Action::kNewEpoch) {
+    plan = core::SplitPlanner::Build(decision.topology, entry->record.epoch + 1);
+    if (!plan.ok()) {
+      decision.action = core::PolicyDecision::Action::kDegraded;
+      decision.reason = absl::StrCat(decision.reason, "; but the new layout does not plan (",
+                                     plan.status().message(), ")");
+    }
+  }
+  if (decision.action == core::PolicyDecision::Action::kDegraded) {
+    v1::Phase phase;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = memberships_.find(name);
+      if (it == memberships_.end() || clusters_.at(name) != entry) return;
+      it->second->SetDegraded(decision.reason);
+      phase = it->second->phase();
+    }
+    spdlog::warn("cluster {} epoch {}: DEGRADED: {}", name, entry->record.epoch, decision.reason);
+    Emit(v1::EVENT_KIND_DEGRADED, name, entry->record.epoch, nullptr, phase, decision.reason);
+    return;
+  }
+  store::ClusterRecord record = entry->record;
+  record.epoch = entry->record.epoch + 1;
+  record.update_time = decided;
+  record.plan_topology = decision.topology;
+  record.assignment = decision.assignment;
+  record.reason = decision.reason;
+  record.shrinks_epoch = decision.previous_ranks.empty() ? 0 : entry->record.epoch;
+  record.previous_ranks = decision.previous_ranks;
+  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms, decided);
+      !started.ok()) {
+    spdlog::error("cluster {}: cannot start a new epoch: {}", name, started.ToString());
+  }
+}
+
+absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
+                                     store::ClusterRecord record, core::SplitPlan plan,
+                                     double detect_ms, absl::Time decided) {
+  const std::string name = record.topology.cluster();
+  std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
+  RETURN_IF_ERROR(store_->PutCluster(entry->record));
+  const double plan_ms = absl::ToDoubleMilliseconds(clock_->Now() - decided);
+  v1::Phase phase;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = memberships_.find(name);
+    if (it == memberships_.end() || clusters_.at(name) != current) {
+      return absl::AbortedError("the cluster changed while the new epoch was planned");
+    }
+    clusters_[name] = entry;
+    it->second->Exclude(entry->record.excluded);
+    it->second->StartEpoch(entry->plan, clock_->Now(), entry->record.assignment);
+    it->second->SetEpochCause(entry->record.reason, detect_ms, plan_ms);
+    phase = it->second->phase();
+  }
+  spdlog::info("cluster {} epoch {} -> {}: {} (world {}, fingerprint {}, planned in {:.1f} ms{})",
+               name, current->record.epoch, entry->record.epoch, entry->record.reason,
+               entry->plan->world_size, entry->plan->fingerprint.substr(0, 12), plan_ms,
+               entry->record.shrinks_epoch > 0 ? ", ranks only removed" : "");
+  v1::EpochTimings timings;
+  timings.set_detect_ms(detect_ms);
+  timings.set_plan_ms(plan_ms);
+  Emit(v1::EVENT_KIND_EPOCH_STARTED, name, entry->record.epoch, nullptr, phase,
+       entry->record.reason, &timings);
+  Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/false});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
+    const v1::ReconfigureRequest& request) {
+  RETURN_IF_ERROR(CheckName("cluster", request.cluster()));
+  if (request.expected_epoch() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected_epoch must be >= 1 (the epoch the caller saw), got ",
+                     request.expected_epoch()));
+  }
+  absl::MutexLock write_lock(&write_mu_);
+  const absl::Time decided = clock_->Now();
+  std::shared_ptr<const ClusterEntry> entry;
+  core::PolicyInput input;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
+    auto it = memberships_.find(request.cluster());
+    if (it == memberships_.end()) return NotFound(request.cluster());
+    entry = clusters_.at(request.cluster());
+    if (request.expected_epoch() != entry->record.epoch) {
+      return absl::AbortedError(absl::StrCat("expected epoch ", request.expected_epoch(),
+                                             " but cluster \"", request.cluster(),
+                                             "\" is at epoch ", entry->record.epoch));
+    }
+    input = PolicyInputOf(*entry, *it->second);
+  }
+  v1::Topology declared;
+  ASSIGN_OR_RETURN(core::PolicyDecision decision,
+                   core::ElasticPolicy::Reconfigure(input, request.change(), &declared));
+  v1::ReconfigureResponse response;
+  response.set_reason(decision.reason);
+  response.set_applied(!request.dry_run());
+  store::ClusterRecord record = entry->record;
+  record.topology = declared;
+  for (const std::string& id : decision.excluded) record.excluded.push_back(id);
+  if (decision.action == core::PolicyDecision::Action::kNone) {
+    // Only the declared target changed; the layout waits for members.
+    ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*entry->plan, {}));
+    const core::ElasticPolicy::Layout same{entry->plan.get(), input.assignment};
+    *response.mutable_diff() = core::ElasticPolicy::Diff(same, same);
+    if (request.dry_run()) return response;
+    RETURN_IF_ERROR(store_->PutCluster(record));
+    absl::MutexLock lock(&mu_);
+    if (clusters_.at(request.cluster()) == entry) {
+      clusters_[request.cluster()] = MakeEntry(std::move(record), *entry->plan);
+    }
+    spdlog::info("cluster {}: {}", request.cluster(), decision.reason);
+    return response;
+  }
+  record.epoch = entry->record.epoch + 1;
+  record.update_time = decided;
+  record.plan_topology = decision.topology;
+  record.assignment = decision.assignment;
+  record.reason = decision.reason;
+  record.shrinks_epoch = decision.previous_ranks.empty() ? 0 : entry->record.epoch;
+  record.previous_ranks = decision.previous_ranks;
+  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(decision.topology, record.epoch);
+  if (!plan.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the new layout does not plan: ", plan.status().message()));
+  }
+  ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*plan, {}));
+  response.mutable_plan()->set_reason(decision.reason);
+  *response.mutable_diff() = core::ElasticPolicy::Diff({entry->plan.get(), input.assignment},
+                                                      {&*plan, decision.assignment});
+  if (request.dry_run()) return response;
+  std::vector<core::Member> excluded;
+  {
+    absl::MutexLock lock(&mu_);
+    const core::Membership& membership = *memberships_.at(request.cluster());
+    for (const std::string& id : decision.excluded) {
+      if (const core::Member* member = membership.FindById(id)) excluded.push_back(*member);
+    }
+  }
+  RETURN_IF_ERROR(StartEpoch(entry, std::move(record), *std::move(plan), 0, decided));
+  for (const core::Member& member : excluded) {
+    Emit(v1::EVENT_KIND_MEMBER_EXCLUDED, request.cluster(), entry->record.epoch + 1, &member,
+         v1::PHASE_UNSPECIFIED,
+         absl::StrCat(member.member_id, " (rank ", member.rank, ", node ",
+                      member.identity.node(), ") excluded"));
+  }
+  return response;
 }
 
 v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
@@ -366,6 +715,7 @@ v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
   cluster.set_group_kinds(static_cast<int64_t>(entry.plan->kinds.size()));
   *cluster.mutable_create_time() = ToTimestamp(entry.record.create_time);
   *cluster.mutable_update_time() = ToTimestamp(entry.record.update_time);
+  *cluster.mutable_plan_topology() = entry.record.PlanTopology();
   return cluster;
 }
 

@@ -14,11 +14,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "daemon/core/elastic_policy.h"
 #include "daemon/core/membership.h"
 #include "daemon/core/plan_view.h"
 #include "daemon/core/split_plan.h"
 #include "daemon/store/cluster_record.h"
+#include "daemon/event_log.h"
 #include "daemon/store/state_store.h"
+#include "splitd/v1/control_service.pb.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/plan.pb.h"
 #include "splitd/v1/status.pb.h"
@@ -51,8 +54,11 @@ class Coordinator {
     bool changed = false;
   };
 
-  // `store` and `clock` must outlive the coordinator.
-  Coordinator(store::StateStore* store, const Clock* clock);
+  // `store`, `clock` and `events` must outlive the coordinator; without `events` it keeps its
+  // own.
+  Coordinator(store::StateStore* store, const Clock* clock, EventLog* events = nullptr);
+
+  EventLog* events() const { return events_; }
 
   // Loads every cluster from the store, recomputes its plan and replays its members and the
   // current epoch's reports. Until it succeeds, every other call returns UNAVAILABLE.
@@ -86,6 +92,12 @@ class Coordinator {
   // once, before serving.
   void SetEventListener(EventListener listener);
 
+  // Reconfigure (ControlService): see control_service.proto.
+  absl::StatusOr<v1::ReconfigureResponse> Reconfigure(const v1::ReconfigureRequest& request);
+
+  // Expires leases and applies each cluster's policy; the daemon calls it periodically.
+  void Tick();
+
   // AgentService. Every call after Register names its member (core::Membership checks it).
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   // The plan the member should form next: the current epoch's, once ranks are assigned, when it
@@ -98,9 +110,6 @@ class Coordinator {
   // OK when the member may use the rendezvous space of (its cluster, `epoch`).
   absl::Status AuthorizeRendezvous(const v1::MemberCredentials& member, int64_t epoch) const;
 
-  // How often agents are asked to heartbeat, and how long a lease lasts without one.
-  static constexpr absl::Duration kHeartbeatInterval = absl::Seconds(2);
-  static constexpr absl::Duration kLease = absl::Seconds(10);
 
  private:
   struct ClusterEntry {
@@ -117,9 +126,26 @@ class Coordinator {
   absl::StatusOr<core::Membership*> FindMembership(const v1::MemberCredentials& member) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const ClusterEvent& event) const;
+  // Applies the elastic policy to `name`'s membership: a new epoch, DEGRADED, or nothing.
+  // `detect_ms` is how long the loss that prompted it took to detect.
+  void Reconcile(const std::string& name, double detect_ms) ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
+  // Publishes a new epoch of `current`'s cluster; write_mu_ held.
+  absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
+                          store::ClusterRecord record, core::SplitPlan plan, double detect_ms,
+                          absl::Time decided) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record,
+                                                 core::SplitPlan plan);
+  core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
+                                  const core::Membership& membership) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
+            const core::Member* member, v1::Phase phase, const std::string& reason,
+            const v1::EpochTimings* timings = nullptr);
 
   store::StateStore* const store_;
   const Clock* const clock_;
+  std::unique_ptr<EventLog> owned_events_;
+  EventLog* const events_;
 
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;

@@ -78,7 +78,11 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   } else {
     ASSIGN_OR_RETURN(server->store_, store::LogStateStore::Open(config.data_dir));
   }
-  server->coordinator_ = std::make_unique<Coordinator>(server->store_.get(), clock);
+  server->events_ = std::make_unique<EventLog>(
+      4096, config.data_dir.empty() ? std::string()
+                                    : (std::filesystem::path(config.data_dir) / "audit.jsonl").string());
+  server->coordinator_ =
+      std::make_unique<Coordinator>(server->store_.get(), clock, server->events_.get());
   server->control_service_ = std::make_unique<ControlService>(server->coordinator_.get());
   Coordinator* coordinator = server->coordinator_.get();
   server->spaces_ = std::make_unique<RendezvousSpaces>(
@@ -113,6 +117,13 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     server->spaces_->Restore(space.cluster, space.epoch, space.keys);
   }
 
+  SplitdServer* self = server.get();
+  const absl::Duration interval = config.lease_check_interval;
+  server->ticker_ = std::thread([self, interval] {
+    while (!self->stop_ticking_.WaitForNotificationWithTimeout(interval)) {
+      self->coordinator_->Tick();
+    }
+  });
   server->address_ = absl::StrCat(host, ":", bound_port);
   health->SetServingStatus(true);
   if (!config.port_file.empty()) {
@@ -131,7 +142,12 @@ void SplitdServer::Shutdown() {
   shut_down_ = true;
   spdlog::info("shutting down (grace {})", absl::FormatDuration(shutdown_grace_));
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (ticker_.joinable()) {
+    stop_ticking_.Notify();
+    ticker_.join();
+  }
   agent_service_->Shutdown();
+  control_service_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(shutdown_grace_));
   server_->Wait();

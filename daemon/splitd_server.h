@@ -13,6 +13,9 @@
 #include "daemon/rendezvous_spaces.h"
 #include "daemon/store/state_store.h"
 #include "grpcpp/server.h"
+#include "absl/synchronization/notification.h"
+#include "daemon/event_log.h"
+#include <thread>
 
 namespace splitd::daemon {
 
@@ -29,6 +32,8 @@ struct ServerConfig {
   int max_receive_message_bytes = 16 << 20;
   // How long in-flight calls may run on shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // How often leases are checked (failure detection is at most this much later than a lease).
+  absl::Duration lease_check_interval = absl::Milliseconds(50);
 };
 
 // The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services
@@ -57,12 +62,15 @@ class SplitdServer {
   std::string address_;
   absl::Duration shutdown_grace_;
   std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<EventLog> events_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<RendezvousSpaces> spaces_;
   std::unique_ptr<AgentService> agent_service_;
   std::unique_ptr<grpc::Server> server_;
   bool shut_down_ = false;
+  absl::Notification stop_ticking_;
+  std::thread ticker_;  // Coordinator::Tick every lease_check_interval
 };
 
 }  // namespace splitd::daemon

@@ -99,18 +99,24 @@ absl::StatusOr<const Member*> Membership::CheckRegister(
           "incarnation ", identity.incarnation(), " registered before as node \"",
           member->identity.node(), "\" local_index ", member->identity.local_index()));
     }
+    if (member->liveness == Liveness::kExcluded) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "member ", member->member_id, " (incarnation ", identity.incarnation(),
+          ") was excluded from cluster \"", plan_->cluster, "\""));
+    }
     return member;
   }
-  if (auto it = by_slot_.find({identity.node(), identity.local_index()}); it != by_slot_.end()) {
+  if (auto it = by_slot_.find({identity.node(), identity.local_index()});
+      it != by_slot_.end() && it->second->liveness == Liveness::kAlive) {
     const Member* other = it->second;
     return absl::AlreadyExistsError(absl::StrCat(
         "node \"", identity.node(), "\" local_index ", identity.local_index(),
         " is held by member ", other->member_id, " (pod \"", other->identity.pod(), "\")"));
   }
-  if (static_cast<int64_t>(members_.size()) >= plan_->world_size + kMaxSpares) {
+  if (AliveCount() >= plan_->world_size + kMaxSpares) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "cluster \"", plan_->cluster, "\" has ", members_.size(),
-        " members, the world size plus ", kMaxSpares, " spares"));
+        "cluster \"", plan_->cluster, "\" has ", AliveCount(),
+        " alive members, the world size plus ", kMaxSpares, " spares"));
   }
   return nullptr;
 }
@@ -123,7 +129,14 @@ absl::StatusOr<Membership::Registration> Membership::Register(
   if (*existing != nullptr) {
     Member* member = by_incarnation_.at(identity.incarnation());
     member->last_seen = now;
-    return Registration{member, /*rejoined=*/true, /*assigned=*/false};
+    const bool returned = member->liveness == Liveness::kLost;
+    member->liveness = Liveness::kAlive;
+    Registration registration{member, /*rejoined=*/true, returned, /*assigned=*/false};
+    if (!assigned_ && AliveCount() >= plan_->world_size) {
+      AssignRanks({});
+      registration.assigned = true;
+    }
+    return registration;
   }
 
   auto member = std::make_unique<Member>();
@@ -140,25 +153,134 @@ absl::StatusOr<Membership::Registration> Membership::Register(
   by_id_[added->member_id] = added;
   by_slot_[{identity.node(), identity.local_index()}] = added;
 
-  Registration registration{added, /*rejoined=*/false, /*assigned=*/false};
-  if (!assigned_ && static_cast<int64_t>(members_.size()) >= plan_->world_size) {
-    AssignRanks();
+  Registration registration{added, /*rejoined=*/false, /*returned=*/false, /*assigned=*/false};
+  if (!assigned_ && AliveCount() >= plan_->world_size) {
+    AssignRanks({});
     registration.assigned = true;
   }
   return registration;
 }
 
-void Membership::AssignRanks() {
-  std::vector<Member*> chosen;
-  chosen.reserve(static_cast<size_t>(plan_->world_size));
-  for (const auto& member : members_) {
-    member->rank = -1;
-    if (static_cast<int64_t>(chosen.size()) < plan_->world_size) chosen.push_back(member.get());
+absl::StatusOr<Membership::Registration> Membership::Replay(
+    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities,
+    absl::Time registered, absl::Time now, const std::string& session_token) {
+  if (auto it = by_slot_.find({identity.node(), identity.local_index()});
+      it != by_slot_.end() && it->second->liveness == Liveness::kAlive &&
+      it->second->identity.incarnation() != identity.incarnation()) {
+    it->second->liveness = Liveness::kLost;
   }
+  absl::StatusOr<Registration> registration =
+      Register(identity, capabilities, now, session_token);
+  if (registration.ok()) {
+    by_id_.at(registration->member->member_id)->registered = registered;
+  }
+  return registration;
+}
+
+int64_t Membership::AliveCount() const {
+  int64_t alive = 0;
+  for (const auto& member : members_) alive += member->liveness == Liveness::kAlive ? 1 : 0;
+  return alive;
+}
+
+std::vector<std::string> Membership::DefaultAssignment(const SplitPlan& plan) const {
+  std::vector<const Member*> chosen;
+  for (const auto& member : members_) {
+    if (member->liveness != Liveness::kAlive) continue;
+    if (static_cast<int64_t>(chosen.size()) < plan.world_size) chosen.push_back(member.get());
+  }
+  if (static_cast<int64_t>(chosen.size()) < plan.world_size) return {};
   std::sort(chosen.begin(), chosen.end(), [](const Member* a, const Member* b) {
     return std::make_tuple(a->identity.node(), a->identity.local_index(), a->order) <
            std::make_tuple(b->identity.node(), b->identity.local_index(), b->order);
   });
+  std::vector<std::string> ids;
+  ids.reserve(chosen.size());
+  for (const Member* member : chosen) ids.push_back(member->member_id);
+  return ids;
+}
+
+std::vector<std::string> Membership::Assignment() const {
+  std::vector<std::string> ids;
+  ids.reserve(by_rank_.size());
+  for (const Member* member : by_rank_) ids.push_back(member->member_id);
+  return ids;
+}
+
+std::vector<const Member*> Membership::Spares() const {
+  std::vector<const Member*> spares;
+  for (const auto& member : members_) {
+    if (member->liveness == Liveness::kAlive && member->rank < 0) spares.push_back(member.get());
+  }
+  std::sort(spares.begin(), spares.end(), [](const Member* a, const Member* b) {
+    return std::make_tuple(a->identity.node(), a->identity.local_index(), a->order) <
+           std::make_tuple(b->identity.node(), b->identity.local_index(), b->order);
+  });
+  return spares;
+}
+
+const Member* Membership::FindById(const std::string& member_id) const {
+  auto it = by_id_.find(member_id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Duration lease) {
+  std::vector<const Member*> lost;
+  for (const auto& member : members_) {
+    if (member->liveness == Liveness::kAlive && now - member->last_seen > lease) {
+      member->liveness = Liveness::kLost;
+      lost.push_back(member.get());
+    }
+  }
+  return lost;
+}
+
+std::vector<const Member*> Membership::Exclude(const std::vector<std::string>& member_ids) {
+  std::vector<const Member*> excluded;
+  for (const std::string& id : member_ids) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end() || it->second->liveness == Liveness::kExcluded) continue;
+    it->second->liveness = Liveness::kExcluded;
+    excluded.push_back(it->second);
+  }
+  return excluded;
+}
+
+void Membership::SetEpochCause(const std::string& reason, double detect_ms, double plan_ms) {
+  epoch_reason_ = reason;
+  detect_ms_ = detect_ms;
+  plan_ms_ = plan_ms;
+}
+
+v1::EpochTimings Membership::Timings() const {
+  v1::EpochTimings timings;
+  timings.set_detect_ms(detect_ms_);
+  timings.set_plan_ms(plan_ms_);
+  if (!assigned_) return timings;
+  const double started_ms = absl::ToDoubleMilliseconds(epoch_started_ - absl::UnixEpoch());
+  double received = 0;
+  for (const RankState& state : ranks_) {
+    const v1::PhaseTimings& t = state.timings;
+    received = std::max(received, t.plan_received_unix_ms());
+    timings.set_bootstrap_ms(std::max(timings.bootstrap_ms(), t.bootstrap_ms()));
+    timings.set_split_ms(std::max(timings.split_ms(), t.split_ms()));
+    timings.set_validate_ms(std::max(timings.validate_ms(), t.validate_ms()));
+  }
+  if (received > 0 && epoch_started_ != absl::InfinitePast()) {
+    timings.set_deliver_ms(std::max(0.0, received - started_ms));
+  }
+  if (ready_at_ != absl::InfinitePast() && epoch_started_ != absl::InfinitePast()) {
+    timings.set_ready_ms(absl::ToDoubleMilliseconds(ready_at_ - epoch_started_));
+  }
+  return timings;
+}
+
+void Membership::AssignRanks(const std::vector<Member*>& given) {
+  std::vector<Member*> chosen = given;
+  if (chosen.empty()) {
+    for (const std::string& id : DefaultAssignment(*plan_)) chosen.push_back(by_id_.at(id));
+  }
+  for (const auto& member : members_) member->rank = -1;
   by_rank_ = chosen;
   for (size_t rank = 0; rank < chosen.size(); ++rank) chosen[rank]->rank = static_cast<int64_t>(rank);
   ranks_.assign(static_cast<size_t>(plan_->world_size), RankState{});
@@ -169,15 +291,31 @@ void Membership::AssignRanks() {
   assigned_ = true;
 }
 
-void Membership::StartEpoch(std::shared_ptr<const SplitPlan> plan) {
+void Membership::StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time now,
+                            const std::vector<std::string>& assignment) {
   plan_ = std::move(plan);
   assigned_ = false;
   by_rank_.clear();
   ranks_.clear();
   phase_counts_.fill(0);
   reason_.clear();
+  degraded_reason_.clear();
+  epoch_reason_.clear();
+  detect_ms_ = 0;
+  plan_ms_ = 0;
+  epoch_started_ = now;
+  ready_at_ = absl::InfinitePast();
   for (const auto& member : members_) member->rank = -1;
-  if (static_cast<int64_t>(members_.size()) >= plan_->world_size) AssignRanks();
+  std::vector<Member*> chosen;
+  for (const std::string& id : assignment) {
+    auto it = by_id_.find(id);
+    if (it != by_id_.end()) chosen.push_back(it->second);
+  }
+  if (!chosen.empty() && static_cast<int64_t>(chosen.size()) == plan_->world_size) {
+    AssignRanks(chosen);
+  } else if (AliveCount() >= plan_->world_size) {
+    AssignRanks({});
+  }
 }
 
 absl::StatusOr<Member*> Membership::FindMember(const v1::MemberCredentials& credentials) {
@@ -207,12 +345,19 @@ absl::StatusOr<const Member*> Membership::Authenticate(
   return *member;
 }
 
-absl::StatusOr<int64_t> Membership::Heartbeat(const v1::MemberCredentials& credentials,
-                                              absl::Time now) {
-  absl::StatusOr<Member*> member = FindMember(credentials);
-  if (!member.ok()) return member.status();
-  (*member)->last_seen = now;
-  return plan_->epoch;
+absl::StatusOr<Membership::HeartbeatResult> Membership::Heartbeat(
+    const v1::MemberCredentials& credentials, absl::Time now) {
+  absl::StatusOr<Member*> found = FindMember(credentials);
+  if (!found.ok()) return found.status();
+  Member* member = *found;
+  HeartbeatResult result{plan_->epoch, member, /*returned=*/false};
+  if (member->liveness == Liveness::kExcluded) return result;
+  member->last_seen = now;
+  if (member->liveness == Liveness::kLost) {
+    member->liveness = Liveness::kAlive;
+    result.returned = true;
+  }
+  return result;
 }
 
 absl::Status Membership::CheckRendezvous(const v1::MemberCredentials& credentials,
@@ -231,6 +376,10 @@ absl::Status Membership::CheckRendezvous(const v1::MemberCredentials& credential
   if (!assigned_) {
     return absl::FailedPreconditionError(
         absl::StrCat("ranks of epoch ", epoch, " are not assigned yet"));
+  }
+  if ((*member)->liveness == Liveness::kExcluded) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("member ", (*member)->member_id, " was excluded from the cluster"));
   }
   if ((*member)->rank < 0) {
     return absl::PermissionDeniedError(
@@ -415,11 +564,15 @@ absl::StatusOr<v1::Phase> Membership::ReportImpl(const v1::ReportGroupStatusRequ
   if (ranks_[static_cast<size_t>(rank)].phase != v1::PHASE_FAILED) {
     SetRankPhase(rank, request.phase(), "");
   }
+  if (phase_counts_[v1::PHASE_READY] == plan_->world_size && ready_at_ == absl::InfinitePast()) {
+    ready_at_ = now;
+  }
   return phase();
 }
 
 v1::Phase Membership::phase() const {
   if (!assigned_) return v1::PHASE_PENDING;
+  if (!degraded_reason_.empty()) return v1::PHASE_DEGRADED;
   if (phase_counts_[v1::PHASE_FAILED] > 0) return v1::PHASE_FAILED;
   if (phase_counts_[v1::PHASE_READY] == plan_->world_size) return v1::PHASE_READY;
   // The epoch is as far as its slowest rank.
@@ -435,7 +588,9 @@ v1::ClusterStatus Membership::Status() const {
   status.set_epoch(plan_->epoch);
   status.set_state(phase());
   status.set_fingerprint(plan_->fingerprint);
-  status.set_reason(reason_);
+  status.set_reason(degraded_reason_.empty() ? reason_ : degraded_reason_);
+  status.set_epoch_reason(epoch_reason_);
+  *status.mutable_timings() = Timings();
   status.set_world_size(plan_->world_size);
   status.set_registered_members(static_cast<int64_t>(members_.size()));
 
@@ -447,8 +602,16 @@ v1::ClusterStatus Membership::Status() const {
     out->set_node(member.identity.node());
     out->set_host(member.identity.host());
     out->set_local_index(member.identity.local_index());
-    out->set_state(member.rank >= 0 || !assigned_ ? v1::MEMBER_STATE_ACTIVE
-                                                  : v1::MEMBER_STATE_SPARE);
+    if (member.liveness == Liveness::kLost) {
+      out->set_state(v1::MEMBER_STATE_LOST);
+      status.set_lost_members(status.lost_members() + 1);
+    } else if (member.liveness == Liveness::kExcluded) {
+      out->set_state(v1::MEMBER_STATE_GONE);
+      status.set_excluded_members(status.excluded_members() + 1);
+    } else {
+      out->set_state(member.rank >= 0 || !assigned_ ? v1::MEMBER_STATE_ACTIVE
+                                                    : v1::MEMBER_STATE_SPARE);
+    }
     const int64_t seen_nanos = absl::ToUnixNanos(member.last_seen);
     out->mutable_last_seen()->set_seconds(seen_nanos / 1000000000);
     out->mutable_last_seen()->set_nanos(static_cast<int32_t>(seen_nanos % 1000000000));

@@ -329,7 +329,7 @@ TEST_F(MembershipTest, FingerprintMismatchFailsTheClusterNamingTheRank) {
 TEST_F(MembershipTest, ReportsAreRefusedForOldEpochsAndOtherRanks) {
   RegisterWorld();
   const v1::ReportGroupStatusRequest old = ReadyReport(1);
-  membership_.StartEpoch(MakePlan(2));
+  membership_.StartEpoch(MakePlan(2), absl::UnixEpoch());
   EXPECT_TRUE(membership_.assigned());
   EXPECT_THAT(membership_.Report(old, now_),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
@@ -367,7 +367,7 @@ TEST_F(MembershipTest, NewEpochKeepsMembersAndResetsReports) {
   RegisterWorld();
   for (int rank = 0; rank < 8; ++rank) ASSERT_THAT(membership_.Report(ReadyReport(rank), now_), IsOk());
   ASSERT_EQ(membership_.phase(), v1::PHASE_READY);
-  membership_.StartEpoch(MakePlan(2));
+  membership_.StartEpoch(MakePlan(2), absl::UnixEpoch());
   EXPECT_EQ(membership_.phase(), v1::PHASE_PLANNED);
   EXPECT_EQ(membership_.Status().epoch(), 2);
   EXPECT_EQ(membership_.Status().groups(0).ready(), 0);

@@ -210,6 +210,62 @@ absl::Status ValidateValidation(v1::Validation* validation) {
   return absl::OkStatus();
 }
 
+// Fills the elastic defaults and checks them against the main mesh.
+absl::Status ValidateElastic(v1::Topology* topology) {
+  v1::Elastic* elastic = topology->mutable_elastic();
+  const v1::Dim* replica = nullptr;
+  if (elastic->replica_dim().empty()) {
+    for (const v1::Dim& dim : topology->dims()) {
+      if (dim.name() == kDefaultReplicaDim) {
+        elastic->set_replica_dim(std::string(kDefaultReplicaDim));
+      }
+    }
+  }
+  if (!elastic->replica_dim().empty()) {
+    for (const v1::Dim& dim : topology->dims()) {
+      if (dim.name() == elastic->replica_dim()) replica = &dim;
+    }
+    if (replica == nullptr) {
+      std::vector<absl::string_view> names;
+      for (const v1::Dim& dim : topology->dims()) names.push_back(dim.name());
+      return Invalid("elastic.replica_dim: unknown dim ", Quote(elastic->replica_dim()),
+                     " (dims: ", absl::StrJoin(names, ", "), ")");
+    }
+    const int64_t size = replica->size();
+    if (elastic->min() == 0) elastic->set_min(1);
+    if (elastic->max() == 0) elastic->set_max(size);
+    if (elastic->min() < 1 || elastic->min() > size) {
+      return Invalid("elastic.min must be in [1, ", size, "] (the size of ",
+                     elastic->replica_dim(), "), got ", elastic->min());
+    }
+    if (elastic->max() < size || elastic->max() > kMaxDimSize) {
+      return Invalid("elastic.max must be in [", size, ", ", kMaxDimSize, "] (at least the size of ",
+                     elastic->replica_dim(), "), got ", elastic->max());
+    }
+  } else if (elastic->min() != 0 || elastic->max() != 0) {
+    return Invalid("elastic.min and elastic.max need a replica dim (elastic.replica_dim, or a dim "
+                   "named dp)");
+  }
+  if (elastic->heartbeat_interval_ms() == 0) {
+    elastic->set_heartbeat_interval_ms(kDefaultHeartbeatIntervalMs);
+  }
+  if (elastic->heartbeat_interval_ms() < kMinHeartbeatIntervalMs ||
+      elastic->heartbeat_interval_ms() > kMaxHeartbeatIntervalMs) {
+    return Invalid("elastic.heartbeat_interval_ms must be in [", kMinHeartbeatIntervalMs, ", ",
+                   kMaxHeartbeatIntervalMs, "], got ", elastic->heartbeat_interval_ms());
+  }
+  if (elastic->lease_timeout_ms() == 0) {
+    elastic->set_lease_timeout_ms(5 * elastic->heartbeat_interval_ms());
+  }
+  if (elastic->lease_timeout_ms() < elastic->heartbeat_interval_ms() ||
+      elastic->lease_timeout_ms() > kMaxLeaseTimeoutMs) {
+    return Invalid("elastic.lease_timeout_ms must be in [", elastic->heartbeat_interval_ms(),
+                   " (the heartbeat interval), ", kMaxLeaseTimeoutMs, "], got ",
+                   elastic->lease_timeout_ms());
+  }
+  return absl::OkStatus();
+}
+
 // The dims a group's `mesh` refers to, or nullptr for an unknown mesh.
 const RepeatedPtrField<v1::Dim>* MeshDims(const v1::Topology& topology, const std::string& mesh) {
   if (mesh.empty()) return &topology.dims();
@@ -385,6 +441,7 @@ absl::StatusOr<v1::Topology> TopologyValidator::Normalize(const v1::Topology& to
   }
   RETURN_IF_ERROR(ValidateValidation(normalized.mutable_validation()));
   RETURN_IF_ERROR(ValidateGroups(&normalized));
+  RETURN_IF_ERROR(ValidateElastic(&normalized));
   return normalized;
 }
 

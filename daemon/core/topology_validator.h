@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace splitd::core {
@@ -17,6 +18,11 @@ inline constexpr int64_t kMaxNameLength = 63;
 inline constexpr int64_t kDefaultAllreduceElements = 1024;
 inline constexpr int64_t kMaxAllreduceElements = int64_t{1} << 26;
 inline constexpr int64_t kMaxBandwidthBytes = int64_t{1} << 34;
+inline constexpr absl::string_view kDefaultReplicaDim = "dp";
+inline constexpr int64_t kDefaultHeartbeatIntervalMs = 2000;
+inline constexpr int64_t kMinHeartbeatIntervalMs = 50;
+inline constexpr int64_t kMaxHeartbeatIntervalMs = 600000;
+inline constexpr int64_t kMaxLeaseTimeoutMs = 3600000;
 
 // Checks a topology against every rule of DESIGN.md ("Invalid topologies are refused ...") and
 // fills in defaults. Pure; thread-compatible (stateless).
@@ -24,7 +30,8 @@ class TopologyValidator {
  public:
   // Returns the normalized topology: method "split" when empty, backend "cpu:gloo" when empty,
   // one group kind per dim of `dims` when `groups` is empty, each group's backend inherited from
-  // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in.
+  // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in, elastic defaults filled in
+  // (replica dim "dp" when there is one, min 1, max its size, heartbeat 2 s, lease 5 heartbeats).
   // Any violation gives INVALID_ARGUMENT with a message that starts with the field path and
   // names the offending value, e.g. `dims[1].size must be >= 1, got 0`.
   // Overlapping explicit lists are refused here (one rank bitmap, O(world)); the rule that

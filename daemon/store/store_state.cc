@@ -25,6 +25,12 @@ internal::LogRecord StoreState::PutClusterRecord(const ClusterRecord& record) {
   stored->set_epoch(record.epoch);
   stored->set_create_unix_nanos(Nanos(record.create_time));
   stored->set_update_unix_nanos(Nanos(record.update_time));
+  if (!record.plan_topology.cluster().empty()) *stored->mutable_plan_topology() = record.plan_topology;
+  for (const std::string& id : record.assignment) stored->add_assignment(id);
+  for (const std::string& id : record.excluded) stored->add_excluded(id);
+  stored->set_reason(record.reason);
+  stored->set_shrinks_epoch(record.shrinks_epoch);
+  for (int64_t rank : record.previous_ranks) stored->add_previous_ranks(rank);
   return out;
 }
 
@@ -110,6 +116,13 @@ void StoreState::Apply(const internal::LogRecord& record) {
       state.record.epoch = stored.epoch();
       state.record.create_time = FromNanos(stored.create_unix_nanos());
       state.record.update_time = FromNanos(stored.update_unix_nanos());
+      state.record.plan_topology = stored.plan_topology();
+      state.record.assignment.assign(stored.assignment().begin(), stored.assignment().end());
+      state.record.excluded.assign(stored.excluded().begin(), stored.excluded().end());
+      state.record.reason = stored.reason();
+      state.record.shrinks_epoch = stored.shrinks_epoch();
+      state.record.previous_ranks.assign(stored.previous_ranks().begin(),
+                                         stored.previous_ranks().end());
       return;
     }
     case internal::LogRecord::kDeleteCluster:

@@ -1,0 +1,82 @@
+#ifndef SPLITD_DAEMON_CORE_ELASTIC_POLICY_H_
+#define SPLITD_DAEMON_CORE_ELASTIC_POLICY_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/core/split_plan.h"
+#include "splitd/v1/control_service.pb.h"
+#include "splitd/v1/topology.pb.h"
+
+namespace splitd::core {
+
+// A live member without a rank, as the policy sees it.
+struct SpareMember {
+  std::string member_id;
+  std::string node;
+  int64_t local_index = 0;
+  int64_t order = 0;  // registration order
+};
+
+// What the policy decides from: the cluster's topologies and its current epoch's membership.
+struct PolicyInput {
+  v1::Topology declared;                // normalized; its elastic policy applies
+  v1::Topology current;                 // normalized topology of the current plan
+  std::vector<std::string> assignment;  // member id by rank; empty while ranks are unassigned
+  std::vector<std::string> nodes;       // node of each ranked member, by rank
+  std::set<std::string> lost;           // members whose lease expired
+  std::set<std::string> excluded;       // members excluded for good
+  std::vector<SpareMember> spares;      // live members without a rank, in assignment order
+};
+
+// A new layout, or why there is none.
+struct PolicyDecision {
+  enum class Action { kNone, kNewEpoch, kDegraded };
+  Action action = Action::kNone;
+  v1::Topology topology;                // kNewEpoch: the new plan's topology (normalized)
+  std::vector<std::string> assignment;  // kNewEpoch: member id by new rank
+  // kNewEpoch: set when the new epoch only removes ranks: each new rank's current rank.
+  std::vector<int64_t> previous_ranks;
+  std::vector<std::string> excluded;  // Reconfigure: members it newly excludes
+  std::string reason;  // one line with counts (kNewEpoch, kDegraded)
+};
+
+// The failure-handling and scaling policy of DESIGN.md ("Elastic reconfiguration"). Pure and
+// deterministic; thread-compatible (stateless).
+//
+// Replicas are the slices of the replica dim: ranks that share its coordinate. When ranks lose
+// their members (lost or excluded), spares take those ranks first (same layout, same ranks for
+// everyone else). Without enough spares, the replicas that hold them are dropped while the
+// replica dim stays >= elastic.min; the other ranks keep their coordinates, renumbered in the
+// same order, and the live members of dropped replicas become spares. Below the minimum the
+// cluster is DEGRADED until members return. With no rank missing, live spares add whole
+// replicas up to elastic.max.
+class ElasticPolicy {
+ public:
+  static PolicyDecision Decide(const PolicyInput& input);
+
+  // Reconfigure: applies `change` to the current epoch. INVALID_ARGUMENT naming the field for
+  // a malformed change (unknown dim, rank out of range, node without members, nothing to
+  // change), FAILED_PRECONDITION when live members cannot meet it (the message says why).
+  // `declared` receives the declared topology after the change (a set replica dim becomes its
+  // max). kNone when the layout stays as it is for now (a larger replica dim waits for members;
+  // `reason` says so); never kDegraded.
+  static absl::StatusOr<PolicyDecision> Reconfigure(const PolicyInput& input,
+                                                    const v1::Change& change,
+                                                    v1::Topology* declared);
+
+  // What changes from one layout to another: per kind, groups kept (same members in the same
+  // order), removed and added; members whose rank changes.
+  struct Layout {
+    const SplitPlan* plan = nullptr;
+    std::vector<std::string> assignment;  // member id by rank
+  };
+  static v1::PlanDiff Diff(const Layout& from, const Layout& to);
+};
+
+}  // namespace splitd::core
+
+#endif  // SPLITD_DAEMON_CORE_ELASTIC_POLICY_H_
