@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -402,7 +403,9 @@ void Agent::SetPhase(const EpochWork& work, v1::Phase phase, const std::string& 
 }
 
 void Agent::ReleaseBuilders() {
-  for (HeldBuilder& held : builders_) held.builder->Release();
+  for (HeldBuilder& held : builders_) {
+    if (held.builder != nullptr) held.builder->Release();
+  }
   builders_.clear();
   std::shared_ptr<GrpcRendezvousClient> rendezvous;
   {
@@ -425,12 +428,51 @@ void Agent::ReleaseDeviceBuilders(const std::string& prefix) {
   }
 }
 
+void Agent::AbortDeviceBuilders(std::vector<HeldBuilder>* builders, const std::string& why) {
+  for (auto it = builders->begin(); it != builders->end();) {
+    if (absl::StartsWith(it->backend, "cuda:")) {
+      const absl::Time start = absl::Now();
+      if (it->builder != nullptr) it->builder->Abort();
+      spdlog::info("{}: {} communicators of epoch {} aborted in {:.1f} ms", why, it->backend,
+                   it->spec.epoch, Millis(absl::Now() - start));
+      it = builders->erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
   const v1::Plan& plan = message.plan();
+  // A plan that only removes ranks from the epoch before it: a removed rank may be dead, so the
+  // device communicators of the held epoch are aborted, never destroyed (a destroy may wait on
+  // peers), except those this rank can shrink into the new world instead of bootstrapping one.
+  ShrinkSource shrink;
+  shrink.epoch = plan.shrinks_epoch();
+  shrink.previous_ranks.assign(plan.previous_ranks().begin(), plan.previous_ranks().end());
+  const bool shrinks_held =
+      shrink.epoch != 0 && held_.has_value() && held_->epoch == shrink.epoch;
   if (!builders_.empty()) {
     spdlog::info("epoch {}: releasing the groups of epoch {}", plan.epoch(), held_->epoch);
+    if (shrinks_held && message.rank() >= 0) {
+      for (auto it = builders_.begin(); it != builders_.end();) {
+        if (absl::StartsWith(it->backend, "cuda:")) {
+          shrink.builders.push_back(std::move(*it));
+          it = builders_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    } else if (shrinks_held) {
+      AbortDeviceBuilders(&builders_,
+                          absl::StrCat("epoch ", plan.epoch(), ": no rank in the shrunk world"));
+    }
     ReleaseBuilders();
   }
+  // Whatever is still held of the shrunk epoch when this plan is done with is aborted.
+  auto abort_leftovers = absl::MakeCleanup([this, &shrink, epoch = plan.epoch()] {
+    AbortDeviceBuilders(&shrink.builders, absl::StrCat("epoch ", epoch, ": not shrunk"));
+  });
   EpochWork work;
   work.epoch = plan.epoch();
   work.rank = message.rank();
@@ -476,11 +518,119 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
     FailEpoch(&work, &bare, error);
     return;
   }
-  FormEpoch(*derived, &work);
+  FormEpoch(*derived, &work, &shrink);
   held_ = work;
 }
 
-void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
+absl::StatusOr<bool> Agent::AgreeOnShrink(RendezvousClient* rendezvous, const std::string& backend,
+                                           int world_size, bool able, absl::Duration timeout) {
+  // Each rank counts itself in after its refusal (if any) is counted; the last one in reads
+  // the refusals, all of them counted by then, and publishes the decision everyone waits for.
+  // O(1) keys and calls per rank.
+  const std::string prefix = absl::StrCat("shrink/", backend, "/");
+  if (!able) {
+    absl::StatusOr<int64_t> refused = rendezvous->Add(prefix + "refusals", 1);
+    if (!refused.ok()) return refused.status();
+  }
+  absl::StatusOr<int64_t> arrived = rendezvous->Add(prefix + "arrived", 1);
+  if (!arrived.ok()) return arrived.status();
+  if (*arrived == world_size) {
+    absl::StatusOr<int64_t> refusals = rendezvous->Add(prefix + "refusals", 0);
+    if (!refusals.ok()) return refusals.status();
+    const absl::Status set =
+        rendezvous->Set(prefix + "decision", *refusals == 0 ? "shrink" : "bootstrap");
+    if (!set.ok()) return set;
+  }
+  absl::StatusOr<std::vector<std::string>> decision =
+      rendezvous->Get({prefix + "decision"}, timeout);
+  if (!decision.ok()) return decision.status();
+  if (decision->size() != 1) {
+    return absl::InternalError(absl::StrCat("rendezvous get of ", prefix, "decision returned ",
+                                            decision->size(), " values"));
+  }
+  return (*decision)[0] == "shrink";
+}
+
+absl::Status Agent::ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
+                                      RendezvousClient* rendezvous, const std::string& prefix) {
+  const absl::Time start = absl::Now();
+  const bool device = absl::StartsWith(held->backend, "cuda:");
+  if (shrink->epoch == 0 || !device) {
+    if (held->builder == nullptr) held->builder = factories_.at(held->backend)();
+    const absl::Status status = held->builder->BootstrapWorld(held->spec, rendezvous);
+    if (status.ok()) {
+      spdlog::info("{}: {} world of {} connected in {:.1f} ms", prefix, held->backend,
+                   held->spec.world_size, Millis(absl::Now() - start));
+    }
+    return status;
+  }
+
+  // Every rank of the new world votes, whether it holds the shrunk epoch or not, so that no
+  // rank waits in a shrink for one that bootstraps (or the other way round).
+  std::unique_ptr<GroupBuilder> candidate;
+  int held_size = 0;
+  for (auto it = shrink->builders.begin(); it != shrink->builders.end(); ++it) {
+    if (it->backend == held->backend) {
+      candidate = std::move(it->builder);
+      held_size = it->spec.world_size;
+      shrink->builders.erase(it);
+      break;
+    }
+  }
+  std::string why;
+  if (candidate == nullptr) {
+    why = absl::StrCat("this rank holds no ", held->backend, " world of epoch ", shrink->epoch);
+  } else if (!candidate->CanShrink()) {
+    why = absl::StrCat(held->backend, " cannot shrink here");
+  } else if (static_cast<int64_t>(shrink->previous_ranks.size()) != held->spec.world_size) {
+    why = absl::StrCat("the plan maps ", shrink->previous_ranks.size(), " of ",
+                       held->spec.world_size, " ranks to epoch ", shrink->epoch);
+  }
+  absl::StatusOr<bool> agreed = AgreeOnShrink(rendezvous, held->backend, held->spec.world_size,
+                                              why.empty(), held->spec.timeout);
+  const absl::Time voted = absl::Now();
+  if (!agreed.ok()) {
+    why = absl::StrCat("the shrink vote failed: ", agreed.status().ToString());
+  } else if (!*agreed && why.empty()) {
+    why = "another rank cannot shrink";
+  }
+
+  if (agreed.ok() && *agreed) {
+    held->builder = std::move(candidate);
+    const absl::Status status =
+        held->builder->ShrinkWorld(held->spec, shrink->previous_ranks, rendezvous);
+    if (status.ok()) {
+      spdlog::info("{}: {} world shrunk from {} to {} ranks in {:.1f} ms (vote {:.1f} ms, "
+                   "shrink {:.1f} ms; no fresh bootstrap)",
+                   prefix, held->backend, held_size, held->spec.world_size,
+                   Millis(absl::Now() - start), Millis(voted - start), Millis(absl::Now() - voted));
+      return absl::OkStatus();
+    }
+    why = absl::StrCat("the shrink failed after ", absl::FormatDuration(absl::Now() - voted), ": ",
+                       status.ToString());
+    candidate = std::move(held->builder);
+  }
+  // Fall back: a fresh world on a builder that holds nothing.
+  if (candidate != nullptr) {
+    candidate->Abort();
+    held->builder = std::move(candidate);
+  } else {
+    held->builder = factories_.at(held->backend)();
+  }
+  spdlog::info("{}: {} world of epoch {} not shrunk ({}); bootstrapping a fresh world", prefix,
+               held->backend, shrink->epoch, why);
+  const absl::Time fresh = absl::Now();
+  const absl::Status status = held->builder->BootstrapWorld(held->spec, rendezvous);
+  if (status.ok()) {
+    spdlog::info("{}: {} world of {} connected by a fresh bootstrap in {:.1f} ms ({:.1f} ms "
+                 "since the shrink vote began)",
+                 prefix, held->backend, held->spec.world_size, Millis(absl::Now() - fresh),
+                 Millis(absl::Now() - start));
+  }
+  return status;
+}
+
+void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource* shrink) {
   // One GroupReport per (kind, backend) this rank takes part in; filled in as phases pass.
   for (const BackendWorld& world : derived.worlds) {
     for (const GroupAssignment& group : world.spec.groups) {
@@ -530,22 +680,20 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work) {
     rendezvous_ = rendezvous;
   }
   if (Superseded(work->epoch)) return abandon("before bootstrap");
+  // Builders come up with their worlds (ShrinkOrBootstrap), in plan order on every rank.
   for (const BackendWorld& world : derived.worlds) {
-    builders_.push_back(HeldBuilder{world.backend, world.spec, factories_.at(world.backend)()});
+    builders_.push_back(HeldBuilder{world.backend, world.spec, nullptr});
   }
 
-  // Bootstrap every world.
+  // Bootstrap (or shrink) every world.
   for (HeldBuilder& held : builders_) {
-    const absl::Time start = absl::Now();
-    const absl::Status status = held.builder->BootstrapWorld(held.spec, rendezvous.get());
+    const absl::Status status = ShrinkOrBootstrap(&held, shrink, rendezvous.get(), prefix);
     if (Superseded(work->epoch)) return abandon("during bootstrap");
     if (!status.ok()) {
       return FailEpoch(work, &derived,
                        absl::StrCat("rank ", work->rank, ": backend ", held.backend,
                                     ": bootstrap of the world failed: ", status.ToString()));
     }
-    spdlog::info("{}: {} world of {} connected in {:.1f} ms", prefix, held.backend,
-                 held.spec.world_size, Millis(absl::Now() - start));
   }
   const absl::Time bootstrapped = absl::Now();
   work->timings.set_bootstrap_ms(Millis(bootstrapped - work->received));

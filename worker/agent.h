@@ -115,6 +115,15 @@ class Agent {
     std::unique_ptr<GroupBuilder> builder;
   };
 
+  // What a new plan offers for shrinking instead of a fresh bootstrap (Plan.shrinks_epoch).
+  struct ShrinkSource {
+    int64_t epoch = 0;                    // the epoch the plan shrinks; 0: the plan shrinks none
+    std::vector<int32_t> previous_ranks;  // new rank -> rank in `epoch`
+    // Device builders this agent holds of `epoch` (hold mode), by backend; taken as each world
+    // comes up, and whatever is left afterwards is aborted.
+    std::vector<HeldBuilder> builders;
+  };
+
   // The epoch the plan loop is working on or holds.
   struct EpochWork {
     int64_t epoch = 0;
@@ -138,8 +147,18 @@ class Agent {
 
   // Plan loop, on Run()'s thread.
   void HandlePlan(const v1::WatchPlanResponse& message);
-  // Bootstraps, forms, validates and reports the groups of `derived`.
-  void FormEpoch(const DerivedPlan& derived, EpochWork* work);
+  // Bootstraps (or shrinks from `shrink`), forms, validates and reports the groups of `derived`.
+  void FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource* shrink);
+  // Brings up the world of `held`: for a device backend of a plan that shrinks an epoch, every
+  // rank first votes through `rendezvous` on shrinking the world it holds of that epoch; then
+  // all shrink, or all bootstrap afresh. Sets held->builder when it is still null.
+  absl::Status ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
+                                 RendezvousClient* rendezvous, const std::string& prefix);
+  // The vote: true when every rank of the new world can shrink the held world of `backend`.
+  absl::StatusOr<bool> AgreeOnShrink(RendezvousClient* rendezvous, const std::string& backend,
+                                     int world_size, bool able, absl::Duration timeout);
+  // Tears down the device ("cuda:") builders with Abort (their peers may be gone) and drops them.
+  void AbortDeviceBuilders(std::vector<HeldBuilder>* builders, const std::string& why);
   // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
   void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
   // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.

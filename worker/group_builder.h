@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "worker/rendezvous_client.h"
 
@@ -54,8 +55,9 @@ struct GroupValidation {
 
 // A communication backend (Gloo, NCCL) behind one interface, so the agent's lifecycle code
 // never names a library. One instance per agent; calls come from one thread, in the order
-// BootstrapWorld, FormGroups, Validate, then Release (or Release at any point to abandon).
-// Every failure is a status, never an exception or a crash.
+// BootstrapWorld (or ShrinkWorld of a held world), FormGroups, Validate, then Release (or
+// Release or Abort at any point to abandon). Every failure is a status, never an exception or a
+// crash.
 class GroupBuilder {
  public:
   virtual ~GroupBuilder() = default;
@@ -74,6 +76,31 @@ class GroupBuilder {
 
   // Tears down every communicator; safe to call more than once.
   virtual void Release() = 0;
+
+  // Whether ShrinkWorld can work here at all (the backend and the library it loaded support
+  // it). No side effects: the ranks of an epoch ask it first and agree on shrinking or
+  // re-forming before any of them enters a collective.
+  virtual bool CanShrink() const { return false; }
+
+  // Forms the world of `spec` (a later epoch) from the world this builder holds by removing
+  // ranks, without a fresh bootstrap: new rank r is the held world's rank `previous_ranks[r]`
+  // (ascending); the held ranks missing from it are removed and may be dead. The held subgroups
+  // are dropped. On success the builder holds `spec`'s world as after BootstrapWorld, and
+  // FormGroups follows. Collective over the remaining ranks only: every rank of `spec` calls it,
+  // the removed ones must not. UNIMPLEMENTED when the backend cannot shrink; nothing was touched
+  // then. After any other error the held world may be gone: Abort, then BootstrapWorld.
+  virtual absl::Status ShrinkWorld(const WorldSpec& spec,
+                                   const std::vector<int32_t>& previous_ranks,
+                                   RendezvousClient* rendezvous) {
+    static_cast<void>(spec);
+    static_cast<void>(previous_ranks);
+    static_cast<void>(rendezvous);
+    return absl::UnimplementedError(absl::StrCat(backend(), " cannot shrink a world; re-form it"));
+  }
+
+  // Like Release, but waits on no peer: for communicators whose peers may be gone (a rank
+  // removed from the next epoch, a lost member). Safe to call more than once.
+  virtual void Abort() { Release(); }
 };
 
 }  // namespace splitd::worker

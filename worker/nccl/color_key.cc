@@ -100,4 +100,42 @@ absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec) {
   return result;
 }
 
+absl::StatusOr<std::vector<int>> ShrinkExcludedRanks(const WorldSpec& spec, int held_world_size,
+                                                     int held_rank,
+                                                     const std::vector<int32_t>& previous_ranks) {
+  if (static_cast<int64_t>(previous_ranks.size()) != spec.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("previous_ranks must hold one rank per rank of the new world (",
+                     spec.world_size, "), got ", previous_ranks.size()));
+  }
+  std::vector<bool> kept(static_cast<size_t>(std::max(held_world_size, 0)), false);
+  for (size_t i = 0; i < previous_ranks.size(); ++i) {
+    const int32_t previous = previous_ranks[i];
+    if (previous < 0 || previous >= held_world_size) {
+      return absl::InvalidArgumentError(absl::StrCat("previous_ranks[", i, "] must be in [0, ",
+                                                     held_world_size, "), got ", previous));
+    }
+    if (i > 0 && previous <= previous_ranks[i - 1]) {
+      return absl::InvalidArgumentError(absl::StrCat("previous_ranks must be ascending, got ",
+                                                     previous, " after ",
+                                                     previous_ranks[i - 1]));
+    }
+    kept[static_cast<size_t>(previous)] = true;
+  }
+  const int32_t mine = previous_ranks[static_cast<size_t>(spec.rank)];
+  if (mine != held_rank) {
+    return absl::InvalidArgumentError(absl::StrCat("previous_ranks[", spec.rank, "] is ", mine,
+                                                   ", not this rank's held rank ", held_rank));
+  }
+  std::vector<int> excluded;
+  for (int r = 0; r < held_world_size; ++r) {
+    if (!kept[static_cast<size_t>(r)]) excluded.push_back(r);
+  }
+  if (excluded.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "previous_ranks removes no rank of the held world of ", held_world_size));
+  }
+  return excluded;
+}
+
 }  // namespace splitd::worker

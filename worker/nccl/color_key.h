@@ -1,6 +1,7 @@
 #ifndef SPLITD_WORKER_NCCL_COLOR_KEY_H_
 #define SPLITD_WORKER_NCCL_COLOR_KEY_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,14 @@ absl::Status CheckNcclWorld(const WorldSpec& spec);
 // that fit an NCCL color. INVALID_ARGUMENT naming the field otherwise.
 absl::Status CheckNcclGroups(const WorldSpec& spec);
 
+// What this rank passes to ncclCommShrink to go from the held world (`held_world_size` ranks,
+// this rank `held_rank` there) to `spec`'s world, where new rank r was `previous_ranks[r]`: the
+// held ranks `previous_ranks` leaves out, ascending. INVALID_ARGUMENT when `previous_ranks` has
+// not one entry per new rank, is not strictly ascending inside the held world, does not map
+// `spec.rank` to `held_rank`, or removes nothing. Pure; expects CheckNcclWorld to pass.
+absl::StatusOr<std::vector<int>> ShrinkExcludedRanks(const WorldSpec& spec, int held_world_size,
+                                                     int held_rank,
+                                                     const std::vector<int32_t>& previous_ranks);
 
 }  // namespace splitd::worker
 

@@ -15,7 +15,8 @@
 // Nothing is linked: NCCL's and CUDA's functions are only named in unevaluated contexts.
 //
 // The checks follow the header's version: the full ncclConfig_t layout needs nccl.h 2.28 or later
-// (the layout nccl_api.h declares; later releases only append fields), ncclCommSplit 2.18.1.
+// (the layout nccl_api.h declares; later releases only append fields), ncclCommSplit 2.18.1,
+// ncclCommShrink 2.27.3.
 
 #include <nccl.h>
 
@@ -172,6 +173,10 @@ static_assert(sizeof(ncclDataType_t) == sizeof(int) && sizeof(ncclRedOp_t) == si
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 1)
 static_assert(kSplitNoColor == NCCL_SPLIT_NOCOLOR);
 #endif
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 27, 3)
+static_assert(kShrinkDefault == NCCL_SHRINK_DEFAULT);
+static_assert(kShrinkAbort == NCCL_SHRINK_ABORT);
+#endif
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 3)
 static_assert(kConfigUndefInt == NCCL_CONFIG_UNDEF_INT);
 constexpr ncclConfig_t kRealDefaultConfig = NCCL_CONFIG_INITIALIZER;
@@ -226,6 +231,9 @@ SPLITD_CHECK_NCCL(CommFinalize, ncclCommFinalize);
 #endif
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 1)
 SPLITD_CHECK_NCCL(CommSplit, ncclCommSplit);
+#endif
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 27, 3)
+SPLITD_CHECK_NCCL(CommShrink, ncclCommShrink);
 #endif
 
 #undef SPLITD_CHECK_NCCL

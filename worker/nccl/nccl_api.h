@@ -29,6 +29,9 @@ inline constexpr int kFloat32 = 7;
 inline constexpr int kSum = 0;
 
 inline constexpr int kSplitNoColor = -1;           // NCCL_SPLIT_NOCOLOR
+inline constexpr int kShrinkDefault = 0x00;        // NCCL_SHRINK_DEFAULT
+// NCCL_SHRINK_ABORT: stop the parent's in-flight work first; the mode after a peer failure.
+inline constexpr int kShrinkAbort = 0x01;
 inline constexpr int kConfigUndefInt = INT_MIN;    // NCCL_CONFIG_UNDEF_INT
 inline constexpr unsigned int kConfigMagic = 0xcafebeef;
 inline constexpr size_t kUniqueIdBytes = 128;      // NCCL_UNIQUE_ID_BYTES
@@ -112,6 +115,9 @@ struct NcclFunctions {
                                Config* config) = nullptr;
   Result (*CommSplit)(CommHandle comm, int color, int key, CommHandle* newcomm,
                       Config* config) = nullptr;
+  // Optional: null where NCCL is older than 2.27.3 (NcclLibrary::supports_shrink()).
+  Result (*CommShrink)(CommHandle comm, int* exclude_ranks, int exclude_count, CommHandle* newcomm,
+                       Config* config, int shrink_flags) = nullptr;
   Result (*CommFinalize)(CommHandle comm) = nullptr;
   Result (*CommDestroy)(CommHandle comm) = nullptr;
   Result (*CommAbort)(CommHandle comm) = nullptr;

@@ -217,6 +217,117 @@ class NcclGroupBuilder final : public GroupBuilder {
     return results;
   }
 
+  bool CanShrink() const override { return library_ != nullptr && library_->supports_shrink(); }
+
+  absl::Status ShrinkWorld(const WorldSpec& spec, const std::vector<int32_t>& previous_ranks,
+                           RendezvousClient* rendezvous) override {
+    static_cast<void>(rendezvous);  // ncclCommShrink needs no new id
+    if (library_ == nullptr) return absl::FailedPreconditionError("NCCL library is not loaded");
+    if (!library_->supports_shrink()) {
+      return absl::UnimplementedError(
+          absl::StrCat("ncclCommShrink needs NCCL >= 2.27.3; the loaded NCCL is ",
+                       library_->version_string()));
+    }
+    if (world_ == nullptr) return absl::FailedPreconditionError("ShrinkWorld without a held world");
+    if (world_failed_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the world of epoch ", epoch_, " failed; it cannot be shrunk"));
+    }
+    RETURN_IF_ERROR(CheckNcclWorld(spec));
+    if (spec.epoch <= epoch_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.epoch must be later than the held epoch ", epoch_, ", got ", spec.epoch));
+    }
+    if (spec.device_index != device_index_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.device_index ", spec.device_index,
+                       " differs from the held world's device ", device_index_));
+    }
+    ASSIGN_OR_RETURN(std::vector<int> excluded,
+                     ShrinkExcludedRanks(spec, world_size_, rank_, previous_ranks));
+    timeout_ = spec.timeout;
+    const absl::Time start = absl::Now();
+    RETURN_IF_ERROR(CudaCheck(cuda().SetDevice(device_index_),
+                              absl::StrCat("cudaSetDevice(", device_index_, ")")));
+
+    // The held subgroups are not needed and may contain a dead peer: abort them (local, no
+    // waiting on anyone) before the world they were split from is shrunk.
+    for (const std::unique_ptr<FormedGroup>& group : groups_) {
+      AbortNow(&group->comm, GroupName(group->assignment));
+    }
+    groups_.clear();
+    nocolor_slots_.clear();
+    groups_formed_ = false;
+
+    // NCCL_SHRINK_ABORT: a removed rank is a lost member in our use, so the parent may have work
+    // that waits on a dead peer; abort mode stops it first and shares no resources with it.
+    const std::string step = absl::StrCat("ncclCommShrink of the world of epoch ", epoch_,
+                                          " from ", world_size_, " to ", spec.world_size,
+                                          " ranks");
+    // NCCL's init thread may store into the slot after a timeout: it lives on the heap and is
+    // leaked then rather than freed under that thread.
+    auto slot = std::make_unique<CommHandle>(nullptr);
+    nccl::Config config = MakeConfig();
+    const absl::Time deadline = absl::Now() + spec.timeout;
+    const Result result =
+        nccl().CommShrink(world_, excluded.data(), static_cast<int>(excluded.size()), slot.get(),
+                          &config, nccl::kShrinkAbort);
+    absl::Status status = absl::OkStatus();
+    if (result != nccl::kSuccess && result != nccl::kInProgress) {
+      status = NcclStatus(result, step);
+    } else if (result == nccl::kInProgress || options_.nonblocking) {
+      // As for a split: the parent settles, then NCCL publishes the child and it settles.
+      status = Poll(world_, absl::StrCat(step, ", parent"), deadline);
+      if (status.ok()) {
+        status = SettleNew(slot.get(), nccl::kInProgress, absl::StrCat(step, ", child"), deadline);
+      }
+    }
+    if (status.ok() && *slot == nullptr) {
+      status = absl::InternalError(absl::StrCat(step, ": NCCL returned no communicator"));
+    }
+    if (!status.ok()) {
+      world_failed_ = true;  // Release aborts it
+      CommHandle child = __atomic_load_n(slot.get(), __ATOMIC_ACQUIRE);
+      if (absl::IsDeadlineExceeded(status)) {
+        AbortNow(&world_, "world");
+        AbortNow(&child, step);
+        static_cast<void>(slot.release());
+      } else {
+        AbortNow(&child, step);
+      }
+      spdlog::debug("nccl: rank {} {} failed after {}: {}", rank_, step,
+                    absl::FormatDuration(absl::Now() - start), status.ToString());
+      return status;
+    }
+    const absl::Duration shrunk = absl::Now() - start;
+
+    // The old world is done with: abort it (a destroy might wait on the removed ranks).
+    CommHandle old_world = world_;
+    world_ = *slot;
+    AbortNow(&old_world, absl::StrCat("world of epoch ", epoch_));
+    const int64_t old_epoch = epoch_;
+    const int old_size = world_size_;
+    epoch_ = spec.epoch;
+    rank_ = spec.rank;
+    world_size_ = spec.world_size;
+    status = CheckComm(world_, spec.world_size, spec.rank, "shrunk world");
+    if (!status.ok()) {
+      world_failed_ = true;
+      return status;
+    }
+    spdlog::debug(
+        "nccl: rank {}/{} shrank the world of epoch {} ({} ranks) to epoch {} in {} (shrink {})",
+        rank_, world_size_, old_epoch, old_size, epoch_, absl::FormatDuration(absl::Now() - start),
+        absl::FormatDuration(shrunk));
+    return absl::OkStatus();
+  }
+
+  void Abort() override {
+    for (const std::unique_ptr<FormedGroup>& group : groups_) group->failed = true;
+    if (world_ != nullptr) world_failed_ = true;
+    Release();
+  }
+
   void Release() override {
     if (library_ == nullptr) return;
     if (world_ == nullptr && !stream_created_ && groups_.empty()) {

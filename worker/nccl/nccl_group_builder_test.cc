@@ -1,5 +1,7 @@
 #include "worker/nccl/nccl_group_builder.h"
 
+#include <dlfcn.h>
+
 #include <climits>
 #include <cstdlib>
 #include <memory>
@@ -204,6 +206,50 @@ TEST(CheckNcclGroupsTest, RejectsBadFields) {
   }
 }
 
+WorldSpec World(int64_t epoch, int world_size, int rank) {
+  WorldSpec spec;
+  spec.epoch = epoch;
+  spec.world_size = world_size;
+  spec.rank = rank;
+  spec.method = "split";
+  spec.timeout = absl::Seconds(5);
+  return spec;
+}
+
+TEST(ShrinkExcludedRanksTest, ExcludesTheHeldRanksThatAreNotKept) {
+  // Held world of 4, this rank held 2; ranks 1 and 3 leave, so old 2 becomes new rank 1.
+  absl::StatusOr<std::vector<int>> excluded = ShrinkExcludedRanks(World(2, 2, 1), 4, 2, {0, 2});
+  ASSERT_THAT(excluded, IsOk());
+  EXPECT_THAT(*excluded, ElementsAre(1, 3));
+  excluded = ShrinkExcludedRanks(World(2, 3, 0), 4, 0, {0, 1, 2});
+  ASSERT_THAT(excluded, IsOk());
+  EXPECT_THAT(*excluded, ElementsAre(3));
+}
+
+TEST(ShrinkExcludedRanksTest, RejectsMappingsThatDoNotFit) {
+  struct Case {
+    std::string name;
+    WorldSpec spec;
+    int held_rank;
+    std::vector<int32_t> previous_ranks;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"size", World(2, 2, 0), 0, {0}, "one rank per rank of the new world (2), got 1"},
+      {"outside", World(2, 2, 0), 0, {0, 4}, "previous_ranks[1] must be in [0, 4), got 4"},
+      {"negative", World(2, 2, 1), 1, {-1, 1}, "previous_ranks[0] must be in [0, 4), got -1"},
+      {"order", World(2, 2, 0), 2, {2, 1}, "ascending, got 1 after 2"},
+      {"repeat", World(2, 2, 0), 1, {1, 1}, "ascending, got 1 after 1"},
+      {"not me", World(2, 2, 0), 1, {0, 1}, "previous_ranks[0] is 0, not this rank's held rank 1"},
+      {"nothing removed", World(2, 4, 0), 0, {0, 1, 2, 3}, "removes no rank of the held world"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_THAT(ShrinkExcludedRanks(c.spec, 4, c.held_rank, c.previous_ranks),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)));
+  }
+}
+
 TEST(NcclGroupBuilderTest, WithoutALibraryEveryStepIsAPreconditionFailure) {
   std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(nullptr, NcclBuilderOptions());
   EXPECT_EQ(builder->backend(), "cuda:nccl");
@@ -214,8 +260,12 @@ TEST(NcclGroupBuilderTest, WithoutALibraryEveryStepIsAPreconditionFailure) {
   EXPECT_THAT(builder->FormGroups(spec, &rendezvous),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(builder->Validate(spec), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_FALSE(builder->CanShrink());
+  EXPECT_THAT(builder->ShrinkWorld(spec, {0}, &rendezvous),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not loaded")));
   builder->Release();
   builder->Release();
+  builder->Abort();
 }
 
 // The loader's fake libraries (worker/nccl/testdata): two "devices", and an NCCL whose init
@@ -316,6 +366,152 @@ TEST(NcclGroupBuilderTest, NonZeroRankTimesOutWaitingForTheWorldId) {
   spec.timeout = absl::Milliseconds(50);
   EXPECT_THAT(builder->BootstrapWorld(spec, &rendezvous),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("nccl/world/id")));
+}
+
+// ---- ShrinkWorld, against fake NCCLs whose communicators exist without peers or a GPU.
+
+std::shared_ptr<const nccl::NcclLibrary> WorkingLibrary(const std::string& name) {
+  nccl::LibraryOptions options;
+  options.nccl_path = Fake(name);
+  options.cudart_paths = {Fake("libfake_cudart.so")};
+  absl::StatusOr<std::shared_ptr<const nccl::NcclLibrary>> library =
+      nccl::NcclLibrary::Load(options);
+  EXPECT_THAT(library, IsOk());
+  return library.ok() ? *library : nullptr;
+}
+
+// What libfake_nccl_works.so recorded (process-wide, so tests compare before and after).
+struct ShrinkLog {
+  int calls = 0;
+  int flags = -1;
+  std::vector<int> excluded;
+  int destroyed = 0;
+  int aborted = 0;
+};
+
+ShrinkLog ReadShrinkLog() {
+  ShrinkLog log;
+  void* handle = dlopen(Fake("libfake_nccl_works.so").c_str(), RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_NE(handle, nullptr) << "the fake NCCL is not loaded";
+  if (handle == nullptr) return log;
+  using Reader = void (*)(int*, int*, int*, int*, int*, int*);
+  auto read = reinterpret_cast<Reader>(dlsym(handle, "fake_nccl_shrink_log"));
+  EXPECT_NE(read, nullptr);
+  if (read != nullptr) {
+    int excluded[64];
+    int count = 0;
+    read(&log.calls, &log.flags, excluded, &count, &log.destroyed, &log.aborted);
+    log.excluded.assign(excluded, excluded + count);
+  }
+  dlclose(handle);
+  return log;
+}
+
+// A world of `world_size` at epoch 1 where this rank is `rank`, with one group of its own (a
+// one-member group, which the fake's split can form).
+WorldSpec HeldWorld(int world_size, int rank) {
+  WorldSpec spec = World(1, world_size, rank);
+  spec.kinds = {{0, "solo"}};
+  spec.groups = {Group("solo", 0, rank, {rank}, 0)};
+  return spec;
+}
+
+// Bootstraps and forms HeldWorld(world_size, rank) on `builder`.
+void FormHeldWorld(GroupBuilder* builder, InMemoryRendezvous* rendezvous, int world_size,
+                   int rank) {
+  if (rank != 0) {  // rank 0's id, as the fake makes it
+    ASSERT_THAT(rendezvous->Set("nccl/world/id", std::string(128, '\0')), IsOk());
+  }
+  ASSERT_THAT(builder->BootstrapWorld(HeldWorld(world_size, rank), rendezvous), IsOk());
+  ASSERT_THAT(builder->FormGroups(HeldWorld(world_size, rank), rendezvous), IsOk());
+}
+
+TEST(NcclGroupBuilderTest, ShrinksTheHeldWorldWithAbortLeavingOutTheRemovedRanks) {
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  EXPECT_TRUE(builder->CanShrink());
+  InMemoryRendezvous rendezvous;
+  FormHeldWorld(builder.get(), &rendezvous, 4, 2);
+  const ShrinkLog before = ReadShrinkLog();
+  const int64_t rendezvous_calls = rendezvous.total_calls();
+
+  // Epoch 2 keeps old ranks 0 and 2: this rank (old 2) is new rank 1 of 2.
+  WorldSpec next = World(2, 2, 1);
+  next.kinds = {{0, "solo"}};
+  next.groups = {Group("solo", 0, 1, {1}, 0)};
+  ASSERT_THAT(builder->ShrinkWorld(next, {0, 2}, &rendezvous), IsOk());
+  const ShrinkLog after = ReadShrinkLog();
+  EXPECT_EQ(after.calls, before.calls + 1);
+  EXPECT_EQ(after.flags, 1);  // NCCL_SHRINK_ABORT
+  EXPECT_THAT(after.excluded, ElementsAre(1, 3));
+  // The old group and the old world are aborted, never destroyed (a peer may be dead).
+  EXPECT_EQ(after.aborted, before.aborted + 2);
+  EXPECT_EQ(after.destroyed, before.destroyed);
+  EXPECT_EQ(rendezvous.total_calls(), rendezvous_calls);  // a shrink needs no new id
+
+  // The builder now holds the world of epoch 2 as if bootstrapped: its groups form on it.
+  EXPECT_THAT(builder->BootstrapWorld(next, &rendezvous),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("still held")));
+  EXPECT_THAT(builder->FormGroups(next, &rendezvous), IsOk());
+  builder->Release();
+  EXPECT_EQ(ReadShrinkLog().destroyed, before.destroyed + 2);  // new group and new world
+}
+
+TEST(NcclGroupBuilderTest, ShrinkWithoutNcclCommShrinkIsUnimplementedAndKeepsTheWorld) {
+  std::shared_ptr<const nccl::NcclLibrary> library =
+      WorkingLibrary("libfake_nccl_works_2_26.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  EXPECT_FALSE(builder->CanShrink());
+  InMemoryRendezvous rendezvous;
+  FormHeldWorld(builder.get(), &rendezvous, 2, 0);
+  EXPECT_THAT(builder->ShrinkWorld(World(2, 1, 0), {0}, &rendezvous),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       AllOf(HasSubstr("ncclCommShrink"), HasSubstr("2.26.5"))));
+  // Nothing was touched: the world of epoch 1 is still held.
+  EXPECT_THAT(builder->BootstrapWorld(HeldWorld(2, 0), &rendezvous),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("epoch 1 is still held")));
+  builder->Abort();
+  EXPECT_THAT(builder->BootstrapWorld(HeldWorld(2, 0), &rendezvous), IsOk());
+}
+
+TEST(NcclGroupBuilderTest, ShrinkChecksItsInputsBeforeCallingNccl) {
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  InMemoryRendezvous rendezvous;
+  EXPECT_THAT(builder->ShrinkWorld(World(2, 1, 0), {0}, &rendezvous),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without a held world")));
+  FormHeldWorld(builder.get(), &rendezvous, 4, 0);
+  const int calls = ReadShrinkLog().calls;
+  EXPECT_THAT(builder->ShrinkWorld(World(1, 3, 0), {0, 1, 2}, &rendezvous),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("later than the held epoch 1, got 1")));
+  WorldSpec other_device = World(2, 3, 0);
+  other_device.device_index = 1;
+  EXPECT_THAT(builder->ShrinkWorld(other_device, {0, 1, 2}, &rendezvous),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device")));
+  EXPECT_THAT(builder->ShrinkWorld(World(2, 3, 0), {1, 2, 3}, &rendezvous),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not this rank's held rank")));
+  EXPECT_EQ(ReadShrinkLog().calls, calls);
+  // Still held, still shrinkable.
+  EXPECT_THAT(builder->ShrinkWorld(World(2, 3, 0), {0, 1, 2}, &rendezvous), IsOk());
+  EXPECT_THAT(ReadShrinkLog().excluded, ElementsAre(3));
+}
+
+TEST(NcclGroupBuilderTest, AbortTearsDownWithoutDestroy) {
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  InMemoryRendezvous rendezvous;
+  FormHeldWorld(builder.get(), &rendezvous, 2, 1);
+  const ShrinkLog before = ReadShrinkLog();
+  builder->Abort();
+  builder->Abort();
+  const ShrinkLog after = ReadShrinkLog();
+  EXPECT_EQ(after.aborted, before.aborted + 2);  // the group and the world
+  EXPECT_EQ(after.destroyed, before.destroyed);
 }
 
 }  // namespace

@@ -144,6 +144,9 @@ absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
     return Unavailable(absl::StrCat(nccl_path, " (NCCL ", VersionString(version),
                                     ") has no symbol ncclCommSplit"));
   }
+  // ncclCommShrink appeared in 2.27.3 and stays optional: without it the agent re-forms the
+  // world instead of shrinking it. A symbol an older library happens to export is not trusted.
+  if (version >= kMinShrinkVersion) Lookup(nccl, "ncclCommShrink", &n.CommShrink);
   const absl::Status nccl_symbols[] = {
       Require(nccl, nccl_path, "ncclGetUniqueId", &n.GetUniqueId),
       Require(nccl, nccl_path, "ncclCommInitRankConfig", &n.CommInitRankConfig),

@@ -40,7 +40,8 @@ class NcclLibrary {
   std::string version_string() const;                   // e.g. "2.28.9"
   int device_count() const { return device_count_; }
   bool supports_split() const { return version_ >= kMinSplitVersion; }
-  bool supports_shrink() const { return version_ >= kMinShrinkVersion; }
+  // ncclCommShrink resolved (NCCL >= 2.27.3 that exports it).
+  bool supports_shrink() const { return nccl_.CommShrink != nullptr; }
   const std::string& nccl_path() const { return nccl_path_; }
   const std::string& cudart_path() const { return cudart_path_; }
 

@@ -109,6 +109,20 @@ TEST(NcclLibraryTest, OldNcclWithoutSplitLoadsButDoesNotSupportSplit) {
   EXPECT_EQ((*library)->nccl().CommSplit, nullptr);
 }
 
+TEST(NcclLibraryTest, ShrinkIsOptionalAndFollowsTheSymbol) {
+  auto with = NcclLibrary::Load(Options("libfake_nccl_2_28.so", "libfake_cudart.so"));
+  ASSERT_THAT(with, IsOk());
+  EXPECT_NE((*with)->nccl().CommShrink, nullptr);
+
+  // NCCL 2.26 has no ncclCommShrink: the library loads, without shrink.
+  auto without = NcclLibrary::Load(Options("libfake_nccl_works_2_26.so", "libfake_cudart.so"));
+  ASSERT_THAT(without, IsOk());
+  EXPECT_EQ((*without)->version_string(), "2.26.5");
+  EXPECT_TRUE((*without)->supports_split());
+  EXPECT_FALSE((*without)->supports_shrink());
+  EXPECT_EQ((*without)->nccl().CommShrink, nullptr);
+}
+
 TEST(NcclLibraryTest, MissingLibraryIsUnavailable) {
   LibraryOptions options = Options("libfake_nccl_2_28.so", "libfake_cudart.so");
   options.nccl_path = Fake("libdoes_not_exist.so");

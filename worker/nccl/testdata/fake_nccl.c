@@ -2,8 +2,14 @@
  * NCCL's C signatures (ncclComm_t as void*, enums as int). Variants are built from this one file:
  *   FAKE_NCCL_VERSION        what ncclGetVersion reports (default 22809, NCCL 2.28.9)
  *   FAKE_NCCL_OMIT_SPLIT     leave out ncclCommSplit (absent before NCCL 2.18.1)
- *   FAKE_NCCL_OMIT_ALLREDUCE leave out ncclAllReduce (a broken or foreign library) */
+ *   FAKE_NCCL_OMIT_ALLREDUCE leave out ncclAllReduce (a broken or foreign library)
+ *   FAKE_NCCL_OMIT_SHRINK    leave out ncclCommShrink (absent before NCCL 2.27.3)
+ *   FAKE_NCCL_WORKS          communicators exist: init, split and shrink succeed without peers,
+ *                            count and rank answer from what created them, and
+ *                            fake_nccl_shrink_log() tells a test what the last shrink was given
+ *                            and how many communicators were destroyed and aborted */
 #include <stddef.h>
+#include <stdlib.h>
 
 #ifndef FAKE_NCCL_VERSION
 #define FAKE_NCCL_VERSION 22809
@@ -24,6 +30,96 @@ int ncclGetUniqueId(ncclUniqueId* id) {
   return 0;
 }
 
+#ifdef FAKE_NCCL_WORKS
+typedef struct {
+  int count;
+  int rank;
+} FakeComm;
+
+static int shrink_calls = 0;
+static int shrink_flags = -1;
+static int shrink_excluded[64];
+static int shrink_excluded_count = 0;
+static int destroyed = 0;
+static int aborted = 0;
+
+static ncclComm_t NewComm(int count, int rank) {
+  FakeComm* comm = (FakeComm*)malloc(sizeof(FakeComm));
+  comm->count = count;
+  comm->rank = rank;
+  return comm;
+}
+
+/* Not part of NCCL: what the last ncclCommShrink was given, and the teardown counts. */
+void fake_nccl_shrink_log(int* calls, int* flags, int* excluded, int* excluded_count,
+                          int* destroy_calls, int* abort_calls) {
+  *calls = shrink_calls;
+  *flags = shrink_flags;
+  for (int i = 0; i < shrink_excluded_count; ++i) excluded[i] = shrink_excluded[i];
+  *excluded_count = shrink_excluded_count;
+  *destroy_calls = destroyed;
+  *abort_calls = aborted;
+}
+
+int ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
+                           void* config) {
+  (void)id, (void)config;
+  *comm = NewComm(nranks, rank);
+  return 0;
+}
+
+#ifndef FAKE_NCCL_OMIT_SPLIT
+/* Every child is a group of one: enough for a world of one. */
+int ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t* newcomm, void* config) {
+  (void)comm, (void)key, (void)config;
+  *newcomm = color < 0 ? NULL : NewComm(1, 0);
+  return 0;
+}
+#endif
+
+#ifndef FAKE_NCCL_OMIT_SHRINK
+int ncclCommShrink(ncclComm_t comm, int* exclude, int exclude_count, ncclComm_t* newcomm,
+                   void* config, int flags) {
+  (void)config;
+  const FakeComm* parent = (const FakeComm*)comm;
+  ++shrink_calls;
+  shrink_flags = flags;
+  shrink_excluded_count = exclude_count < 64 ? exclude_count : 64;
+  int below = 0;
+  for (int i = 0; i < shrink_excluded_count; ++i) {
+    shrink_excluded[i] = exclude[i];
+    if (exclude[i] == parent->rank) return 4; /* as NCCL: the caller may not exclude itself */
+    if (exclude[i] < parent->rank) ++below;
+  }
+  *newcomm = NewComm(parent->count - exclude_count, parent->rank - below);
+  return 0;
+}
+#endif
+
+int ncclCommFinalize(ncclComm_t comm) { return comm == NULL ? 4 : 0; }
+int ncclCommDestroy(ncclComm_t comm) {
+  if (comm == NULL) return 4;
+  ++destroyed;
+  free(comm);
+  return 0;
+}
+int ncclCommAbort(ncclComm_t comm) {
+  if (comm == NULL) return 4;
+  ++aborted;
+  free(comm);
+  return 0;
+}
+
+int ncclCommCount(ncclComm_t comm, int* count) {
+  *count = ((const FakeComm*)comm)->count;
+  return 0;
+}
+
+int ncclCommUserRank(ncclComm_t comm, int* rank) {
+  *rank = ((const FakeComm*)comm)->rank;
+  return 0;
+}
+#else
 int ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
                            void* config) {
   (void)nranks, (void)id, (void)rank, (void)config;
@@ -39,9 +135,19 @@ int ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t* newcomm, void
 }
 #endif
 
+#ifndef FAKE_NCCL_OMIT_SHRINK
+int ncclCommShrink(ncclComm_t comm, int* exclude, int exclude_count, ncclComm_t* newcomm,
+                   void* config, int flags) {
+  (void)comm, (void)exclude, (void)exclude_count, (void)config, (void)flags;
+  *newcomm = NULL;
+  return 5;
+}
+#endif
+
 int ncclCommFinalize(ncclComm_t comm) { return comm == NULL ? 4 : 0; }
 int ncclCommDestroy(ncclComm_t comm) { return comm == NULL ? 4 : 0; }
 int ncclCommAbort(ncclComm_t comm) { return comm == NULL ? 4 : 0; }
+#endif
 
 int ncclCommGetAsyncError(ncclComm_t comm, int* async_error) {
   (void)comm;
@@ -49,6 +155,7 @@ int ncclCommGetAsyncError(ncclComm_t comm, int* async_error) {
   return 0;
 }
 
+#ifndef FAKE_NCCL_WORKS
 int ncclCommCount(ncclComm_t comm, int* count) {
   (void)comm;
   *count = 0;
@@ -60,6 +167,7 @@ int ncclCommUserRank(ncclComm_t comm, int* rank) {
   *rank = 0;
   return 4;
 }
+#endif
 
 #ifndef FAKE_NCCL_OMIT_ALLREDUCE
 int ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, int datatype, int op,
