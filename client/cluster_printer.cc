@@ -130,6 +130,7 @@ nlohmann::ordered_json ClusterPrinter::ToJson(const v1::Cluster& cluster) {
       {"create_time", StatusPrinter::TimeToJson(cluster.create_time())},
       {"update_time", StatusPrinter::TimeToJson(cluster.update_time())},
       {"topology", TopologyDocument::ToJsonValue(cluster.topology())},
+      {"plan_topology", TopologyDocument::ToJsonValue(cluster.plan_topology())},
   };
 }
 

@@ -114,7 +114,8 @@ TEST(ClusterPrinterTest, JsonCarriesTheTopologyDocument) {
   std::vector<std::string> keys;
   for (const auto& item : json.items()) keys.push_back(item.key());
   EXPECT_THAT(keys, ElementsAre("name", "epoch", "state", "fingerprint", "world_size",
-                                "group_kinds", "create_time", "update_time", "topology"));
+                                "group_kinds", "create_time", "update_time", "topology",
+                                "plan_topology"));
   EXPECT_EQ(json["state"], "READY");
   EXPECT_EQ(json["create_time"], "2024-05-01T10:00:00Z");
   EXPECT_EQ(json["topology"]["dims"][0]["size"], 2);

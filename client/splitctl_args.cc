@@ -38,6 +38,12 @@ const std::vector<FlagSpec>& Flags() {
       {"--watch", "-w", false, {Command::kStatus}},
       {"--interval", "", true, {Command::kStatus}},
       {"--watch_timeout", "", true, {Command::kStatus}},
+      {"--set", "", true, {Command::kReconfigure}},
+      {"--exclude-rank", "", true, {Command::kReconfigure}},
+      {"--exclude-node", "", true, {Command::kReconfigure}},
+      {"--method", "", true, {Command::kReconfigure}},
+      {"--epoch", "", true, {Command::kReconfigure}},
+      {"--dry-run", "", false, {Command::kReconfigure}},
   };
   return *flags;
 }
@@ -144,6 +150,36 @@ absl::Status ApplyFlag(const FlagValue& flag, SplitctlArgs* args) {
       return UsageError(absl::StrCat("--rank needs an integer, got ", Quote(value)));
     }
     args->rank = rank;
+  } else if (name == "--set") {
+    const size_t equals = value.find('=');
+    int64_t size = 0;
+    if (equals == std::string::npos || equals == 0 ||
+        !absl::SimpleAtoi(value.substr(equals + 1), &size)) {
+      return UsageError(absl::StrCat("--set needs DIM=SIZE (e.g. dp=3), got ", Quote(value)));
+    }
+    args->set_dims[value.substr(0, equals)] = size;
+  } else if (name == "--exclude-rank") {
+    int64_t rank = 0;
+    if (!absl::SimpleAtoi(value, &rank)) {
+      return UsageError(absl::StrCat("--exclude-rank needs an integer, got ", Quote(value)));
+    }
+    args->exclude_ranks.push_back(rank);
+  } else if (name == "--exclude-node") {
+    if (value.empty()) return UsageError("--exclude-node needs a node name");
+    args->exclude_nodes.push_back(value);
+  } else if (name == "--method") {
+    if (value != "split" && value != "init") {
+      return UsageError(absl::StrCat("--method must be split or init, got ", Quote(value)));
+    }
+    args->method = value;
+  } else if (name == "--epoch") {
+    int64_t epoch = 0;
+    if (!absl::SimpleAtoi(value, &epoch) || epoch < 1) {
+      return UsageError(absl::StrCat("--epoch needs an epoch >= 1, got ", Quote(value)));
+    }
+    args->epoch = epoch;
+  } else if (name == "--dry-run") {
+    args->dry_run = true;
   }
   return absl::OkStatus();
 }
@@ -155,6 +191,7 @@ absl::StatusOr<Command> ParseCommand(absl::string_view word) {
   if (word == "plan") return Command::kPlan;
   if (word == "status") return Command::kStatus;
   if (word == "delete") return Command::kDelete;
+  if (word == "reconfigure") return Command::kReconfigure;
   return UsageError(absl::StrCat("unknown command ", Quote(word)));
 }
 
@@ -198,6 +235,7 @@ absl::Status ApplyWords(Command command, absl::string_view command_word,
       break;
     case Command::kPlan:
     case Command::kStatus:
+    case Command::kReconfigure:
       if (words.empty()) {
         return UsageError(
             absl::StrCat(command_word, " needs a cluster name: ", command_word, " NAME"));
@@ -286,6 +324,12 @@ Usage:
                                          default 0, no limit) or SIGINT/SIGTERM (exit
                                          128+signal)
   splitctl delete cluster NAME           remove a cluster and its plans
+  splitctl reconfigure NAME [--set DIM=N]... [--exclude-rank R]... [--exclude-node NODE]...
+                         [--method split|init] [--epoch E] [--dry-run]
+                                         change the current epoch's layout; prints the
+                                         new plan's diff; --epoch is the epoch expected
+                                         (default: the current one); --dry-run changes
+                                         nothing
 
 Options (before or after the command):
   --addr HOST:PORT     daemon address (default: $SPLITD_ADDR, else 127.0.0.1:7070)

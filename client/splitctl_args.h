@@ -2,6 +2,7 @@
 #define SPLITD_CLIENT_SPLITCTL_ARGS_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ enum class Command {
   kPlan,
   kStatus,
   kDelete,
+  kReconfigure,
 };
 
 // How results are printed (`-o`).
@@ -54,6 +56,16 @@ struct SplitctlArgs {
   bool watch = false;                                  // status --watch
   absl::Duration interval = absl::Seconds(1);          // status --interval, > 0
   absl::Duration watch_timeout = absl::ZeroDuration();  // status --watch_timeout, >= 0
+
+  // reconfigure NAME: --set DIM=N (repeatable), --exclude-rank R and --exclude-node NODE
+  // (repeatable), --method split|init, --epoch E (default: the current epoch, read first),
+  // --dry-run.
+  std::map<std::string, int64_t> set_dims;
+  std::vector<int64_t> exclude_ranks;
+  std::vector<std::string> exclude_nodes;
+  std::string method;
+  std::optional<int64_t> epoch;
+  bool dry_run = false;
 
   // Parses `args` (without the program name). `default_address` is used when --addr is absent
   // (the caller passes $SPLITD_ADDR or kDefaultAddress). Any misuse is INVALID_ARGUMENT with a

@@ -27,9 +27,11 @@
 #include "client/plan_printer.h"
 #include "client/splitctl_args.h"
 #include "client/status_printer.h"
+#include "client/table_printer.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/topology_document.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "splitd/v1/control_service.grpc.pb.h"
@@ -166,6 +168,8 @@ class Splitctl {
         return ShowStatus();
       case Command::kDelete:
         return Delete();
+      case Command::kReconfigure:
+        return Reconfigure();
       case Command::kNone:
         break;
     }
@@ -397,6 +401,65 @@ class Splitctl {
       out_ << "cluster/" << args_.name << " deleted\n";
     } else {
       Print({{"cluster", args_.name}, {"deleted", true}, {"last_epoch", response.last_epoch()}});
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Reconfigure() {
+    v1::ReconfigureRequest request;
+    request.set_cluster(args_.name);
+    if (args_.epoch.has_value()) {
+      request.set_expected_epoch(*args_.epoch);
+    } else {
+      v1::GetClusterRequest get;
+      get.set_name(args_.name);
+      v1::GetClusterResponse cluster;
+      grpc::Status status = stub_->GetCluster(Context().get(), get, &cluster);
+      if (!status.ok()) return CallError(status);
+      request.set_expected_epoch(cluster.cluster().epoch());
+    }
+    v1::Change* change = request.mutable_change();
+    for (const auto& [dim, size] : args_.set_dims) (*change->mutable_set_dims())[dim] = size;
+    for (int64_t rank : args_.exclude_ranks) change->add_exclude_ranks(rank);
+    for (const std::string& node : args_.exclude_nodes) change->add_exclude_nodes(node);
+    change->set_method(args_.method);
+    request.set_dry_run(args_.dry_run);
+    v1::ReconfigureResponse response;
+    grpc::Status status = stub_->Reconfigure(Context().get(), request, &response);
+    if (!status.ok()) return CallError(status);
+    if (args_.output != OutputFormat::kTable) {
+      v1::ReconfigureResponse summary = response;
+      // The full plan is `splitctl plan`'s business; keep its header here.
+      summary.mutable_plan()->clear_groups();
+      summary.mutable_plan()->clear_topology();
+      std::string json;
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      if (!google::protobuf::util::MessageToJsonString(summary, &json, options).ok()) {
+        return absl::InternalError("cannot render the reply as JSON");
+      }
+      Print(nlohmann::ordered_json::parse(json));
+      return absl::OkStatus();
+    }
+    const v1::PlanDiff& diff = response.diff();
+    out_ << "cluster/" << args_.name << " "
+         << (response.applied() ? "reconfigured" : "would be reconfigured (dry run)") << ": epoch "
+         << diff.from_epoch() << " -> " << diff.to_epoch() << ", world " << diff.from_world_size()
+         << " -> " << diff.to_world_size() << "\n"
+         << response.reason() << "\n";
+    TablePrinter kinds({"KIND", "KEPT", "REMOVED", "ADDED"});
+    for (const v1::KindDiff& kind : diff.kinds()) {
+      kinds.AddRow({kind.kind(), absl::StrCat(kind.kept()), absl::StrCat(kind.removed()),
+                    absl::StrCat(kind.added())});
+    }
+    out_ << kinds.Render();
+    if (diff.moves_size() > 0) {
+      TablePrinter moves({"MEMBER", "FROM RANK", "TO RANK"});
+      for (const v1::MemberMove& move : diff.moves()) {
+        moves.AddRow({move.member_id(), move.from_rank() < 0 ? "-" : absl::StrCat(move.from_rank()),
+                      move.to_rank() < 0 ? "-" : absl::StrCat(move.to_rank())});
+      }
+      out_ << "\n" << moves.Render();
     }
     return absl::OkStatus();
   }

@@ -121,6 +121,19 @@ nlohmann::ordered_json StatusPrinter::ToJson(const v1::ClusterStatus& status) {
       {"reason", status.reason()},
       {"world_size", status.world_size()},
       {"registered_members", status.registered_members()},
+      {"lost_members", status.lost_members()},
+      {"excluded_members", status.excluded_members()},
+      {"epoch_reason", status.epoch_reason()},
+      {"timings",
+       {
+           {"detect_ms", status.timings().detect_ms()},
+           {"plan_ms", status.timings().plan_ms()},
+           {"deliver_ms", status.timings().deliver_ms()},
+           {"bootstrap_ms", status.timings().bootstrap_ms()},
+           {"split_ms", status.timings().split_ms()},
+           {"validate_ms", status.timings().validate_ms()},
+           {"ready_ms", status.timings().ready_ms()},
+       }},
       {"members", std::move(members)},
       {"groups", std::move(groups)},
   };
@@ -145,6 +158,9 @@ std::string StatusPrinter::Table(const v1::ClusterStatus& status) {
       "\nState:        ", PhaseName(status.state()), "\nFingerprint:  ", status.fingerprint(),
       "\nWorld size:   ", status.world_size(), " (", status.registered_members(), " registered)\n");
   if (!status.reason().empty()) absl::StrAppend(&out, "Reason:       ", status.reason(), "\n");
+  if (!status.epoch_reason().empty()) {
+    absl::StrAppend(&out, "Epoch cause:  ", status.epoch_reason(), "\n");
+  }
 
   absl::StrAppend(&out, "\nMembers:\n");
   if (status.members().empty()) {

@@ -106,7 +106,8 @@ TEST(StatusPrinterTest, JsonHasEveryKey) {
   std::vector<std::string> keys;
   for (const auto& item : json.items()) keys.push_back(item.key());
   EXPECT_THAT(keys, ElementsAre("cluster", "epoch", "state", "fingerprint", "reason", "world_size",
-                                "registered_members", "members", "groups"));
+                                "registered_members", "lost_members", "excluded_members",
+                                "epoch_reason", "timings", "members", "groups"));
   EXPECT_EQ(json["state"], "DEGRADED");
   ASSERT_EQ(json["members"].size(), 3u);
   EXPECT_EQ(json["members"][0]["rank"], 0);

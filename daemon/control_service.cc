@@ -147,17 +147,20 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
 
   void OnWriteDone(bool ok) override {
     bool again;
+    bool finish = false;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
       again = again_ || ok;
       again_ = false;
-      if (!ok && !finished_) {
+      if (!ok) {
+        // A cancelled stream was finished by End already: Finish only once.
+        finish = !finished_;
         finished_ = true;
         again = false;
       }
     }
-    if (!ok) {
+    if (finish) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "event stream write failed"));
       return;
     }

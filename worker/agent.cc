@@ -26,8 +26,10 @@ std::string NewIncarnation() {
 
 // Register fails with these while the daemon is away or the cluster is not applied yet.
 bool RetryableRegisterError(absl::StatusCode code) {
+  // ALREADY_EXISTS: an earlier process on this device still holds its lease; it is taken over
+  // once the lease expires.
   return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kNotFound ||
-         code == absl::StatusCode::kDeadlineExceeded;
+         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kAlreadyExists;
 }
 
 // The daemon no longer knows these credentials (lease expired, daemon state lost): register
@@ -178,6 +180,12 @@ absl::Status Agent::Run() {
 
   spdlog::info("stopping");
   ReleaseBuilders();
+  std::string excluded;
+  {
+    absl::MutexLock lock(&mu_);
+    excluded = excluded_;
+  }
+  if (!excluded.empty() && held_.has_value()) WritePlanFile(*held_, nullptr, "EXCLUDED", excluded);
   Stop();
   session_thread_.join();
   heartbeat_thread_.join();
@@ -272,6 +280,7 @@ absl::Status Agent::RegisterOnce() {
     credentials_.set_member_id(response.member_id());
     credentials_.set_session_token(response.session_token());
     heartbeat_interval_ = interval;
+    heartbeat_now_ = true;  // the lease starts now: the first heartbeat follows the new interval
     session_valid_ = true;
     ++session_generation_;
     // Ask for the current plan again: after a re-registration the daemon's view may differ
@@ -342,8 +351,17 @@ void Agent::HeartbeatLoop() {
     {
       absl::MutexLock lock(&mu_);
       interval = heartbeat_interval_;
+      // Sleeps one interval, cut short by Stop() or a registration (which sets a new interval).
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || heartbeat_now_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), interval);
+      if (stopping_) return;
+      if (heartbeat_now_) {
+        heartbeat_now_ = false;
+        continue;
+      }
     }
-    if (SleepOrStop(interval)) return;
 
     v1::HeartbeatRequest request;
     int64_t generation;
@@ -361,9 +379,21 @@ void Agent::HeartbeatLoop() {
     if (status.ok()) {
       if (failing) spdlog::info("heartbeats go through again");
       failing = false;
+      if (response.excluded()) {
+        spdlog::warn("{}; releasing the groups and stopping", response.reason());
+        {
+          absl::MutexLock lock(&mu_);
+          excluded_ = response.reason();
+        }
+        Stop();
+        return;
+      }
       bool announce = false;
       {
         absl::MutexLock lock(&mu_);
+        if (response.heartbeat_interval_ms() > 0) {
+          heartbeat_interval_ = absl::Milliseconds(response.heartbeat_interval_ms());
+        }
         if (response.epoch() > request.epoch() && response.epoch() > announced_epoch_) {
           announced_epoch_ = response.epoch();
           announce = true;

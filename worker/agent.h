@@ -197,6 +197,7 @@ class Agent {
   int64_t session_generation_ ABSL_GUARDED_BY(mu_) = 0;
   v1::MemberCredentials credentials_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
+  bool heartbeat_now_ ABSL_GUARDED_BY(mu_) = false;  // restart the heartbeat wait
   // The newest plan the stream delivered that the plan loop has not taken yet.
   std::optional<v1::WatchPlanResponse> pending_ ABSL_GUARDED_BY(mu_);
   int64_t seen_epoch_ ABSL_GUARDED_BY(mu_) = 0;       // known_epoch of the next WatchPlan
@@ -206,6 +207,8 @@ class Agent {
   std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<GrpcRendezvousClient> rendezvous_ ABSL_GUARDED_BY(mu_);
   AgentState state_ ABSL_GUARDED_BY(mu_);
+  // Why the daemon excluded this member; empty while it is not.
+  std::string excluded_ ABSL_GUARDED_BY(mu_);
 
   // Owned by Run()'s thread only.
   std::vector<HeldBuilder> builders_;
