@@ -123,6 +123,48 @@ TEST_F(SplitdServerTest, ApplyGetPlanAndDeleteOverGrpc) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(SplitdServerTest, WatchEventsReplaysRetainedEventsThenFollowsNewOnes) {
+  ASSERT_THAT(Apply(Tp2Pp2Dp2("first")), IsOk());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::WatchEventsRequest request;
+  request.set_cluster("second");  // filtered: "first"'s event is not sent
+  std::unique_ptr<grpc::ClientReader<v1::Event>> stream = control_->WatchEvents(&context, request);
+  ASSERT_THAT(Apply(Tp2Pp2Dp2("second")), IsOk());
+  v1::Event event;
+  ASSERT_TRUE(stream->Read(&event));
+  EXPECT_EQ(event.cluster(), "second");
+  EXPECT_EQ(event.kind(), v1::EVENT_KIND_EPOCH_STARTED);
+  EXPECT_EQ(event.epoch(), 1);
+  EXPECT_THAT(event.reason(), ::testing::HasSubstr("topology applied: world 8"));
+  EXPECT_GT(event.sequence(), 1u);
+
+  // Reconfigure on a cluster without members: refused until ranks are assigned; a stale epoch
+  // is ABORTED first.
+  v1::ReconfigureRequest reconfigure;
+  reconfigure.set_cluster("second");
+  reconfigure.set_expected_epoch(7);
+  (*reconfigure.mutable_change()->mutable_set_dims())["dp"] = 1;
+  v1::ReconfigureResponse reconfigured;
+  grpc::ClientContext stale_context;
+  EXPECT_EQ(control_->Reconfigure(&stale_context, reconfigure, &reconfigured).error_code(),
+            grpc::StatusCode::ABORTED);
+  reconfigure.set_expected_epoch(1);
+  grpc::ClientContext early_context;
+  EXPECT_EQ(control_->Reconfigure(&early_context, reconfigure, &reconfigured).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  // A later cluster change arrives on the open stream.
+  v1::DeleteClusterRequest delete_request;
+  delete_request.set_name("second");
+  v1::DeleteClusterResponse deleted;
+  grpc::ClientContext delete_context;
+  ASSERT_TRUE(control_->DeleteCluster(&delete_context, delete_request, &deleted).ok());
+  ASSERT_TRUE(stream->Read(&event));
+  EXPECT_EQ(event.kind(), v1::EVENT_KIND_CLUSTER_DELETED);
+  context.TryCancel();
+}
+
 struct BadTopologyCase {
   std::string label;
   std::function<void(v1::Topology&)> mutate;
