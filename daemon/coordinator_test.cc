@@ -345,3 +345,74 @@ TEST(CoordinatorRecoveryTest, RefusedMemberWriteAdmitsNobody) {
 
 }  // namespace
 }  // namespace splitd::daemon
+
+namespace splitd::daemon {
+namespace {
+
+// Leases on a fake clock: an agent that stops heartbeating is lost after its lease, its dp
+// replica is dropped in a new epoch that is durable (a restarted coordinator serves it), and it
+// comes back as a spare that scales dp up again.
+TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesBackUp) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  v1::Topology topology = Tp2Pp2Dp2("llama");
+  topology.mutable_elastic()->set_lease_timeout_ms(3000);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+  std::vector<v1::MemberCredentials> members;
+  for (int i = 0; i < 8; ++i) {
+    auto registered = coordinator.Register(Agent(i));
+    ASSERT_THAT(registered, IsOk());
+    v1::MemberCredentials credentials;
+    credentials.set_cluster("llama");
+    credentials.set_member_id(registered->member_id());
+    credentials.set_session_token(registered->session_token());
+    members.push_back(credentials);
+  }
+  // Everyone but member 5 heartbeats past the lease.
+  clock.Advance(absl::Seconds(2));
+  for (int i = 0; i < 8; ++i) {
+    if (i == 5) continue;
+    v1::HeartbeatRequest heartbeat;
+    *heartbeat.mutable_member() = members[static_cast<size_t>(i)];
+    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+  }
+  clock.Advance(absl::Seconds(1.5));
+  coordinator.Tick();
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->epoch(), 2);
+  EXPECT_EQ(status->world_size(), 4);  // TP2 PP2 DP2 -> DP1
+  EXPECT_THAT(status->epoch_reason(), HasSubstr("rank 5 (m-5) lost"));
+  EXPECT_EQ(status->lost_members(), 1);
+  EXPECT_NEAR(status->timings().detect_ms(), 3500, 1);
+
+  // A restarted coordinator on the same store serves epoch 2 with the same ranks.
+  Coordinator restarted(&store, &clock);
+  ASSERT_THAT(restarted.Recover(), IsOk());
+  auto recovered = restarted.GetStatus("llama");
+  ASSERT_THAT(recovered, IsOk());
+  EXPECT_EQ(recovered->epoch(), 2);
+  ASSERT_EQ(recovered->members_size(), status->members_size());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(recovered->members(i).member_id(), status->members(i).member_id());
+  }
+  auto cluster = restarted.GetCluster("llama");
+  ASSERT_THAT(cluster, IsOk());
+  EXPECT_EQ(cluster->plan_topology().dims(2).size(), 1);
+  EXPECT_EQ(cluster->topology().dims(2).size(), 2);
+
+  // Member 5 heartbeats again: with the member freed by the dropped replica, dp grows to 2.
+  v1::HeartbeatRequest back;
+  *back.mutable_member() = members[5];
+  ASSERT_THAT(coordinator.Heartbeat(back), IsOk());
+  status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->epoch(), 3);
+  EXPECT_EQ(status->world_size(), 8);
+  EXPECT_THAT(status->epoch_reason(), HasSubstr("dp 1 -> 2"));
+}
+
+}  // namespace
+}  // namespace splitd::daemon
