@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
-targets=(topology_fuzzer store_fuzzer agent_request_fuzzer)
+targets=(topology_fuzzer store_fuzzer agent_request_fuzzer rpc_fuzzer)
 
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/setup.sh)"; exit 1; }
 output_base="${SPLITD_FUZZ_OUTPUT_BASE:-$HOME/.cache/splitd-fuzz-bazel}"

@@ -1,0 +1,405 @@
+// Fuzz target: any bytes as a ControlService or AgentService request, sent over gRPC to an
+// in-process daemon (SplitdServer: the real ControlService and AgentService adapters, the
+// Coordinator and the rendezvous spaces; state in memory) that holds a cluster with four
+// registered members. The first byte picks the method; the second whether the request speaks as
+// one of those members (their credentials replace the fuzzed ones, so the call gets past
+// authentication); the rest is the serialized request. Nothing may crash, every call must end,
+// and every refusal must carry a status code the API documents, with a message.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "daemon/splitd_server.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "spdlog/spdlog.h"
+#include "splitd/v1/agent_service.grpc.pb.h"
+#include "splitd/v1/control_service.grpc.pb.h"
+
+namespace {
+
+namespace v1 = ::splitd::v1;
+
+constexpr char kCluster[] = "fuzz";
+constexpr int kMembers = 4;
+// Planning and plan replies grow with the world: small worlds keep inputs fast.
+constexpr int64_t kMaxWorld = 4096;
+// Calls that answer at once; a call that runs into this deadline hung.
+constexpr auto kCallDeadline = std::chrono::seconds(10);
+// Calls that may wait (KvGet, the streams): cut short, and DEADLINE_EXCEEDED is their answer.
+constexpr auto kWaitDeadline = std::chrono::milliseconds(5);
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "rpc_fuzzer: %s\n", what.c_str());
+  std::fflush(stderr);
+  abort();
+}
+
+// A refusal is one of the codes the adapters and the Coordinator use, with a message;
+// calls that wait may also be cut short by their deadline or by the client's cancel.
+void CheckStatus(const char* method, const grpc::Status& status, bool waits) {
+  if (status.ok()) return;
+  bool known = false;
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::PERMISSION_DENIED:
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::UNAVAILABLE:
+      known = !status.error_message().empty();
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:
+      known = waits;
+      break;
+    default:
+      break;
+  }
+  if (!known) {
+    Fail(absl::StrCat(method, " ended with status ", status.error_code(), " \"",
+                      status.error_message(), "\""));
+  }
+}
+
+std::chrono::system_clock::time_point In(std::chrono::milliseconds timeout) {
+  return std::chrono::system_clock::now() + timeout;
+}
+
+template <typename Stub, typename Request, typename Response>
+grpc::Status CallUnary(Stub* stub,
+                       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                    Response*),
+                       const Request& request, Response* response,
+                       std::chrono::milliseconds timeout = kCallDeadline) {
+  grpc::ClientContext context;
+  context.set_deadline(In(timeout));
+  return (stub->*method)(&context, request, response);
+}
+
+// A unary call that answers at once.
+template <typename Stub, typename Request, typename Response>
+void Unary(const char* name, Stub* stub,
+           grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+           const Request& request) {
+  Response response;
+  CheckStatus(name, CallUnary(stub, method, request, &response), /*waits=*/false);
+}
+
+// A server stream: its first message or its end, then the client cancels.
+template <typename Stub, typename Request, typename Response>
+void Stream(const char* name, Stub* stub,
+            std::unique_ptr<grpc::ClientReader<Response>> (Stub::*method)(grpc::ClientContext*,
+                                                                          const Request&),
+            const Request& request) {
+  grpc::ClientContext context;
+  context.set_deadline(In(kWaitDeadline));
+  std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
+  Response response;
+  if (reader->Read(&response)) context.TryCancel();
+  CheckStatus(name, reader->Finish(), /*waits=*/true);
+}
+
+int64_t Clamped(int64_t size) { return std::max<int64_t>(1, std::min<int64_t>(size, kMaxWorld)); }
+
+// True when every world the topology could describe stays within kMaxWorld.
+bool SmallWorld(const v1::Topology& topology) {
+  int64_t world = 1;
+  for (const v1::Dim& dim : topology.dims()) {
+    world *= Clamped(dim.size());
+    if (world > kMaxWorld) return false;
+  }
+  for (const v1::Mesh& mesh : topology.meshes()) {
+    int64_t mesh_world = 1;
+    for (const v1::Dim& dim : mesh.dims()) {
+      mesh_world *= Clamped(dim.size());
+      if (mesh_world > kMaxWorld) return false;
+    }
+  }
+  return topology.world_size() <= kMaxWorld &&
+         Clamped(topology.nodes().count()) * Clamped(topology.nodes().gpus_per_node()) <=
+             kMaxWorld;
+}
+
+// The daemon under test, its clients, and the members of the cluster kCluster.
+class Daemon {
+ public:
+  Daemon() {
+    spdlog::set_level(spdlog::level::warn);
+    splitd::daemon::ServerConfig config;
+    config.listen = "127.0.0.1:0";
+    config.shutdown_grace = absl::Seconds(1);
+    auto server = splitd::daemon::SplitdServer::Start(config, &clock_);
+    if (!server.ok()) Fail(absl::StrCat("cannot start the daemon: ", server.status().ToString()));
+    server_ = *std::move(server);
+    auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    control_ = v1::ControlService::NewStub(channel);
+    agent_ = v1::AgentService::NewStub(channel);
+    Seed();
+    // Methods of the API this daemon does not serve yet are left out, said once.
+    v1::ReconfigureResponse reconfigured;
+    reconfigure_served_ =
+        CallUnary(control_.get(), &v1::ControlService::Stub::Reconfigure,
+                  v1::ReconfigureRequest(), &reconfigured)
+            .error_code() != grpc::StatusCode::UNIMPLEMENTED;
+    grpc::ClientContext context;
+    context.set_deadline(In(kWaitDeadline));
+    auto events = control_->WatchEvents(&context, v1::WatchEventsRequest());
+    v1::Event event;
+    if (events->Read(&event)) context.TryCancel();
+    watch_events_served_ = events->Finish().error_code() != grpc::StatusCode::UNIMPLEMENTED;
+    if (!reconfigure_served_) std::fprintf(stderr, "rpc_fuzzer: Reconfigure not served\n");
+    if (!watch_events_served_) std::fprintf(stderr, "rpc_fuzzer: WatchEvents not served\n");
+  }
+
+  v1::ControlService::Stub* control() { return control_.get(); }
+  v1::AgentService::Stub* agent() { return agent_.get(); }
+  bool reconfigure_served() const { return reconfigure_served_; }
+  bool watch_events_served() const { return watch_events_served_; }
+
+  // Replaces the request's credentials with those of member `speaker` - 1 (0 keeps them).
+  template <typename Request>
+  void SpeakAs(int speaker, Request* request) const {
+    if (speaker > 0) *request->mutable_member() = members_[speaker - 1];
+  }
+
+  // The daemon still answers for kCluster; a cluster that inputs changed (new epoch, other
+  // members) is set up afresh so that later inputs meet the same state.
+  void CheckAndRestore() {
+    v1::GetStatusRequest request;
+    request.set_cluster(kCluster);
+    v1::GetStatusResponse response;
+    const grpc::Status status =
+        CallUnary(control_.get(), &v1::ControlService::Stub::GetStatus, request, &response);
+    if (!status.ok()) {
+      Fail(absl::StrCat("GetStatus of the seeded cluster: ", status.error_code(), " \"",
+                        status.error_message(), "\""));
+    }
+    if (response.status().epoch() != 1 || response.status().fingerprint() != fingerprint_ ||
+        response.status().registered_members() != kMembers ||
+        response.status().lost_members() != 0 || response.status().excluded_members() != 0 ||
+        !SameMembers(response.status())) {
+      Seed();
+    }
+  }
+
+ private:
+  bool SameMembers(const v1::ClusterStatus& status) const {
+    if (status.members_size() != static_cast<int>(members_.size())) return false;
+    for (const v1::MemberStatus& member : status.members()) {
+      bool found = false;
+      for (const v1::MemberCredentials& seeded : members_) {
+        found = found || seeded.member_id() == member.member_id();
+      }
+      if (!found) return false;
+    }
+    return true;
+  }
+
+  void Seed() {
+    v1::DeleteClusterRequest remove;
+    remove.set_name(kCluster);
+    v1::DeleteClusterResponse removed;
+    const grpc::Status deleted =
+        CallUnary(control_.get(), &v1::ControlService::Stub::DeleteCluster, remove, &removed);
+    if (!deleted.ok() && deleted.error_code() != grpc::StatusCode::NOT_FOUND) {
+      Fail(absl::StrCat("seeding: DeleteCluster: ", deleted.error_message()));
+    }
+    v1::ApplyTopologyRequest apply;
+    apply.mutable_topology()->set_cluster(kCluster);
+    for (const char* name : {"tp", "pp"}) {
+      v1::Dim* dim = apply.mutable_topology()->add_dims();
+      dim->set_name(name);
+      dim->set_size(2);
+    }
+    v1::ApplyTopologyResponse applied;
+    const grpc::Status status =
+        CallUnary(control_.get(), &v1::ControlService::Stub::ApplyTopology, apply, &applied);
+    if (!status.ok()) Fail(absl::StrCat("seeding: ApplyTopology: ", status.error_message()));
+    fingerprint_ = applied.cluster().fingerprint();
+    members_.clear();
+    for (int i = 0; i < kMembers; ++i) {
+      v1::RegisterRequest request;
+      v1::MemberIdentity* identity = request.mutable_identity();
+      identity->set_cluster(kCluster);
+      identity->set_pod(absl::StrCat("pod-", i));
+      identity->set_node("node-0");
+      identity->set_host("127.0.0.1");
+      identity->set_local_index(i);
+      identity->set_incarnation(absl::StrCat("incarnation-", i, "-", ++incarnations_));
+      request.mutable_capabilities()->add_backends("cpu:gloo");
+      v1::RegisterResponse registered;
+      const grpc::Status status =
+          CallUnary(agent_.get(), &v1::AgentService::Stub::Register, request, &registered);
+      if (!status.ok()) Fail(absl::StrCat("seeding: Register: ", status.error_message()));
+      v1::MemberCredentials member;
+      member.set_cluster(kCluster);
+      member.set_member_id(registered.member_id());
+      member.set_session_token(registered.session_token());
+      members_.push_back(member);
+    }
+  }
+
+  splitd::FakeClock clock_;
+  std::unique_ptr<splitd::daemon::SplitdServer> server_;
+  std::unique_ptr<v1::ControlService::Stub> control_;
+  std::unique_ptr<v1::AgentService::Stub> agent_;
+  std::vector<v1::MemberCredentials> members_;
+  std::string fingerprint_;
+  int64_t incarnations_ = 0;
+  bool reconfigure_served_ = false;
+  bool watch_events_served_ = false;
+};
+
+template <typename Message>
+bool Parse(const uint8_t* data, size_t size, Message* message) {
+  return message->ParseFromArray(data, static_cast<int>(size));
+}
+
+using Control = v1::ControlService::Stub;
+using Agent = v1::AgentService::Stub;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Daemon* daemon = new Daemon();
+  if (size < 2) return 0;
+  const int method = data[0] % 15;
+  const int speaker = data[1] % (kMembers + 1);
+  data += 2;
+  size -= 2;
+  Control* control = daemon->control();
+  Agent* agent = daemon->agent();
+  switch (method) {
+    case 0: {
+      v1::ApplyTopologyRequest request;
+      if (!Parse(data, size, &request) || !SmallWorld(request.topology())) return 0;
+      v1::ApplyTopologyResponse response;
+      const grpc::Status status =
+          CallUnary(control, &Control::ApplyTopology, request, &response);
+      CheckStatus("ApplyTopology", status, false);
+      // Clusters other than the seeded one do not outlive their input.
+      if (status.ok() && response.created()) {
+        v1::DeleteClusterRequest remove;
+        remove.set_name(response.cluster().name());
+        v1::DeleteClusterResponse removed;
+        const grpc::Status deleted = CallUnary(control, &Control::DeleteCluster, remove, &removed);
+        if (!deleted.ok()) {
+          Fail(absl::StrCat("DeleteCluster of a cluster just created: ", deleted.error_message()));
+        }
+      }
+      break;
+    }
+    case 1: {
+      v1::GetClusterRequest request;
+      if (Parse(data, size, &request)) Unary("GetCluster", control, &Control::GetCluster, request);
+      break;
+    }
+    case 2: {
+      v1::ListClustersRequest request;
+      if (Parse(data, size, &request)) {
+        Unary("ListClusters", control, &Control::ListClusters, request);
+      }
+      break;
+    }
+    case 3: {
+      v1::DeleteClusterRequest request;
+      if (Parse(data, size, &request) && request.name() != kCluster) {
+        Unary("DeleteCluster", control, &Control::DeleteCluster, request);
+      }
+      break;
+    }
+    case 4: {
+      v1::GetPlanRequest request;
+      if (Parse(data, size, &request)) Unary("GetPlan", control, &Control::GetPlan, request);
+      break;
+    }
+    case 5: {
+      v1::GetStatusRequest request;
+      if (Parse(data, size, &request)) Unary("GetStatus", control, &Control::GetStatus, request);
+      break;
+    }
+    case 6: {
+      v1::ReconfigureRequest request;
+      if (!daemon->reconfigure_served() || !Parse(data, size, &request)) return 0;
+      int64_t world = 4;  // the seeded cluster's
+      for (const auto& [name, dim_size] : request.change().set_dims()) {
+        world *= Clamped(dim_size);
+        if (world > kMaxWorld) return 0;
+      }
+      Unary("Reconfigure", control, &Control::Reconfigure, request);
+      break;
+    }
+    case 7: {
+      v1::WatchEventsRequest request;
+      if (daemon->watch_events_served() && Parse(data, size, &request)) {
+        Stream("WatchEvents", control, &Control::WatchEvents, request);
+      }
+      break;
+    }
+    case 8: {
+      v1::RegisterRequest request;
+      if (Parse(data, size, &request)) Unary("Register", agent, &Agent::Register, request);
+      break;
+    }
+    case 9: {
+      v1::WatchPlanRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Stream("WatchPlan", agent, &Agent::WatchPlan, request);
+      break;
+    }
+    case 10: {
+      v1::HeartbeatRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("Heartbeat", agent, &Agent::Heartbeat, request);
+      break;
+    }
+    case 11: {
+      v1::ReportGroupStatusRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("ReportGroupStatus", agent, &Agent::ReportGroupStatus, request);
+      break;
+    }
+    case 12: {
+      v1::KvSetRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("KvSet", agent, &Agent::KvSet, request);
+      break;
+    }
+    case 13: {
+      v1::KvGetRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      v1::KvGetResponse response;
+      CheckStatus("KvGet", CallUnary(agent, &Agent::KvGet, request, &response, kWaitDeadline),
+                  /*waits=*/true);
+      break;
+    }
+    default: {
+      v1::KvAddRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("KvAdd", agent, &Agent::KvAdd, request);
+      break;
+    }
+  }
+  daemon->CheckAndRestore();
+  return 0;
+}
