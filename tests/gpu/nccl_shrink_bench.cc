@@ -1,5 +1,6 @@
 // GPU test and benchmark of the NCCL builder's ShrinkWorld: one process per GPU (forked before
-// any CUDA call), a file-based rendezvous space in a shared directory. Each repetition:
+// any CUDA call), a file-based rendezvous space in a shared directory. Each repetition (shown
+// for --world=4; --world=2 runs TP2, shrunk to a world of 1, for machines with 2 GPUs):
 //
 //   1. all 4 ranks bootstrap a world of 4, split TP2 PP2 and validate (all-reduce of ones);
 //   2. rank 3 leaves: it aborts its communicators (a rank left out of the next plan) or, in the
@@ -14,7 +15,7 @@
 // repetition and a JSON summary (medians over the repetitions) as the last line; exit status 0
 // only when every validation all-reduce equals its group size.
 //
-//   nccl_shrink_bench --nccl_library=PATH [--reps=5] [--dir=/tmp/shrink-bench]
+//   nccl_shrink_bench --nccl_library=PATH [--world=4] [--reps=5] [--dir=/tmp/shrink-bench]
 
 #include <fcntl.h>
 #include <signal.h>
@@ -53,12 +54,17 @@ ABSL_FLAG(std::string, nccl_library, "libnccl.so.2", "NCCL to load");
 ABSL_FLAG(int, reps, 5, "repetitions with the leaving rank aborting (one more kills it)");
 ABSL_FLAG(std::string, dir, "/tmp/splitd-shrink-bench", "rendezvous and result directory");
 ABSL_FLAG(bool, nonblocking, false, "create communicators with config.blocking = 0");
+ABSL_FLAG(bool, shrink_with_abort, true, "NCCL_SHRINK_ABORT (else NCCL_SHRINK_DEFAULT)");
+ABSL_FLAG(bool, kill_peer, true, "in one more repetition, the leaving rank dies by SIGKILL");
+ABSL_FLAG(bool, debug, false, "log the builder's steps (spdlog debug)");
+ABSL_FLAG(int, world, 4, "ranks (one GPU each): 4 (TP2 PP2, shrunk to 3) or 2 (TP2, shrunk to 1)");
 
 namespace splitd::worker {
 namespace {
 
-constexpr int kWorld = 4;
-constexpr int kLeaving = 3;
+// The world size (--world) and the rank that leaves (the last one).
+int world_ranks = 4;
+int leaving_rank = 3;
 constexpr absl::Duration kTimeout = absl::Seconds(60);
 
 // RendezvousClient over files in one directory, shared by processes of one machine: Set writes
@@ -152,33 +158,50 @@ GroupAssignment Group(std::string kind, int kind_index, int64_t index, std::vect
   return group;
 }
 
-// World of 4 as TP2 PP2: rank = pp * 2 + tp.
+// World of 4 as TP2 PP2 (rank = pp * 2 + tp); world of 2 as TP2.
 WorldSpec WorldOf4(int64_t epoch, int rank) {
   WorldSpec spec;
   spec.cluster = "bench";
   spec.epoch = epoch;
   spec.rank = rank;
-  spec.world_size = kWorld;
+  spec.world_size = world_ranks;
   spec.method = "split";
   spec.kinds = {{0, "tp"}, {1, "pp"}};
   const int tp = rank % 2;
   const int pp = rank / 2;
   spec.groups = {Group("tp", 0, pp, {pp * 2, pp * 2 + 1}, rank),
                  Group("pp", 1, tp, {tp, tp + 2}, rank)};
+  if (world_ranks == 2) {
+    spec.world_size = 2;
+    spec.kinds = {{0, "tp"}};
+    spec.groups = {Group("tp", 0, 0, {0, 1}, rank)};
+  }
   spec.device_index = rank;
   spec.allreduce_elements = 1024;
   spec.timeout = kTimeout;
   return spec;
 }
 
-// World of 3 (ranks 0-2 of the world of 4): pairs {0,1},{2} and all {0,1,2}.
+// World of 3 (ranks 0-2 of the world of 4): pairs {0,1},{2} and all {0,1,2}; of 1: all {0}.
 WorldSpec WorldOf3(int64_t epoch, int rank) {
   WorldSpec spec = WorldOf4(epoch, rank);
-  spec.world_size = 3;
+  spec.world_size = world_ranks - 1;
+  if (world_ranks == 2) {
+    spec.kinds = {{0, "all"}};
+    spec.groups = {Group("all", 0, 0, {0}, rank)};
+    return spec;
+  }
   spec.kinds = {{0, "pair"}, {1, "all"}};
   spec.groups = {rank < 2 ? Group("pair", 0, 0, {0, 1}, rank) : Group("pair", 0, 1, {2}, rank),
                  Group("all", 1, 0, {0, 1, 2}, rank)};
   return spec;
+}
+
+// New rank r was rank r: the last rank leaves.
+std::vector<int32_t> PreviousRanks() {
+  std::vector<int32_t> ranks;
+  for (int r = 0; r < world_ranks - 1; ++r) ranks.push_back(r);
+  return ranks;
 }
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
@@ -238,10 +261,12 @@ absl::Status FormAndValidate(GroupBuilder* builder, const WorldSpec& spec,
   }
   NcclBuilderOptions builder_options;
   builder_options.nonblocking = absl::GetFlag(FLAGS_nonblocking);
+  builder_options.shrink_with_abort = absl::GetFlag(FLAGS_shrink_with_abort);
   FileRendezvous control(absl::StrCat(dir, "/control"));
   std::ofstream results(absl::StrCat(dir, "/results-", rank, ".txt"));
 
-  for (int rep = 0; rep <= reps; ++rep) {
+  const bool kill_peer = absl::GetFlag(FLAGS_kill_peer);
+  for (int rep = 0; rep < reps + (kill_peer ? 1 : 0); ++rep) {
     const bool kill = rep == reps;
     const int64_t base = 10 * (rep + 1);
     std::unique_ptr<GroupBuilder> held = MakeNcclGroupBuilder(*library, builder_options);
@@ -251,21 +276,21 @@ absl::Status FormAndValidate(GroupBuilder* builder, const WorldSpec& spec,
     const absl::Time start4 = absl::Now();
     CHECK_OK(held->BootstrapWorld(spec4, &world4));
     CHECK_OK(FormAndValidate(held.get(), spec4, &world4, start4, &formed4));
-    CHECK_OK(control.Barrier(absl::StrCat("formed-", rep), kWorld));
+    CHECK_OK(control.Barrier(absl::StrCat("formed-", rep), world_ranks));
 
-    if (rank == kLeaving) {
+    if (rank == leaving_rank) {
       if (kill) raise(SIGKILL);  // a dead peer: nothing is torn down
       held->Abort();             // a rank left out of the next plan
-      CHECK_OK(control.Barrier(absl::StrCat("done-", rep), kWorld));
+      CHECK_OK(control.Barrier(absl::StrCat("done-", rep), world_ranks));
       continue;
     }
 
     auto shrink = [&](Times* times) {
       FileRendezvous rendezvous(absl::StrCat(dir, "/epoch-", base + 1));
       const WorldSpec spec3 = WorldOf3(base + 1, rank);
-      CHECK_OK(control.Barrier(absl::StrCat("shrink-", rep), kWorld - 1));
+      CHECK_OK(control.Barrier(absl::StrCat("shrink-", rep), world_ranks - 1));
       const absl::Time start = absl::Now();
-      CHECK_OK(held->ShrinkWorld(spec3, {0, 1, 2}, &rendezvous));
+      CHECK_OK(held->ShrinkWorld(spec3, PreviousRanks(), &rendezvous));
       CHECK_OK(FormAndValidate(held.get(), spec3, &rendezvous, start, times));
       held->Release();
     };
@@ -273,7 +298,7 @@ absl::Status FormAndValidate(GroupBuilder* builder, const WorldSpec& spec,
       std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(*library, builder_options);
       FileRendezvous rendezvous(absl::StrCat(dir, "/epoch-", base + 2));
       const WorldSpec spec3 = WorldOf3(base + 2, rank);
-      CHECK_OK(control.Barrier(absl::StrCat("fresh-", rep), kWorld - 1));
+      CHECK_OK(control.Barrier(absl::StrCat("fresh-", rep), world_ranks - 1));
       const absl::Time start = absl::Now();
       CHECK_OK(builder->BootstrapWorld(spec3, &rendezvous));
       CHECK_OK(FormAndValidate(builder.get(), spec3, &rendezvous, start, times));
@@ -293,7 +318,7 @@ absl::Status FormAndValidate(GroupBuilder* builder, const WorldSpec& spec,
             << bootstrapped.world_ms << " " << bootstrapped.split_ms << " "
             << bootstrapped.validate_ms << " " << bootstrapped.ready_ms << "\n";
     results.flush();
-    if (!kill) CHECK_OK(control.Barrier(absl::StrCat("done-", rep), kWorld));
+    if (!kill) CHECK_OK(control.Barrier(absl::StrCat("done-", rep), world_ranks));
   }
   results.close();
   std::fflush(stdout);
@@ -309,23 +334,30 @@ double Median(std::vector<double> values) {
 
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  spdlog::set_level(spdlog::level::info);
+  spdlog::set_level(absl::GetFlag(FLAGS_debug) ? spdlog::level::debug : spdlog::level::info);
   const std::string dir = absl::GetFlag(FLAGS_dir);
   const int reps = absl::GetFlag(FLAGS_reps);
+  world_ranks = absl::GetFlag(FLAGS_world);
+  if (world_ranks != 2 && world_ranks != 4) {
+    std::printf("--world must be 2 or 4, got %d\n", world_ranks);
+    return 2;
+  }
+  leaving_rank = world_ranks - 1;
   std::system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str());
 
   std::vector<pid_t> children;
-  for (int rank = 0; rank < kWorld; ++rank) {
+  for (int rank = 0; rank < world_ranks; ++rank) {
     const pid_t pid = fork();
     if (pid == 0) RankMain(rank, dir, reps);
     children.push_back(pid);
   }
   bool ok = true;
-  for (int rank = 0; rank < kWorld; ++rank) {
+  for (int rank = 0; rank < world_ranks; ++rank) {
     int status = 0;
     waitpid(children[rank], &status, 0);
     const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-    if (rank == kLeaving ? !killed : !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    const bool exited = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (rank == leaving_rank && absl::GetFlag(FLAGS_kill_peer) ? !killed : !exited) {
       std::printf("rank %d ended unexpectedly (status %d)\n", rank, status);
       ok = false;
     }
@@ -339,7 +371,7 @@ int Main(int argc, char** argv) {
   std::map<int, std::vector<double>> slowest;  // rep -> columns
   std::map<int, int> kill_rep;
   std::map<int, int> rows;
-  for (int rank = 0; rank < kLeaving; ++rank) {
+  for (int rank = 0; rank < leaving_rank; ++rank) {
     std::ifstream in(absl::StrCat(dir, "/results-", rank, ".txt"));
     int rep = 0;
     int kill = 0;
@@ -357,19 +389,24 @@ int Main(int argc, char** argv) {
   }
   std::vector<std::vector<double>> abort_columns(kColumns);
   for (const auto& [rep, row] : slowest) {
-    if (rows[rep] != kLeaving) {
-      std::printf("repetition %d: %d of %d survivors reported\n", rep, rows[rep], kLeaving);
+    if (rows[rep] != leaving_rank) {
+      std::printf("repetition %d: %d of %d survivors reported\n", rep, rows[rep], leaving_rank);
       ok = false;
     }
-    std::printf("rep %d (%s): ", rep, kill_rep[rep] ? "rank 3 killed" : "rank 3 aborted");
+    std::printf("rep %d (rank %d %s): ", rep, leaving_rank, kill_rep[rep] ? "killed" : "aborted");
     for (int c = 0; c < kColumns; ++c) std::printf("%s %.1f  ", names[c], row[c]);
     std::printf("\n");
     if (!kill_rep[rep]) {
       for (int c = 0; c < kColumns; ++c) abort_columns[c].push_back(row[c]);
     }
   }
-  if (static_cast<int>(slowest.size()) != reps + 1) ok = false;
-  std::string json = absl::StrCat("{\"ok\": ", ok ? "true" : "false", ", \"reps\": ",
+  if (static_cast<int>(slowest.size()) != reps + (absl::GetFlag(FLAGS_kill_peer) ? 1 : 0)) {
+    ok = false;
+  }
+  std::string json = absl::StrCat("{\"ok\": ", ok ? "true" : "false", ", \"world\": ", world_ranks,
+                                  ", \"shrink_flags\": \"",
+                                  absl::GetFlag(FLAGS_shrink_with_abort) ? "abort" : "default", "\"",
+                                  ", \"reps\": ",
                                   abort_columns[0].size(), ", \"medians\": {");
   for (int c = 0; c < kColumns; ++c) {
     absl::StrAppend(&json, c ? ", " : "", "\"", names[c], "\": ", Median(abort_columns[c]));

@@ -258,6 +258,7 @@ class NcclGroupBuilder final : public GroupBuilder {
     groups_.clear();
     nocolor_slots_.clear();
     groups_formed_ = false;
+    const absl::Time groups_aborted = absl::Now();
 
     // NCCL_SHRINK_ABORT: a removed rank is a lost member in our use, so the parent may have work
     // that waits on a dead peer; abort mode stops it first and shares no resources with it.
@@ -271,7 +272,8 @@ class NcclGroupBuilder final : public GroupBuilder {
     const absl::Time deadline = absl::Now() + spec.timeout;
     const Result result =
         nccl().CommShrink(world_, excluded.data(), static_cast<int>(excluded.size()), slot.get(),
-                          &config, nccl::kShrinkAbort);
+                          &config,
+                          options_.shrink_with_abort ? nccl::kShrinkAbort : nccl::kShrinkDefault);
     absl::Status status = absl::OkStatus();
     if (result != nccl::kSuccess && result != nccl::kInProgress) {
       status = NcclStatus(result, step);
@@ -299,12 +301,13 @@ class NcclGroupBuilder final : public GroupBuilder {
                     absl::FormatDuration(absl::Now() - start), status.ToString());
       return status;
     }
-    const absl::Duration shrunk = absl::Now() - start;
+    const absl::Time shrunk = absl::Now();
 
     // The old world is done with: abort it (a destroy might wait on the removed ranks).
     CommHandle old_world = world_;
     world_ = *slot;
     AbortNow(&old_world, absl::StrCat("world of epoch ", epoch_));
+    const absl::Time world_aborted = absl::Now();
     const int64_t old_epoch = epoch_;
     const int old_size = world_size_;
     epoch_ = spec.epoch;
@@ -316,9 +319,12 @@ class NcclGroupBuilder final : public GroupBuilder {
       return status;
     }
     spdlog::debug(
-        "nccl: rank {}/{} shrank the world of epoch {} ({} ranks) to epoch {} in {} (shrink {})",
+        "nccl: rank {}/{} shrank the world of epoch {} ({} ranks) to epoch {} in {}: old groups "
+        "aborted in {}, ncclCommShrink ({}) {}, old world aborted in {}",
         rank_, world_size_, old_epoch, old_size, epoch_, absl::FormatDuration(absl::Now() - start),
-        absl::FormatDuration(shrunk));
+        absl::FormatDuration(groups_aborted - start),
+        options_.shrink_with_abort ? "abort" : "default",
+        absl::FormatDuration(shrunk - groups_aborted), absl::FormatDuration(world_aborted - shrunk));
     return absl::OkStatus();
   }
 

@@ -18,6 +18,10 @@ struct NcclBuilderOptions {
   // Run the groups' validation all-reduces one after another (kind order) instead of side by
   // side on one thread and stream per group.
   bool serial_validation = false;
+  // ShrinkWorld with NCCL_SHRINK_ABORT (stop the parent's in-flight work first; no resources
+  // shared with it): the safe mode when a removed rank may be dead. false: NCCL_SHRINK_DEFAULT,
+  // which needs the parent idle.
+  bool shrink_with_abort = true;
 };
 
 // The "cuda:nccl" backend: an NCCL world communicator bound to `spec.device_index`, created
