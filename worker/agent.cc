@@ -79,6 +79,7 @@ Agent::~Agent() {
   if (session_thread_.joinable()) session_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   ReleaseBuilders();
+  WaitForAsyncCalls();
 }
 
 // ---- Shared helpers ----
@@ -838,14 +839,31 @@ void Agent::ReportProgress(const EpochWork& work, v1::Phase phase) {
   call->request.set_phase(phase);
   for (const v1::GroupReport& group : work.groups) *call->request.add_groups() = group;
   *call->request.mutable_timings() = work.timings;
+  {
+    // Counted until its callback has run, so the agent never goes away under a call in flight.
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    async_calls_.insert(&call->context);
+  }
   stub_->async()->ReportGroupStatus(
-      &call->context, &call->request, &call->response, [call](grpc::Status status) {
+      &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
         if (!status.ok()) {
           spdlog::debug("epoch {} rank {}: progress report {} not taken: {}",
                         call->request.epoch(), call->request.rank(),
                         PhaseName(call->request.phase()), status.error_message());
         }
+        absl::MutexLock lock(&mu_);
+        async_calls_.erase(&call->context);
       });
+}
+
+void Agent::WaitForAsyncCalls() {
+  absl::MutexLock lock(&mu_);
+  for (grpc::ClientContext* context : async_calls_) context->TryCancel();
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return async_calls_.empty(); };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30))) {
+    spdlog::warn("{} progress report(s) still in flight after 30 s", async_calls_.size());
+  }
 }
 
 absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::string& error) {

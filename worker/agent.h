@@ -164,6 +164,8 @@ class Agent {
   // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
   // Sends a progress phase (BOOTSTRAPPING, SPLITTING, VALIDATING) without waiting.
   void ReportProgress(const EpochWork& work, v1::Phase phase);
+  // Cancels the progress reports in flight and waits (bounded) for their callbacks.
+  void WaitForAsyncCalls();
   absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
   void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
                      const std::string& error);
@@ -205,6 +207,8 @@ class Agent {
   // In-flight calls Stop() must cancel; the contexts live on the calling threads' stacks.
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  // Progress reports sent without waiting (ReportProgress), until their callbacks ran.
+  std::set<grpc::ClientContext*> async_calls_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<GrpcRendezvousClient> rendezvous_ ABSL_GUARDED_BY(mu_);
   AgentState state_ ABSL_GUARDED_BY(mu_);
   // Why the daemon excluded this member; empty while it is not.
