@@ -9,6 +9,9 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
 )
+# Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
+# the Kubernetes API models the manifests are validated against (kubectl renders them).
+packages+=(podman python3-kubernetes)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -70,5 +70,19 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   total_passed=$((total_passed + fuzz_passed))
   total_failed=$((total_failed + fuzz_failed))
 fi
+# Deployment checks: the runtime image (podman, copy-only) and the Kubernetes manifests; every
+# "ok" / "FAILED" line they print counts as one case.
+for deploy_check in tests/deploy/check_image.sh tests/deploy/check_manifests.sh; do
+  echo "== $deploy_check"
+  deploy_out="$("$deploy_check" 2>&1)"
+  deploy_rc=$?
+  echo "$deploy_out"
+  deploy_passed=$(grep -c '^ok ' <<< "$deploy_out")
+  deploy_failed=$(grep -c '^FAILED' <<< "$deploy_out")
+  [ "$deploy_rc" -eq 0 ] || [ "$deploy_failed" -gt 0 ] || deploy_failed=1
+  [ $((deploy_passed + deploy_failed)) -gt 0 ] || deploy_failed=1
+  total_passed=$((total_passed + deploy_passed))
+  total_failed=$((total_failed + deploy_failed))
+done
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
