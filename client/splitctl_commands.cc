@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cluster_printer.h"
@@ -122,6 +124,62 @@ class SystemWatchClock final : public WatchClock {
   struct sigaction previous_int_ = {};
   struct sigaction previous_term_ = {};
 };
+
+// The cluster's WatchEvents stream, read on a thread of its own: events since the watch began,
+// for the watch loop to print and to re-read the status at once instead of at the next poll.
+class EventFeed {
+ public:
+  EventFeed(v1::ControlService::Stub* stub, const std::string& cluster) {
+    v1::WatchEventsRequest request;
+    request.set_cluster(cluster);
+    request.set_only_new(true);
+    thread_ = std::thread([this, stub, request] {
+      std::unique_ptr<grpc::ClientReader<v1::Event>> reader = stub->WatchEvents(&context_, request);
+      v1::Event event;
+      while (reader->Read(&event)) {
+        absl::MutexLock lock(&mu_);
+        events_.push_back(event);
+      }
+      reader->Finish();  // a daemon without the stream, or a cancel: polling goes on
+    });
+  }
+  ~EventFeed() {
+    context_.TryCancel();
+    thread_.join();
+  }
+  EventFeed(const EventFeed&) = delete;
+  EventFeed& operator=(const EventFeed&) = delete;
+
+  bool HasNews() {
+    absl::MutexLock lock(&mu_);
+    return !events_.empty();
+  }
+  std::vector<v1::Event> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(events_, {});
+  }
+
+ private:
+  grpc::ClientContext context_;
+  absl::Mutex mu_;
+  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// "event 12 EPOCH_STARTED epoch 2 (m-5 rank 5): <reason>".
+std::string EventLine(const v1::Event& event) {
+  const std::string name = v1::EventKind_Name(event.kind());
+  absl::string_view kind = name;
+  absl::ConsumePrefix(&kind, "EVENT_KIND_");
+  std::string who;
+  if (!event.member_id().empty()) {
+    who = absl::StrCat(" (", event.member_id(),
+                       event.rank() >= 0 ? absl::StrCat(" rank ", event.rank()) : std::string(),
+                       ")");
+  }
+  return absl::StrCat("event ", event.sequence(), " ", kind, " epoch ", event.epoch(), who,
+                      event.reason().empty() ? "" : ": ", event.reason());
+}
 
 std::string SignalName(int signal) {
   switch (signal) {
@@ -340,9 +398,18 @@ class Splitctl {
     const absl::Time deadline = args_.watch_timeout > absl::ZeroDuration()
                                     ? clock->Now() + args_.watch_timeout
                                     : absl::InfiniteFuture();
+    // With the real clock, the daemon's event stream cuts the poll short and its events are
+    // shown in the table output; polling alone works against any daemon.
+    std::unique_ptr<EventFeed> feed;
+    if (clock_ == nullptr) feed = std::make_unique<EventFeed>(stub_.get(), args_.name);
     std::optional<std::string> last_key;
     while (true) {
       if (int stop = clock->StopSignal(); stop != 0) return Interrupted(stop);
+      if (feed != nullptr) {
+        for (const v1::Event& event : feed->Take()) {
+          if (args_.output == OutputFormat::kTable) out_ << EventLine(event) << "\n";
+        }
+      }
       ASSIGN_OR_RETURN(v1::ClusterStatus status, FetchStatus());
       std::string key = ChangeKey(status, args_.output);
       if (key != last_key) {
@@ -358,7 +425,15 @@ class Splitctl {
       if (int stop = clock->StopSignal(); stop != 0) return Interrupted(stop);
       const absl::Time now = clock->Now();
       if (now >= deadline) return absl::DeadlineExceededError("timed out waiting for READY");
-      clock->Sleep(std::min(args_.interval, deadline - now));
+      const absl::Duration wait = std::min(args_.interval, deadline - now);
+      if (feed == nullptr) {
+        clock->Sleep(wait);
+        continue;
+      }
+      const absl::Time until = clock->Now() + wait;
+      while (clock->Now() < until && clock->StopSignal() == 0 && !feed->HasNews()) {
+        clock->Sleep(std::min(absl::Milliseconds(20), until - clock->Now()));
+      }
     }
   }
 

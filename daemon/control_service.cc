@@ -190,7 +190,9 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
 
 grpc::ServerWriteReactor<v1::Event>* ControlService::WatchEvents(
     grpc::CallbackServerContext*, const v1::WatchEventsRequest* request) {
-  auto* watcher = new EventWatcher(this, request->cluster(), request->after_sequence());
+  const uint64_t after = request->only_new() ? coordinator_->events()->LastSequence()
+                                              : request->after_sequence();
+  auto* watcher = new EventWatcher(this, request->cluster(), after);
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) {

@@ -52,6 +52,11 @@ std::optional<v1::Event> EventLog::Next(uint64_t after_sequence,
   return std::nullopt;
 }
 
+uint64_t EventLog::LastSequence() const {
+  absl::MutexLock lock(&mu_);
+  return next_sequence_ - 1;
+}
+
 uint64_t EventLog::Subscribe(Wake wake) {
   absl::MutexLock lock(&wake_mu_);
   const uint64_t id = next_subscriber_++;

@@ -31,6 +31,9 @@ class EventLog {
   // The first retained event after `after_sequence` of `cluster` (every cluster when empty).
   std::optional<v1::Event> Next(uint64_t after_sequence, const std::string& cluster) const;
 
+  // Sequence number of the last event appended; 0 before any.
+  uint64_t LastSequence() const;
+
   using Wake = std::function<void()>;
   uint64_t Subscribe(Wake wake);
   void Unsubscribe(uint64_t id);

@@ -222,9 +222,20 @@ TEST_F(ElasticEndToEndTest, LossBelowTheMinimumDegradesUntilTheMemberReturns) {
   EXPECT_EQ(StateOf(status, "agent-node-0-3"), "LOST");
   EXPECT_EQ(status.value("epoch", 0), 1);
 
+  // `status --watch` follows the daemon's events while the cluster is degraded.
+  auto watch = Subprocess::Start({RunfilePath("client/splitctl"), "--addr", address_, "status",
+                                  cluster, "--watch", "--interval=5s", "--watch_timeout=90s"});
+  ASSERT_THAT(watch, IsOk());
+  absl::SleepFor(absl::Milliseconds(500));
+
   // SIGCONT: the member heartbeats again and the cluster re-forms at full size.
   paused->Signal(SIGCONT);
   status = WaitFor(cluster, ReadyAt(2, 4), "epoch 2 READY at world 4 after the member returned");
+  auto watched = watch->Wait(absl::Seconds(30));
+  ASSERT_THAT(watched, IsOk()) << watch->Stderr();
+  EXPECT_TRUE(WIFEXITED(*watched) && WEXITSTATUS(*watched) == 0) << watch->Stderr();
+  EXPECT_THAT(watch->Stdout(), ::testing::ContainsRegex("MEMBER_RETURNED epoch 1 \\(m-[0-9] rank 3\\)"));
+  EXPECT_THAT(watch->Stdout(), HasSubstr("EPOCH_STARTED epoch 2: every rank's member is alive"));
   EXPECT_EQ(StateOf(status, "agent-node-0-3"), "ACTIVE");
   EXPECT_THAT(status.value("epoch_reason", ""), HasSubstr("alive again"));
 }
