@@ -444,6 +444,24 @@ void Agent::ReleaseBuilders() {
     rendezvous = std::move(rendezvous_);
     rendezvous_.reset();
   }
+  // The process must not exit with an abort half done (the driver would tear the context down
+  // under it): stopping waits for the background teardowns.
+  PruneReaping(/*wait=*/stopping());
+}
+
+void Agent::PruneReaping(bool wait) {
+  if (reaping_.empty()) return;
+  const absl::Time start = absl::Now();
+  const size_t before = reaping_.size();
+  reaping_.erase(std::remove_if(reaping_.begin(), reaping_.end(),
+                                [wait](const std::unique_ptr<GroupBuilder>& builder) {
+                                  return wait || !builder->TearingDown();
+                                }),
+                 reaping_.end());
+  if (wait) {
+    spdlog::info("waited {:.1f} ms for {} background communicator teardown(s)",
+                 Millis(absl::Now() - start), before);
+  }
 }
 
 void Agent::ReleaseDeviceBuilders(const std::string& prefix) {
@@ -460,12 +478,16 @@ void Agent::ReleaseDeviceBuilders(const std::string& prefix) {
 }
 
 void Agent::AbortDeviceBuilders(std::vector<HeldBuilder>* builders, const std::string& why) {
+  PruneReaping(/*wait=*/false);
   for (auto it = builders->begin(); it != builders->end();) {
     if (absl::StartsWith(it->backend, "cuda:")) {
-      const absl::Time start = absl::Now();
-      if (it->builder != nullptr) it->builder->Abort();
-      spdlog::info("{}: {} communicators of epoch {} aborted in {:.1f} ms", why, it->backend,
-                   it->spec.epoch, Millis(absl::Now() - start));
+      if (it->builder != nullptr) {
+        const absl::Time start = absl::Now();
+        it->builder->AbortInBackground();
+        spdlog::info("{}: {} communicators of epoch {} handed to a background abort in {:.1f} ms",
+                     why, it->backend, it->spec.epoch, Millis(absl::Now() - start));
+        reaping_.push_back(std::move(it->builder));
+      }
       it = builders->erase(it);
     } else {
       ++it;
@@ -475,9 +497,10 @@ void Agent::AbortDeviceBuilders(std::vector<HeldBuilder>* builders, const std::s
 
 void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
   const v1::Plan& plan = message.plan();
-  // A plan that only removes ranks from the epoch before it: a removed rank may be dead, so the
-  // device communicators of the held epoch are aborted, never destroyed (a destroy may wait on
-  // peers), except those this rank can shrink into the new world instead of bootstrapping one.
+  // Any new epoch may follow a lost member, and a destroy may wait on a dead peer: the device
+  // communicators of the held epoch are aborted, never destroyed, in the background so that the
+  // new world does not wait for it; except, when the plan only removes ranks from the held
+  // epoch (Plan.shrinks_epoch), those this rank can shrink into the new world instead.
   ShrinkSource shrink;
   shrink.epoch = plan.shrinks_epoch();
   shrink.previous_ranks.assign(plan.previous_ranks().begin(), plan.previous_ranks().end());
@@ -494,9 +517,11 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
           ++it;
         }
       }
-    } else if (shrinks_held) {
+    } else {
       AbortDeviceBuilders(&builders_,
-                          absl::StrCat("epoch ", plan.epoch(), ": no rank in the shrunk world"));
+                          absl::StrCat("epoch ", plan.epoch(), shrinks_held
+                                                                   ? ": no rank in the shrunk world"
+                                                                   : ": a new epoch"));
     }
     ReleaseBuilders();
   }
@@ -641,9 +666,10 @@ absl::Status Agent::ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
                        status.ToString());
     candidate = std::move(held->builder);
   }
-  // Fall back: a fresh world on a builder that holds nothing.
+  // Fall back: a fresh world on a builder that holds nothing; what it held is aborted in the
+  // background meanwhile.
   if (candidate != nullptr) {
-    candidate->Abort();
+    candidate->AbortInBackground();
     held->builder = std::move(candidate);
   } else {
     held->builder = factories_.at(held->backend)();
@@ -690,6 +716,8 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource*
   auto abandon = [&](const char* where) {
     spdlog::info("{}: abandoning the epoch {} ({})", prefix, where,
                  stopping() ? "stopping" : "a newer plan arrived");
+    // Peers of a half-formed epoch may be gone: abort, never wait on them.
+    AbortDeviceBuilders(&builders_, absl::StrCat(prefix, ": abandoned"));
     ReleaseBuilders();
   };
   // Progress goes out without waiting for the answer, so it costs the critical path nothing;
@@ -800,6 +828,7 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource*
   const absl::Status reported = Report(*work, phase, first_error);
   if (reported.code() == absl::StatusCode::kAborted) {
     spdlog::info("{}: the daemon has moved past this epoch; dropping it", prefix);
+    AbortDeviceBuilders(&builders_, absl::StrCat(prefix, ": dropped"));
     ReleaseBuilders();
     return;
   }

@@ -157,8 +157,12 @@ class Agent {
   // The vote: true when every rank of the new world can shrink the held world of `backend`.
   absl::StatusOr<bool> AgreeOnShrink(RendezvousClient* rendezvous, const std::string& backend,
                                      int world_size, bool able, absl::Duration timeout);
-  // Tears down the device ("cuda:") builders with Abort (their peers may be gone) and drops them.
+  // Tears down the device ("cuda:") builders with Abort (their peers may be gone), in the
+  // background: each builder moves to `reaping_` until its teardown is done.
   void AbortDeviceBuilders(std::vector<HeldBuilder>* builders, const std::string& why);
+  // Drops the builders of `reaping_` whose teardown is done; with `wait`, all of them (each
+  // waits for its own, bounded by its timeout).
+  void PruneReaping(bool wait);
   // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
   void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
   // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
@@ -216,6 +220,10 @@ class Agent {
 
   // Owned by Run()'s thread only.
   std::vector<HeldBuilder> builders_;
+  // Device builders whose communicators are being aborted in the background
+  // (GroupBuilder::AbortInBackground), kept until that is done so that it never holds up the
+  // next epoch; waited for when stopping.
+  std::vector<std::unique_ptr<GroupBuilder>> reaping_;
   std::optional<EpochWork> held_;
 
   std::thread session_thread_;

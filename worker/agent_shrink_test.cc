@@ -218,11 +218,28 @@ class EventLog {
     absl::MutexLock lock(&mu_);
     return ++builders_;
   }
+  // While busy, a background teardown does not finish (GroupBuilder::TearingDown), and the
+  // builders log their destruction.
+  void SetTeardownBusy(bool busy) {
+    absl::MutexLock lock(&mu_);
+    teardown_busy_ = busy;
+    log_destruction_ = log_destruction_ || busy;
+  }
+  bool teardown_busy() {
+    absl::MutexLock lock(&mu_);
+    return teardown_busy_;
+  }
+  bool log_destruction() {
+    absl::MutexLock lock(&mu_);
+    return log_destruction_;
+  }
 
  private:
   absl::Mutex mu_;
   std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
   int builders_ ABSL_GUARDED_BY(mu_) = 0;
+  bool teardown_busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool log_destruction_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A "cuda:nccl" stand-in that forms and validates every group at once and logs each step.
@@ -233,6 +250,9 @@ class FakeDeviceBuilder : public GroupBuilder {
         name_(absl::StrCat("b", log->NextId())),
         can_shrink_(can_shrink),
         shrink_result_(std::move(shrink_result)) {}
+  ~FakeDeviceBuilder() override {
+    if (log_->log_destruction()) Log("destroyed");
+  }
 
   std::string backend() const override { return "cuda:nccl"; }
   absl::Status BootstrapWorld(const WorldSpec& spec, RendezvousClient*) override {
@@ -271,6 +291,12 @@ class FakeDeviceBuilder : public GroupBuilder {
     if (epoch_ != 0) Log(absl::StrCat("abort ", epoch_));
     epoch_ = 0;
   }
+  void AbortInBackground() override {
+    if (epoch_ != 0) Log(absl::StrCat("abort ", epoch_, " (background)"));
+    epoch_ = 0;
+    tearing_down_ = true;
+  }
+  bool TearingDown() const override { return tearing_down_ && log_->teardown_busy(); }
 
  private:
   void Log(const std::string& event) { log_->Add(absl::StrCat(name_, " ", event)); }
@@ -280,6 +306,7 @@ class FakeDeviceBuilder : public GroupBuilder {
   bool can_shrink_;
   absl::Status shrink_result_;
   int64_t epoch_ = 0;
+  bool tearing_down_ = false;
 };
 
 // The plan of `epoch` for a world of `world_size` (one tp group of all ranks, cuda:nccl), this
@@ -382,8 +409,9 @@ TEST_F(AgentShrinkTest, BootstrapsAfreshWhenThePlanShrinksAnotherEpoch) {
   ASSERT_TRUE(daemon_.AwaitReady(2));
   // Every rank still votes (this one holds no world of epoch 7, so it refuses).
   EXPECT_EQ(daemon_.Value(2, "shrink/cuda:nccl/decision"), "bootstrap");
-  EXPECT_THAT(log_.events(), ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 release 1",
-                                         "b2 bootstrap 2 (2 ranks)", "b2 form 2"));
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b2 bootstrap 2 (2 ranks)", "b2 form 2"));
 }
 
 TEST_F(AgentShrinkTest, NeitherVotesNorShrinksWhenThePlanShrinksNothing) {
@@ -393,8 +421,30 @@ TEST_F(AgentShrinkTest, NeitherVotesNorShrinksWhenThePlanShrinksNothing) {
   daemon_.Publish(Plan(2, 2, 0));
   ASSERT_TRUE(daemon_.AwaitReady(2));
   EXPECT_THAT(daemon_.Keys(2, "shrink/"), IsEmpty());
-  EXPECT_THAT(log_.events(), ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 release 1",
-                                         "b2 bootstrap 2 (2 ranks)", "b2 form 2"));
+  // Held device communicators are aborted on any new epoch (a peer may be dead), never released.
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b2 bootstrap 2 (2 ranks)", "b2 form 2"));
+}
+
+TEST_F(AgentShrinkTest, ANewEpochDoesNotWaitForTheOldCommunicatorsTeardown) {
+  Start(/*hold=*/true);
+  daemon_.Publish(Plan(1, 3, 0));
+  ASSERT_TRUE(daemon_.AwaitReady(1));
+  log_.SetTeardownBusy(true);  // b1's background abort does not finish until told
+  daemon_.Publish(Plan(2, 2, 0));
+  ASSERT_TRUE(daemon_.AwaitReady(2));
+  // Epoch 2 is READY while b1 is still being torn down: the agent keeps it, not waiting on it.
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b2 bootstrap 2 (2 ranks)", "b2 form 2"));
+  // Stopping waits for it (a real builder's destructor waits for its aborts, bounded).
+  agent_->Stop();
+  run_.join();
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b2 bootstrap 2 (2 ranks)", "b2 form 2", "b2 release 2",
+                          "b2 destroyed", "b1 destroyed"));
 }
 
 TEST_F(AgentShrinkTest, WithoutHeldCommunicatorsVotesNoAndBootstraps) {
@@ -416,7 +466,7 @@ TEST_F(AgentShrinkTest, FallsBackToAFreshWorldWhenTheShrinkIsUnimplemented) {
   // builder bootstraps the new world.
   EXPECT_THAT(log_.events(),
               ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 shrink 1->2 keeping [0,1]",
-                          "b1 abort 1", "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
+                          "b1 abort 1 (background)", "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
 }
 
 TEST_F(AgentShrinkTest, FallsBackWithoutTryingWhenTheBackendCannotShrink) {
@@ -424,8 +474,9 @@ TEST_F(AgentShrinkTest, FallsBackWithoutTryingWhenTheBackendCannotShrink) {
   RunEpochs(ShrinkPlan(/*shrinks=*/1, /*rank=*/0));
   ASSERT_TRUE(daemon_.AwaitReady(2));
   EXPECT_EQ(daemon_.Value(2, "shrink/cuda:nccl/decision"), "bootstrap");
-  EXPECT_THAT(log_.events(), ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1",
-                                         "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
 }
 
 TEST_F(AgentShrinkTest, BootstrapsWhenAnotherRankCannotShrink) {
@@ -433,8 +484,9 @@ TEST_F(AgentShrinkTest, BootstrapsWhenAnotherRankCannotShrink) {
   RunEpochs(ShrinkPlan(/*shrinks=*/1, /*rank=*/0), /*peer_refuses=*/true);
   ASSERT_TRUE(daemon_.AwaitReady(2));
   EXPECT_EQ(daemon_.Value(2, "shrink/cuda:nccl/decision"), "bootstrap");
-  EXPECT_THAT(log_.events(), ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1",
-                                         "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
+                          "b1 bootstrap 2 (2 ranks)", "b1 form 2"));
 }
 
 TEST_F(AgentShrinkTest, ARankLeftOutAbortsItsDeviceCommunicators) {
@@ -447,7 +499,8 @@ TEST_F(AgentShrinkTest, ARankLeftOutAbortsItsDeviceCommunicators) {
   }
   ASSERT_EQ(agent_->state().epoch, 2);
   ASSERT_EQ(agent_->state().rank, -1);
-  EXPECT_THAT(log_.events(), ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1"));
+  EXPECT_THAT(log_.events(),
+              ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)"));
   EXPECT_THAT(daemon_.Keys(2, "shrink/"), IsEmpty());  // a rank left out does not vote
 }
 

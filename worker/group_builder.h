@@ -85,7 +85,7 @@ class GroupBuilder {
   // Forms the world of `spec` (a later epoch) from the world this builder holds by removing
   // ranks, without a fresh bootstrap: new rank r is the held world's rank `previous_ranks[r]`
   // (ascending); the held ranks missing from it are removed and may be dead. The held subgroups
-  // are dropped. On success the builder holds `spec`'s world as after BootstrapWorld, and
+  // and the held world are torn down as by AbortInBackground, without waiting. On success the builder holds `spec`'s world as after BootstrapWorld, and
   // FormGroups follows. Collective over the remaining ranks only: every rank of `spec` calls it,
   // the removed ones must not. UNIMPLEMENTED when the backend cannot shrink; nothing was touched
   // then. After any other error the held world may be gone: Abort, then BootstrapWorld.
@@ -101,6 +101,15 @@ class GroupBuilder {
   // Like Release, but waits on no peer: for communicators whose peers may be gone (a rank
   // removed from the next epoch, a lost member). Safe to call more than once.
   virtual void Abort() { Release(); }
+
+  // Abort without waiting for the teardown: on return the builder holds nothing and may
+  // BootstrapWorld again at once, while what it held is torn down in the background (which
+  // can take longer than forming a new world). Release, Abort and the destructor wait for that
+  // teardown, bounded by the last spec's timeout, so a released builder leaves nothing behind.
+  virtual void AbortInBackground() { Abort(); }
+
+  // Whether a teardown started by AbortInBackground or ShrinkWorld is still running.
+  virtual bool TearingDown() const { return false; }
 };
 
 }  // namespace splitd::worker

@@ -17,6 +17,7 @@
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 #include "worker/nccl/color_key.h"
+#include "worker/nccl/comm_reaper.h"
 #include "worker/nccl/nccl_api.h"
 #include "worker/nccl/nccl_library.h"
 
@@ -63,8 +64,11 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context) {
 class NcclGroupBuilder final : public GroupBuilder {
  public:
   NcclGroupBuilder(std::shared_ptr<const nccl::NcclLibrary> library, NcclBuilderOptions options)
-      : library_(std::move(library)), options_(options) {}
+      : library_(std::move(library)),
+        options_(options),
+        reaper_(library_ == nullptr ? nullptr : std::make_unique<nccl::CommReaper>(library_)) {}
 
+  // Release waits for the background aborts (bounded); the reaper then stops.
   ~NcclGroupBuilder() override { Release(); }
 
   std::string backend() const override { return kBackend; }
@@ -250,10 +254,11 @@ class NcclGroupBuilder final : public GroupBuilder {
     RETURN_IF_ERROR(CudaCheck(cuda().SetDevice(device_index_),
                               absl::StrCat("cudaSetDevice(", device_index_, ")")));
 
-    // The held subgroups are not needed and may contain a dead peer: abort them (local, no
-    // waiting on anyone) before the world they were split from is shrunk.
+    // The held subgroups are not needed and may contain a dead peer: they are aborted (never
+    // destroyed) on the reaper's thread while the world they were split from is shrunk here. They
+    // share no resources with it (splitShare is 0), and an abort takes about 0.5 s each.
     for (const std::unique_ptr<FormedGroup>& group : groups_) {
-      AbortNow(&group->comm, GroupName(group->assignment));
+      AbortLater(&group->comm, absl::StrCat(GroupName(group->assignment), " of epoch ", epoch_));
     }
     groups_.clear();
     nocolor_slots_.clear();
@@ -303,11 +308,12 @@ class NcclGroupBuilder final : public GroupBuilder {
     }
     const absl::Time shrunk = absl::Now();
 
-    // The old world is done with: abort it (a destroy might wait on the removed ranks).
+    // The old world is done with: abort it in the background (a destroy might wait on the
+    // removed ranks); the shrunk world shares nothing with it (NCCL_SHRINK_ABORT, or shrinkShare
+    // 0).
     CommHandle old_world = world_;
     world_ = *slot;
-    AbortNow(&old_world, absl::StrCat("world of epoch ", epoch_));
-    const absl::Time world_aborted = absl::Now();
+    AbortLater(&old_world, absl::StrCat("world of epoch ", epoch_));
     const int64_t old_epoch = epoch_;
     const int old_size = world_size_;
     epoch_ = spec.epoch;
@@ -320,25 +326,51 @@ class NcclGroupBuilder final : public GroupBuilder {
     }
     spdlog::debug(
         "nccl: rank {}/{} shrank the world of epoch {} ({} ranks) to epoch {} in {}: old groups "
-        "aborted in {}, ncclCommShrink ({}) {}, old world aborted in {}",
+        "handed to the background abort in {}, ncclCommShrink ({}) {}; old world aborted in the "
+        "background",
         rank_, world_size_, old_epoch, old_size, epoch_, absl::FormatDuration(absl::Now() - start),
         absl::FormatDuration(groups_aborted - start),
         options_.shrink_with_abort ? "abort" : "default",
-        absl::FormatDuration(shrunk - groups_aborted), absl::FormatDuration(world_aborted - shrunk));
+        absl::FormatDuration(shrunk - groups_aborted));
     return absl::OkStatus();
   }
 
   void Abort() override {
-    for (const std::unique_ptr<FormedGroup>& group : groups_) group->failed = true;
-    if (world_ != nullptr) world_failed_ = true;
-    Release();
+    AbortInBackground();
+    AwaitReaper();
   }
+
+  void AbortInBackground() override {
+    if (library_ == nullptr) return;
+    // Children first, then the world they were split from, as Release orders them.
+    for (const std::unique_ptr<FormedGroup>& group : groups_) {
+      AbortLater(&group->comm, absl::StrCat(GroupName(group->assignment), " of epoch ", epoch_));
+    }
+    groups_.clear();
+    nocolor_slots_.clear();
+    groups_formed_ = false;
+    AbortLater(&world_, absl::StrCat("world of epoch ", epoch_));
+    world_failed_ = false;
+    if (stream_created_) {
+      // Only the validation all-reduces ran on it, and they are done or abandoned;
+      // cudaStreamDestroy does not wait for the device either way.
+      const CudaError set = library_->cuda().SetDevice(device_index_);
+      if (set != 0) {
+        spdlog::warn("nccl: rank {} abort: cudaSetDevice({}): {}", rank_, device_index_,
+                     library_->DescribeCuda(set));
+      }
+      DestroyStream();
+    }
+  }
+
+  bool TearingDown() const override { return reaper_ != nullptr && reaper_->pending() > 0; }
 
   void Release() override {
     if (library_ == nullptr) return;
     if (world_ == nullptr && !stream_created_ && groups_.empty()) {
       nocolor_slots_.clear();
       groups_formed_ = false;
+      AwaitReaper();
       return;
     }
     const absl::Time start = absl::Now();
@@ -363,15 +395,8 @@ class NcclGroupBuilder final : public GroupBuilder {
       world_ = nullptr;
     }
     world_failed_ = false;
-    if (stream_created_) {
-      const CudaError error = library_->cuda().StreamDestroy(stream_);
-      if (error != 0) {
-        spdlog::warn("nccl: rank {} release: cudaStreamDestroy: {}", rank_,
-                     library_->DescribeCuda(error));
-      }
-      stream_ = nullptr;
-      stream_created_ = false;
-    }
+    if (stream_created_) DestroyStream();
+    AwaitReaper();
     spdlog::debug("nccl: rank {} released epoch {} in {}", rank_, epoch_,
                   absl::FormatDuration(absl::Now() - start));
   }
@@ -460,6 +485,30 @@ class NcclGroupBuilder final : public GroupBuilder {
       absl::SleepFor(kPollInterval);
     }
     return Poll(comm, step, deadline);
+  }
+
+  // Hands `*comm` (when NCCL has published one) to the background abort and clears it.
+  void AbortLater(CommHandle* comm, const std::string& name) {
+    if (*comm == nullptr) return;
+    reaper_->Abort(*comm, device_index_, absl::StrCat("rank ", rank_, " ", name));
+    *comm = nullptr;
+  }
+
+  // Waits for the background aborts, at most the step timeout: a builder released leaves
+  // nothing behind unless an abort hangs.
+  void AwaitReaper() {
+    if (reaper_ == nullptr || reaper_->Await(timeout_)) return;
+    spdlog::warn("nccl: rank {}: {} background communicator abort(s) still running after {}",
+                 rank_, reaper_->pending(), absl::FormatDuration(timeout_));
+  }
+
+  void DestroyStream() {
+    const CudaError error = library_->cuda().StreamDestroy(stream_);
+    if (error != 0) {
+      spdlog::warn("nccl: rank {} cudaStreamDestroy: {}", rank_, library_->DescribeCuda(error));
+    }
+    stream_ = nullptr;
+    stream_created_ = false;
   }
 
   // Aborts `*comm` (when NCCL has published one) and clears it.
@@ -929,6 +978,9 @@ class NcclGroupBuilder final : public GroupBuilder {
 
   const std::shared_ptr<const nccl::NcclLibrary> library_;
   const NcclBuilderOptions options_;
+  // Aborts what this builder no longer holds; null without a library. Declared before the
+  // communicators it may be handed.
+  const std::unique_ptr<nccl::CommReaper> reaper_;
   CommHandle world_ = nullptr;  // NCCL may store into it from its init thread
   bool world_failed_ = false;
   nccl::CudaStream stream_ = nullptr;

@@ -9,8 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
@@ -407,6 +409,16 @@ ShrinkLog ReadShrinkLog() {
   return log;
 }
 
+// Makes libfake_nccl_works.so's ncclCommAbort block (10 s at most) while `hold` is true.
+void HoldAborts(bool hold) {
+  void* handle = dlopen(Fake("libfake_nccl_works.so").c_str(), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(handle, nullptr) << "the fake NCCL is not loaded";
+  auto set = reinterpret_cast<void (*)(int)>(dlsym(handle, "fake_nccl_hold_aborts"));
+  ASSERT_NE(set, nullptr);
+  set(hold ? 1 : 0);
+  dlclose(handle);
+}
+
 // A world of `world_size` at epoch 1 where this rank is `rank`, with one group of its own (a
 // one-member group, which the fake's split can form).
 WorldSpec HeldWorld(int world_size, int rank) {
@@ -445,9 +457,6 @@ TEST(NcclGroupBuilderTest, ShrinksTheHeldWorldWithAbortLeavingOutTheRemovedRanks
   EXPECT_EQ(after.calls, before.calls + 1);
   EXPECT_EQ(after.flags, 1);  // NCCL_SHRINK_ABORT
   EXPECT_THAT(after.excluded, ElementsAre(1, 3));
-  // The old group and the old world are aborted, never destroyed (a peer may be dead).
-  EXPECT_EQ(after.aborted, before.aborted + 2);
-  EXPECT_EQ(after.destroyed, before.destroyed);
   EXPECT_EQ(rendezvous.total_calls(), rendezvous_calls);  // a shrink needs no new id
 
   // The builder now holds the world of epoch 2 as if bootstrapped: its groups form on it.
@@ -455,7 +464,81 @@ TEST(NcclGroupBuilderTest, ShrinksTheHeldWorldWithAbortLeavingOutTheRemovedRanks
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("still held")));
   EXPECT_THAT(builder->FormGroups(next, &rendezvous), IsOk());
   builder->Release();
-  EXPECT_EQ(ReadShrinkLog().destroyed, before.destroyed + 2);  // new group and new world
+  const ShrinkLog released = ReadShrinkLog();
+  // The old group and the old world were aborted, never destroyed (a peer may be dead); the new
+  // group and the new world are finalized and destroyed.
+  EXPECT_EQ(released.aborted, before.aborted + 2);
+  EXPECT_EQ(released.destroyed, before.destroyed + 2);
+}
+
+TEST(NcclGroupBuilderTest, ShrinkDoesNotWaitForTheOldCommunicatorsAbort) {
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  InMemoryRendezvous rendezvous;
+  FormHeldWorld(builder.get(), &rendezvous, 4, 2);
+  EXPECT_FALSE(builder->TearingDown());
+  const ShrinkLog before = ReadShrinkLog();
+
+  // Every ncclCommAbort now blocks until released (10 s at most): a shrink that waited for the
+  // old group's or the old world's abort would not return before the check below.
+  HoldAborts(true);
+  auto unblock = absl::MakeCleanup([] { HoldAborts(false); });
+  WorldSpec next = World(2, 2, 1);
+  next.kinds = {{0, "solo"}};
+  next.groups = {Group("solo", 0, 1, {1}, 0)};
+  const absl::Time start = absl::Now();
+  ASSERT_THAT(builder->ShrinkWorld(next, {0, 2}, &rendezvous), IsOk());
+  ASSERT_THAT(builder->FormGroups(next, &rendezvous), IsOk());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(ReadShrinkLog().aborted, before.aborted);  // neither abort has returned yet
+  EXPECT_TRUE(builder->TearingDown());
+
+  // Release waits for them: nothing is left behind.
+  HoldAborts(false);
+  builder->Release();
+  EXPECT_FALSE(builder->TearingDown());
+  const ShrinkLog after = ReadShrinkLog();
+  EXPECT_EQ(after.aborted, before.aborted + 2);      // old group and old world
+  EXPECT_EQ(after.destroyed, before.destroyed + 2);  // new group and new world
+}
+
+TEST(NcclGroupBuilderTest, AbortInBackgroundLetsTheNextWorldFormAndReleaseWaitsWithABound) {
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works.so");
+  ASSERT_NE(library, nullptr);
+  std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
+  InMemoryRendezvous rendezvous;
+  FormHeldWorld(builder.get(), &rendezvous, 2, 0);
+  const ShrinkLog before = ReadShrinkLog();
+
+  HoldAborts(true);
+  auto unblock = absl::MakeCleanup([] { HoldAborts(false); });
+  builder->AbortInBackground();
+  EXPECT_TRUE(builder->TearingDown());
+  // The next epoch's world comes up on the same builder while the old one is being aborted.
+  WorldSpec next = HeldWorld(2, 0);
+  next.epoch = 2;
+  next.timeout = absl::Milliseconds(100);
+  InMemoryRendezvous next_rendezvous;
+  ASSERT_THAT(builder->BootstrapWorld(next, &next_rendezvous), IsOk());
+  ASSERT_THAT(builder->FormGroups(next, &next_rendezvous), IsOk());
+  EXPECT_EQ(ReadShrinkLog().aborted, before.aborted);
+
+  // An abort that hangs holds Release up for the spec's timeout, no longer.
+  const absl::Time start = absl::Now();
+  builder->Release();
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_GE(waited, absl::Milliseconds(100));
+  EXPECT_LT(waited, absl::Seconds(5));
+  EXPECT_TRUE(builder->TearingDown());
+  EXPECT_EQ(ReadShrinkLog().destroyed, before.destroyed + 2);  // the new group and world
+
+  HoldAborts(false);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (builder->TearingDown() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_FALSE(builder->TearingDown());
+  builder.reset();
+  EXPECT_EQ(ReadShrinkLog().aborted, before.aborted + 2);  // the old group and world
 }
 
 TEST(NcclGroupBuilderTest, ShrinkWithoutNcclCommShrinkIsUnimplementedAndKeepsTheWorld) {

@@ -7,9 +7,13 @@
  *   FAKE_NCCL_WORKS          communicators exist: init, split and shrink succeed without peers,
  *                            count and rank answer from what created them, and
  *                            fake_nccl_shrink_log() tells a test what the last shrink was given
- *                            and how many communicators were destroyed and aborted */
+ *                            and how many communicators were destroyed and aborted;
+ *                            fake_nccl_hold_aborts(1) makes ncclCommAbort block (as a real one
+ *                            takes about 0.5 s) until fake_nccl_hold_aborts(0), 10 s at most */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 
 #ifndef FAKE_NCCL_VERSION
 #define FAKE_NCCL_VERSION 22809
@@ -40,8 +44,20 @@ static int shrink_calls = 0;
 static int shrink_flags = -1;
 static int shrink_excluded[64];
 static int shrink_excluded_count = 0;
+/* Aborts may come from another thread than the test's: the counts and the hold are guarded. */
+static pthread_mutex_t teardown_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t teardown_cv = PTHREAD_COND_INITIALIZER;
 static int destroyed = 0;
 static int aborted = 0;
+static int aborts_held = 0;
+
+/* Not part of NCCL: while `hold` is nonzero, ncclCommAbort waits (10 s at most). */
+void fake_nccl_hold_aborts(int hold) {
+  pthread_mutex_lock(&teardown_mu);
+  aborts_held = hold;
+  pthread_cond_broadcast(&teardown_cv);
+  pthread_mutex_unlock(&teardown_mu);
+}
 
 static ncclComm_t NewComm(int count, int rank) {
   FakeComm* comm = (FakeComm*)malloc(sizeof(FakeComm));
@@ -57,8 +73,10 @@ void fake_nccl_shrink_log(int* calls, int* flags, int* excluded, int* excluded_c
   *flags = shrink_flags;
   for (int i = 0; i < shrink_excluded_count; ++i) excluded[i] = shrink_excluded[i];
   *excluded_count = shrink_excluded_count;
+  pthread_mutex_lock(&teardown_mu);
   *destroy_calls = destroyed;
   *abort_calls = aborted;
+  pthread_mutex_unlock(&teardown_mu);
 }
 
 int ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
@@ -99,13 +117,23 @@ int ncclCommShrink(ncclComm_t comm, int* exclude, int exclude_count, ncclComm_t*
 int ncclCommFinalize(ncclComm_t comm) { return comm == NULL ? 4 : 0; }
 int ncclCommDestroy(ncclComm_t comm) {
   if (comm == NULL) return 4;
+  pthread_mutex_lock(&teardown_mu);
   ++destroyed;
+  pthread_mutex_unlock(&teardown_mu);
   free(comm);
   return 0;
 }
 int ncclCommAbort(ncclComm_t comm) {
   if (comm == NULL) return 4;
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock(&teardown_mu);
+  while (aborts_held) {
+    if (pthread_cond_timedwait(&teardown_cv, &teardown_mu, &deadline) != 0) break;
+  }
   ++aborted;
+  pthread_mutex_unlock(&teardown_mu);
   free(comm);
   return 0;
 }
