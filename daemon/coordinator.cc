@@ -506,7 +506,15 @@ void Coordinator::Tick() {
       const v1::Elastic& elastic = clusters_.at(name)->record.topology.elastic();
       const absl::Duration lease = absl::Milliseconds(elastic.lease_timeout_ms());
       std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease);
-      if (expired.empty()) continue;
+      if (expired.empty()) {
+        // A rank held by a member lost before its epoch started (the assignment raced the
+        // lease) still needs a decision; a DEGRADED cluster already has one.
+        if (membership->assigned() && membership->phase() != v1::PHASE_DEGRADED &&
+            membership->HasMissingRank()) {
+          losses.push_back(Loss{name, 0});
+        }
+        continue;
+      }
       Loss loss{name, 0};
       for (const core::Member* member : expired) {
         // Detection: from the member's last sign of life to now.
@@ -567,6 +575,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
       absl::MutexLock lock(&mu_);
       auto it = memberships_.find(name);
       if (it == memberships_.end() || clusters_.at(name) != entry) return;
+      if (it->second->degraded_reason() == decision.reason) return;  // nothing new to say
       it->second->SetDegraded(decision.reason);
       phase = it->second->phase();
     }

@@ -235,6 +235,13 @@ std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Durati
   return lost;
 }
 
+bool Membership::HasMissingRank() const {
+  for (const Member* member : by_rank_) {
+    if (member->liveness != Liveness::kAlive) return true;
+  }
+  return false;
+}
+
 std::vector<const Member*> Membership::Exclude(const std::vector<std::string>& member_ids) {
   std::vector<const Member*> excluded;
   for (const std::string& id : member_ids) {

@@ -102,11 +102,15 @@ class Membership {
   // Marks members whose last sign of life is older than `lease` as lost; returns them.
   std::vector<const Member*> ExpireLeases(absl::Time now, absl::Duration lease);
 
+  // True when a rank of the assigned epoch is held by a lost or excluded member.
+  bool HasMissingRank() const;
+
   // Excludes members for good (unknown ids are ignored); returns those newly excluded.
   std::vector<const Member*> Exclude(const std::vector<std::string>& member_ids);
 
   // The cluster is DEGRADED with `reason` (lost ranks nobody can take) until the next epoch.
   void SetDegraded(const std::string& reason) { degraded_reason_ = reason; }
+  const std::string& degraded_reason() const { return degraded_reason_; }
 
   // Why the current epoch was started, and how long its cause took to detect and to plan.
   void SetEpochCause(const std::string& reason, double detect_ms, double plan_ms);
