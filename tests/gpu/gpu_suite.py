@@ -8,6 +8,11 @@ PyTorch reference program).
 --tests: the daemon plus one agent per GPU at world 2 (TP2) and 4 (TP2 PP2), each method
 (split, init) and backend string (cuda:nccl; cpu:gloo,cuda:nccl at world 4): every run must reach
 READY with every validation all-reduce equal to its group size. Prints "PASS name" / "FAIL name".
+--elastic: at world 4 (TP2 x DP2, cuda:nccl, elastic lease 1 s), kill -9 of the agent of rank 3
+once READY; the daemon drops its dp replica (epoch 2 at world 2, shrinks_epoch 1). Run with
+--hold_communicators (the survivors shrink the held NCCL world) and without (they bootstrap a
+fresh one); epoch 2's timings from `splitctl status -o json` and the agents' logs, per run and
+medians (--elastic_runs).
 --bench: at world 4 (TP2 PP2), fresh launches of splitd split, splitd init and PyTorch's
 split_group, eager new_group and lazy new_group (torch_groups_bench.py); groups-ready and
 world-bootstrap medians. Results go to OUT/gpu_results.json and the last line of stdout.
@@ -16,6 +21,7 @@ world-bootstrap medians. Results go to OUT/gpu_results.json and the last line of
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -114,6 +120,182 @@ def tail(path, n=15):
         return ""
 
 
+ELASTIC_TOPOLOGY = """cluster: gpu
+method: split
+backend: "%s"
+dims:
+  - {name: tp, size: 2}
+  - {name: dp, size: 2}
+groups:
+  - {name: tp, dims: [tp]}
+  - {name: dp, dims: [dp]}
+elastic: {min: 1, heartbeat_interval_ms: 200, lease_timeout_ms: 1000}
+validation: {allreduce_elements: 16}
+"""
+
+# Agent log lines of epoch 2 (worker/agent.cc, worker/nccl/*) and what they give, in ms.
+ELASTIC_PATTERNS = {
+    "shrink": re.compile(r"epoch 2 rank (\d+): cuda:nccl world shrunk from (\d+) to (\d+) ranks in "
+                         r"([\d.]+) ms \(vote ([\d.]+) ms, shrink ([\d.]+) ms"),
+    "fresh": re.compile(r"epoch 2 rank (\d+): cuda:nccl world of \d+ connected by a fresh bootstrap "
+                        r"in ([\d.]+) ms \(([\d.]+) ms since the shrink vote began\)"),
+    "ready": re.compile(r"epoch 2 rank (\d+): READY .* bootstrap ([\d.]+) ms, split ([\d.]+) ms, "
+                        r"validate ([\d.]+) ms, groups ready ([\d.]+) ms after the plan"),
+    "reaped": re.compile(r"aborted (rank \d+ .*) in the background in (\S+) \((\S+) after it was "
+                         r"handed over\)"),
+    "stop_wait": re.compile(r"waited ([\d.]+) ms for (\d+) background communicator teardown"),
+    "shrank": re.compile(r"shrank the world of epoch 1 .* in (\S+): old groups handed to the "
+                         r"background abort in (\S+), ncclCommShrink \((\w+)\) (\S+);"),
+}
+
+
+def wait_for(predicate, timeout, poll=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value is not None:
+            return value
+        time.sleep(poll)
+    return None
+
+
+def elastic_once(args, hold, backend, workdir):
+    """One kill -9 run; returns the figures of epoch 2 or {"error": ...}."""
+    bindir = os.path.join(args.pack, "bin")
+    env = dict(os.environ, **SAFE_ENV)
+    env["LD_LIBRARY_PATH"] = ":".join(
+        [os.path.join(args.pack, "lib"), "/usr/local/cuda/lib64", os.environ.get("LD_LIBRARY_PATH", "")])
+    port_file = os.path.join(workdir, "port")
+    daemon = subprocess.Popen([os.path.join(bindir, "splitd"), "--listen=127.0.0.1:0",
+                               "--port_file=" + port_file],
+                              stderr=open(os.path.join(workdir, "splitd.log"), "wb"), env=env)
+    agents = []
+    result = {}
+    try:
+        addr = wait_for(lambda: (open(port_file).read().strip() or None)
+                        if os.path.exists(port_file) else None, 10)
+        splitctl = [os.path.join(bindir, "splitctl"), "--addr", addr]
+        subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
+                       input=(ELASTIC_TOPOLOGY % backend).encode(), env=env)
+
+        def status():
+            out = subprocess.run(splitctl + ["status", "gpu", "-o", "json"], capture_output=True,
+                                 env=env)
+            return json.loads(out.stdout) if out.returncode == 0 else None
+
+        flags = args.agent_flag + ["--log_level=debug", "--timeout_ms=20000"]
+        if hold:
+            flags.append("--hold_communicators")
+        for index in range(4):
+            agents.append(subprocess.Popen(
+                [os.path.join(bindir, "splitd-agent"), "--daemon=" + addr, "--cluster=gpu",
+                 "--node=node-0", "--local_index=%d" % index, "--pod=agent-%d" % index,
+                 "--host=127.0.0.1"] + flags,
+                stderr=open(os.path.join(workdir, "agent-%d.log" % index), "wb"), env=env))
+        first = wait_for(lambda: s if (s := status()) and s.get("epoch") == 1 and
+                         s.get("state") == "READY" else None, 90)
+        if first is None:
+            result["error"] = "epoch 1 not READY: %s" % (status() or {}).get("reason")
+            return result
+        pod = next(m["pod"] for m in first["members"] if m["rank"] == 3)
+        victim = agents[int(pod.split("-")[1])]
+        killed = time.monotonic()
+        victim.send_signal(signal.SIGKILL)
+        final = wait_for(lambda: s if (s := status()) and s.get("epoch") == 2 and
+                         s.get("state") in ("READY", "FAILED") else None, 60)
+        if final is None or final["state"] != "READY":
+            result["error"] = "epoch 2 not READY: %s" % ((final or status() or {}).get("reason"))
+            return result
+        result["kill_to_ready_ms"] = (time.monotonic() - killed) * 1000
+        t = final["timings"]
+        result["world_after"] = final["world_size"]
+        for key in ("detect_ms", "plan_ms", "ready_ms", "deliver_ms", "bootstrap_ms", "split_ms",
+                    "validate_ms"):
+            result[key] = t.get(key)
+        result["members"] = [{"rank": m["rank"], "pod": m["pod"], "timings": m.get("timings")}
+                             for m in final["members"]]
+        result["validations"] = {k: [v["allreduce_value"] for v in g.get("validations", [])]
+                                 for k, g in final.get("groups", {}).items()}
+        time.sleep(3)  # let the background aborts finish before the agents are stopped
+        return result
+    finally:
+        stopped = time.monotonic()
+        for a in agents:
+            if a.poll() is None:
+                a.send_signal(signal.SIGTERM)
+        for a in agents:
+            try:
+                a.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                a.kill()
+                result.setdefault("killed_at_stop", 0)
+                result["killed_at_stop"] += 1
+        result["stop_s"] = time.monotonic() - stopped
+        result["exit_codes"] = [a.returncode for a in agents]
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        logs = {}
+        for index in range(4):
+            text = open(os.path.join(workdir, "agent-%d.log" % index), errors="replace").read()
+            found = {}
+            for name, pattern in ELASTIC_PATTERNS.items():
+                hits = [m.groups() for m in pattern.finditer(text)]
+                if hits:
+                    found[name] = hits
+            logs["agent-%d" % index] = found
+        result["logs"] = logs
+
+
+def run_elastic(args, results):
+    out = {}
+    for label, hold in (("shrink (--hold_communicators)", True),
+                        ("fresh world (no --hold_communicators)", False)):
+        runs = []
+        for run in range(args.elastic_runs):
+            workdir = tempfile.mkdtemp(prefix="gpu-elastic-")
+            r = elastic_once(args, hold, args.elastic_backend, workdir)
+            r["workdir"] = workdir
+            runs.append(r)
+            if "error" in r:
+                print("elastic %s run %d: ERROR %s" % (label, run + 1, r["error"]))
+                print(tail(os.path.join(workdir, "agent-0.log"), 20))
+            else:
+                world = [h for lg in r["logs"].values() for key in ("shrink", "fresh")
+                         for h in lg.get(key, [])]
+                print("elastic %s run %d: detect %.0f plan %.0f ready %.0f (deliver %.0f bootstrap "
+                      "%.0f split %.0f validate %.0f) kill->ready %.0f ms; world lines %s; "
+                      "validations %s; stop %.1f s, exit codes %s" % (
+                          label, run + 1, r["detect_ms"], r["plan_ms"], r["ready_ms"],
+                          r["deliver_ms"], r["bootstrap_ms"], r["split_ms"], r["validate_ms"],
+                          r["kill_to_ready_ms"], world, r["validations"], r["stop_s"],
+                          r["exit_codes"]))
+                for name, lg in sorted(r["logs"].items()):
+                    print("  %s: %s" % (name, {k: v for k, v in lg.items()}))
+            sys.stdout.flush()
+        ok = [r for r in runs if "error" not in r]
+        medians = {}
+        for key in ("detect_ms", "plan_ms", "ready_ms", "deliver_ms", "bootstrap_ms", "split_ms",
+                    "validate_ms", "kill_to_ready_ms"):
+            if ok:
+                medians[key] = statistics.median(r[key] for r in ok)
+        # The world step of the slowest survivor, per run: shrink or fresh bootstrap (ms).
+        worlds = []
+        for r in ok:
+            values = [float(h[3]) for lg in r["logs"].values() for h in lg.get("shrink", [])]
+            values += [float(h[1]) for lg in r["logs"].values() for h in lg.get("fresh", [])]
+            if values:
+                worlds.append(max(values))
+        if worlds:
+            medians["agent_world_ms_slowest"] = statistics.median(worlds)
+        out[label] = {"runs": runs, "medians": medians, "failed": len(runs) - len(ok)}
+        print("elastic %s medians of %d: %s" % (label, len(ok), json.dumps(medians)))
+    results["elastic"] = out
+    return sum(v["failed"] for v in out.values())
+
+
 def run_tests(args, gpus, results):
     cases = []
     for world in (2, 4):
@@ -208,21 +390,28 @@ def main():
     parser.add_argument("--tests", action="store_true")
     parser.add_argument("--bench", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--elastic", action="store_true")
+    parser.add_argument("--elastic_runs", type=int, default=3)
+    parser.add_argument("--elastic_backend", default="cuda:nccl")
     parser.add_argument("--agent_flag", action="append", default=[],
                         help="extra splitd-agent flag, e.g. --nccl_library=PATH")
     args = parser.parse_args()
-    gpus = int(subprocess.check_output(
-        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"]).decode())
+    gpus = 0
+    if args.tests or args.bench:
+        gpus = int(subprocess.check_output(
+            [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"]).decode())
     results = {"gpus": gpus, "tests": {}, "agent_flags": args.agent_flag}
     failures = 0
+    if args.elastic:
+        failures += run_elastic(args, results)
     if args.tests:
-        failures = run_tests(args, gpus, results)
+        failures += run_tests(args, gpus, results)
     if args.bench:
         run_bench(args, gpus, results)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu_results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    print("%d passed, %d failed" % (len(results["tests"]) - failures, failures))
+    print("%d failed (tests and elastic runs)" % failures)
     sys.exit(1 if failures else 0)
 
 

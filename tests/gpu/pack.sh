@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds splitd, splitd-agent and splitctl here (-c opt) and packs them, with the shared libraries
-# they need and the PyTorch reference program into .gpu-pack/ (git-ignored) for a GPU machine that has no gRPC:
+# they need and the PyTorch reference program into .gpu-pack/ (git-ignored) for a GPU machine that has no gRPC
+# (keeping .gpu-pack/shrink, which tests/gpu/pack_shrink.sh makes):
 #
-#   tests/gpu/pack.sh
+#   BAZEL_OUTPUT_BASE=/tmp/some_base tests/gpu/pack.sh   # output base optional
 #   # then, on the GPU machine, from the repository root, with .gpu-pack carried along:
 #   bash tests/gpu/run.sh "$OUT"            # ABI check, GPU tests, benchmark
 #
@@ -11,11 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scripts/setup.sh
-bazel build -c opt //daemon:splitd //worker:splitd-agent //client:splitctl 2>&1 | tail -n 1
-bin="$(bazel info -c opt bazel-bin 2>/dev/null)"
+startup=()
+[ -n "${BAZEL_OUTPUT_BASE:-}" ] && startup=(--output_base="$BAZEL_OUTPUT_BASE")
+bazel "${startup[@]}" build --symlink_prefix=/ -c opt //daemon:splitd //worker:splitd-agent \
+  //client:splitctl 2>&1 | tail -n 1
+bin="$(bazel "${startup[@]}" info --symlink_prefix=/ -c opt bazel-bin 2>/dev/null)"
 
 pack=.gpu-pack
-rm -rf "$pack"
+rm -rf "$pack/bin" "$pack/lib" "$pack/bench"
 mkdir -p "$pack/bin" "$pack/lib" "$pack/bench"
 cp "$bin/daemon/splitd" "$bin/worker/splitd-agent" "$bin/client/splitctl" "$pack/bin/"
 for binary in "$pack"/bin/*; do
