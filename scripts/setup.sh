@@ -12,6 +12,9 @@ packages=(
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
 # the Kubernetes API models the manifests are validated against (kubectl renders them).
 packages+=(podman python3-kubernetes)
+# Workload tests (tests/python): PyTorch 1.13 (CPU, Gloo) for the integration test; about 290
+# packages, 200 MB to download, 870 MB installed on top of the above.
+packages+=(python3-torch)
 
 missing=()
 for package in "${packages[@]}"; do

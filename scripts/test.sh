@@ -4,6 +4,7 @@
 # "N passed, N failed" over both.
 # Usage: scripts/test.sh [bazel target patterns, default //...]
 # SPLITD_TEST_CONFIGS="plain" skips the sanitizer pass; SPLITD_FUZZ_SECONDS=0 the fuzzers.
+# The Python tests (tests/python/run.sh) run once, after the first pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,20 @@ PY
   echo "[$config] $passed passed, $failed failed, $skipped skipped"
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
+  # The Python workload tests (tests/python/run.sh: splitd_groups with PyTorch over Gloo), once,
+  # against the binaries of the first pass; SPLITD_PYTHON_TESTS=0 skips them.
+  if [ -z "${python_tests_done:-}" ] && [ "${SPLITD_PYTHON_TESTS:-1}" != 0 ]; then
+    python_tests_done=1
+    echo "== tests/python/run.sh"
+    python_out="$(SPLITD_BAZEL_FLAGS="${flags[*]}" tests/python/run.sh 2>&1)"
+    echo "$python_out"
+    read -r python_passed python_failed <<< "$(tail -n 1 <<< "$python_out" |
+      sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p')"
+    python_passed=${python_passed:-0}; python_failed=${python_failed:-1}
+    echo "[python] $python_passed passed, $python_failed failed"
+    total_passed=$((total_passed + python_passed))
+    total_failed=$((total_failed + python_failed))
+  fi
 done
 # A short libFuzzer run of each fuzz target (SPLITD_FUZZ_SECONDS each, default 10; 0 skips):
 # every target counts as one case.
