@@ -32,6 +32,12 @@ const std::vector<FlagSpec>& Flags() {
       {"--output", "-o", true, {}},
       {"--help", "-h", false, {}},
       {"--version", "", false, {}},
+      {"--plaintext", "", false, {}},
+      {"--tls", "", false, {}},
+      {"--tls_ca", "", true, {}},
+      {"--tls_cert", "", true, {}},
+      {"--tls_key", "", true, {}},
+      {"--tls_server_name", "", true, {}},
       {"--filename", "-f", true, {Command::kApply}},
       {"--group", "", true, {Command::kPlan}},
       {"--rank", "", true, {Command::kPlan}},
@@ -138,6 +144,20 @@ absl::Status ApplyFlag(const FlagValue& flag, SplitctlArgs* args) {
     args->help = true;
   } else if (name == "--version") {
     args->version = true;
+  } else if (name == "--plaintext") {
+    args->plaintext = true;
+  } else if (name == "--tls") {
+    args->tls = true;
+  } else if (name == "--tls_ca" || name == "--tls_cert" || name == "--tls_key" ||
+             name == "--tls_server_name") {
+    if (value.empty()) {
+      return UsageError(absl::StrCat(name, " needs a ",
+                                     name == "--tls_server_name" ? "name" : "file name"));
+    }
+    (name == "--tls_ca"     ? args->tls_ca
+     : name == "--tls_cert" ? args->tls_cert
+     : name == "--tls_key"  ? args->tls_key
+                            : args->tls_server_name) = value;
   } else if (name == "--filename") {
     if (value.empty()) return UsageError(absl::StrCat(flag.written, " needs a file name"));
     args->file = value;
@@ -335,6 +355,17 @@ Options (before or after the command):
   --addr HOST:PORT     daemon address (default: $SPLITD_ADDR, else 127.0.0.1:7070)
   --timeout SECONDS    deadline of each call (default 10; "500ms" also works)
   -o, --output FORMAT  table, json or yaml (default table)
+  --plaintext          connect without TLS (default: $SPLITD_PLAINTEXT=1)
+  --tls                connect with TLS even to a loopback --addr
+  --tls_ca FILE        CA bundle the daemon's certificate must chain to
+                       (default: $SPLITD_TLS_CA, else the system's roots)
+  --tls_cert FILE      client certificate for mutual TLS, with --tls_key
+                       (default: $SPLITD_TLS_CERT)
+  --tls_key FILE       its private key, unencrypted (default: $SPLITD_TLS_KEY)
+  --tls_server_name N  name to verify the daemon's certificate against instead of
+                       --addr's host (default: $SPLITD_TLS_SERVER_NAME)
+                       Any --tls* option turns TLS on; with neither it nor --plaintext,
+                       TLS is on for every --addr that is not loopback.
   -h, --help           show this help
   --version            show the version
 

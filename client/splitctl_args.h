@@ -44,6 +44,18 @@ struct SplitctlArgs {
   bool help = false;                           // -h, --help, `help`
   bool version = false;                        // --version
 
+  // Transport security (common/tls_credentials.h): --plaintext, or TLS when --tls or any
+  // --tls_* file is given; with neither, plaintext to a loopback --addr and TLS (the system's
+  // roots) elsewhere. Empty files fall back to $SPLITD_TLS_CA, $SPLITD_TLS_CERT, $SPLITD_TLS_KEY
+  // and $SPLITD_TLS_SERVER_NAME unless --plaintext is given; $SPLITD_PLAINTEXT=1 stands for
+  // --plaintext when nothing asks for TLS.
+  bool plaintext = false;       // --plaintext
+  bool tls = false;             // --tls
+  std::string tls_ca;           // --tls_ca FILE: CA bundle the daemon's certificate chains to
+  std::string tls_cert;         // --tls_cert FILE: client certificate chain (mutual TLS)
+  std::string tls_key;          // --tls_key FILE: its private key
+  std::string tls_server_name;  // --tls_server_name NAME: verified instead of --addr's host
+
   Command command = Command::kNone;
   std::string name;             // the cluster NAME of get/describe/plan/status/delete
   std::string file;             // apply -f FILE ("-" is stdin)

@@ -223,11 +223,36 @@ INSTANTIATE_TEST_SUITE_P(
         {"NegativeWatchTimeout",
          {"status", "a", "--watch", "--watch_timeout", "-5"},
          "--watch_timeout needs a number of seconds (0 waits forever), got \"-5\""},
+        {"EmptyTlsCa", {"get", "clusters", "--tls_ca="}, "--tls_ca needs a file name"},
+        {"EmptyServerName", {"get", "clusters", "--tls_server_name="}, "needs a name"},
+        {"PlaintextTakesNoValue",
+         {"get", "clusters", "--plaintext=yes"},
+         "flag \"--plaintext\" takes no value"},
         {"WatchTimeoutWithoutWatch",
          {"status", "a", "--watch_timeout", "5"},
          "flag \"--watch_timeout\" needs --watch"},
     }),
     [](const auto& info) { return info.param.name; });
+
+TEST(SplitctlArgsTest, TlsFlagsBeforeOrAfterTheCommand) {
+  absl::StatusOr<SplitctlArgs> args = SplitctlArgs::Parse(
+      {"--tls_ca", "ca.pem", "get", "clusters", "--tls_cert=c.pem", "--tls_key", "c.key",
+       "--tls_server_name", "splitd.example", "--tls"},
+      kEnvAddress);
+  ASSERT_THAT(args, IsOk());
+  EXPECT_EQ(args->tls_ca, "ca.pem");
+  EXPECT_EQ(args->tls_cert, "c.pem");
+  EXPECT_EQ(args->tls_key, "c.key");
+  EXPECT_EQ(args->tls_server_name, "splitd.example");
+  EXPECT_TRUE(args->tls);
+  EXPECT_FALSE(args->plaintext);
+
+  absl::StatusOr<SplitctlArgs> plaintext =
+      SplitctlArgs::Parse({"plan", "x", "--plaintext"}, kEnvAddress);
+  ASSERT_THAT(plaintext, IsOk());
+  EXPECT_TRUE(plaintext->plaintext);
+  EXPECT_TRUE(plaintext->tls_ca.empty());
+}
 
 TEST(SplitctlArgsTest, UsageListsEveryCommandAndOption) {
   const std::string usage = SplitctlUsage();
@@ -235,7 +260,9 @@ TEST(SplitctlArgsTest, UsageListsEveryCommandAndOption) {
        {"apply -f FILE", "get clusters", "describe cluster NAME", "plan NAME", "--group KIND",
         "--rank R", "status NAME", "delete cluster NAME", "--addr HOST:PORT", "SPLITD_ADDR",
         "--timeout SECONDS", "-o, --output FORMAT", "--watch",
-        "--interval SECONDS", "--watch_timeout SECONDS", "--version", "-h, --help"}) {
+        "--interval SECONDS", "--watch_timeout SECONDS", "--version", "-h, --help",
+        "--plaintext", "--tls ", "--tls_ca FILE", "--tls_cert FILE", "--tls_key FILE",
+        "--tls_server_name", "SPLITD_TLS_CA"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -30,8 +30,10 @@
 #include "client/splitctl_args.h"
 #include "client/status_printer.h"
 #include "client/table_printer.h"
+#include "common/grpc_logging.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "common/tls_credentials.h"
 #include "common/topology_document.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -204,12 +206,10 @@ std::string ChangeKey(const v1::ClusterStatus& status, OutputFormat output) {
 // Carries out one parsed command against the daemon at args.address.
 class Splitctl {
  public:
-  Splitctl(const SplitctlArgs& args, std::istream& in, std::ostream& out, WatchClock* clock)
+  Splitctl(const SplitctlArgs& args, std::shared_ptr<grpc::Channel> channel, std::istream& in,
+           std::ostream& out, WatchClock* clock)
       : args_(args), in_(in), out_(out), clock_(clock) {
-    grpc::ChannelArguments channel_args;
-    channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-    stub_ = v1::ControlService::NewStub(
-        grpc::CreateCustomChannel(args_.address, grpc::InsecureChannelCredentials(), channel_args));
+    stub_ = v1::ControlService::NewStub(std::move(channel));
   }
 
   absl::Status Run() {
@@ -547,6 +547,27 @@ class Splitctl {
   int stop_signal_ = 0;
 };
 
+// The channel to args.address: plaintext or TLS as the flags (and $SPLITD_TLS_*,
+// $SPLITD_PLAINTEXT) say.
+// INVALID_ARGUMENT naming the flag when they conflict or a file is unreadable or invalid.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs& args) {
+  ClientTlsOptions tls;
+  tls.plaintext = args.plaintext;
+  tls.tls = args.tls;
+  tls.ca_file = args.tls_ca;
+  tls.cert_file = args.tls_cert;
+  tls.key_file = args.tls_key;
+  tls.server_name = args.tls_server_name;
+  tls = WithEnvironmentDefaults(tls);
+  // A failed handshake is the one-line error splitctl prints; gRPC's own line would be a second.
+  DiscardGrpcLogs();
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  ASSIGN_OR_RETURN(ClientSecurity security,
+                   MakeClientSecurity(tls, args.address, &channel_args));
+  return grpc::CreateCustomChannel(args.address, security.credentials, channel_args);
+}
+
 }  // namespace
 
 int RunSplitctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
@@ -565,7 +586,12 @@ int RunSplitctl(const std::vector<std::string>& args, std::istream& in, std::ost
     out << SplitctlVersion();
     return kExitOk;
   }
-  Splitctl splitctl(*parsed, in, out, clock);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = DaemonChannel(*parsed);
+  if (!channel.ok()) {
+    err << "error: " << OneLine(channel.status().message()) << "\n";
+    return kExitUsage;
+  }
+  Splitctl splitctl(*parsed, *std::move(channel), in, out, clock);
   absl::Status status = splitctl.Run();
   out.flush();
   if (!status.ok()) {

@@ -13,7 +13,9 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/grpc_logging.h"
 #include "common/logging.h"
+#include "common/tls_credentials.h"
 #include "common/version.h"
 #include "daemon/splitd_server.h"
 #include "spdlog/spdlog.h"
@@ -23,6 +25,16 @@ ABSL_FLAG(std::string, port_file, "", "write the bound host:port here once servi
 ABSL_FLAG(std::string, data_dir, "", "directory for daemon state (created when missing)");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error|off");
 ABSL_FLAG(std::string, log_format, "text", "text|json");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (with --tls_key); without them the daemon "
+          "serves plaintext, on a loopback --listen only unless --plaintext is given");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, every client must present a certificate it signed (mutual "
+          "TLS)");
+ABSL_FLAG(bool, plaintext, false,
+          "serve without TLS on any --listen address (anyone who reaches the port can read and "
+          "drive the daemon)");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long calls in flight may finish on shutdown");
 
 int main(int argc, char** argv) {
@@ -38,6 +50,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "splitd: %s\n", std::string(logging.message()).c_str());
     return 2;
   }
+  splitd::RouteGrpcLogsToSpdlog();
 
   // Block the stop signals in every thread (gRPC's included); this thread waits for them.
   sigset_t stop_signals;
@@ -51,6 +64,26 @@ int main(int argc, char** argv) {
   config.port_file = absl::GetFlag(FLAGS_port_file);
   config.data_dir = absl::GetFlag(FLAGS_data_dir);
   config.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
+  splitd::ServerTlsOptions tls;
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  tls.plaintext = absl::GetFlag(FLAGS_plaintext);
+  absl::StatusOr<splitd::ServerSecurity> security = splitd::MakeServerSecurity(tls, config.listen);
+  if (!security.ok()) {
+    spdlog::error("{}", std::string(security.status().message()));
+    return 2;
+  }
+  config.credentials = security->credentials;
+  if (security->plaintext) {
+    spdlog::warn(
+        "serving PLAINTEXT gRPC on {}: no authentication or encryption; give --tls_cert and "
+        "--tls_key to serve TLS",
+        config.listen);
+  } else {
+    spdlog::info("serving {} on {} (certificate {})", security->description, config.listen,
+                 tls.cert_file);
+  }
 
   splitd::RealClock clock;
   auto server = splitd::daemon::SplitdServer::Start(config, &clock);

@@ -12,6 +12,7 @@
 #include "daemon/coordinator.h"
 #include "daemon/rendezvous_spaces.h"
 #include "daemon/store/state_store.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "absl/synchronization/notification.h"
 #include "daemon/event_log.h"
@@ -28,6 +29,9 @@ struct ServerConfig {
   // Directory of the durable state (daemon/store/log_state_store.h); created when missing.
   // Empty: state lives in memory only and is lost with the process.
   std::string data_dir;
+  // Transport security of the gRPC port (common/tls_credentials.h builds it from the flags).
+  // Null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 16 << 20;
   // How long in-flight calls may run on shutdown before they are cancelled.

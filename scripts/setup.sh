@@ -8,6 +8,7 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev grpc-proto
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
+  openssl  # tests/e2e/tls_e2e_test makes its certificates with the openssl binary
 )
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
 # the Kubernetes API models the manifests are validated against (kubectl renders them).

@@ -18,10 +18,13 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/grpc_logging.h"
 #include "common/logging.h"
+#include "common/tls_credentials.h"
 #include "common/version.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -61,6 +64,22 @@ ABSL_FLAG(bool, nccl_serial_validation, false,
 ABSL_FLAG(bool, hold_communicators, false,
           "keep GPU communicators after validation (by default they are released so the "
           "workload owns the GPU memory)");
+ABSL_FLAG(bool, plaintext, false,
+          "connect without TLS (default: $SPLITD_PLAINTEXT=1; without either, plaintext only "
+          "to a loopback --daemon address, TLS elsewhere)");
+ABSL_FLAG(bool, tls, false,
+          "connect with TLS even to a loopback address (implied by any other --tls_* flag)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle the daemon's certificate must chain to (default: $SPLITD_TLS_CA, else "
+          "the system's roots)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain for mutual TLS, with --tls_key (default: "
+          "$SPLITD_TLS_CERT)");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert, unencrypted (default: $SPLITD_TLS_KEY)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name to verify the daemon's certificate against instead of the --daemon host "
+          "(default: $SPLITD_TLS_SERVER_NAME)");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error|off");
 ABSL_FLAG(std::string, log_format, "text", "text|json");
 
@@ -157,6 +176,18 @@ bool AsksForHelpOrVersion(int argc, char** argv) {
   return false;
 }
 
+// The TLS flags, with the environment's defaults (common/tls_credentials.h).
+splitd::ClientTlsOptions TlsOptions() {
+  splitd::ClientTlsOptions tls;
+  tls.plaintext = absl::GetFlag(FLAGS_plaintext);
+  tls.tls = absl::GetFlag(FLAGS_tls);
+  tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  return splitd::WithEnvironmentDefaults(tls);
+}
+
 // Flags → options; INVALID_ARGUMENT naming the flag on a bad value.
 absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* daemon) {
   options->cluster = absl::GetFlag(FLAGS_cluster);
@@ -207,8 +238,14 @@ int main(int argc, char** argv) {
 
   splitd::worker::AgentOptions options;
   std::string daemon;
+  grpc::ChannelArguments channel_args;
+  absl::StatusOr<splitd::ClientSecurity> security;
   absl::Status parsed = ParseFlags(argc, argv);
   if (parsed.ok()) parsed = BuildOptions(&options, &daemon);
+  if (parsed.ok()) {
+    security = splitd::MakeClientSecurity(TlsOptions(), daemon, &channel_args);
+    parsed = security.status();
+  }
   if (parsed.ok()) {
     parsed = splitd::SetupLogging(kProgram, absl::GetFlag(FLAGS_log_level),
                                   absl::GetFlag(FLAGS_log_format));
@@ -217,6 +254,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: %s\n", kProgram, std::string(parsed.message()).c_str());
     return 2;
   }
+  splitd::RouteGrpcLogsToSpdlog();
 
   // Block the stop signals in every thread (gRPC's and the agent's included); a dedicated
   // thread waits for them and stops the agent.
@@ -226,7 +264,12 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  spdlog::info("{} {} connecting to {}", kProgram, splitd::kVersion, daemon);
+  spdlog::info("{} {} connecting to {} over {}", kProgram, splitd::kVersion, daemon,
+               security->plaintext ? "plaintext" : "TLS");
+  if (security->plaintext && !splitd::IsLoopbackAddress(daemon)) {
+    spdlog::warn("connecting to {} in PLAINTEXT: the traffic can be read and altered on the way",
+                 daemon);
+  }
   splitd::worker::BackendOptions backend_options;
   backend_options.try_nccl = !absl::GetFlag(FLAGS_nccl_library).empty();
   backend_options.nccl_library.nccl_path = absl::GetFlag(FLAGS_nccl_library);
@@ -245,7 +288,8 @@ int main(int argc, char** argv) {
   options.hold_device_communicators = absl::GetFlag(FLAGS_hold_communicators);
 
   splitd::worker::Agent agent(options,
-                              grpc::CreateChannel(daemon, grpc::InsecureChannelCredentials()),
+                              grpc::CreateCustomChannel(daemon, security->credentials,
+                                                        channel_args),
                               std::move(backends.factories));
 
   std::thread signal_thread([&agent, &stop_signals] {
