@@ -236,6 +236,15 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Block the stop signals in every thread (gRPC's and the agent's included) before anything
+  // can start one (building the channel credentials starts gRPC's); a dedicated thread waits
+  // for them and stops the agent.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   splitd::worker::AgentOptions options;
   std::string daemon;
   grpc::ChannelArguments channel_args;
@@ -255,14 +264,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   splitd::RouteGrpcLogsToSpdlog();
-
-  // Block the stop signals in every thread (gRPC's and the agent's included); a dedicated
-  // thread waits for them and stops the agent.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   spdlog::info("{} {} connecting to {} over {}", kProgram, splitd::kVersion, daemon,
                security->plaintext ? "plaintext" : "TLS");

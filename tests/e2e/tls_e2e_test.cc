@@ -89,10 +89,18 @@ class TlsEndToEndTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) EXPECT_THAT(agent->Wait(absl::Seconds(20)), IsOk());
+    for (auto& agent : agents_) {
+      auto status = agent->Wait(absl::Seconds(20));
+      ASSERT_THAT(status, IsOk());
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+          << "agent exit status " << *status << "\n" << agent->Stderr();
+    }
     if (daemon_ != nullptr) {
       daemon_->Signal(SIGTERM);
-      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
+      auto status = daemon_->Wait(absl::Seconds(20));
+      ASSERT_THAT(status, IsOk());
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+          << "daemon exit status " << *status << "\n" << daemon_->Stderr();
     }
   }
 
