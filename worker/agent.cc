@@ -556,7 +556,8 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
   DerivationOptions derivation;
   derivation.host = options_.host;
   derivation.timeout = options_.timeout;
-  derivation.device_index = static_cast<int>(options_.local_index);
+  derivation.device_index = static_cast<int>(
+      options_.device_index >= 0 ? options_.device_index : options_.local_index);
   derivation.corrupt_fingerprint = options_.corrupt_fingerprint;
   std::string derived_fingerprint;
   absl::StatusOr<DerivedPlan> derived = DerivePlan(message, derivation, &derived_fingerprint);

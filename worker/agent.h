@@ -33,6 +33,8 @@ struct AgentOptions {
   std::string node;
   std::string host = "127.0.0.1";  // where this agent's transports listen; peers connect here
   int64_t local_index = 0;
+  // GPU the device communicators bind to; -1 means local_index (one agent per GPU of a node).
+  int64_t device_index = -1;
 
   std::string plan_file;                       // "" writes none
   absl::Duration timeout = absl::Seconds(60);  // bound on every bootstrap step and collective

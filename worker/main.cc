@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, node, "",
 ABSL_FLAG(std::string, pod, "",
           "pod or process name (default: $POD_NAME, else $HOSTNAME, else the host name)");
 ABSL_FLAG(int64_t, local_index, 0, "local device index on the node; >= 0");
+ABSL_FLAG(int64_t, device, -1,
+          "GPU index this agent's device communicators bind to; -1 (default) uses --local_index. "
+          "Set 0 when every pod sees only its own GPU");
 ABSL_FLAG(std::string, host, "",
           "address this agent's transports listen on and peers reach (default: $POD_IP, else "
           "127.0.0.1)");
@@ -201,6 +204,13 @@ absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* da
     return absl::InvalidArgumentError(
         absl::StrCat("--local_index must be >= 0, got ", options->local_index));
   }
+  options->device_index = absl::GetFlag(FLAGS_device);
+  if (options->device_index < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device must be >= 0 (or -1 for --local_index), got ",
+                     options->device_index));
+  }
+  if (options->device_index < 0) options->device_index = options->local_index;
   const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
   if (timeout_ms <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("--timeout_ms must be > 0, got ", timeout_ms));
@@ -280,7 +290,7 @@ int main(int argc, char** argv) {
   backend_options.nccl_nonblocking = absl::GetFlag(FLAGS_nccl_nonblocking);
   backend_options.nccl_eager_connect = absl::GetFlag(FLAGS_nccl_eager_connect);
   backend_options.nccl_serial_validation = absl::GetFlag(FLAGS_nccl_serial_validation);
-  backend_options.warm_device = static_cast<int>(options.local_index);
+  backend_options.warm_device = static_cast<int>(options.device_index);
   splitd::worker::Backends backends = splitd::worker::DefaultBackends(backend_options);
   options.device_type = backends.device_type;
   options.nccl_version = backends.nccl_version;

@@ -270,6 +270,7 @@ TEST_F(AgentsEndToEndTest, BadAgentFlagsExitWithTwoAndOneLine) {
       {"--cluster=x", "--bogus"},
       {"--cluster=x", "--nolocal_index"},
       {"--cluster=x", "--local_index=-1"},
+      {"--cluster=x", "--device=-2"},
       {"--cluster=x", "--hold_communicators=maybe"},
       {"--local_index=0"},
   };
