@@ -49,6 +49,19 @@ std::string Encode(const v1::Topology& topology) {
   return bytes;
 }
 
+// Turns `record` (a copy of the current epoch's) into the record of the epoch `decision` starts.
+void SetNextEpoch(const core::PolicyDecision& decision, absl::Time decided,
+                  store::ClusterRecord* record) {
+  const int64_t current = record->epoch;
+  record->epoch = current + 1;
+  record->update_time = decided;
+  record->plan_topology = decision.topology;
+  record->assignment = decision.assignment;
+  record->reason = decision.reason;
+  record->shrinks_epoch = decision.previous_ranks.empty() ? 0 : current;
+  record->previous_ranks = decision.previous_ranks;
+}
+
 }  // namespace
 
 Coordinator::Coordinator(store::StateStore* store, const Clock* clock, EventLog* events)
@@ -584,13 +597,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
     return;
   }
   store::ClusterRecord record = entry->record;
-  record.epoch = entry->record.epoch + 1;
-  record.update_time = decided;
-  record.plan_topology = decision.topology;
-  record.assignment = decision.assignment;
-  record.reason = decision.reason;
-  record.shrinks_epoch = decision.previous_ranks.empty() ? 0 : entry->record.epoch;
-  record.previous_ranks = decision.previous_ranks;
+  SetNextEpoch(decision, decided, &record);
   if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms, decided);
       !started.ok()) {
     spdlog::error("cluster {}: cannot start a new epoch: {}", name, started.ToString());
@@ -678,13 +685,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
     spdlog::info("cluster {}: {}", request.cluster(), decision.reason);
     return response;
   }
-  record.epoch = entry->record.epoch + 1;
-  record.update_time = decided;
-  record.plan_topology = decision.topology;
-  record.assignment = decision.assignment;
-  record.reason = decision.reason;
-  record.shrinks_epoch = decision.previous_ranks.empty() ? 0 : entry->record.epoch;
-  record.previous_ranks = decision.previous_ranks;
+  SetNextEpoch(decision, decided, &record);
   absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(decision.topology, record.epoch);
   if (!plan.ok()) {
     return absl::FailedPreconditionError(
