@@ -111,6 +111,20 @@ class Layout:
 
 # ---- parsing ----
 
+def _json_object(doc: Any, where: str, type_note: Optional[str]) -> dict:
+    """`doc` decoded when it is text; PlanError unless it is a JSON object. `type_note` is
+    appended to the message (None: name the decoded value's type)."""
+    if isinstance(doc, (str, bytes)):
+        try:
+            doc = json.loads(doc)
+        except ValueError as e:
+            raise PlanError(f"{where}: not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        note = f", got {type(doc).__name__}" if type_note is None else type_note
+        raise PlanError(f"{where}: must be a JSON object{note}")
+    return doc
+
+
 def _field(doc: Mapping[str, Any], key: str, kind, where: str):
     if key not in doc:
         raise PlanError(f"{where}: missing field \"{key}\"")
@@ -147,13 +161,7 @@ def parse(doc: Any, path: Optional[str] = None) -> Plan:
     Raises PlanError naming the field when the document is not a plan this module understands.
     """
     where = path or "plan"
-    if isinstance(doc, (str, bytes)):
-        try:
-            doc = json.loads(doc)
-        except ValueError as e:
-            raise PlanError(f"{where}: not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise PlanError(f"{where}: must be a JSON object, got {type(doc).__name__}")
+    doc = _json_object(doc, where, None)
 
     cluster = _field(doc, "cluster", str, where)
     rank = _field(doc, "rank", int, where)
@@ -279,13 +287,7 @@ def parse_full_plan(doc: Any, world_size: int) -> Layout:
     """The Layout from `splitctl plan NAME -o json` output (text or decoded object):
     {"cluster", "epoch", "fingerprint", "groups": {"tp": [[0, 1], ...], ...}}."""
     where = "splitctl plan"
-    if isinstance(doc, (str, bytes)):
-        try:
-            doc = json.loads(doc)
-        except ValueError as e:
-            raise PlanError(f"{where}: not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise PlanError(f"{where}: must be a JSON object")
+    doc = _json_object(doc, where, "")
     epoch = _field(doc, "epoch", int, where)
     fingerprint = _field(doc, "fingerprint", str, where)
     raw = _field(doc, "groups", dict, where)
