@@ -131,6 +131,7 @@ nlohmann::ordered_json ClusterPrinter::ToJson(const v1::Cluster& cluster) {
       {"update_time", StatusPrinter::TimeToJson(cluster.update_time())},
       {"topology", TopologyDocument::ToJsonValue(cluster.topology())},
       {"plan_topology", TopologyDocument::ToJsonValue(cluster.plan_topology())},
+      {"join_token_set", cluster.join_token_set()},
   };
 }
 
@@ -183,6 +184,7 @@ std::string ClusterPrinter::Describe(const v1::Cluster& cluster, absl::Time now)
   }
   absl::StrAppend(&out, "Nodes:        ", Nodes(topology, world_size),
                   "\nValidation:   ", Validation(topology),
+                  "\nJoin token:   ", cluster.join_token_set() ? "required" : "none",
                   "\nCreated:      ", Time(cluster.create_time(), now),
                   "\nUpdated:      ", Time(cluster.update_time(), now), "\n");
 

@@ -98,6 +98,7 @@ TEST(ClusterPrinterTest, DescribeSummarizesTopologyAndGroupKinds) {
                               "Dims:         tp=2 pp=2 dp=2\n"
                               "Nodes:        4 GPUs per node, 2 nodes\n"
                               "Validation:   all-reduce of 1024 elements\n"
+                              "Join token:   none\n"
                               "Created:      2024-05-01T10:00:00Z (3h ago)\n"
                               "Updated:      2024-05-01T10:01:00Z (2h ago)\n"));
   EXPECT_THAT(text, HasSubstr("Group kinds:\n"
@@ -115,7 +116,8 @@ TEST(ClusterPrinterTest, JsonCarriesTheTopologyDocument) {
   for (const auto& item : json.items()) keys.push_back(item.key());
   EXPECT_THAT(keys, ElementsAre("name", "epoch", "state", "fingerprint", "world_size",
                                 "group_kinds", "create_time", "update_time", "topology",
-                                "plan_topology"));
+                                "plan_topology", "join_token_set"));
+  EXPECT_EQ(json["join_token_set"], false);
   EXPECT_EQ(json["state"], "READY");
   EXPECT_EQ(json["create_time"], "2024-05-01T10:00:00Z");
   EXPECT_EQ(json["topology"]["dims"][0]["size"], 2);

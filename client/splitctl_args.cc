@@ -38,7 +38,9 @@ const std::vector<FlagSpec>& Flags() {
       {"--tls_cert", "", true, {}},
       {"--tls_key", "", true, {}},
       {"--tls_server_name", "", true, {}},
+      {"--token_file", "", true, {}},
       {"--filename", "-f", true, {Command::kApply}},
+      {"--join_token_file", "", true, {Command::kApply}},
       {"--group", "", true, {Command::kPlan}},
       {"--rank", "", true, {Command::kPlan}},
       {"--watch", "-w", false, {Command::kStatus}},
@@ -158,6 +160,9 @@ absl::Status ApplyFlag(const FlagValue& flag, SplitctlArgs* args) {
      : name == "--tls_cert" ? args->tls_cert
      : name == "--tls_key"  ? args->tls_key
                             : args->tls_server_name) = value;
+  } else if (name == "--token_file" || name == "--join_token_file") {
+    if (value.empty()) return UsageError(absl::StrCat(name, " needs a file name"));
+    (name == "--token_file" ? args->token_file : args->join_token_file) = value;
   } else if (name == "--filename") {
     if (value.empty()) return UsageError(absl::StrCat(flag.written, " needs a file name"));
     args->file = value;
@@ -330,8 +335,11 @@ std::string SplitctlUsage() {
   return R"(splitctl - operate splitd, the communicator split-plan daemon
 
 Usage:
-  splitctl apply -f FILE                 create or update a cluster from a topology
-                                         (YAML or JSON; "-f -" reads stdin)
+  splitctl apply -f FILE [--join_token_file FILE]
+                                         create or update a cluster from a topology
+                                         (YAML or JSON; "-f -" reads stdin); the join
+                                         token file's token is what the cluster's agents
+                                         must present to register
   splitctl get clusters [NAME]           list clusters
   splitctl describe cluster NAME         show a cluster: topology, group kinds
   splitctl plan NAME [--group KIND] [--rank R]
@@ -366,6 +374,8 @@ Options (before or after the command):
                        --addr's host (default: $SPLITD_TLS_SERVER_NAME)
                        Any --tls* option turns TLS on; with neither it nor --plaintext,
                        TLS is on for every --addr that is not loopback.
+  --token_file FILE    file holding the admin or observer token the daemon asks for
+                       (default: $SPLITD_TOKEN_FILE)
   -h, --help           show this help
   --version            show the version
 

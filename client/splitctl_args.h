@@ -55,6 +55,11 @@ struct SplitctlArgs {
   std::string tls_cert;         // --tls_cert FILE: client certificate chain (mutual TLS)
   std::string tls_key;          // --tls_key FILE: its private key
   std::string tls_server_name;  // --tls_server_name NAME: verified instead of --addr's host
+  // Authorization (common/bearer_token.h): --token_file FILE (default $SPLITD_TOKEN_FILE)
+  // holds the control token sent with every call; apply's --join_token_file FILE holds the
+  // cluster's join token.
+  std::string token_file;
+  std::string join_token_file;
 
   Command command = Command::kNone;
   std::string name;             // the cluster NAME of get/describe/plan/status/delete

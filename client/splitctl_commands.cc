@@ -31,6 +31,7 @@
 #include "client/status_printer.h"
 #include "client/table_printer.h"
 #include "common/grpc_logging.h"
+#include "common/bearer_token.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/tls_credentials.h"
@@ -259,6 +260,9 @@ class Splitctl {
         return absl::Status(status.code(),
                             absl::StrCat("no reply from ", args_.address, " within ",
                                          absl::FormatDuration(args_.timeout), " (", reason, ")"));
+      case absl::StatusCode::kUnauthenticated:
+        return absl::Status(status.code(),
+                            absl::StrCat(reason, " (give --token_file or $SPLITD_TOKEN_FILE)"));
       default:
         return absl::Status(status.code(), reason);
     }
@@ -283,6 +287,10 @@ class Splitctl {
     }
     v1::ApplyTopologyRequest request;
     *request.mutable_topology() = *std::move(topology);
+    if (!args_.join_token_file.empty()) {
+      ASSIGN_OR_RETURN(*request.mutable_join_token(),
+                       ReadTokenFile(args_.join_token_file, "join_token_file"));
+    }
     v1::ApplyTopologyResponse response;
     grpc::Status status = stub_->ApplyTopology(Context().get(), request, &response);
     if (!status.ok()) return CallError(status);
@@ -548,7 +556,7 @@ class Splitctl {
 };
 
 // The channel to args.address: plaintext or TLS as the flags (and $SPLITD_TLS_*,
-// $SPLITD_PLAINTEXT) say.
+// $SPLITD_PLAINTEXT) say, carrying the token of --token_file ($SPLITD_TOKEN_FILE).
 // INVALID_ARGUMENT naming the flag when they conflict or a file is unreadable or invalid.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs& args) {
   ClientTlsOptions tls;
@@ -565,7 +573,16 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs&
   channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   ASSIGN_OR_RETURN(ClientSecurity security,
                    MakeClientSecurity(tls, args.address, &channel_args));
-  return grpc::CreateCustomChannel(args.address, security.credentials, channel_args);
+  std::string token_file = args.token_file;
+  if (const char* from_env = std::getenv("SPLITD_TOKEN_FILE");
+      token_file.empty() && from_env != nullptr) {
+    token_file = from_env;
+  }
+  std::string token;
+  if (!token_file.empty()) {
+    ASSIGN_OR_RETURN(token, ReadTokenFile(token_file, "token_file"));
+  }
+  return CreateChannelWithToken(args.address, security.credentials, channel_args, token);
 }
 
 }  // namespace

@@ -187,6 +187,14 @@ class KvGetReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* AgentService::Register(grpc::CallbackServerContext* context,
                                                  const v1::RegisterRequest* request,
                                                  v1::RegisterResponse* response) {
+  const std::optional<std::string> token = BearerToken(*context);
+  absl::Status allowed = coordinator_->AuthorizeJoin(request->identity().cluster(), token);
+  if (allowed.code() == absl::StatusCode::kUnauthenticated && token.has_value() &&
+      authorizer_ != nullptr && authorizer_->RoleOf(*token) != ControlRole::kNone) {
+    allowed = absl::PermissionDeniedError(
+        "Register refuses control tokens; agents present their cluster's join token");
+  }
+  if (!allowed.ok()) return Finish(context, "Register", allowed);
   absl::StatusOr<v1::RegisterResponse> result = coordinator_->Register(*request);
   if (result.ok()) *response = *std::move(result);
   return Finish(context, "Register", result.status());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
 #include "daemon/rendezvous_spaces.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
@@ -22,9 +23,12 @@ namespace splitd::daemon {
 // down (Shutdown) before the server stops, so open streams end promptly.
 class AgentService final : public v1::AgentService::CallbackService {
  public:
-  // `coordinator` and `spaces` must outlive the service.
-  AgentService(Coordinator* coordinator, RendezvousSpaces* spaces)
-      : coordinator_(coordinator), spaces_(spaces) {}
+  // `coordinator`, `spaces` and `authorizer` (null: no control tokens) must outlive the
+  // service. Register needs the cluster's join token when it has one (Coordinator::
+  // AuthorizeJoin); a control token there is PERMISSION_DENIED.
+  AgentService(Coordinator* coordinator, RendezvousSpaces* spaces,
+               const Authorizer* authorizer = nullptr)
+      : coordinator_(coordinator), spaces_(spaces), authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -61,6 +65,7 @@ class AgentService final : public v1::AgentService::CallbackService {
 
   Coordinator* const coordinator_;
   RendezvousSpaces* const spaces_;
+  const Authorizer* const authorizer_;
   std::atomic<uint64_t> next_waiter_id_{1};
 
   absl::Mutex mu_;

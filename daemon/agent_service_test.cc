@@ -265,7 +265,9 @@ TEST_F(AgentServiceTest, BadInputGetsTheRightCodeAndTheDaemonKeepsServing) {
   EXPECT_THAT(KvSet(wrong_token, "k", "v"), StatusIs(absl::StatusCode::kUnauthenticated));
   v1::MemberCredentials other_cluster = members[0];
   other_cluster.set_cluster("nope");
-  EXPECT_THAT(KvSet(other_cluster, "k", "v"), StatusIs(absl::StatusCode::kNotFound));
+  // A valid session used for another cluster or member is outside its scope.
+  EXPECT_THAT(KvSet(other_cluster, "k", "v"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("another member")));
   v1::MemberCredentials no_cluster = members[0];
   no_cluster.clear_cluster();
   EXPECT_THAT(KvSet(no_cluster, "k", "v"),
@@ -305,7 +307,7 @@ TEST_F(AgentServiceTest, BadInputGetsTheRightCodeAndTheDaemonKeepsServing) {
   v1::HeartbeatResponse beat;
   grpc::ClientContext beat_context;
   EXPECT_THAT(FromGrpcStatus(agent_->Heartbeat(&beat_context, heartbeat, &beat)),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("m-77")));
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("m-77")));
 
   EXPECT_THAT(Health(), IsOk());
 }

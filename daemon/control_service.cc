@@ -24,14 +24,49 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const cha
 
 }  // namespace
 
+absl::Status ControlService::Authorize(const grpc::CallbackServerContext& context,
+                                       const char* method, bool changes_state) const {
+  if (authorizer_ == nullptr || !authorizer_->enabled()) return absl::OkStatus();
+  const std::optional<std::string> token = BearerToken(context);
+  if (!token.has_value()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("ControlService.", method,
+                     " needs a token: \"authorization: Bearer <token>\" (splitctl --token_file)"));
+  }
+  switch (authorizer_->RoleOf(*token)) {
+    case ControlRole::kAdmin:
+      return absl::OkStatus();
+    case ControlRole::kObserver:
+      if (!changes_state) return absl::OkStatus();
+      return absl::PermissionDeniedError(
+          absl::StrCat("ControlService.", method,
+                       " changes state; the observer token may only read (use an admin token)"));
+    case ControlRole::kNone:
+      break;
+  }
+  if (coordinator_->IsAgentToken(*token)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "ControlService.", method, " refuses agent tokens (join or session); use a control token"));
+  }
+  return absl::UnauthenticatedError(
+      absl::StrCat("the token is not valid for ControlService.", method));
+}
+
 grpc::ServerUnaryReactor* ControlService::ApplyTopology(grpc::CallbackServerContext* context,
                                                         const v1::ApplyTopologyRequest* request,
                                                         v1::ApplyTopologyResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "ApplyTopology", /*changes_state=*/true);
+      !allowed.ok()) {
+    return Finish(context, "ApplyTopology", allowed);
+  }
   if (!request->has_topology()) {
     return Finish(context, "ApplyTopology", absl::InvalidArgumentError("topology is required"));
   }
+  Coordinator::JoinToken join;
+  join.token = request->join_token();
+  join.required = authorizer_ != nullptr && authorizer_->enabled();
   absl::StatusOr<Coordinator::ApplyResult> result =
-      coordinator_->ApplyTopology(request->topology());
+      coordinator_->ApplyTopology(request->topology(), join);
   if (result.ok()) {
     *response->mutable_cluster() = std::move(result->cluster);
     response->set_created(result->created);
@@ -43,6 +78,10 @@ grpc::ServerUnaryReactor* ControlService::ApplyTopology(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ControlService::GetCluster(grpc::CallbackServerContext* context,
                                                      const v1::GetClusterRequest* request,
                                                      v1::GetClusterResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "GetCluster", /*changes_state=*/false);
+      !allowed.ok()) {
+    return Finish(context, "GetCluster", allowed);
+  }
   absl::StatusOr<v1::Cluster> cluster = coordinator_->GetCluster(request->name());
   if (cluster.ok()) *response->mutable_cluster() = *std::move(cluster);
   return Finish(context, "GetCluster", cluster.status());
@@ -51,6 +90,10 @@ grpc::ServerUnaryReactor* ControlService::GetCluster(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ControlService::ListClusters(grpc::CallbackServerContext* context,
                                                        const v1::ListClustersRequest*,
                                                        v1::ListClustersResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "ListClusters", /*changes_state=*/false);
+      !allowed.ok()) {
+    return Finish(context, "ListClusters", allowed);
+  }
   absl::StatusOr<std::vector<v1::Cluster>> clusters = coordinator_->ListClusters();
   if (clusters.ok()) {
     for (v1::Cluster& cluster : *clusters) *response->add_clusters() = std::move(cluster);
@@ -61,6 +104,10 @@ grpc::ServerUnaryReactor* ControlService::ListClusters(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* ControlService::DeleteCluster(grpc::CallbackServerContext* context,
                                                         const v1::DeleteClusterRequest* request,
                                                         v1::DeleteClusterResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "DeleteCluster", /*changes_state=*/true);
+      !allowed.ok()) {
+    return Finish(context, "DeleteCluster", allowed);
+  }
   absl::StatusOr<int64_t> epoch = coordinator_->DeleteCluster(request->name());
   if (epoch.ok()) response->set_last_epoch(*epoch);
   return Finish(context, "DeleteCluster", epoch.status());
@@ -69,6 +116,10 @@ grpc::ServerUnaryReactor* ControlService::DeleteCluster(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ControlService::GetPlan(grpc::CallbackServerContext* context,
                                                   const v1::GetPlanRequest* request,
                                                   v1::GetPlanResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "GetPlan", /*changes_state=*/false);
+      !allowed.ok()) {
+    return Finish(context, "GetPlan", allowed);
+  }
   core::PlanFilter filter;
   filter.group = request->group();
   if (request->has_rank()) filter.rank = request->rank();
@@ -80,6 +131,10 @@ grpc::ServerUnaryReactor* ControlService::GetPlan(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext* context,
                                                     const v1::GetStatusRequest* request,
                                                     v1::GetStatusResponse* response) {
+  if (absl::Status allowed = Authorize(*context, "GetStatus", /*changes_state=*/false);
+      !allowed.ok()) {
+    return Finish(context, "GetStatus", allowed);
+  }
   absl::StatusOr<v1::ClusterStatus> status = coordinator_->GetStatus(request->cluster());
   if (status.ok()) *response->mutable_status() = *std::move(status);
   return Finish(context, "GetStatus", status.status());
@@ -88,6 +143,11 @@ grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* ControlService::Reconfigure(grpc::CallbackServerContext* context,
                                                       const v1::ReconfigureRequest* request,
                                                       v1::ReconfigureResponse* response) {
+  // A dry run changes nothing: observers may preview a change.
+  if (absl::Status allowed = Authorize(*context, "Reconfigure", !request->dry_run());
+      !allowed.ok()) {
+    return Finish(context, "Reconfigure", allowed);
+  }
   absl::StatusOr<v1::ReconfigureResponse> result = coordinator_->Reconfigure(*request);
   if (result.ok()) *response = *std::move(result);
   return Finish(context, "Reconfigure", result.status());
@@ -189,10 +249,16 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
 };
 
 grpc::ServerWriteReactor<v1::Event>* ControlService::WatchEvents(
-    grpc::CallbackServerContext*, const v1::WatchEventsRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchEventsRequest* request) {
   const uint64_t after = request->only_new() ? coordinator_->events()->LastSequence()
                                               : request->after_sequence();
   auto* watcher = new EventWatcher(this, request->cluster(), after);
+  if (absl::Status allowed = Authorize(*context, "WatchEvents", /*changes_state=*/false);
+      !allowed.ok()) {
+    spdlog::debug("ControlService.WatchEvents from {}: {}", context->peer(), allowed.ToString());
+    watcher->End(ToGrpcStatus(allowed));
+    return watcher;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) {

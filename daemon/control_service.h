@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/synchronization/mutex.h"
+#include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
@@ -11,11 +12,13 @@ namespace splitd::daemon {
 
 // gRPC adapter for splitd.v1.ControlService on the callback API: checks the request's shape,
 // calls the Coordinator and converts its status. WatchEvents streams follow the Coordinator's
-// EventLog. Thread-safe.
+// EventLog. With an enabled Authorizer every call needs a control token: an admin token for
+// everything, an observer token for reads (and Reconfigure's dry runs). Thread-safe.
 class ControlService final : public v1::ControlService::CallbackService {
  public:
-  // `coordinator` must outlive the service.
-  explicit ControlService(Coordinator* coordinator) : coordinator_(coordinator) {}
+  // `coordinator` and `authorizer` (null: every call allowed) must outlive the service.
+  explicit ControlService(Coordinator* coordinator, const Authorizer* authorizer = nullptr)
+      : coordinator_(coordinator), authorizer_(authorizer) {}
   ~ControlService() override;
 
   grpc::ServerUnaryReactor* ApplyTopology(grpc::CallbackServerContext* context,
@@ -50,8 +53,13 @@ class ControlService final : public v1::ControlService::CallbackService {
  private:
   friend class EventWatcher;
   void Forget(EventWatcher* watcher);
+  // OK when the call's token may make `method`; UNAUTHENTICATED without a valid token,
+  // PERMISSION_DENIED for a valid one of another scope.
+  absl::Status Authorize(const grpc::CallbackServerContext& context, const char* method,
+                         bool changes_state) const;
 
   Coordinator* const coordinator_;
+  const Authorizer* const authorizer_;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::set<EventWatcher*> watchers_ ABSL_GUARDED_BY(mu_);

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "common/bearer_token.h"
 #include "common/random.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "daemon/core/split_planner.h"
 #include "daemon/core/topology_validator.h"
@@ -185,9 +188,10 @@ absl::StatusOr<std::shared_ptr<const Coordinator::ClusterEntry>> Coordinator::Fi
 }
 
 absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
-    const v1::Topology& topology) {
+    const v1::Topology& topology, const JoinToken& join) {
   RETURN_IF_ERROR(CheckRecovered());
   ASSIGN_OR_RETURN(v1::Topology normalized, core::TopologyValidator::Normalize(topology));
+  if (!join.token.empty()) RETURN_IF_ERROR(CheckTokenText(join.token, "join_token"));
 
   absl::MutexLock write_lock(&write_mu_);
   std::shared_ptr<const ClusterEntry> current;
@@ -196,7 +200,24 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
     auto it = clusters_.find(normalized.cluster());
     if (it != clusters_.end()) current = it->second;
   }
+  const std::string join_digest = !join.token.empty() ? Sha256::Hex(join.token)
+                                  : current != nullptr ? current->record.join_token_sha256
+                                                       : std::string();
+  if (join.required && join_digest.empty()) {
+    return absl::InvalidArgumentError(
+        "join_token is required: this daemon authorizes agents (--admin_token_file), so every "
+        "cluster needs a join token (splitctl apply --join_token_file)");
+  }
   if (current != nullptr && Encode(current->record.topology) == Encode(normalized)) {
+    if (join_digest != current->record.join_token_sha256) {
+      // A new join token alone: stored at the same epoch.
+      store::ClusterRecord record = current->record;
+      record.join_token_sha256 = join_digest;
+      RETURN_IF_ERROR(store_->PutCluster(record));
+      absl::MutexLock lock(&mu_);
+      clusters_[normalized.cluster()] = current = MakeEntry(std::move(record), *current->plan);
+      spdlog::info("cluster {}: join token replaced", normalized.cluster());
+    }
     absl::MutexLock lock(&mu_);
     return ApplyResult{ToProto(*current, memberships_.at(normalized.cluster())->phase()),
                        /*created=*/false, /*changed=*/false};
@@ -212,6 +233,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   record.create_time = current == nullptr ? record.update_time : current->record.create_time;
   record.reason = current == nullptr ? "topology applied" : "topology changed";
   if (current != nullptr) record.excluded = current->record.excluded;
+  record.join_token_sha256 = join_digest;
   {
     // The ranks the new epoch starts with are durable with it.
     absl::MutexLock lock(&mu_);
@@ -319,9 +341,75 @@ absl::StatusOr<core::Membership*> Coordinator::FindMembership(
   if (member.cluster().empty()) {
     return absl::InvalidArgumentError("member.cluster must not be empty");
   }
+  if (member.member_id().empty()) {
+    return absl::InvalidArgumentError("member.member_id must not be empty");
+  }
+  if (member.session_token().empty()) {
+    return absl::UnauthenticatedError("member.session_token must not be empty");
+  }
   auto it = memberships_.find(member.cluster());
+  if (it != memberships_.end()) {
+    const core::Member* holder = it->second->SessionHolder(member.session_token());
+    if (holder != nullptr && holder->member_id == member.member_id()) return it->second.get();
+  }
+  // Not this member's session. Another member's (of any cluster) may not act for it.
+  if (HoldsAgentToken(member.session_token(), /*join_digest=*/"")) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("member.session_token belongs to another member; member \"",
+                     absl::CHexEscape(member.member_id()), "\" of cluster \"",
+                     absl::CHexEscape(member.cluster()), "\" may be acted for only by itself"));
+  }
   if (it == memberships_.end()) return NotFound(member.cluster());
-  return it->second.get();
+  return absl::UnauthenticatedError(
+      "member.session_token is not a valid session (expired, or issued before the daemon lost "
+      "its state); register again");
+}
+
+bool Coordinator::HoldsAgentToken(const std::string& token,
+                                  const std::string& join_digest) const {
+  bool found = false;
+  for (const auto& [name, membership] : memberships_) {
+    found |= membership->SessionHolder(token) != nullptr;
+  }
+  if (!join_digest.empty()) {
+    for (const auto& [name, entry] : clusters_) {
+      found |= SameSecret(entry->record.join_token_sha256, join_digest);
+    }
+  }
+  return found;
+}
+
+bool Coordinator::IsAgentToken(const std::string& token) const {
+  if (token.empty()) return false;
+  const std::string digest = Sha256::Hex(token);
+  absl::MutexLock lock(&mu_);
+  return HoldsAgentToken(token, digest);
+}
+
+absl::Status Coordinator::AuthorizeJoin(const std::string& cluster,
+                                        const std::optional<std::string>& token) const {
+  RETURN_IF_ERROR(CheckRecovered());
+  if (cluster.empty()) return absl::InvalidArgumentError("identity.cluster must not be empty");
+  const std::string digest = token.has_value() && !token->empty() ? Sha256::Hex(*token) : "";
+  absl::MutexLock lock(&mu_);
+  auto it = clusters_.find(cluster);
+  if (it == clusters_.end()) return NotFound(cluster);
+  const std::string& required = it->second->record.join_token_sha256;
+  if (required.empty()) return absl::OkStatus();
+  if (!token.has_value()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "cluster \"", cluster,
+        "\" needs its join token: \"authorization: Bearer <token>\" (splitd-agent "
+        "--join_token_file)"));
+  }
+  if (!digest.empty() && SameSecret(required, digest)) return absl::OkStatus();
+  if (!digest.empty() && HoldsAgentToken(*token, digest)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the token is not cluster \"", cluster,
+        "\"'s join token (it is another cluster's join token or a member's session)"));
+  }
+  return absl::UnauthenticatedError(
+      absl::StrCat("the join token is not valid for cluster \"", cluster, "\""));
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
@@ -726,6 +814,7 @@ v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
   *cluster.mutable_create_time() = ToTimestamp(entry.record.create_time);
   *cluster.mutable_update_time() = ToTimestamp(entry.record.update_time);
   *cluster.mutable_plan_topology() = entry.record.PlanTopology();
+  cluster.set_join_token_set(!entry.record.join_token_sha256.empty());
   return cluster;
 }
 

@@ -77,9 +77,20 @@ class Coordinator {
   absl::Status PersistRendezvousKey(const std::string& cluster, int64_t epoch,
                                     const std::string& key, const std::string& value);
 
-  // Creates or updates a cluster. The same (normalized) topology again is a no-op; a different
-  // one starts epoch + 1. INVALID_ARGUMENT (field named) for a bad topology; nothing is stored.
-  absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology);
+  // The join token an ApplyTopology call gives its cluster.
+  struct JoinToken {
+    std::string token;  // empty: keep the cluster's current one (or none)
+    bool required = false;  // refuse to leave the cluster without one
+  };
+
+  // Creates or updates a cluster. The same (normalized) topology again is a no-op (apart from a
+  // new join token, stored at the same epoch); a different one starts epoch + 1.
+  // INVALID_ARGUMENT (field named) for a bad topology or join token; nothing is stored.
+  absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology,
+                                            const JoinToken& join);
+  absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology) {
+    return ApplyTopology(topology, JoinToken());
+  }
 
   absl::StatusOr<v1::Cluster> GetCluster(const std::string& name) const;
   absl::StatusOr<std::vector<v1::Cluster>> ListClusters() const;
@@ -108,6 +119,16 @@ class Coordinator {
   absl::StatusOr<v1::ReportGroupStatusResponse> ReportGroupStatus(
       const v1::ReportGroupStatusRequest& request);
   // OK when the member may use the rendezvous space of (its cluster, `epoch`).
+  // Whether Register may join `cluster` with `token` (the call's bearer token; nullopt: none).
+  // OK for a cluster without a join token or with the right one; NOT_FOUND for an unknown
+  // cluster (agents wait for it); UNAUTHENTICATED for a missing or unknown token;
+  // PERMISSION_DENIED for another cluster's join token or a member's session token.
+  absl::Status AuthorizeJoin(const std::string& cluster,
+                             const std::optional<std::string>& token) const;
+
+  // True when `token` is some cluster's join token or some member's session token.
+  bool IsAgentToken(const std::string& token) const;
+
   absl::Status AuthorizeRendezvous(const v1::MemberCredentials& member, int64_t epoch) const;
 
 
@@ -123,6 +144,11 @@ class Coordinator {
       ABSL_LOCKS_EXCLUDED(mu_);
   static v1::Cluster ToProto(const ClusterEntry& entry, v1::Phase phase);
   // The membership of `member.cluster`; INVALID_ARGUMENT / NOT_FOUND / UNAVAILABLE otherwise.
+  // True when `token` is a member's session token or `join_digest` a join token's digest.
+  bool HoldsAgentToken(const std::string& token, const std::string& join_digest) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The member's cluster, once its session token is checked: UNAUTHENTICATED for a missing or
+  // unknown token, PERMISSION_DENIED for the token of another member (of any cluster).
   absl::StatusOr<core::Membership*> FindMembership(const v1::MemberCredentials& member) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const ClusterEvent& event) const;

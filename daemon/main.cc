@@ -35,6 +35,13 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(bool, plaintext, false,
           "serve without TLS on any --listen address (anyone who reaches the port can read and "
           "drive the daemon)");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file of admin tokens (one per line; re-read when it changes): every ControlService "
+          "call then needs \"authorization: Bearer <token>\", and every cluster a join token "
+          "for its agents; without it the ControlService is open to anyone who reaches the port");
+ABSL_FLAG(std::string, observer_token_file, "",
+          "file of observer tokens (needs --admin_token_file): read-only ControlService calls "
+          "(get, list, plan, status, watch, Reconfigure dry runs)");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long calls in flight may finish on shutdown");
 
 int main(int argc, char** argv) {
@@ -75,6 +82,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.credentials = security->credentials;
+  config.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  config.observer_token_file = absl::GetFlag(FLAGS_observer_token_file);
+  if (config.admin_token_file.empty()) {
+    spdlog::warn(
+        "no --admin_token_file: the ControlService takes calls without a token and clusters need "
+        "no join token");
+  } else if (security->plaintext && !splitd::IsLoopbackAddress(config.listen)) {
+    spdlog::warn("tokens travel in the clear over plaintext gRPC; serve TLS to protect them");
+  }
   if (security->plaintext) {
     spdlog::warn(
         "serving PLAINTEXT gRPC on {}: no authentication or encryption; give --tls_cert and "
@@ -87,6 +103,10 @@ int main(int argc, char** argv) {
 
   splitd::RealClock clock;
   auto server = splitd::daemon::SplitdServer::Start(config, &clock);
+  if (!server.ok() && server.status().code() == absl::StatusCode::kInvalidArgument) {
+    spdlog::error("{}", std::string(server.status().message()));
+    return 2;
+  }
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().ToString());
     return 1;

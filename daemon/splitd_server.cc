@@ -83,15 +83,20 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
                                     : (std::filesystem::path(config.data_dir) / "audit.jsonl").string());
   server->coordinator_ =
       std::make_unique<Coordinator>(server->store_.get(), clock, server->events_.get());
-  server->control_service_ = std::make_unique<ControlService>(server->coordinator_.get());
+  Authorizer::Options auth;
+  auth.admin_token_file = config.admin_token_file;
+  auth.observer_token_file = config.observer_token_file;
+  ASSIGN_OR_RETURN(server->authorizer_, Authorizer::Create(auth, clock));
+  server->control_service_ =
+      std::make_unique<ControlService>(server->coordinator_.get(), server->authorizer_.get());
   Coordinator* coordinator = server->coordinator_.get();
   server->spaces_ = std::make_unique<RendezvousSpaces>(
       RendezvousLimits{}, [coordinator](const std::string& cluster, int64_t epoch,
                                         const std::string& key, const std::string& value) {
         return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
       });
-  server->agent_service_ =
-      std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get());
+  server->agent_service_ = std::make_unique<AgentService>(
+      server->coordinator_.get(), server->spaces_.get(), server->authorizer_.get());
   AgentService* agent_service = server->agent_service_.get();
   server->coordinator_->SetEventListener(
       [agent_service](const ClusterEvent& event) { agent_service->OnClusterEvent(event); });

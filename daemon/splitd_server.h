@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "daemon/agent_service.h"
+#include "daemon/authorizer.h"
 #include "daemon/control_service.h"
 #include "daemon/coordinator.h"
 #include "daemon/rendezvous_spaces.h"
@@ -32,6 +33,10 @@ struct ServerConfig {
   // Transport security of the gRPC port (common/tls_credentials.h builds it from the flags).
   // Null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Token files (daemon/authorizer.h). Without admin_token_file the ControlService is open to
+  // every caller and clusters need no join token.
+  std::string admin_token_file;
+  std::string observer_token_file;
   // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 16 << 20;
   // How long in-flight calls may run on shutdown before they are cancelled.
@@ -68,6 +73,7 @@ class SplitdServer {
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<RendezvousSpaces> spaces_;
   std::unique_ptr<AgentService> agent_service_;

@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/bearer_token.h"
 #include "common/grpc_logging.h"
 #include "common/logging.h"
 #include "common/tls_credentials.h"
@@ -83,6 +84,9 @@ ABSL_FLAG(std::string, tls_key, "",
 ABSL_FLAG(std::string, tls_server_name, "",
           "name to verify the daemon's certificate against instead of the --daemon host "
           "(default: $SPLITD_TLS_SERVER_NAME)");
+ABSL_FLAG(std::string, join_token_file, "",
+          "file holding the cluster's join token, sent as \"authorization: Bearer\" (default: "
+          "$SPLITD_JOIN_TOKEN_FILE); needed when the cluster was applied with one");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error|off");
 ABSL_FLAG(std::string, log_format, "text", "text|json");
 
@@ -265,6 +269,19 @@ int main(int argc, char** argv) {
     security = splitd::MakeClientSecurity(TlsOptions(), daemon, &channel_args);
     parsed = security.status();
   }
+  std::string join_token;
+  if (parsed.ok()) {
+    std::string token_file = absl::GetFlag(FLAGS_join_token_file);
+    if (const char* from_env = std::getenv("SPLITD_JOIN_TOKEN_FILE");
+        token_file.empty() && from_env != nullptr) {
+      token_file = from_env;
+    }
+    if (!token_file.empty()) {
+      absl::StatusOr<std::string> token = splitd::ReadTokenFile(token_file, "join_token_file");
+      parsed = token.status();
+      if (token.ok()) join_token = *std::move(token);
+    }
+  }
   if (parsed.ok()) {
     parsed = splitd::SetupLogging(kProgram, absl::GetFlag(FLAGS_log_level),
                                   absl::GetFlag(FLAGS_log_format));
@@ -299,8 +316,8 @@ int main(int argc, char** argv) {
   options.hold_device_communicators = absl::GetFlag(FLAGS_hold_communicators);
 
   splitd::worker::Agent agent(options,
-                              grpc::CreateCustomChannel(daemon, security->credentials,
-                                                        channel_args),
+                              splitd::CreateChannelWithToken(daemon, security->credentials,
+                                                             channel_args, join_token),
                               std::move(backends.factories));
 
   std::thread signal_thread([&agent, &stop_signals] {

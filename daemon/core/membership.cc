@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/same_secret.h"
 
 namespace splitd::core {
 namespace {
@@ -23,16 +24,6 @@ absl::Status CheckText(absl::string_view field, const std::string& value, bool r
                                                    value.size()));
   }
   return absl::OkStatus();
-}
-
-// Constant-time comparison, so a wrong token reveals nothing through timing.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    difference |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return difference == 0;
 }
 
 bool IsReportPhase(v1::Phase phase) {
@@ -350,6 +341,14 @@ absl::StatusOr<const Member*> Membership::Authenticate(
   absl::StatusOr<Member*> member = const_cast<Membership*>(this)->FindMember(credentials);
   if (!member.ok()) return member.status();
   return *member;
+}
+
+const Member* Membership::SessionHolder(const std::string& token) const {
+  const Member* holder = nullptr;
+  for (const auto& [id, member] : by_id_) {
+    if (SameSecret(member->session_token, token)) holder = member;
+  }
+  return holder;
 }
 
 absl::StatusOr<Membership::HeartbeatResult> Membership::Heartbeat(

@@ -123,6 +123,9 @@ class Membership {
   // wrong token, INVALID_ARGUMENT for missing fields.
   absl::StatusOr<const Member*> Authenticate(const v1::MemberCredentials& credentials) const;
 
+  // The member whose session token is `token`, if any (constant-time comparisons).
+  const Member* SessionHolder(const std::string& token) const;
+
   // Renews the member's lease; a lost member is alive again. An excluded member is answered
   // (member->liveness says so) so that it can stop.
   absl::StatusOr<HeartbeatResult> Heartbeat(const v1::MemberCredentials& credentials,

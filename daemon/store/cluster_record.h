@@ -24,6 +24,7 @@ struct ClusterRecord {
   std::string reason;                   // why the epoch was started
   int64_t shrinks_epoch = 0;            // the epoch this one only removes ranks from
   std::vector<int64_t> previous_ranks;  // each rank's rank in `shrinks_epoch`
+  std::string join_token_sha256;        // hex SHA-256 of the join token; empty: none
 
   const v1::Topology& PlanTopology() const {
     return plan_topology.cluster().empty() ? topology : plan_topology;

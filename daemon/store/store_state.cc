@@ -31,6 +31,7 @@ internal::LogRecord StoreState::PutClusterRecord(const ClusterRecord& record) {
   stored->set_reason(record.reason);
   stored->set_shrinks_epoch(record.shrinks_epoch);
   for (int64_t rank : record.previous_ranks) stored->add_previous_ranks(rank);
+  stored->set_join_token_sha256(record.join_token_sha256);
   return out;
 }
 
@@ -123,6 +124,7 @@ void StoreState::Apply(const internal::LogRecord& record) {
       state.record.shrinks_epoch = stored.shrinks_epoch();
       state.record.previous_ranks.assign(stored.previous_ranks().begin(),
                                          stored.previous_ranks().end());
+      state.record.join_token_sha256 = stored.join_token_sha256();
       return;
     }
     case internal::LogRecord::kDeleteCluster:
