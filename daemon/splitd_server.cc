@@ -64,7 +64,11 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   RETURN_IF_ERROR(SplitListen(config.listen, &host, &port));
   if (!config.data_dir.empty()) {
     std::error_code error;
-    std::filesystem::create_directories(config.data_dir, error);
+    // The state holds members' session tokens: a directory the daemon makes is its own only.
+    if (std::filesystem::create_directories(config.data_dir, error)) {
+      std::filesystem::permissions(config.data_dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, error);
+    }
     if (error) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--data_dir ", config.data_dir, " cannot be created: ", error.message()));
