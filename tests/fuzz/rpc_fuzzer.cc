@@ -1,10 +1,15 @@
 // Fuzz target: any bytes as a ControlService or AgentService request, sent over gRPC to an
 // in-process daemon (SplitdServer: the real ControlService and AgentService adapters, the
 // Coordinator and the rendezvous spaces; state in memory) that holds a cluster with four
-// registered members. The first byte picks the method; the second whether the request speaks as
-// one of those members (their credentials replace the fuzzed ones, so the call gets past
-// authentication); the rest is the serialized request. Nothing may crash, every call must end,
-// and every refusal must carry a status code the API documents, with a message.
+// registered members. The daemon requires tokens (an admin and an observer token; the cluster has
+// a join token). The first byte picks the method; the second whether the request speaks as one
+// of those members (their credentials replace the fuzzed ones, so the call gets past
+// authentication) and which bearer token the call carries (the right one for its service, none,
+// the observer token, or a member's session token); the rest is the serialized request. Nothing
+// may crash, every call must end, and every refusal must carry a status code the API documents,
+// with a message.
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +36,16 @@ namespace {
 namespace v1 = ::splitd::v1;
 
 constexpr char kCluster[] = "fuzz";
+constexpr char kAdminToken[] = "fuzz-admin-token-0123456789";
+constexpr char kObserverToken[] = "fuzz-observer-token-0123456789";
+constexpr char kJoinToken[] = "fuzz-join-token-0123456789";
+
+// The "authorization" value the next calls carry; empty: none.
+std::string authorization;
+
+void AddAuthorization(grpc::ClientContext* context) {
+  if (!authorization.empty()) context->AddMetadata("authorization", authorization);
+}
 constexpr int kMembers = 4;
 // Planning and plan replies grow with the world: small worlds keep inputs fast.
 constexpr int64_t kMaxWorld = 4096;
@@ -87,6 +103,7 @@ grpc::Status CallUnary(Stub* stub,
                        std::chrono::milliseconds timeout = kCallDeadline) {
   grpc::ClientContext context;
   context.set_deadline(In(timeout));
+  AddAuthorization(&context);
   return (stub->*method)(&context, request, response);
 }
 
@@ -107,6 +124,7 @@ void Stream(const char* name, Stub* stub,
             const Request& request) {
   grpc::ClientContext context;
   context.set_deadline(In(kWaitDeadline));
+  AddAuthorization(&context);
   std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
   Response response;
   if (reader->Read(&response)) context.TryCancel();
@@ -142,12 +160,22 @@ class Daemon {
     splitd::daemon::ServerConfig config;
     config.listen = "127.0.0.1:0";
     config.shutdown_grace = absl::Seconds(1);
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    const std::string dir = tmp != nullptr ? tmp : "/tmp";
+    config.admin_token_file = absl::StrCat(dir, "/rpc_fuzzer_admin_", getpid());
+    config.observer_token_file = absl::StrCat(dir, "/rpc_fuzzer_observer_", getpid());
+    std::ofstream(config.admin_token_file) << kAdminToken << "\n";
+    std::ofstream(config.observer_token_file) << kObserverToken << "\n";
     auto server = splitd::daemon::SplitdServer::Start(config, &clock_);
+    // Read once: the fake clock never lets the daemon look at them again.
+    std::remove(config.admin_token_file.c_str());
+    std::remove(config.observer_token_file.c_str());
     if (!server.ok()) Fail(absl::StrCat("cannot start the daemon: ", server.status().ToString()));
     server_ = *std::move(server);
     auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
     control_ = v1::ControlService::NewStub(channel);
     agent_ = v1::AgentService::NewStub(channel);
+    authorization = absl::StrCat("Bearer ", kAdminToken);
     Seed();
     // Methods of the API this daemon does not serve yet are left out, said once.
     v1::ReconfigureResponse reconfigured;
@@ -170,6 +198,11 @@ class Daemon {
   bool reconfigure_served() const { return reconfigure_served_; }
   bool watch_events_served() const { return watch_events_served_; }
 
+  // The session token of member `index` (modulo the members).
+  const std::string& SessionOf(int index) const {
+    return members_[index % members_.size()].session_token();
+  }
+
   // Replaces the request's credentials with those of member `speaker` - 1 (0 keeps them).
   template <typename Request>
   void SpeakAs(int speaker, Request* request) const {
@@ -179,6 +212,7 @@ class Daemon {
   // The daemon still answers for kCluster; a cluster that inputs changed (new epoch, other
   // members) is set up afresh so that later inputs meet the same state.
   void CheckAndRestore() {
+    authorization = absl::StrCat("Bearer ", kAdminToken);
     v1::GetStatusRequest request;
     request.set_cluster(kCluster);
     v1::GetStatusResponse response;
@@ -225,10 +259,12 @@ class Daemon {
       dim->set_name(name);
       dim->set_size(2);
     }
+    apply.set_join_token(kJoinToken);
     v1::ApplyTopologyResponse applied;
     const grpc::Status status =
         CallUnary(control_.get(), &v1::ControlService::Stub::ApplyTopology, apply, &applied);
     if (!status.ok()) Fail(absl::StrCat("seeding: ApplyTopology: ", status.error_message()));
+    authorization = absl::StrCat("Bearer ", kJoinToken);
     fingerprint_ = applied.cluster().fingerprint();
     members_.clear();
     for (int i = 0; i < kMembers; ++i) {
@@ -251,6 +287,7 @@ class Daemon {
       member.set_session_token(registered.session_token());
       members_.push_back(member);
     }
+    authorization = absl::StrCat("Bearer ", kAdminToken);
   }
 
   splitd::FakeClock clock_;
@@ -279,6 +316,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const int method = data[0] % 15;
   const int speaker = data[1] % (kMembers + 1);
+  switch ((data[1] / (kMembers + 1)) % 4) {
+    case 0:  // the right token for the service
+      authorization = absl::StrCat("Bearer ", method == 8 ? kJoinToken : kAdminToken);
+      break;
+    case 1:
+      authorization.clear();
+      break;
+    case 2:
+      authorization = absl::StrCat("Bearer ", kObserverToken);
+      break;
+    default:
+      authorization = absl::StrCat("Bearer ", daemon->SessionOf(data[1]));
+      break;
+  }
   data += 2;
   size -= 2;
   Control* control = daemon->control();
