@@ -729,4 +729,29 @@ v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
   return cluster;
 }
 
+Coordinator::Counts Coordinator::CountClustersAndMembers() const {
+  Counts counts;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, membership] : memberships_) {
+    ++counts.clusters_by_phase[membership->phase()];
+    // Member ids are "m-<registration order>" (core::Member).
+    for (int64_t order = 0; order < membership->member_count(); ++order) {
+      const core::Member* member = membership->FindById(absl::StrCat("m-", order));
+      if (member == nullptr) continue;
+      switch (member->liveness) {
+        case core::Liveness::kAlive:
+          ++counts.alive_members;
+          break;
+        case core::Liveness::kLost:
+          ++counts.lost_members;
+          break;
+        case core::Liveness::kExcluded:
+          ++counts.excluded_members;
+          break;
+      }
+    }
+  }
+  return counts;
+}
+
 }  // namespace splitd::daemon
