@@ -14,33 +14,22 @@
 #include "daemon/store/memory_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/coordinator_calls.h"
 
 namespace splitd::daemon {
 namespace {
 
+using ::splitd::testing::AgentRegistration;
+using ::splitd::testing::Heartbeat;
 using ::splitd::testing::IsOk;
+using ::splitd::testing::MeshTopology;
+using ::splitd::testing::RegisterMember;
 using ::testing::HasSubstr;
 
 v1::Topology Tp2(const std::string& cluster) {
-  v1::Topology topology;
-  topology.set_cluster(cluster);
-  v1::Dim* dim = topology.add_dims();
-  dim->set_name("tp");
-  dim->set_size(2);
+  v1::Topology topology = MeshTopology(cluster, {{"tp", 2}});
   topology.mutable_elastic()->set_lease_timeout_ms(3000);
   return topology;
-}
-
-v1::RegisterRequest Agent(const std::string& cluster, int index) {
-  v1::RegisterRequest request;
-  request.mutable_identity()->set_cluster(cluster);
-  request.mutable_identity()->set_pod(absl::StrCat(cluster, "-", index));
-  request.mutable_identity()->set_node("node-0");
-  request.mutable_identity()->set_host("127.0.0.1");
-  request.mutable_identity()->set_local_index(index);
-  request.mutable_identity()->set_incarnation(absl::StrCat(cluster, "-inc-", index));
-  request.mutable_capabilities()->add_backends("cpu:gloo");
-  return request;
 }
 
 class DaemonMetricsTest : public ::testing::Test {
@@ -79,16 +68,12 @@ TEST_F(DaemonMetricsTest, GaugesFollowTheCoordinatorAndTheSpaces) {
   ASSERT_THAT(coordinator_.ApplyTopology(Tp2("a")), IsOk());
   ASSERT_THAT(coordinator_.ApplyTopology(Tp2("b")), IsOk());
   ASSERT_THAT(coordinator_.ApplyTopology(Tp2("c")), IsOk());
-  for (int i = 0; i < 2; ++i) ASSERT_THAT(coordinator_.Register(Agent("a", i)), IsOk());
   std::vector<v1::MemberCredentials> b_members;
   for (int i = 0; i < 2; ++i) {
-    auto registered = coordinator_.Register(Agent("b", i));
-    ASSERT_THAT(registered, IsOk());
-    v1::MemberCredentials credentials;
-    credentials.set_cluster("b");
-    credentials.set_member_id(registered->member_id());
-    credentials.set_session_token(registered->session_token());
-    b_members.push_back(credentials);
+    ASSERT_THAT(RegisterMember(coordinator_, AgentRegistration("a", i)), IsOk());
+    auto member = RegisterMember(coordinator_, AgentRegistration("b", i));
+    ASSERT_THAT(member, IsOk());
+    b_members.push_back(*member);
   }
   ASSERT_THAT(spaces_.Set("a", 1, "k1", "v"), IsOk());
   ASSERT_THAT(spaces_.Set("b", 1, "k1", "v"), IsOk());
@@ -103,9 +88,7 @@ TEST_F(DaemonMetricsTest, GaugesFollowTheCoordinatorAndTheSpaces) {
   // Cluster a's members stop heartbeating; b's keep their leases.
   clock_.Advance(absl::Milliseconds(2000));
   for (const v1::MemberCredentials& member : b_members) {
-    v1::HeartbeatRequest heartbeat;
-    *heartbeat.mutable_member() = member;
-    ASSERT_THAT(coordinator_.Heartbeat(heartbeat), IsOk());
+    ASSERT_THAT(Heartbeat(coordinator_, member), IsOk());
   }
   clock_.Advance(absl::Milliseconds(2000));
   coordinator_.Tick();

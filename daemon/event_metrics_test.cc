@@ -3,7 +3,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -13,37 +12,18 @@
 #include "daemon/store/memory_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/coordinator_calls.h"
 
 namespace splitd::daemon {
 namespace {
 
+using ::splitd::testing::AgentRegistration;
+using ::splitd::testing::Heartbeat;
 using ::splitd::testing::IsOk;
+using ::splitd::testing::MeshTopology;
+using ::splitd::testing::RegisterMember;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-v1::Topology Tp2Pp2Dp2(const std::string& cluster) {
-  v1::Topology topology;
-  topology.set_cluster(cluster);
-  for (const char* name : {"tp", "pp", "dp"}) {
-    v1::Dim* dim = topology.add_dims();
-    dim->set_name(name);
-    dim->set_size(2);
-  }
-  topology.mutable_elastic()->set_lease_timeout_ms(3000);
-  return topology;
-}
-
-v1::RegisterRequest Agent(int index) {
-  v1::RegisterRequest request;
-  request.mutable_identity()->set_cluster("llama");
-  request.mutable_identity()->set_pod(absl::StrCat("pod-", index));
-  request.mutable_identity()->set_node(absl::StrCat("node-", index / 4));
-  request.mutable_identity()->set_host("127.0.0.1");
-  request.mutable_identity()->set_local_index(index % 4);
-  request.mutable_identity()->set_incarnation(absl::StrCat("inc-", index));
-  request.mutable_capabilities()->add_backends("cpu:gloo");
-  return request;
-}
 
 v1::Event EpochStarted(const std::string& reason, double detect_ms = 0) {
   v1::Event event;
@@ -62,33 +42,26 @@ TEST(EventMetricsTest, CountsTheCausesOfARealCoordinatorsEpochs) {
   Coordinator coordinator(&store, &clock, &events);
   ASSERT_THAT(coordinator.Recover(), IsOk());
 
-  ASSERT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());  // epoch 1
+  v1::Topology topology = MeshTopology("llama", {{"tp", 2}, {"pp", 2}, {"dp", 2}});
+  topology.mutable_elastic()->set_lease_timeout_ms(3000);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());  // epoch 1
   std::vector<v1::MemberCredentials> members;
   for (int i = 0; i < 8; ++i) {
-    auto registered = coordinator.Register(Agent(i));
-    ASSERT_THAT(registered, IsOk());
-    v1::MemberCredentials credentials;
-    credentials.set_cluster("llama");
-    credentials.set_member_id(registered->member_id());
-    credentials.set_session_token(registered->session_token());
-    members.push_back(credentials);
+    auto member = RegisterMember(coordinator, AgentRegistration("llama", i));
+    ASSERT_THAT(member, IsOk());
+    members.push_back(*member);
   }
   // Member 5 stops heartbeating: its lease expires 3.5 s after its last sign of life.
   clock.Advance(absl::Seconds(2));
   for (int i = 0; i < 8; ++i) {
     if (i == 5) continue;
-    v1::HeartbeatRequest heartbeat;
-    *heartbeat.mutable_member() = members[static_cast<size_t>(i)];
-    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+    ASSERT_THAT(Heartbeat(coordinator, members[static_cast<size_t>(i)]), IsOk());
   }
   clock.Advance(absl::Seconds(1.5));
-  coordinator.Tick();  // epoch 2: the replica is dropped
-  v1::HeartbeatRequest back;
-  *back.mutable_member() = members[5];
-  ASSERT_THAT(coordinator.Heartbeat(back), IsOk());  // epoch 3: scaled up again
-  v1::Topology changed = Tp2Pp2Dp2("llama");
-  changed.mutable_dims(0)->set_size(4);
-  ASSERT_THAT(coordinator.ApplyTopology(changed), IsOk());  // epoch 4
+  coordinator.Tick();                                       // epoch 2: replica dropped
+  ASSERT_THAT(Heartbeat(coordinator, members[5]), IsOk());  // epoch 3: scaled up again
+  topology.mutable_dims(0)->set_size(4);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());  // epoch 4
 
   const std::string text = registry.Render();
   EXPECT_THAT(text, HasSubstr("splitd_epoch_transitions_total{cause=\"created\"} 1\n"));
@@ -131,7 +104,8 @@ TEST(EventMetricsTest, ReadyEpochsObserveEveryLaterPhase) {
   EXPECT_THAT(text, HasSubstr("splitd_reconfiguration_phase_seconds_bucket{phase=\"split\","
                               "le=\"1\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("splitd_reconfiguration_phase_seconds_sum{phase=\"split\"} 1.5\n"));
-  EXPECT_THAT(text, HasSubstr("splitd_reconfiguration_phase_seconds_sum{phase=\"validate\"} 0.04\n"));
+  EXPECT_THAT(text,
+              HasSubstr("splitd_reconfiguration_phase_seconds_sum{phase=\"validate\"} 0.04\n"));
   EXPECT_THAT(text, HasSubstr("splitd_reconfiguration_phase_seconds_sum{phase=\"ready\"} 1.8\n"));
   EXPECT_THAT(text, Not(HasSubstr("phase=\"detect\"")));
   EXPECT_THAT(text, Not(HasSubstr("splitd_epoch_transitions_total{")));
