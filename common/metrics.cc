@@ -45,13 +45,17 @@ void CheckDescriptor(const Descriptor& descriptor) {
   }
 }
 
-std::string EscapeHelp(const std::string& help) {
+// `\` and newline escaped, and `"` too when `quotes` (label values; HELP text keeps them).
+std::string Escape(const std::string& text, bool quotes) {
   std::string out;
-  for (const char c : help) {
+  out.reserve(text.size());
+  for (const char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -255,7 +259,8 @@ std::string Registry::Render() const {
   std::string out;
   for (const Collector* collector : collectors) {
     const Descriptor& descriptor = collector->descriptor();
-    absl::StrAppend(&out, "# HELP ", descriptor.name, " ", EscapeHelp(descriptor.help), "\n");
+    absl::StrAppend(&out, "# HELP ", descriptor.name, " ",
+                    Escape(descriptor.help, /*quotes=*/false), "\n");
     absl::StrAppend(&out, "# TYPE ", descriptor.name, " ", TypeName(descriptor.type), "\n");
     collector->RenderSamples(&out);
   }
@@ -279,21 +284,6 @@ std::string FormatValue(double value) {
   return std::string(buffer, result.ptr);
 }
 
-std::string EscapeLabelValue(const std::string& value) {
-  std::string out;
-  out.reserve(value.size());
-  for (const char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string EscapeLabelValue(const std::string& value) { return Escape(value, /*quotes=*/true); }
 
 }  // namespace splitd::metrics
