@@ -150,8 +150,9 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   server->address_ = absl::StrCat(host, ":", bound_port);
   AddDaemonMetrics(server->registry_.get(), server->coordinator_.get(), server->spaces_.get());
   if (!config.metrics_listen.empty()) {
-    ASSIGN_OR_RETURN(server->metrics_http_, metrics::MetricsHttpServer::Start(
-                                                metrics_host, metrics_port, server->registry_.get()));
+    ASSIGN_OR_RETURN(server->metrics_http_,
+                     metrics::MetricsHttpServer::Start(metrics_host, metrics_port,
+                                                       server->registry_.get()));
     server->metrics_address_ = absl::StrCat(metrics_host, ":", server->metrics_http_->port());
     if (!config.metrics_port_file.empty()) {
       RETURN_IF_ERROR(

@@ -25,7 +25,8 @@ struct RegistryHolder {
 
 class TimedMemoryStore : private RegistryHolder, public TimedStateStore {
  public:
-  explicit TimedMemoryStore(std::unique_ptr<StateStore> store = std::make_unique<MemoryStateStore>())
+  explicit TimedMemoryStore(
+      std::unique_ptr<StateStore> store = std::make_unique<MemoryStateStore>())
       : TimedStateStore(std::move(store), &registry) {}
   std::string Render() const { return registry.Render(); }
 };
