@@ -818,4 +818,17 @@ v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {
   return cluster;
 }
 
+Coordinator::Counts Coordinator::CountClustersAndMembers() const {
+  Counts counts;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, membership] : memberships_) {
+    ++counts.clusters_by_phase[membership->phase()];
+    const core::Membership::LivenessCounts members = membership->CountByLiveness();
+    counts.alive_members += members.alive;
+    counts.lost_members += members.lost;
+    counts.excluded_members += members.excluded;
+  }
+  return counts;
+}
+
 }  // namespace splitd::daemon

@@ -131,6 +131,16 @@ class Coordinator {
 
   absl::Status AuthorizeRendezvous(const v1::MemberCredentials& member, int64_t epoch) const;
 
+  // Clusters by phase and members by liveness over every cluster, read at one instant (for
+  // metrics). Spares count as alive members.
+  struct Counts {
+    std::map<v1::Phase, int64_t> clusters_by_phase;
+    int64_t alive_members = 0;
+    int64_t lost_members = 0;
+    int64_t excluded_members = 0;
+  };
+  Counts CountClustersAndMembers() const;
+
 
  private:
   struct ClusterEntry {

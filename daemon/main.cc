@@ -42,6 +42,11 @@ ABSL_FLAG(std::string, admin_token_file, "",
 ABSL_FLAG(std::string, observer_token_file, "",
           "file of observer tokens (needs --admin_token_file): read-only ControlService calls "
           "(get, list, plan, status, watch, Reconfigure dry runs)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics on over HTTP, GET /metrics (port 0: any free); "
+          "empty: no metrics endpoint");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "write the bound metrics host:port here once serving");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long calls in flight may finish on shutdown");
 
 int main(int argc, char** argv) {
@@ -70,6 +75,8 @@ int main(int argc, char** argv) {
   config.listen = absl::GetFlag(FLAGS_listen);
   config.port_file = absl::GetFlag(FLAGS_port_file);
   config.data_dir = absl::GetFlag(FLAGS_data_dir);
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
   config.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
   splitd::ServerTlsOptions tls;
   tls.cert_file = absl::GetFlag(FLAGS_tls_cert);

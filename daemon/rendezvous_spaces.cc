@@ -241,6 +241,13 @@ int64_t RendezvousSpaces::KeyCount(const std::string& cluster, int64_t epoch) co
   return it == spaces_.end() ? 0 : static_cast<int64_t>(it->second.values.size());
 }
 
+int64_t RendezvousSpaces::TotalKeyCount() const {
+  absl::MutexLock lock(&mu_);
+  int64_t keys = 0;
+  for (const auto& [space_key, space] : spaces_) keys += static_cast<int64_t>(space.values.size());
+  return keys;
+}
+
 void RendezvousSpaces::ExpireLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {

@@ -78,6 +78,9 @@ class RendezvousSpaces {
   // Number of keys in one space (for tests and status).
   int64_t KeyCount(const std::string& cluster, int64_t epoch) const;
 
+  // Number of keys in every space together (for metrics).
+  int64_t TotalKeyCount() const;
+
  private:
   using SpaceKey = std::pair<std::string, int64_t>;
   struct Waiter {

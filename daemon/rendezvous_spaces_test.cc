@@ -1,5 +1,6 @@
 #include "daemon/rendezvous_spaces.h"
 
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +90,18 @@ TEST(RendezvousSpacesTest, DroppingAnEpochAbortsItsWaitersAndForgetsItsKeys) {
   EXPECT_THAT(completion.result, StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1")));
   EXPECT_EQ(spaces.KeyCount("c", 1), 0);
   EXPECT_EQ(spaces.KeyCount("c", 2), 1);
+}
+
+TEST(RendezvousSpacesTest, TotalKeyCountSumsEverySpace) {
+  RendezvousSpaces spaces;
+  EXPECT_EQ(spaces.TotalKeyCount(), 0);
+  ASSERT_THAT(spaces.Set("c", 1, "a", "v"), IsOk());
+  ASSERT_THAT(spaces.Set("c", 1, "b", "v"), IsOk());
+  ASSERT_THAT(spaces.Set("c", 1, "a", "replaced"), IsOk());
+  ASSERT_THAT(spaces.Set("d", 2, "a", "v"), IsOk());
+  EXPECT_EQ(spaces.TotalKeyCount(), 3);
+  spaces.Drop("c", std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(spaces.TotalKeyCount(), 1);
 }
 
 TEST(RendezvousSpacesTest, CountersAddAtomicallyAndReadAsText) {

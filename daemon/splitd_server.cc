@@ -7,12 +7,16 @@
 #include <fstream>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/daemon_metrics.h"
+#include "daemon/rpc_metrics.h"
 #include "daemon/store/log_state_store.h"
 #include "daemon/store/memory_state_store.h"
+#include "daemon/store/timed_state_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -22,17 +26,18 @@
 namespace splitd::daemon {
 namespace {
 
-// Splits "host:port" (or "[v6]:port") at its last colon.
-absl::Status SplitListen(const std::string& listen, std::string* host, int* port) {
+// Splits "host:port" (or "[v6]:port") at its last colon; `flag` names it in errors.
+absl::Status SplitListen(const char* flag, const std::string& listen, std::string* host,
+                         int* port) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--listen must be HOST:PORT, got \"", listen, "\""));
+        absl::StrCat("--", flag, " must be HOST:PORT, got \"", listen, "\""));
   }
   *host = listen.substr(0, colon);
   if (!absl::SimpleAtoi(listen.substr(colon + 1), port) || *port < 0 || *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen port must be 0..65535, got \"", listen.substr(colon + 1), "\""));
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " port must be 0..65535, got \"",
+                                                   listen.substr(colon + 1), "\""));
   }
   return absl::OkStatus();
 }
@@ -61,7 +66,13 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
                                                                   const Clock* clock) {
   std::string host;
   int port = 0;
-  RETURN_IF_ERROR(SplitListen(config.listen, &host, &port));
+  RETURN_IF_ERROR(SplitListen("listen", config.listen, &host, &port));
+  std::string metrics_host;
+  int metrics_port = 0;
+  if (!config.metrics_listen.empty()) {
+    RETURN_IF_ERROR(
+        SplitListen("metrics_listen", config.metrics_listen, &metrics_host, &metrics_port));
+  }
   if (!config.data_dir.empty()) {
     std::error_code error;
     // The state holds members' session tokens: a directory the daemon makes is its own only.
@@ -77,14 +88,20 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
 
   std::unique_ptr<SplitdServer> server(new SplitdServer());
   server->shutdown_grace_ = config.shutdown_grace;
+  server->registry_ = std::make_unique<metrics::Registry>();
+  std::unique_ptr<store::StateStore> state_store;
   if (config.data_dir.empty()) {
-    server->store_ = std::make_unique<store::MemoryStateStore>();
+    state_store = std::make_unique<store::MemoryStateStore>();
   } else {
-    ASSIGN_OR_RETURN(server->store_, store::LogStateStore::Open(config.data_dir));
+    ASSIGN_OR_RETURN(state_store, store::LogStateStore::Open(config.data_dir));
   }
+  server->store_ =
+      std::make_unique<store::TimedStateStore>(std::move(state_store), server->registry_.get());
   server->events_ = std::make_unique<EventLog>(
       4096, config.data_dir.empty() ? std::string()
                                     : (std::filesystem::path(config.data_dir) / "audit.jsonl").string());
+  server->event_metrics_ =
+      std::make_unique<EventMetrics>(server->events_.get(), server->registry_.get());
   server->coordinator_ =
       std::make_unique<Coordinator>(server->store_.get(), clock, server->events_.get());
   Authorizer::Options auth;
@@ -117,6 +134,9 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(server->control_service_.get());
   builder.RegisterService(server->agent_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetrics>(server->registry_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
@@ -137,6 +157,18 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     }
   });
   server->address_ = absl::StrCat(host, ":", bound_port);
+  AddDaemonMetrics(server->registry_.get(), server->coordinator_.get(), server->spaces_.get());
+  if (!config.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(server->metrics_http_,
+                     metrics::MetricsHttpServer::Start(metrics_host, metrics_port,
+                                                       server->registry_.get()));
+    server->metrics_address_ = absl::StrCat(metrics_host, ":", server->metrics_http_->port());
+    if (!config.metrics_port_file.empty()) {
+      RETURN_IF_ERROR(
+          WriteFileAtomically(config.metrics_port_file, server->metrics_address_ + "\n"));
+    }
+    spdlog::info("serving metrics on http://{}/metrics", server->metrics_address_);
+  }
   health->SetServingStatus(true);
   if (!config.port_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomically(config.port_file, server->address_ + "\n"));
@@ -154,6 +186,7 @@ void SplitdServer::Shutdown() {
   shut_down_ = true;
   spdlog::info("shutting down (grace {})", absl::FormatDuration(shutdown_grace_));
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (metrics_http_ != nullptr) metrics_http_->Shutdown();
   if (ticker_.joinable()) {
     stop_ticking_.Notify();
     ticker_.join();

@@ -7,10 +7,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "daemon/agent_service.h"
 #include "daemon/authorizer.h"
 #include "daemon/control_service.h"
 #include "daemon/coordinator.h"
+#include "daemon/event_metrics.h"
 #include "daemon/rendezvous_spaces.h"
 #include "daemon/store/state_store.h"
 #include "grpcpp/security/server_credentials.h"
@@ -39,6 +42,12 @@ struct ServerConfig {
   std::string observer_token_file;
   // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 16 << 20;
+  // HOST:PORT to serve Prometheus metrics on over HTTP (GET /metrics); port 0 picks a free
+  // port. Empty: no metrics endpoint.
+  std::string metrics_listen;
+  // When set, "host:port" of the bound metrics address is written there (atomically) once
+  // serving.
+  std::string metrics_port_file;
   // How long in-flight calls may run on shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(5);
   // How often leases are checked (failure detection is at most this much later than a lease).
@@ -46,8 +55,10 @@ struct ServerConfig {
 };
 
 // The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services
-// (ControlService, AgentService, health, reflection) and the server. Health reports NOT_SERVING until state is recovered and
-// again from the moment shutdown starts.
+// (ControlService, AgentService, health, reflection), the server and its metrics (a registry fed
+// by an RPC interceptor, a timing store decorator and the event stream, served over HTTP when
+// metrics_listen is set). Health reports NOT_SERVING until state is recovered and again from the
+// moment shutdown starts.
 //
 // Threading: Start, Shutdown and address are safe to call from any thread; Shutdown is
 // idempotent.
@@ -60,6 +71,8 @@ class SplitdServer {
 
   // The bound address as "host:port".
   const std::string& address() const { return address_; }
+  // The bound metrics address as "host:port"; empty without metrics_listen.
+  const std::string& metrics_address() const { return metrics_address_; }
 
   // Marks health NOT_SERVING, stops taking calls and waits up to the grace period for calls in
   // flight; then cancels what is left.
@@ -69,15 +82,20 @@ class SplitdServer {
   SplitdServer() = default;
 
   std::string address_;
+  std::string metrics_address_;
   absl::Duration shutdown_grace_;
+  // First: everything below records into it.
+  std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<EventLog> events_;
+  std::unique_ptr<EventMetrics> event_metrics_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<RendezvousSpaces> spaces_;
   std::unique_ptr<AgentService> agent_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   bool shut_down_ = false;
   absl::Notification stop_ticking_;
   std::thread ticker_;  // Coordinator::Tick every lease_check_interval

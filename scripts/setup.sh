@@ -9,6 +9,8 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
   openssl  # tests/e2e/tls_e2e_test makes its certificates with the openssl binary
+  libcpp-httplib-dev  # the daemon's /metrics endpoint (--metrics_listen)
+  prometheus  # tests/e2e/metrics_e2e_test scrapes the daemon with the real Prometheus server
 )
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
 # the Kubernetes API models the manifests are validated against (kubectl renders them).

@@ -351,6 +351,24 @@ const Member* Membership::SessionHolder(const std::string& token) const {
   return holder;
 }
 
+Membership::LivenessCounts Membership::CountByLiveness() const {
+  LivenessCounts counts;
+  for (const auto& [id, member] : by_id_) {
+    switch (member->liveness) {
+      case Liveness::kAlive:
+        ++counts.alive;
+        break;
+      case Liveness::kLost:
+        ++counts.lost;
+        break;
+      case Liveness::kExcluded:
+        ++counts.excluded;
+        break;
+    }
+  }
+  return counts;
+}
+
 absl::StatusOr<Membership::HeartbeatResult> Membership::Heartbeat(
     const v1::MemberCredentials& credentials, absl::Time now) {
   absl::StatusOr<Member*> found = FindMember(credentials);

@@ -126,6 +126,14 @@ class Membership {
   // The member whose session token is `token`, if any (constant-time comparisons).
   const Member* SessionHolder(const std::string& token) const;
 
+  // Members by liveness; spares count as alive.
+  struct LivenessCounts {
+    int64_t alive = 0;
+    int64_t lost = 0;
+    int64_t excluded = 0;
+  };
+  LivenessCounts CountByLiveness() const;
+
   // Renews the member's lease; a lost member is alive again. An excluded member is answered
   // (member->liveness says so) so that it can stop.
   absl::StatusOr<HeartbeatResult> Heartbeat(const v1::MemberCredentials& credentials,

@@ -1,0 +1,84 @@
+#include "daemon/event_metrics.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+
+namespace splitd::daemon {
+namespace {
+
+// A millisecond to five minutes: planning takes milliseconds, lease expiry and bootstrapping
+// large worlds take seconds to minutes.
+const std::vector<double>& PhaseBounds() {
+  static const auto* bounds = new std::vector<double>{
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+  return *bounds;
+}
+
+}  // namespace
+
+EventMetrics::EventMetrics(EventLog* events, metrics::Registry* registry)
+    : events_(events),
+      transitions_(registry->AddCounter("splitd_epoch_transitions_total",
+                                        "Epochs started, by cause.", {"cause"})),
+      phases_(registry->AddHistogram(
+          "splitd_reconfiguration_phase_seconds",
+          "Time each phase of a reconfiguration took (EpochTimings), by phase.", {"phase"},
+          PhaseBounds())) {
+  {
+    absl::MutexLock lock(&mu_);
+    after_ = events_->LastSequence();
+  }
+  subscription_ = events_->Subscribe([this] { Drain(); });
+  Drain();  // whatever was appended between reading the sequence and subscribing
+}
+
+EventMetrics::~EventMetrics() { events_->Unsubscribe(subscription_); }
+
+void EventMetrics::Drain() {
+  absl::MutexLock lock(&mu_);
+  while (std::optional<v1::Event> event = events_->Next(after_, "")) {
+    after_ = event->sequence();
+    Observe(*event);
+  }
+}
+
+void EventMetrics::Observe(const v1::Event& event) {
+  const v1::EpochTimings& timings = event.timings();
+  if (event.kind() == v1::EVENT_KIND_EPOCH_STARTED) {
+    transitions_.WithLabels({EpochCause(event)}).Increment();
+    if (timings.detect_ms() > 0) {
+      phases_.WithLabels({"detect"}).Observe(timings.detect_ms() / 1000);
+    }
+    // Epochs started by ApplyTopology carry no timings: nothing was lost or decided.
+    if (event.has_timings()) phases_.WithLabels({"plan"}).Observe(timings.plan_ms() / 1000);
+    return;
+  }
+  if (event.kind() == v1::EVENT_KIND_PHASE_CHANGED && event.phase() == v1::PHASE_READY &&
+      event.has_timings()) {
+    const std::pair<const char*, double> phases[] = {
+        {"deliver", timings.deliver_ms()},   {"bootstrap", timings.bootstrap_ms()},
+        {"split", timings.split_ms()},       {"validate", timings.validate_ms()},
+        {"ready", timings.ready_ms()},
+    };
+    for (const auto& [phase, ms] : phases) phases_.WithLabels({phase}).Observe(ms / 1000);
+  }
+}
+
+std::string EventMetrics::EpochCause(const v1::Event& event) {
+  const std::string& reason = event.reason();
+  if (absl::StartsWith(reason, "topology applied")) return "created";
+  if (absl::StartsWith(reason, "topology changed")) return "topology_changed";
+  if (absl::StartsWith(reason, "reconfigure:")) return "reconfigure";
+  if (absl::StartsWith(reason, "every rank's member is alive again")) return "members_returned";
+  if (absl::StrContains(reason, " spare(s) live: added ")) return "scale_up";
+  if (event.timings().detect_ms() > 0 || absl::StrContains(reason, ") lost")) {
+    return "member_lost";
+  }
+  if (absl::StrContains(reason, ") excluded")) return "member_excluded";
+  return "other";
+}
+
+}  // namespace splitd::daemon

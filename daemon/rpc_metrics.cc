@@ -1,0 +1,99 @@
+#include "daemon/rpc_metrics.h"
+
+#include <chrono>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/support/interceptor.h"
+
+namespace splitd::daemon {
+namespace {
+
+using ::grpc::experimental::InterceptionHookPoints;
+
+// Half a millisecond (a cached read) to a minute (a store write stuck on a slow disk).
+const std::vector<double>& DurationBounds() {
+  static const auto* bounds = new std::vector<double>{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return *bounds;
+}
+
+std::string CodeLabel(grpc::StatusCode code) {
+  // gRPC's codes and Abseil's are the same numbers with the same names.
+  const std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
+}
+
+class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
+ public:
+  RpcMetricsInterceptor(std::string method, metrics::CounterFamily& requests,
+                        metrics::HistogramFamily& durations)
+      : method_(std::move(method)),
+        requests_(requests),
+        durations_(durations),
+        start_(std::chrono::steady_clock::now()) {}
+
+  ~RpcMetricsInterceptor() override {
+    // A call torn down without sending a status (the server shut down under it).
+    if (!recorded_) Record(grpc::StatusCode::CANCELLED);
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Record(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Record(grpc::StatusCode code) {
+    recorded_ = true;
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    const std::string code_label = CodeLabel(code);
+    requests_.WithLabels({method_, code_label}).Increment();
+    durations_.WithLabels({method_, code_label}).Observe(elapsed.count());
+  }
+
+  const std::string method_;
+  metrics::CounterFamily& requests_;
+  metrics::HistogramFamily& durations_;
+  const std::chrono::steady_clock::time_point start_;
+  bool recorded_ = false;  // hooks of one call never run concurrently
+};
+
+}  // namespace
+
+RpcMetrics::RpcMetrics(metrics::Registry* registry)
+    : requests_(registry->AddCounter("splitd_rpc_requests_total",
+                                     "gRPC calls served, by method and final status code.",
+                                     {"method", "code"})),
+      durations_(registry->AddHistogram(
+          "splitd_rpc_duration_seconds",
+          "Time from the start of a gRPC call to its status, by method and status code.",
+          {"method", "code"}, DurationBounds())) {}
+
+grpc::experimental::Interceptor* RpcMetrics::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new RpcMetricsInterceptor(MethodLabel(info->method()), requests_, durations_);
+}
+
+std::string RpcMetrics::MethodLabel(const char* method) {
+  if (method == nullptr) return "unknown";
+  // "/package.Service/Method" is "package.Service.Method" to the descriptor pool.
+  const absl::string_view path(method);
+  const size_t slash = path.rfind('/');
+  if (path.size() < 4 || path[0] != '/' || slash == 0 || slash + 1 >= path.size()) {
+    return "unknown";
+  }
+  std::string full_name(path.substr(1));
+  full_name[slash - 1] = '.';
+  if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) ==
+      nullptr) {
+    return "unknown";
+  }
+  return std::string(path);
+}
+
+}  // namespace splitd::daemon
