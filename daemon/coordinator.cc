@@ -87,7 +87,7 @@ std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::Cluster
 
 void Coordinator::Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
                        const core::Member* member, v1::Phase phase, const std::string& reason,
-                       const v1::EpochTimings* timings) {
+                       const v1::EpochTimings* timings, v1::EpochCause cause) {
   v1::Event event;
   event.set_cluster(cluster);
   event.set_epoch(epoch);
@@ -100,6 +100,7 @@ void Coordinator::Emit(v1::EventKind kind, const std::string& cluster, int64_t e
   event.set_phase(phase);
   event.set_reason(reason);
   if (timings != nullptr) *event.mutable_timings() = *timings;
+  event.set_cause(cause);
   events_->Append(std::move(event), clock_->Now());
 }
 
@@ -263,7 +264,9 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   }
   Emit(v1::EVENT_KIND_EPOCH_STARTED, entry->record.topology.cluster(), epoch, nullptr, phase,
        absl::StrCat(entry->record.reason, ": world ", entry->plan->world_size, ", ",
-                    entry->plan->kinds.size(), " group kinds"));
+                    entry->plan->kinds.size(), " group kinds"),
+       /*timings=*/nullptr,
+       current == nullptr ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
   Notify(ClusterEvent{entry->record.topology.cluster(), epoch, /*deleted=*/false});
   spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
                entry->record.topology.cluster(), current == nullptr ? "created" : "updated",
@@ -659,6 +662,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
     decision.assignment = input.assignment;
     decision.reason = absl::StrCat("every rank's member is alive again: re-forming world ",
                                    input.assignment.size());
+    decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
   }
   if (decision.action == core::PolicyDecision::Action::kNone) return;
   absl::StatusOr<core::SplitPlan> plan;
@@ -686,7 +690,8 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
   }
   store::ClusterRecord record = entry->record;
   SetNextEpoch(decision, decided, &record);
-  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms, decided);
+  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms,
+                                        decided, decision.cause);
       !started.ok()) {
     spdlog::error("cluster {}: cannot start a new epoch: {}", name, started.ToString());
   }
@@ -694,7 +699,8 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
 
 absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                                      store::ClusterRecord record, core::SplitPlan plan,
-                                     double detect_ms, absl::Time decided) {
+                                     double detect_ms, absl::Time decided,
+                                     v1::EpochCause cause) {
   const std::string name = record.topology.cluster();
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
   RETURN_IF_ERROR(store_->PutCluster(entry->record));
@@ -720,7 +726,7 @@ absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& 
   timings.set_detect_ms(detect_ms);
   timings.set_plan_ms(plan_ms);
   Emit(v1::EVENT_KIND_EPOCH_STARTED, name, entry->record.epoch, nullptr, phase,
-       entry->record.reason, &timings);
+       entry->record.reason, &timings, cause);
   Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/false});
   return absl::OkStatus();
 }
@@ -792,7 +798,8 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
       if (const core::Member* member = membership.FindById(id)) excluded.push_back(*member);
     }
   }
-  RETURN_IF_ERROR(StartEpoch(entry, std::move(record), *std::move(plan), 0, decided));
+  RETURN_IF_ERROR(
+      StartEpoch(entry, std::move(record), *std::move(plan), 0, decided, decision.cause));
   for (const core::Member& member : excluded) {
     Emit(v1::EVENT_KIND_MEMBER_EXCLUDED, request.cluster(), entry->record.epoch + 1, &member,
          v1::PHASE_UNSPECIFIED,

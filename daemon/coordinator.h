@@ -168,7 +168,8 @@ class Coordinator {
   // Publishes a new epoch of `current`'s cluster; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                           store::ClusterRecord record, core::SplitPlan plan, double detect_ms,
-                          absl::Time decided) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+                          absl::Time decided, v1::EpochCause cause)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record,
                                                  core::SplitPlan plan);
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
@@ -176,7 +177,8 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
             const core::Member* member, v1::Phase phase, const std::string& reason,
-            const v1::EpochTimings* timings = nullptr);
+            const v1::EpochTimings* timings = nullptr,
+            v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED);
 
   store::StateStore* const store_;
   const Clock* const clock_;

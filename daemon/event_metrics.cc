@@ -4,7 +4,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 
 namespace splitd::daemon {
 namespace {
@@ -68,17 +67,24 @@ void EventMetrics::Observe(const v1::Event& event) {
 }
 
 std::string EventMetrics::EpochCause(const v1::Event& event) {
-  const std::string& reason = event.reason();
-  if (absl::StartsWith(reason, "topology applied")) return "created";
-  if (absl::StartsWith(reason, "topology changed")) return "topology_changed";
-  if (absl::StartsWith(reason, "reconfigure:")) return "reconfigure";
-  if (absl::StartsWith(reason, "every rank's member is alive again")) return "members_returned";
-  if (absl::StrContains(reason, " spare(s) live: added ")) return "scale_up";
-  if (event.timings().detect_ms() > 0 || absl::StrContains(reason, ") lost")) {
-    return "member_lost";
+  switch (event.cause()) {
+    case v1::EPOCH_CAUSE_CREATED:
+      return "created";
+    case v1::EPOCH_CAUSE_TOPOLOGY_CHANGED:
+      return "topology_changed";
+    case v1::EPOCH_CAUSE_RECONFIGURED:
+      return "reconfigure";
+    case v1::EPOCH_CAUSE_MEMBER_LOST:
+      return "member_lost";
+    case v1::EPOCH_CAUSE_MEMBER_EXCLUDED:
+      return "member_excluded";
+    case v1::EPOCH_CAUSE_MEMBERS_RETURNED:
+      return "members_returned";
+    case v1::EPOCH_CAUSE_SCALED_UP:
+      return "scale_up";
+    default:
+      return "other";
   }
-  if (absl::StrContains(reason, ") excluded")) return "member_excluded";
-  return "other";
 }
 
 }  // namespace splitd::daemon

@@ -29,9 +29,9 @@ class EventMetrics {
   EventMetrics(const EventMetrics&) = delete;
   EventMetrics& operator=(const EventMetrics&) = delete;
 
-  // Why an epoch started, as a small fixed set of names read from the event's reason (written by
-  // the coordinator and daemon/core/elastic_policy.cc): "created", "topology_changed",
-  // "reconfigure", "member_lost", "member_excluded", "members_returned", "scale_up", "other".
+  // Why an epoch started (the event's EpochCause) as a label value: "created",
+  // "topology_changed", "reconfigure", "member_lost", "member_excluded", "members_returned",
+  // "scale_up", or "other" for an event without a cause.
   static std::string EpochCause(const v1::Event& event);
 
  private:

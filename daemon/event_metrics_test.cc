@@ -25,10 +25,12 @@ using ::splitd::testing::RegisterMember;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-v1::Event EpochStarted(const std::string& reason, double detect_ms = 0) {
+v1::Event EpochStarted(const std::string& reason, double detect_ms = 0,
+                       v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED) {
   v1::Event event;
   event.set_kind(v1::EVENT_KIND_EPOCH_STARTED);
   event.set_reason(reason);
+  event.set_cause(cause);
   if (detect_ms > 0) event.mutable_timings()->set_detect_ms(detect_ms);
   return event;
 }
@@ -113,40 +115,38 @@ TEST(EventMetricsTest, ReadyEpochsObserveEveryLaterPhase) {
 
 TEST(EventMetricsTest, CountsOnlyEventsAfterItsStartAndStopsWhenDestroyed) {
   EventLog events;
-  events.Append(EpochStarted("topology applied: world 2, 1 group kinds"), absl::Now());
+  events.Append(EpochStarted("topology applied: world 2, 1 group kinds", 0,
+                             v1::EPOCH_CAUSE_CREATED),
+                absl::Now());
   metrics::Registry registry;
   {
     EventMetrics metrics(&events, &registry);
-    events.Append(EpochStarted("topology changed: world 4, 1 group kinds"), absl::Now());
+    events.Append(EpochStarted("topology changed: world 4, 1 group kinds", 0,
+                               v1::EPOCH_CAUSE_TOPOLOGY_CHANGED),
+                  absl::Now());
   }
-  events.Append(EpochStarted("topology changed: world 8, 1 group kinds"), absl::Now());
+  events.Append(EpochStarted("topology changed: world 8, 1 group kinds", 0,
+                             v1::EPOCH_CAUSE_TOPOLOGY_CHANGED),
+                absl::Now());
   const std::string text = registry.Render();
   EXPECT_THAT(text, Not(HasSubstr("cause=\"created\"")));
   EXPECT_THAT(text, HasSubstr("splitd_epoch_transitions_total{cause=\"topology_changed\"} 1\n"));
 }
 
-TEST(EventMetricsTest, EpochCauseNamesEachKindOfReason) {
-  struct Case {
-    v1::Event event;
-    const char* cause;
+TEST(EventMetricsTest, EpochCauseNamesEachCause) {
+  const std::vector<std::pair<v1::EpochCause, const char*>> cases = {
+      {v1::EPOCH_CAUSE_CREATED, "created"},
+      {v1::EPOCH_CAUSE_TOPOLOGY_CHANGED, "topology_changed"},
+      {v1::EPOCH_CAUSE_RECONFIGURED, "reconfigure"},
+      {v1::EPOCH_CAUSE_MEMBER_LOST, "member_lost"},
+      {v1::EPOCH_CAUSE_MEMBER_EXCLUDED, "member_excluded"},
+      {v1::EPOCH_CAUSE_MEMBERS_RETURNED, "members_returned"},
+      {v1::EPOCH_CAUSE_SCALED_UP, "scale_up"},
+      {v1::EPOCH_CAUSE_UNSPECIFIED, "other"},
   };
-  const std::vector<Case> cases = {
-      {EpochStarted("topology applied: world 8, 3 group kinds"), "created"},
-      {EpochStarted("topology changed: world 16, 3 group kinds"), "topology_changed"},
-      {EpochStarted("reconfigure: dp 2 -> 1, world 8 -> 4"), "reconfigure"},
-      {EpochStarted("rank 5 (m-5) lost; 0 spare(s): dropped dp replica(s) 1 of 2", 3500),
-       "member_lost"},
-      {EpochStarted("rank 5 (m-5) lost; 1 spare(s) take the rank(s) (m-8)"), "member_lost"},
-      {EpochStarted("rank 2 (m-2) excluded; 1 spare(s) take the rank(s) (m-8)"),
-       "member_excluded"},
-      {EpochStarted("every rank's member is alive again: re-forming world 8"),
-       "members_returned"},
-      {EpochStarted("4 spare(s) live: added 1 dp replica(s): dp 1 -> 2, world 4 -> 8"),
-       "scale_up"},
-      {EpochStarted("something new"), "other"},
-  };
-  for (const Case& c : cases) {
-    EXPECT_EQ(EventMetrics::EpochCause(c.event), c.cause) << c.event.reason();
+  for (const auto& [cause, name] : cases) {
+    EXPECT_EQ(EventMetrics::EpochCause(EpochStarted("any reason", 0, cause)), name)
+        << v1::EpochCause_Name(cause);
   }
 }
 

@@ -152,9 +152,16 @@ std::vector<std::string> SpareIds(const std::vector<SpareMember>& spares) {
 // Lost and excluded ranks: spares take them, or their replicas are dropped.
 PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t>& missing) {
   const std::string what = DescribeMissing(input, missing);
+  bool any_lost = false;
+  for (int64_t rank : missing) {
+    any_lost |= input.lost.count(input.assignment[static_cast<size_t>(rank)]) > 0;
+  }
+  const v1::EpochCause cause =
+      any_lost ? v1::EPOCH_CAUSE_MEMBER_LOST : v1::EPOCH_CAUSE_MEMBER_EXCLUDED;
   PolicyDecision decision;
   if (input.spares.size() >= missing.size()) {
     decision.action = Action::kNewEpoch;
+    decision.cause = cause;
     decision.topology = input.current;
     decision.assignment = input.assignment;
     std::vector<std::string> taken;
@@ -206,6 +213,7 @@ PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t
     if (dropped.count(c) == 0) keep[static_cast<size_t>(c)] = next++;
   }
   decision = DropReplicas(input, dim, keep, *topology);
+  decision.cause = cause;
   const int64_t world = static_cast<int64_t>(input.assignment.size());
   const int64_t new_world = static_cast<int64_t>(decision.assignment.size());
   const int64_t freed = world - new_world - static_cast<int64_t>(missing.size());
@@ -233,6 +241,7 @@ PolicyDecision ScaleUp(const PolicyInput& input, int64_t target) {
   absl::StatusOr<v1::Topology> topology = Resize(input.current, new_sizes, input.declared);
   if (!topology.ok()) return {};
   PolicyDecision decision = AddReplicas(input, *topology, SpareIds(input.spares));
+  decision.cause = v1::EPOCH_CAUSE_SCALED_UP;
   decision.reason = absl::StrCat(spares, " spare(s) live: added ", added, " ", replica_dim,
                                  " replica(s): ", replica_dim, " ", size, " -> ", size + added,
                                  ", world ", world, " -> ", decision.assignment.size());
@@ -467,6 +476,7 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
   if (reasons.empty()) reasons.push_back("declared topology updated");
   decision.excluded = std::move(newly);
   decision.reason = absl::StrCat("reconfigure: ", absl::StrJoin(reasons, "; "));
+  decision.cause = v1::EPOCH_CAUSE_RECONFIGURED;
   return decision;
 }
 

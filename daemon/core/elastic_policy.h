@@ -42,6 +42,7 @@ struct PolicyDecision {
   std::vector<int64_t> previous_ranks;
   std::vector<std::string> excluded;  // Reconfigure: members it newly excludes
   std::string reason;  // one line with counts (kNewEpoch, kDegraded)
+  v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED;  // kNewEpoch: why
 };
 
 // The failure-handling and scaling policy of DESIGN.md ("Elastic reconfiguration"). Pure and

@@ -75,6 +75,7 @@ TEST(ElasticPolicyTest, LostMemberDropsItsReplicaAndKeepsOrder) {
   EXPECT_THAT(decision.assignment, ElementsAre("m-0", "m-1", "m-2", "m-3", "m-6", "m-7"));
   EXPECT_THAT(decision.previous_ranks, ElementsAre(0, 1, 2, 3, 6, 7));
   EXPECT_THAT(decision.reason, HasSubstr("rank 5 (m-5) lost"));
+  EXPECT_EQ(decision.cause, v1::EPOCH_CAUSE_MEMBER_LOST);
   EXPECT_THAT(decision.reason, HasSubstr("dp 4 -> 3, world 8 -> 6; 1 member(s) become spares"));
   // The declared topology is the target and stays as it was.
   EXPECT_EQ(DimSize(decision.topology, "tp"), 2);
@@ -114,6 +115,19 @@ TEST(ElasticPolicyTest, SparesTakeLostRanksBeforeAnyReplicaIsDropped) {
               ElementsAre("m-0", "s-0", "m-2", "m-3", "m-4", "m-5", "s-1", "m-7"));
   EXPECT_TRUE(decision.previous_ranks.empty());
   EXPECT_THAT(decision.reason, HasSubstr("2 spare(s) take the rank(s) (s-0, s-1)"));
+  EXPECT_EQ(decision.cause, v1::EPOCH_CAUSE_MEMBER_LOST);
+}
+
+TEST(ElasticPolicyTest, AnExcludedRankAloneIsItsCause) {
+  PolicyInput input = Input(2, 4);
+  input.excluded = {"m-2"};
+  input.spares = {Spare(0)};
+  const PolicyDecision excluded = ElasticPolicy::Decide(input);
+  ASSERT_EQ(excluded.action, Action::kNewEpoch);
+  EXPECT_EQ(excluded.cause, v1::EPOCH_CAUSE_MEMBER_EXCLUDED);
+  input.lost = {"m-5"};
+  input.spares = {Spare(0), Spare(1)};
+  EXPECT_EQ(ElasticPolicy::Decide(input).cause, v1::EPOCH_CAUSE_MEMBER_LOST);
 }
 
 TEST(ElasticPolicyTest, BelowTheMinimumIsDegraded) {
@@ -152,6 +166,7 @@ TEST(ElasticPolicyTest, SparesScaleTheReplicaDimBackUpToMax) {
   EXPECT_THAT(decision.assignment,
               ElementsAre("m-0", "m-1", "m-2", "m-3", "m-4", "m-5", "s-0", "s-1"));
   EXPECT_THAT(decision.reason, HasSubstr("added 1 dp replica(s): dp 3 -> 4, world 6 -> 8"));
+  EXPECT_EQ(decision.cause, v1::EPOCH_CAUSE_SCALED_UP);
 }
 
 TEST(ElasticPolicyTest, ReconfigureDropsReplicasAndPinsTheTarget) {
@@ -163,6 +178,7 @@ TEST(ElasticPolicyTest, ReconfigureDropsReplicasAndPinsTheTarget) {
   absl::StatusOr<PolicyDecision> decision = ElasticPolicy::Reconfigure(input, change, &declared);
   ASSERT_TRUE(decision.ok()) << decision.status();
   EXPECT_EQ(decision->action, Action::kNewEpoch);
+  EXPECT_EQ(decision->cause, v1::EPOCH_CAUSE_RECONFIGURED);
   EXPECT_EQ(DimSize(decision->topology, "dp"), 3);
   EXPECT_THAT(decision->previous_ranks, ElementsAre(0, 1, 2, 3, 4, 5));
   EXPECT_EQ(DimSize(declared, "dp"), 3);
