@@ -9,6 +9,8 @@ For each member count N and each run:
     while the load runs and once more after load_agents has closed its streams;
   - the reference: /usr/bin/python3 ../shared/bench/tcpstore_rdzv_bench.py N PROCS (N c10d
     TCPStore clients join by incrementing a counter, then block on reading a 1 KB plan).
+With --metrics, each splitd configuration runs twice, side by side: as above, and with
+--metrics_listen, /metrics scraped once a second during the load (as a Prometheus server would).
 Prints one table per side.
 
 Usage (binaries built with -c opt; see docs/benchmarks.md):
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -91,17 +94,50 @@ def wait_for_port(port_file, daemon, timeout=10.0):
     raise RuntimeError("splitd did not write %s within %.0f s" % (port_file, timeout))
 
 
-def run_splitd(args, members, durable, workdir):
+class Scraper(threading.Thread):
+    """GETs http://ADDR/metrics once a second until stopped; counts scrapes and their times."""
+
+    def __init__(self, addr):
+        super().__init__(daemon=True)
+        self.url = "http://%s/metrics" % addr
+        self.stopping = threading.Event()
+        self.seconds = []
+        self.bytes = 0
+        self.errors = 0
+
+    def run(self):
+        while not self.stopping.wait(1.0):
+            start = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as reply:
+                    self.bytes = len(reply.read())
+                self.seconds.append(time.monotonic() - start)
+            except OSError:
+                self.errors += 1
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+
+
+def run_splitd(args, members, durable, workdir, metrics=False):
     """One fresh daemon under load; returns load_agents' RESULT plus the daemon's figures."""
     port_file = os.path.join(workdir, "port")
+    metrics_port_file = os.path.join(workdir, "metrics_port")
     command = [os.path.join(args.bin, "daemon/splitd"), "--listen=127.0.0.1:0",
                "--port_file=" + port_file, "--log_level=" + args.daemon_log_level]
     if durable:
         command.append("--data_dir=" + os.path.join(workdir, "data"))
+    if metrics:
+        command += ["--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file]
     log = open(os.path.join(workdir, "splitd.log"), "wb")
     daemon = subprocess.Popen(command, stderr=log)
+    scraper = None
     try:
         addr = wait_for_port(port_file, daemon)
+        if metrics:
+            scraper = Scraper(wait_for_port(metrics_port_file, daemon))
+            scraper.start()
         subprocess.run([os.path.join(args.bin, "client/splitctl"), "--addr", addr, "apply", "-f",
                         "-"], check=True, stdout=subprocess.DEVNULL,
                        input=TOPOLOGY.format(dp=members // 8).encode())
@@ -116,6 +152,8 @@ def run_splitd(args, members, durable, workdir):
             capture_output=True, timeout=args.duration_s + 300)
         during = proc_status(daemon.pid)
         sampler.stop()
+        if scraper is not None:
+            scraper.stop()
         time.sleep(1.0)  # let the daemon release the closed streams
         after = proc_status(daemon.pid)
         result = None
@@ -137,8 +175,17 @@ def run_splitd(args, members, durable, workdir):
             "after_threads": after["Threads"] if after else -1,
             "samples": sampler.samples,
         }
+        if scraper is not None:
+            times = sorted(scraper.seconds)
+            result["scrapes"] = {
+                "count": len(times), "errors": scraper.errors, "bytes": scraper.bytes,
+                "p50_ms": 1000 * times[len(times) // 2] if times else float("nan"),
+                "max_ms": 1000 * times[-1] if times else float("nan"),
+            }
         return result
     finally:
+        if scraper is not None and scraper.is_alive():
+            scraper.stop()
         daemon.send_signal(signal.SIGTERM)
         try:
             daemon.wait(timeout=30)
@@ -186,6 +233,8 @@ def main():
                         help="skip the reference above this count (Debian's torch 1.13 makes one "
                         "client thread per store: 10,000 threads swamp a 2-core machine)")
     parser.add_argument("--no_tcpstore", action="store_true", help="skip the TCPStore reference")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also run each configuration with --metrics_listen, scraped every 1 s")
     args = parser.parse_args()
     counts = [int(n) for n in args.members.split(",")]
     if any(n % 8 for n in counts):
@@ -195,13 +244,15 @@ def main():
     failed = False
     for run in range(args.runs):
         for members in counts:
-            for durable in (False, True):
+            for durable, metrics in [(d, m) for d in (False, True)
+                                     for m in ((False, True) if args.metrics else (False,))]:
                 workdir = tempfile.mkdtemp(prefix="splitd-load-")
                 try:
-                    result = run_splitd(args, members, durable, workdir)
+                    result = run_splitd(args, members, durable, workdir, metrics)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
-                result["state"] = "data_dir" if durable else "memory"
+                result["state"] = ("data_dir" if durable else "memory") + (
+                    "+metrics" if metrics else "")
                 failed |= result["exit_code"] != 0
                 rows.append(result)
                 print("run %d: splitd %s N=%d done: %s" % (run + 1, result["state"], members,
@@ -231,6 +282,15 @@ def main():
             "%d/%d/%d" % (d["idle_threads"], d["max_threads"], d["after_threads"]),
             str(r["client_threads"]),
             "%d/%d/%d/%d" % (e["register"], e["watch"], e["heartbeat"], e["plan"])]))
+    scraped = [r for r in rows if "scrapes" in r]
+    if scraped:
+        print()
+        print("members | state | scrapes | scrape errors | scrape p50 ms | scrape max ms | bytes")
+        for r in scraped:
+            sc = r["scrapes"]
+            print("%d | %s | %d | %d | %.2f | %.2f | %d" % (
+                r["members"], r["state"], sc["count"], sc["errors"], sc["p50_ms"], sc["max_ms"],
+                sc["bytes"]))
     if references:
         print()
         print("TCPStore reference (%d client processes)" % args.tcpstore_procs)
