@@ -352,8 +352,10 @@ absl::StatusOr<core::Membership*> Coordinator::FindMembership(
   }
   auto it = memberships_.find(member.cluster());
   if (it != memberships_.end()) {
-    const core::Member* holder = it->second->SessionHolder(member.session_token());
-    if (holder != nullptr && holder->member_id == member.member_id()) return it->second.get();
+    const core::Member* named = it->second->FindById(member.member_id());
+    if (named != nullptr && SameSecret(named->session_token, member.session_token())) {
+      return it->second.get();
+    }
   }
   // Not this member's session. Another member's (of any cluster) may not act for it.
   if (HoldsAgentToken(member.session_token(), /*join_digest=*/"")) {

@@ -26,14 +26,12 @@ std::string CodeLabel(grpc::StatusCode code) {
   return name.empty() ? "UNKNOWN" : name;
 }
 
+}  // namespace
+
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
-  RpcMetricsInterceptor(std::string method, metrics::CounterFamily& requests,
-                        metrics::HistogramFamily& durations)
-      : method_(std::move(method)),
-        requests_(requests),
-        durations_(durations),
-        start_(std::chrono::steady_clock::now()) {}
+  RpcMetricsInterceptor(RpcMetrics* metrics, RpcMetrics::MethodSeries* series)
+      : metrics_(metrics), series_(series), start_(std::chrono::steady_clock::now()) {}
 
   ~RpcMetricsInterceptor() override {
     // A call torn down without sending a status (the server shut down under it).
@@ -51,19 +49,14 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   void Record(grpc::StatusCode code) {
     recorded_ = true;
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-    const std::string code_label = CodeLabel(code);
-    requests_.WithLabels({method_, code_label}).Increment();
-    durations_.WithLabels({method_, code_label}).Observe(elapsed.count());
+    metrics_->Record(series_, code, elapsed.count());
   }
 
-  const std::string method_;
-  metrics::CounterFamily& requests_;
-  metrics::HistogramFamily& durations_;
+  RpcMetrics* const metrics_;
+  RpcMetrics::MethodSeries* const series_;
   const std::chrono::steady_clock::time_point start_;
   bool recorded_ = false;  // hooks of one call never run concurrently
 };
-
-}  // namespace
 
 RpcMetrics::RpcMetrics(metrics::Registry* registry)
     : requests_(registry->AddCounter("splitd_rpc_requests_total",
@@ -72,11 +65,53 @@ RpcMetrics::RpcMetrics(metrics::Registry* registry)
       durations_(registry->AddHistogram(
           "splitd_rpc_duration_seconds",
           "Time from the start of a gRPC call to its status, by method and status code.",
-          {"method", "code"}, DurationBounds())) {}
+          {"method", "code"}, DurationBounds())) {
+  unknown_.label = "unknown";
+}
 
 grpc::experimental::Interceptor* RpcMetrics::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RpcMetricsInterceptor(MethodLabel(info->method()), requests_, durations_);
+  return new RpcMetricsInterceptor(this, SeriesOf(info->method()));
+}
+
+RpcMetrics::MethodSeries* RpcMetrics::SeriesOf(const char* method) {
+  if (method == nullptr) return &unknown_;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = by_method_.find(method);
+    if (it != by_method_.end()) return it->second.get();
+  }
+  // Only methods a service defines get an entry: other names cannot grow the map.
+  std::string label = MethodLabel(method);
+  if (label == unknown_.label) return &unknown_;
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<MethodSeries>& series = by_method_[label];
+  if (series == nullptr) {
+    series = std::make_unique<MethodSeries>();
+    series->label = std::move(label);
+  }
+  return series.get();
+}
+
+void RpcMetrics::Record(MethodSeries* series, grpc::StatusCode code, double seconds) {
+  const size_t index =
+      code >= 0 && static_cast<size_t>(code) < series->requests.size()
+          ? static_cast<size_t>(code)
+          : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
+  metrics::Counter* counter = series->requests[index].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    counter = &requests_.WithLabels(
+        {series->label, CodeLabel(static_cast<grpc::StatusCode>(index))});
+    series->requests[index].store(counter, std::memory_order_release);
+  }
+  metrics::Histogram* histogram = series->durations[index].load(std::memory_order_acquire);
+  if (histogram == nullptr) {
+    histogram = &durations_.WithLabels(
+        {series->label, CodeLabel(static_cast<grpc::StatusCode>(index))});
+    series->durations[index].store(histogram, std::memory_order_release);
+  }
+  counter->Increment();
+  histogram->Observe(seconds);
 }
 
 std::string RpcMetrics::MethodLabel(const char* method) {

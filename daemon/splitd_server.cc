@@ -134,9 +134,14 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(server->control_service_.get());
   builder.RegisterService(server->agent_service_.get());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<RpcMetrics>(server->registry_.get()));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  if (!config.metrics_listen.empty()) {
+    // Only when the counts are served: the interceptor costs every call an allocation and a
+    // few hooks (docs/benchmarks.md, "With the metrics endpoint").
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<RpcMetrics>(server->registry_.get()));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

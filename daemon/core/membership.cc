@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/same_secret.h"
+#include "common/sha256.h"
 
 namespace splitd::core {
 namespace {
@@ -142,6 +143,7 @@ absl::StatusOr<Membership::Registration> Membership::Register(
   members_.push_back(std::move(member));
   by_incarnation_[identity.incarnation()] = added;
   by_id_[added->member_id] = added;
+  by_session_digest_[Sha256::Hex(session_token)] = added;
   by_slot_[{identity.node(), identity.local_index()}] = added;
 
   Registration registration{added, /*rejoined=*/false, /*returned=*/false, /*assigned=*/false};
@@ -344,11 +346,8 @@ absl::StatusOr<const Member*> Membership::Authenticate(
 }
 
 const Member* Membership::SessionHolder(const std::string& token) const {
-  const Member* holder = nullptr;
-  for (const auto& [id, member] : by_id_) {
-    if (SameSecret(member->session_token, token)) holder = member;
-  }
-  return holder;
+  auto it = by_session_digest_.find(Sha256::Hex(token));
+  return it == by_session_digest_.end() ? nullptr : it->second;
 }
 
 Membership::LivenessCounts Membership::CountByLiveness() const {

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -123,7 +124,7 @@ class Membership {
   // wrong token, INVALID_ARGUMENT for missing fields.
   absl::StatusOr<const Member*> Authenticate(const v1::MemberCredentials& credentials) const;
 
-  // The member whose session token is `token`, if any (constant-time comparisons).
+  // The member whose session token is `token`, if any (looked up by the token's digest).
   const Member* SessionHolder(const std::string& token) const;
 
   // Members by liveness; spares count as alive.
@@ -194,6 +195,8 @@ class Membership {
   std::vector<std::unique_ptr<Member>> members_;           // by registration order
   std::map<std::string, Member*> by_incarnation_;
   std::map<std::string, Member*> by_id_;
+  // By the SHA-256 of the session token: a lookup's timing says nothing about the token.
+  std::unordered_map<std::string, Member*> by_session_digest_;
   std::map<std::pair<std::string, int64_t>, Member*> by_slot_;  // (node, local_index)
   std::vector<Member*> by_rank_;                            // world_size entries once assigned
   bool assigned_ = false;
