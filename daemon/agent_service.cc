@@ -14,13 +14,16 @@
 namespace splitd::daemon {
 namespace {
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const char* method,
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const RpcTimer& call,
                                  const absl::Status& status) {
   if (!status.ok()) {
-    spdlog::debug("AgentService.{} from {}: {}", method, context->peer(), status.ToString());
+    spdlog::debug("AgentService.{} from {}: {}", call.method(), context->peer(),
+                  status.ToString());
   }
+  const grpc::Status sent = ToGrpcStatus(status);
+  call.Record(sent.error_code());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(sent);
   return reactor;
 }
 
@@ -38,8 +41,9 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 // AgentService takes one while it delivers an event, so the object outlives both.
 class AgentService::PlanWatcher final : public grpc::ServerWriteReactor<v1::WatchPlanResponse> {
  public:
-  PlanWatcher(AgentService* service, v1::MemberCredentials member, int64_t known_epoch)
-      : service_(service), member_(std::move(member)), known_epoch_(known_epoch) {}
+  PlanWatcher(AgentService* service, v1::MemberCredentials member, int64_t known_epoch,
+              RpcTimer call)
+      : service_(service), member_(std::move(member)), call_(call), known_epoch_(known_epoch) {}
 
   const std::string& cluster() const { return member_.cluster(); }
 
@@ -74,7 +78,7 @@ class AgentService::PlanWatcher final : public grpc::ServerWriteReactor<v1::Watc
       }
     }
     if (write) StartWrite(&response_);
-    if (finish.has_value()) Finish(*finish);
+    if (finish.has_value()) FinishStream(*finish);
   }
 
   // Ends the stream with `status` (after the write in flight, if any).
@@ -90,7 +94,7 @@ class AgentService::PlanWatcher final : public grpc::ServerWriteReactor<v1::Watc
         now = true;
       }
     }
-    if (now) Finish(status);
+    if (now) FinishStream(status);
   }
 
   void OnWriteDone(bool ok) override {
@@ -111,7 +115,7 @@ class AgentService::PlanWatcher final : public grpc::ServerWriteReactor<v1::Watc
       }
     }
     if (finish.has_value()) {
-      Finish(*finish);
+      FinishStream(*finish);
       return;
     }
     if (again) Deliver();
@@ -125,8 +129,14 @@ class AgentService::PlanWatcher final : public grpc::ServerWriteReactor<v1::Watc
   }
 
  private:
+  void FinishStream(const grpc::Status& status) {
+    call_.Record(status.error_code());
+    Finish(status);
+  }
+
   AgentService* const service_;
   const v1::MemberCredentials member_;
+  const RpcTimer call_;
   std::atomic<int> refs_{1};
 
   absl::Mutex mu_;
@@ -143,8 +153,9 @@ namespace {
 // A KvGet that waits for its keys in the rendezvous space without holding a thread.
 class KvGetReactor final : public grpc::ServerUnaryReactor {
  public:
-  KvGetReactor(RendezvousSpaces* spaces, uint64_t waiter_id, v1::KvGetResponse* response)
-      : spaces_(spaces), waiter_id_(waiter_id), response_(response) {}
+  KvGetReactor(RendezvousSpaces* spaces, uint64_t waiter_id, v1::KvGetResponse* response,
+               RpcTimer call)
+      : spaces_(spaces), waiter_id_(waiter_id), response_(response), call_(call) {}
 
   void Start(grpc::CallbackServerContext* context, const v1::KvGetRequest& request) {
     std::vector<std::string> keys(request.keys().begin(), request.keys().end());
@@ -173,12 +184,14 @@ class KvGetReactor final : public grpc::ServerUnaryReactor {
 
   void FinishOnce(const grpc::Status& status) {
     if (finished_.exchange(true)) return;
+    call_.Record(status.error_code());
     Finish(status);
   }
 
   RendezvousSpaces* const spaces_;
   const uint64_t waiter_id_;
   v1::KvGetResponse* const response_;
+  const RpcTimer call_;
   std::atomic<bool> finished_{false};
 };
 
@@ -187,6 +200,7 @@ class KvGetReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* AgentService::Register(grpc::CallbackServerContext* context,
                                                  const v1::RegisterRequest* request,
                                                  v1::RegisterResponse* response) {
+  const RpcTimer call = Timer("Register");
   const std::optional<std::string> token = BearerToken(*context);
   absl::Status allowed = coordinator_->AuthorizeJoin(request->identity().cluster(), token);
   if (allowed.code() == absl::StatusCode::kUnauthenticated && token.has_value() &&
@@ -194,15 +208,16 @@ grpc::ServerUnaryReactor* AgentService::Register(grpc::CallbackServerContext* co
     allowed = absl::PermissionDeniedError(
         "Register refuses control tokens; agents present their cluster's join token");
   }
-  if (!allowed.ok()) return Finish(context, "Register", allowed);
+  if (!allowed.ok()) return Finish(context, call, allowed);
   absl::StatusOr<v1::RegisterResponse> result = coordinator_->Register(*request);
   if (result.ok()) *response = *std::move(result);
-  return Finish(context, "Register", result.status());
+  return Finish(context, call, result.status());
 }
 
 grpc::ServerWriteReactor<v1::WatchPlanResponse>* AgentService::WatchPlan(
     grpc::CallbackServerContext* context, const v1::WatchPlanRequest* request) {
-  auto* watcher = new PlanWatcher(this, request->member(), request->known_epoch());
+  auto* watcher =
+      new PlanWatcher(this, request->member(), request->known_epoch(), Timer("WatchPlan"));
   absl::Status refused;
   if (request->known_epoch() < 0) {
     refused = absl::InvalidArgumentError(
@@ -229,37 +244,41 @@ grpc::ServerWriteReactor<v1::WatchPlanResponse>* AgentService::WatchPlan(
 grpc::ServerUnaryReactor* AgentService::Heartbeat(grpc::CallbackServerContext* context,
                                                   const v1::HeartbeatRequest* request,
                                                   v1::HeartbeatResponse* response) {
+  const RpcTimer call = Timer("Heartbeat");
   absl::StatusOr<v1::HeartbeatResponse> result = coordinator_->Heartbeat(*request);
   if (result.ok()) *response = *std::move(result);
-  return Finish(context, "Heartbeat", result.status());
+  return Finish(context, call, result.status());
 }
 
 grpc::ServerUnaryReactor* AgentService::ReportGroupStatus(
     grpc::CallbackServerContext* context, const v1::ReportGroupStatusRequest* request,
     v1::ReportGroupStatusResponse* response) {
+  const RpcTimer call = Timer("ReportGroupStatus");
   absl::StatusOr<v1::ReportGroupStatusResponse> result =
       coordinator_->ReportGroupStatus(*request);
   if (result.ok()) *response = *std::move(result);
-  return Finish(context, "ReportGroupStatus", result.status());
+  return Finish(context, call, result.status());
 }
 
 grpc::ServerUnaryReactor* AgentService::KvSet(grpc::CallbackServerContext* context,
                                               const v1::KvSetRequest* request,
                                               v1::KvSetResponse*) {
+  const RpcTimer call = Timer("KvSet");
   absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
   if (status.ok()) {
     status = spaces_->Set(request->member().cluster(), request->epoch(), request->key(),
                           request->value());
   }
-  return Finish(context, "KvSet", status);
+  return Finish(context, call, status);
 }
 
 grpc::ServerUnaryReactor* AgentService::KvGet(grpc::CallbackServerContext* context,
                                               const v1::KvGetRequest* request,
                                               v1::KvGetResponse* response) {
+  const RpcTimer call = Timer("KvGet");
   absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
-  if (!status.ok()) return Finish(context, "KvGet", status);
-  auto* reactor = new KvGetReactor(spaces_, next_waiter_id_.fetch_add(1), response);
+  if (!status.ok()) return Finish(context, call, status);
+  auto* reactor = new KvGetReactor(spaces_, next_waiter_id_.fetch_add(1), response, call);
   reactor->Start(context, *request);
   return reactor;
 }
@@ -267,6 +286,7 @@ grpc::ServerUnaryReactor* AgentService::KvGet(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* AgentService::KvAdd(grpc::CallbackServerContext* context,
                                               const v1::KvAddRequest* request,
                                               v1::KvAddResponse* response) {
+  const RpcTimer call = Timer("KvAdd");
   absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
   if (status.ok()) {
     absl::StatusOr<int64_t> value = spaces_->Add(request->member().cluster(), request->epoch(),
@@ -274,7 +294,7 @@ grpc::ServerUnaryReactor* AgentService::KvAdd(grpc::CallbackServerContext* conte
     if (value.ok()) response->set_value(*value);
     status = value.status();
   }
-  return Finish(context, "KvAdd", status);
+  return Finish(context, call, status);
 }
 
 void AgentService::OnClusterEvent(const ClusterEvent& event) {

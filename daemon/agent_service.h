@@ -11,6 +11,7 @@
 #include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
 #include "daemon/rendezvous_spaces.h"
+#include "daemon/rpc_metrics.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 
 namespace splitd::daemon {
@@ -26,9 +27,13 @@ class AgentService final : public v1::AgentService::CallbackService {
   // `coordinator`, `spaces` and `authorizer` (null: no control tokens) must outlive the
   // service. Register needs the cluster's join token when it has one (Coordinator::
   // AuthorizeJoin); a control token there is PERMISSION_DENIED.
+  // `rpc_metrics` (null: calls are not counted) must outlive it too.
   AgentService(Coordinator* coordinator, RendezvousSpaces* spaces,
-               const Authorizer* authorizer = nullptr)
-      : coordinator_(coordinator), spaces_(spaces), authorizer_(authorizer) {}
+               const Authorizer* authorizer = nullptr, RpcMetrics* rpc_metrics = nullptr)
+      : coordinator_(coordinator),
+        spaces_(spaces),
+        authorizer_(authorizer),
+        rpc_metrics_(rpc_metrics) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -62,10 +67,14 @@ class AgentService final : public v1::AgentService::CallbackService {
  private:
   friend class PlanWatcher;
   void Unregister(PlanWatcher* watcher);
+  RpcTimer Timer(const char* method) const {
+    return RpcTimer(rpc_metrics_, "splitd.v1.AgentService", method);
+  }
 
   Coordinator* const coordinator_;
   RendezvousSpaces* const spaces_;
   const Authorizer* const authorizer_;
+  RpcMetrics* const rpc_metrics_;
   std::atomic<uint64_t> next_waiter_id_{1};
 
   absl::Mutex mu_;

@@ -12,13 +12,16 @@ namespace splitd::daemon {
 namespace {
 
 // Finishes a unary call with `status`, logging refusals at debug level for operators.
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const char* method,
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const RpcTimer& call,
                                  const absl::Status& status) {
   if (!status.ok()) {
-    spdlog::debug("ControlService.{} from {}: {}", method, context->peer(), status.ToString());
+    spdlog::debug("ControlService.{} from {}: {}", call.method(), context->peer(),
+                  status.ToString());
   }
+  const grpc::Status sent = ToGrpcStatus(status);
+  call.Record(sent.error_code());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(sent);
   return reactor;
 }
 
@@ -55,12 +58,13 @@ absl::Status ControlService::Authorize(const grpc::CallbackServerContext& contex
 grpc::ServerUnaryReactor* ControlService::ApplyTopology(grpc::CallbackServerContext* context,
                                                         const v1::ApplyTopologyRequest* request,
                                                         v1::ApplyTopologyResponse* response) {
+  const RpcTimer call = Timer("ApplyTopology");
   if (absl::Status allowed = Authorize(*context, "ApplyTopology", /*changes_state=*/true);
       !allowed.ok()) {
-    return Finish(context, "ApplyTopology", allowed);
+    return Finish(context, call, allowed);
   }
   if (!request->has_topology()) {
-    return Finish(context, "ApplyTopology", absl::InvalidArgumentError("topology is required"));
+    return Finish(context, call, absl::InvalidArgumentError("topology is required"));
   }
   Coordinator::JoinToken join;
   join.token = request->join_token();
@@ -72,85 +76,91 @@ grpc::ServerUnaryReactor* ControlService::ApplyTopology(grpc::CallbackServerCont
     response->set_created(result->created);
     response->set_changed(result->changed);
   }
-  return Finish(context, "ApplyTopology", result.status());
+  return Finish(context, call, result.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::GetCluster(grpc::CallbackServerContext* context,
                                                      const v1::GetClusterRequest* request,
                                                      v1::GetClusterResponse* response) {
+  const RpcTimer call = Timer("GetCluster");
   if (absl::Status allowed = Authorize(*context, "GetCluster", /*changes_state=*/false);
       !allowed.ok()) {
-    return Finish(context, "GetCluster", allowed);
+    return Finish(context, call, allowed);
   }
   absl::StatusOr<v1::Cluster> cluster = coordinator_->GetCluster(request->name());
   if (cluster.ok()) *response->mutable_cluster() = *std::move(cluster);
-  return Finish(context, "GetCluster", cluster.status());
+  return Finish(context, call, cluster.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::ListClusters(grpc::CallbackServerContext* context,
                                                        const v1::ListClustersRequest*,
                                                        v1::ListClustersResponse* response) {
+  const RpcTimer call = Timer("ListClusters");
   if (absl::Status allowed = Authorize(*context, "ListClusters", /*changes_state=*/false);
       !allowed.ok()) {
-    return Finish(context, "ListClusters", allowed);
+    return Finish(context, call, allowed);
   }
   absl::StatusOr<std::vector<v1::Cluster>> clusters = coordinator_->ListClusters();
   if (clusters.ok()) {
     for (v1::Cluster& cluster : *clusters) *response->add_clusters() = std::move(cluster);
   }
-  return Finish(context, "ListClusters", clusters.status());
+  return Finish(context, call, clusters.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::DeleteCluster(grpc::CallbackServerContext* context,
                                                         const v1::DeleteClusterRequest* request,
                                                         v1::DeleteClusterResponse* response) {
+  const RpcTimer call = Timer("DeleteCluster");
   if (absl::Status allowed = Authorize(*context, "DeleteCluster", /*changes_state=*/true);
       !allowed.ok()) {
-    return Finish(context, "DeleteCluster", allowed);
+    return Finish(context, call, allowed);
   }
   absl::StatusOr<int64_t> epoch = coordinator_->DeleteCluster(request->name());
   if (epoch.ok()) response->set_last_epoch(*epoch);
-  return Finish(context, "DeleteCluster", epoch.status());
+  return Finish(context, call, epoch.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::GetPlan(grpc::CallbackServerContext* context,
                                                   const v1::GetPlanRequest* request,
                                                   v1::GetPlanResponse* response) {
+  const RpcTimer call = Timer("GetPlan");
   if (absl::Status allowed = Authorize(*context, "GetPlan", /*changes_state=*/false);
       !allowed.ok()) {
-    return Finish(context, "GetPlan", allowed);
+    return Finish(context, call, allowed);
   }
   core::PlanFilter filter;
   filter.group = request->group();
   if (request->has_rank()) filter.rank = request->rank();
   absl::StatusOr<v1::Plan> plan = coordinator_->GetPlan(request->cluster(), filter);
   if (plan.ok()) *response->mutable_plan() = *std::move(plan);
-  return Finish(context, "GetPlan", plan.status());
+  return Finish(context, call, plan.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext* context,
                                                     const v1::GetStatusRequest* request,
                                                     v1::GetStatusResponse* response) {
+  const RpcTimer call = Timer("GetStatus");
   if (absl::Status allowed = Authorize(*context, "GetStatus", /*changes_state=*/false);
       !allowed.ok()) {
-    return Finish(context, "GetStatus", allowed);
+    return Finish(context, call, allowed);
   }
   absl::StatusOr<v1::ClusterStatus> status = coordinator_->GetStatus(request->cluster());
   if (status.ok()) *response->mutable_status() = *std::move(status);
-  return Finish(context, "GetStatus", status.status());
+  return Finish(context, call, status.status());
 }
 
 grpc::ServerUnaryReactor* ControlService::Reconfigure(grpc::CallbackServerContext* context,
                                                       const v1::ReconfigureRequest* request,
                                                       v1::ReconfigureResponse* response) {
+  const RpcTimer call = Timer("Reconfigure");
   // A dry run changes nothing: observers may preview a change.
   if (absl::Status allowed = Authorize(*context, "Reconfigure", !request->dry_run());
       !allowed.ok()) {
-    return Finish(context, "Reconfigure", allowed);
+    return Finish(context, call, allowed);
   }
   absl::StatusOr<v1::ReconfigureResponse> result = coordinator_->Reconfigure(*request);
   if (result.ok()) *response = *std::move(result);
-  return Finish(context, "Reconfigure", result.status());
+  return Finish(context, call, result.status());
 }
 
 // One WatchEvents stream: writes the retained events after the requested sequence, then each
@@ -158,8 +168,8 @@ grpc::ServerUnaryReactor* ControlService::Reconfigure(grpc::CallbackServerContex
 // holds one reference until OnDone, a wake-up holds one while it runs.
 class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::Event> {
  public:
-  EventWatcher(ControlService* service, std::string cluster, uint64_t after)
-      : service_(service), cluster_(std::move(cluster)), sent_(after) {}
+  EventWatcher(ControlService* service, std::string cluster, uint64_t after, RpcTimer call)
+      : service_(service), cluster_(std::move(cluster)), call_(call), sent_(after) {}
 
   void Start() {
     EventLog* log = service_->coordinator_->events();
@@ -202,6 +212,7 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
       if (finished_) return;
       finished_ = true;
     }
+    call_.Record(status.error_code());
     Finish(status);
   }
 
@@ -221,6 +232,7 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
       }
     }
     if (finish) {
+      call_.Record(grpc::StatusCode::UNAVAILABLE);
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "event stream write failed"));
       return;
     }
@@ -238,6 +250,7 @@ class ControlService::EventWatcher final : public grpc::ServerWriteReactor<v1::E
  private:
   ControlService* const service_;
   const std::string cluster_;
+  const RpcTimer call_;
   std::atomic<int> refs_{1};
   uint64_t subscription_ = 0;
   absl::Mutex mu_;
@@ -252,7 +265,7 @@ grpc::ServerWriteReactor<v1::Event>* ControlService::WatchEvents(
     grpc::CallbackServerContext* context, const v1::WatchEventsRequest* request) {
   const uint64_t after = request->only_new() ? coordinator_->events()->LastSequence()
                                               : request->after_sequence();
-  auto* watcher = new EventWatcher(this, request->cluster(), after);
+  auto* watcher = new EventWatcher(this, request->cluster(), after, Timer("WatchEvents"));
   if (absl::Status allowed = Authorize(*context, "WatchEvents", /*changes_state=*/false);
       !allowed.ok()) {
     spdlog::debug("ControlService.WatchEvents from {}: {}", context->peer(), allowed.ToString());

@@ -6,6 +6,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
+#include "daemon/rpc_metrics.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
 namespace splitd::daemon {
@@ -16,9 +17,11 @@ namespace splitd::daemon {
 // everything, an observer token for reads (and Reconfigure's dry runs). Thread-safe.
 class ControlService final : public v1::ControlService::CallbackService {
  public:
-  // `coordinator` and `authorizer` (null: every call allowed) must outlive the service.
-  explicit ControlService(Coordinator* coordinator, const Authorizer* authorizer = nullptr)
-      : coordinator_(coordinator), authorizer_(authorizer) {}
+  // `coordinator`, `authorizer` (null: every call allowed) and `rpc_metrics` (null: calls are
+  // not counted) must outlive the service.
+  explicit ControlService(Coordinator* coordinator, const Authorizer* authorizer = nullptr,
+                          RpcMetrics* rpc_metrics = nullptr)
+      : coordinator_(coordinator), authorizer_(authorizer), rpc_metrics_(rpc_metrics) {}
   ~ControlService() override;
 
   grpc::ServerUnaryReactor* ApplyTopology(grpc::CallbackServerContext* context,
@@ -58,8 +61,13 @@ class ControlService final : public v1::ControlService::CallbackService {
   absl::Status Authorize(const grpc::CallbackServerContext& context, const char* method,
                          bool changes_state) const;
 
+  RpcTimer Timer(const char* method) const {
+    return RpcTimer(rpc_metrics_, "splitd.v1.ControlService", method);
+  }
+
   Coordinator* const coordinator_;
   const Authorizer* const authorizer_;
+  RpcMetrics* const rpc_metrics_;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::set<EventWatcher*> watchers_ ABSL_GUARDED_BY(mu_);

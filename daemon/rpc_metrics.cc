@@ -1,17 +1,15 @@
 #include "daemon/rpc_metrics.h"
 
-#include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
-#include "grpcpp/support/interceptor.h"
 
 namespace splitd::daemon {
 namespace {
-
-using ::grpc::experimental::InterceptionHookPoints;
 
 // Half a millisecond (a cached read) to a minute (a store write stuck on a slow disk).
 const std::vector<double>& DurationBounds() {
@@ -28,61 +26,25 @@ std::string CodeLabel(grpc::StatusCode code) {
 
 }  // namespace
 
-class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
- public:
-  RpcMetricsInterceptor(RpcMetrics* metrics, RpcMetrics::MethodSeries* series)
-      : metrics_(metrics), series_(series), start_(std::chrono::steady_clock::now()) {}
-
-  ~RpcMetricsInterceptor() override {
-    // A call torn down without sending a status (the server shut down under it).
-    if (!recorded_) Record(grpc::StatusCode::CANCELLED);
-  }
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Record(methods->GetSendStatus().error_code());
-    }
-    methods->Proceed();
-  }
-
- private:
-  void Record(grpc::StatusCode code) {
-    recorded_ = true;
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-    metrics_->Record(series_, code, elapsed.count());
-  }
-
-  RpcMetrics* const metrics_;
-  RpcMetrics::MethodSeries* const series_;
-  const std::chrono::steady_clock::time_point start_;
-  bool recorded_ = false;  // hooks of one call never run concurrently
-};
-
 RpcMetrics::RpcMetrics(metrics::Registry* registry)
     : requests_(registry->AddCounter("splitd_rpc_requests_total",
-                                     "gRPC calls served, by method and final status code.",
+                                     "gRPC calls answered, by method and final status code.",
                                      {"method", "code"})),
       durations_(registry->AddHistogram(
           "splitd_rpc_duration_seconds",
-          "Time from the start of a gRPC call to its status, by method and status code.",
+          "Time from the start of a gRPC call's handler to its status, by method and status code.",
           {"method", "code"}, DurationBounds())) {
   unknown_.label = "unknown";
 }
 
-grpc::experimental::Interceptor* RpcMetrics::CreateServerInterceptor(
-    grpc::experimental::ServerRpcInfo* info) {
-  return new RpcMetricsInterceptor(this, SeriesOf(info->method()));
-}
-
-RpcMetrics::MethodSeries* RpcMetrics::SeriesOf(const char* method) {
-  if (method == nullptr) return &unknown_;
+RpcMetrics::MethodSeries* RpcMetrics::SeriesOf(absl::string_view method) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = by_method_.find(method);
+    auto it = by_method_.find(std::string(method));
     if (it != by_method_.end()) return it->second.get();
   }
   // Only methods a service defines get an entry: other names cannot grow the map.
-  std::string label = MethodLabel(method);
+  std::string label = MethodLabel(std::string(method).c_str());
   if (label == unknown_.label) return &unknown_;
   absl::MutexLock lock(&mu_);
   std::unique_ptr<MethodSeries>& series = by_method_[label];
@@ -93,25 +55,26 @@ RpcMetrics::MethodSeries* RpcMetrics::SeriesOf(const char* method) {
   return series.get();
 }
 
-void RpcMetrics::Record(MethodSeries* series, grpc::StatusCode code, double seconds) {
+void RpcMetrics::Record(absl::string_view method, grpc::StatusCode code,
+                        absl::Duration elapsed) {
+  MethodSeries* series = SeriesOf(method);
   const size_t index =
       code >= 0 && static_cast<size_t>(code) < series->requests.size()
           ? static_cast<size_t>(code)
           : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
+  const std::string code_label = CodeLabel(static_cast<grpc::StatusCode>(index));
   metrics::Counter* counter = series->requests[index].load(std::memory_order_acquire);
   if (counter == nullptr) {
-    counter = &requests_.WithLabels(
-        {series->label, CodeLabel(static_cast<grpc::StatusCode>(index))});
+    counter = &requests_.WithLabels({series->label, code_label});
     series->requests[index].store(counter, std::memory_order_release);
   }
   metrics::Histogram* histogram = series->durations[index].load(std::memory_order_acquire);
   if (histogram == nullptr) {
-    histogram = &durations_.WithLabels(
-        {series->label, CodeLabel(static_cast<grpc::StatusCode>(index))});
+    histogram = &durations_.WithLabels({series->label, code_label});
     series->durations[index].store(histogram, std::memory_order_release);
   }
   counter->Increment();
-  histogram->Observe(seconds);
+  histogram->Observe(absl::ToDoubleSeconds(elapsed));
 }
 
 std::string RpcMetrics::MethodLabel(const char* method) {
@@ -129,6 +92,11 @@ std::string RpcMetrics::MethodLabel(const char* method) {
     return "unknown";
   }
   return std::string(path);
+}
+
+void RpcTimer::Record(grpc::StatusCode code) const {
+  if (metrics_ == nullptr) return;
+  metrics_->Record(absl::StrCat("/", service_, "/", method_), code, absl::Now() - start_);
 }
 
 }  // namespace splitd::daemon

@@ -7,35 +7,37 @@
 #include <string>
 #include <unordered_map>
 
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
-#include "grpcpp/support/server_interceptor.h"
+#include "grpcpp/support/status.h"
 
 namespace splitd::daemon {
 
-// Counts and times every gRPC call the daemon serves, by method and final status code
-// (splitd_rpc_requests_total, splitd_rpc_duration_seconds), as a server interceptor: the
-// handlers know nothing of it. A call is measured from the moment gRPC matches it to a method
-// until its status is sent, so a stream (WatchPlan, WatchEvents) counts once, when it ends.
-// Methods that no linked service defines are labelled "unknown", so that clients cannot grow
-// the number of series.
+// Counts and times the gRPC calls the daemon's services answer, by method and final status code
+// (splitd_rpc_requests_total, splitd_rpc_duration_seconds). The service adapters report each
+// call as it ends (RpcTimer): from the moment its handler runs until its status is sent, so a
+// stream (WatchPlan, WatchEvents) counts once, when it ends. Calls gRPC refuses before a handler
+// runs (an unknown method, an oversized request) and the health and reflection services are not
+// counted. A server interceptor would count those too but costs every call several times more
+// (docs/benchmarks.md). Methods that no linked service defines are labelled "unknown".
 //
-// Threading: thread-safe; gRPC creates one interceptor per call. The registry must outlive the
-// gRPC server that owns this factory.
-class RpcMetrics : public grpc::experimental::ServerInterceptorFactoryInterface {
+// Threading: thread-safe. The registry must outlive this object.
+class RpcMetrics {
  public:
   explicit RpcMetrics(metrics::Registry* registry);
 
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override;
+  // One call of `method` ("/splitd.v1.AgentService/Register") that ended with `code` after
+  // `elapsed`.
+  void Record(absl::string_view method, grpc::StatusCode code, absl::Duration elapsed)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  // `method` ("/splitd.v1.AgentService/Register") when a linked service defines it, "unknown"
-  // otherwise.
+  // `method` when a linked service defines it, "unknown" otherwise.
   static std::string MethodLabel(const char* method);
 
  private:
-  friend class RpcMetricsInterceptor;
-
   // One method's series, resolved once per status code (gRPC's codes are 0 to 16), so that a
   // call costs one map lookup and two atomic loads rather than label lookups under locks.
   struct MethodSeries {
@@ -44,15 +46,33 @@ class RpcMetrics : public grpc::experimental::ServerInterceptorFactoryInterface 
     std::array<std::atomic<metrics::Histogram*>, 17> durations{};
   };
 
-  MethodSeries* SeriesOf(const char* method) ABSL_LOCKS_EXCLUDED(mu_);
-  // Counts one call of `series` that ended with `code` after `seconds`.
-  void Record(MethodSeries* series, grpc::StatusCode code, double seconds);
+  MethodSeries* SeriesOf(absl::string_view method) ABSL_LOCKS_EXCLUDED(mu_);
 
   metrics::CounterFamily& requests_;
   metrics::HistogramFamily& durations_;
   MethodSeries unknown_;  // every method no service defines
   absl::Mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<MethodSeries>> by_method_ ABSL_GUARDED_BY(mu_);
+};
+
+// One call being answered: its method and when its handler started. Reports the call to
+// RpcMetrics (nothing when there is none) once it ends.
+class RpcTimer {
+ public:
+  // `service` and `method` must be string literals ("splitd.v1.AgentService", "Register").
+  RpcTimer(RpcMetrics* metrics, const char* service, const char* method)
+      : metrics_(metrics), service_(service), method_(method), start_(absl::Now()) {}
+
+  // The method's short name ("Register"), for log lines.
+  const char* method() const { return method_; }
+
+  void Record(grpc::StatusCode code) const;
+
+ private:
+  RpcMetrics* metrics_;
+  const char* service_;
+  const char* method_;
+  absl::Time start_;
 };
 
 }  // namespace splitd::daemon

@@ -191,7 +191,7 @@ TEST_F(RpcMetricsTest, CountsStreamsWhenTheyEndIncludingRefusedOnes) {
                               "WatchPlan\",code=\"NOT_FOUND\"} 1\n"));
 }
 
-TEST_F(RpcMetricsTest, MethodsNoServiceDefinesShareOneLabel) {
+TEST_F(RpcMetricsTest, CallsGrpcRefusesBeforeAHandlerAreNotCounted) {
   grpc::GenericStub generic(channel_);
   for (const char* method : {"/splitd.v1.ControlService/NoSuchMethod", "/made.up/Call"}) {
     grpc::ClientContext context;
@@ -212,8 +212,25 @@ TEST_F(RpcMetricsTest, MethodsNoServiceDefinesShareOneLabel) {
   const std::string text = Scrape();
   EXPECT_THAT(text, Not(HasSubstr("NoSuchMethod")));
   EXPECT_THAT(text, Not(HasSubstr("made.up")));
+  EXPECT_THAT(text, Not(HasSubstr("method=\"unknown\"")));
+  EXPECT_THAT(text, Not(HasSubstr("UNIMPLEMENTED")));
+}
+
+TEST(RpcMetricsRecordTest, NamesNoServiceDefinesShareOneLabel) {
+  metrics::Registry registry;
+  RpcMetrics rpc(&registry);
+  rpc.Record("/splitd.v1.AgentService/Register", grpc::StatusCode::OK, absl::Milliseconds(2));
+  rpc.Record("/splitd.v1.AgentService/Register", grpc::StatusCode::OK, absl::Milliseconds(3));
+  rpc.Record("/made.up/Call", grpc::StatusCode::NOT_FOUND, absl::Milliseconds(1));
+  rpc.Record("/splitd.v1.ControlService/Nope", grpc::StatusCode::NOT_FOUND, absl::Seconds(1));
+  const std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("splitd_rpc_requests_total{method=\"/splitd.v1.AgentService/"
+                              "Register\",code=\"OK\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("splitd_rpc_requests_total{method=\"unknown\","
-                              "code=\"UNIMPLEMENTED\"} 2\n"));
+                              "code=\"NOT_FOUND\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_rpc_duration_seconds_sum{method=\"/splitd.v1.AgentService/"
+                              "Register\",code=\"OK\"} 0.005\n"));
+  EXPECT_THAT(text, Not(HasSubstr("made.up")));
 }
 
 TEST(RpcMetricsLabelTest, KeepsOnlyMethodsALinkedServiceDefines) {

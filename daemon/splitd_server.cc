@@ -108,16 +108,21 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   auth.admin_token_file = config.admin_token_file;
   auth.observer_token_file = config.observer_token_file;
   ASSIGN_OR_RETURN(server->authorizer_, Authorizer::Create(auth, clock));
-  server->control_service_ =
-      std::make_unique<ControlService>(server->coordinator_.get(), server->authorizer_.get());
+  // Calls are counted only when the counts are served.
+  if (!config.metrics_listen.empty()) {
+    server->rpc_metrics_ = std::make_unique<RpcMetrics>(server->registry_.get());
+  }
+  server->control_service_ = std::make_unique<ControlService>(
+      server->coordinator_.get(), server->authorizer_.get(), server->rpc_metrics_.get());
   Coordinator* coordinator = server->coordinator_.get();
   server->spaces_ = std::make_unique<RendezvousSpaces>(
       RendezvousLimits{}, [coordinator](const std::string& cluster, int64_t epoch,
                                         const std::string& key, const std::string& value) {
         return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
       });
-  server->agent_service_ = std::make_unique<AgentService>(
-      server->coordinator_.get(), server->spaces_.get(), server->authorizer_.get());
+  server->agent_service_ =
+      std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get(),
+                                     server->authorizer_.get(), server->rpc_metrics_.get());
   AgentService* agent_service = server->agent_service_.get();
   server->coordinator_->SetEventListener(
       [agent_service](const ClusterEvent& event) { agent_service->OnClusterEvent(event); });
@@ -134,14 +139,6 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(server->control_service_.get());
   builder.RegisterService(server->agent_service_.get());
-  if (!config.metrics_listen.empty()) {
-    // Only when the counts are served: the interceptor costs every call an allocation and a
-    // few hooks (docs/benchmarks.md, "With the metrics endpoint").
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        interceptors;
-    interceptors.push_back(std::make_unique<RpcMetrics>(server->registry_.get()));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

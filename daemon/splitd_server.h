@@ -11,6 +11,7 @@
 #include "common/metrics_http.h"
 #include "daemon/agent_service.h"
 #include "daemon/authorizer.h"
+#include "daemon/rpc_metrics.h"
 #include "daemon/control_service.h"
 #include "daemon/coordinator.h"
 #include "daemon/event_metrics.h"
@@ -56,7 +57,7 @@ struct ServerConfig {
 
 // The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services
 // (ControlService, AgentService, health, reflection), the server and its metrics (a registry fed
-// by an RPC interceptor, a timing store decorator and the event stream, served over HTTP when
+// by the services' call reports, a timing store decorator and the event stream, served over HTTP when
 // metrics_listen is set). Health reports NOT_SERVING until state is recovered and again from the
 // moment shutdown starts.
 //
@@ -91,6 +92,7 @@ class SplitdServer {
   std::unique_ptr<EventMetrics> event_metrics_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<RpcMetrics> rpc_metrics_;  // with metrics_listen only
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<RendezvousSpaces> spaces_;
   std::unique_ptr<AgentService> agent_service_;
