@@ -573,15 +573,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs&
   channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   ASSIGN_OR_RETURN(ClientSecurity security,
                    MakeClientSecurity(tls, args.address, &channel_args));
-  std::string token_file = args.token_file;
-  if (const char* from_env = std::getenv("SPLITD_TOKEN_FILE");
-      token_file.empty() && from_env != nullptr) {
-    token_file = from_env;
-  }
-  std::string token;
-  if (!token_file.empty()) {
-    ASSIGN_OR_RETURN(token, ReadTokenFile(token_file, "token_file"));
-  }
+  ASSIGN_OR_RETURN(std::string token,
+                   ReadClientToken(args.token_file, "SPLITD_TOKEN_FILE", "token_file"));
   return CreateChannelWithToken(args.address, security.credentials, channel_args, token);
 }
 

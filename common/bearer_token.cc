@@ -1,5 +1,8 @@
 #include "common/bearer_token.h"
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -82,14 +85,19 @@ absl::StatusOr<std::vector<std::string>> ParseTokenFile(absl::string_view conten
   return tokens;
 }
 
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_view flag) {
+absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read ", path));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   }
   std::ostringstream contents;
   contents << in.rdbuf();
-  absl::StatusOr<std::vector<std::string>> tokens = ParseTokenFile(contents.str(), path);
+  return ParseTokenFile(contents.str(), path);
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_view flag) {
+  absl::StatusOr<std::vector<std::string>> tokens = ReadTokens(path);
   if (!tokens.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", tokens.status().message()));
   }
@@ -98,6 +106,15 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_
                                                    tokens->size(), " tokens; give one"));
   }
   return std::move(tokens->front());
+}
+
+absl::StatusOr<std::string> ReadClientToken(std::string path, const char* env,
+                                            absl::string_view flag) {
+  if (const char* from_env = std::getenv(env); path.empty() && from_env != nullptr) {
+    path = from_env;
+  }
+  if (path.empty()) return std::string();
+  return ReadTokenFile(path, flag);
 }
 
 std::shared_ptr<grpc::Channel> CreateChannelWithToken(

@@ -38,6 +38,10 @@ absl::Status CheckTokenText(absl::string_view token, absl::string_view what);
 absl::StatusOr<std::vector<std::string>> ParseTokenFile(absl::string_view contents,
                                                         absl::string_view path);
 
+// Reads and parses a token file (ParseTokenFile); INVALID_ARGUMENT naming `path` when it cannot
+// be read.
+absl::StatusOr<std::vector<std::string>> ReadTokens(const std::string& path);
+
 // Reads a file holding exactly one token (a client's --token_file or --join_token_file).
 // Errors are INVALID_ARGUMENT naming `flag` and the file.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_view flag);
@@ -45,6 +49,11 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_
 // A channel whose every call carries "authorization: Bearer <token>"; without a token, a plain
 // channel. Works over TLS and plaintext alike (loopback channels cannot carry gRPC's call
 // credentials, so the header is added by a client interceptor).
+// A client's token: from the file `path` (its flag), else from the file named by the environment
+// variable `env`; empty when neither is given. Errors as ReadTokenFile.
+absl::StatusOr<std::string> ReadClientToken(std::string path, const char* env,
+                                            absl::string_view flag);
+
 std::shared_ptr<grpc::Channel> CreateChannelWithToken(
     const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
     const grpc::ChannelArguments& args, const std::string& token);

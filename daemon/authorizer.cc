@@ -4,8 +4,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -44,14 +42,7 @@ absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Load(std::string path, std
 }
 
 absl::Status TokenFile::Read(Stamp stamp) {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read ", path_, ": ", std::strerror(errno)));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  absl::StatusOr<std::vector<std::string>> tokens = ParseTokenFile(contents.str(), path_);
+  absl::StatusOr<std::vector<std::string>> tokens = ReadTokens(path_);
   if (!tokens.ok()) return tokens.status();
   digests_.clear();
   for (const std::string& token : *tokens) digests_.push_back(Sha256::Hex(token));

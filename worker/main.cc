@@ -271,16 +271,10 @@ int main(int argc, char** argv) {
   }
   std::string join_token;
   if (parsed.ok()) {
-    std::string token_file = absl::GetFlag(FLAGS_join_token_file);
-    if (const char* from_env = std::getenv("SPLITD_JOIN_TOKEN_FILE");
-        token_file.empty() && from_env != nullptr) {
-      token_file = from_env;
-    }
-    if (!token_file.empty()) {
-      absl::StatusOr<std::string> token = splitd::ReadTokenFile(token_file, "join_token_file");
-      parsed = token.status();
-      if (token.ok()) join_token = *std::move(token);
-    }
+    absl::StatusOr<std::string> token = splitd::ReadClientToken(
+        absl::GetFlag(FLAGS_join_token_file), "SPLITD_JOIN_TOKEN_FILE", "join_token_file");
+    parsed = token.status();
+    if (token.ok()) join_token = *std::move(token);
   }
   if (parsed.ok()) {
     parsed = splitd::SetupLogging(kProgram, absl::GetFlag(FLAGS_log_level),
