@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
   openssl  # tests/e2e/tls_e2e_test makes its certificates with the openssl binary
   libcpp-httplib-dev  # the daemon's /metrics endpoint (--metrics_listen)
+  libmicrohttpd-dev  # the agent's workload endpoint on a Unix socket (--workload_socket)
   prometheus  # tests/e2e/metrics_e2e_test scrapes the daemon with the real Prometheus server
 )
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds

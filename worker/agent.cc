@@ -41,6 +41,8 @@ bool SessionLost(absl::StatusCode code) {
 
 double Millis(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
+}  // namespace
+
 const char* PhaseName(v1::Phase phase) {
   switch (phase) {
     case v1::PHASE_BOOTSTRAPPING:
@@ -60,8 +62,6 @@ const char* PhaseName(v1::Phase phase) {
   }
 }
 
-}  // namespace
-
 Agent::Agent(AgentOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
              GroupBuilderFactories factories)
     : Agent(std::move(options), v1::AgentService::NewStub(channel), std::move(factories)) {}
@@ -78,6 +78,7 @@ Agent::~Agent() {
   Stop();
   if (session_thread_.joinable()) session_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  StopWorkloadEndpoint();
   ReleaseBuilders();
   WaitForAsyncCalls();
 }
@@ -157,6 +158,7 @@ absl::Status Agent::Run() {
       "incarnation {}",
       options_.cluster, options_.pod, options_.node, options_.host, options_.local_index,
       incarnation_);
+  if (absl::Status started = StartWorkloadEndpoint(); !started.ok()) return started;
   session_thread_ = std::thread([this] { SessionLoop(); });
   heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
 
@@ -190,6 +192,7 @@ absl::Status Agent::Run() {
   Stop();
   session_thread_.join();
   heartbeat_thread_.join();
+  StopWorkloadEndpoint();
   absl::MutexLock lock(&mu_);
   return fatal_;
 }
@@ -575,7 +578,11 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
     FailEpoch(&work, &bare, error);
     return;
   }
-  FormEpoch(*derived, &work, &shrink);
+  if (!derived->preflight) {
+    HandOverWithoutPreflight(*derived, &work);
+  } else {
+    FormEpoch(*derived, &work, &shrink);
+  }
   held_ = work;
 }
 
@@ -938,37 +945,6 @@ absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::st
   spdlog::error("epoch {} rank {}: giving up reporting {}: {}", work.epoch, work.rank,
                 PhaseName(phase), last.ToString());
   return last;
-}
-
-void Agent::WritePlanFile(const EpochWork& work, const DerivedPlan* derived,
-                          const std::string& state, const std::string& error) {
-  if (options_.plan_file.empty()) return;
-  PlanFile file;
-  file.cluster = options_.cluster;
-  file.rank = work.rank;
-  file.epoch = work.epoch;
-  file.fingerprint = work.fingerprint;
-  file.state = state;
-  file.error = error;
-  if (derived != nullptr) {
-    file.world_size = derived->world_size;
-    file.method = derived->method;
-    for (const KindGroup& group : derived->groups) {
-      file.groups.push_back(PlanFile::Group{group.assignment.kind, group.assignment.members,
-                                            group.assignment.local_rank,
-                                            group.assignment.group_index, group.backend});
-    }
-  }
-  file.bootstrap_ms = work.timings.bootstrap_ms();
-  file.split_ms = work.timings.split_ms();
-  file.validate_ms = work.timings.validate_ms();
-  file.groups_ready_ms = work.timings.groups_ready_ms();
-  const absl::Status written = file.Write(options_.plan_file);
-  if (!written.ok()) {
-    spdlog::error("epoch {}: cannot write the plan file: {}", work.epoch, written.ToString());
-    return;
-  }
-  spdlog::info("epoch {}: plan file {} written ({})", work.epoch, options_.plan_file, state);
 }
 
 }  // namespace splitd::worker

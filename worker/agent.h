@@ -22,8 +22,14 @@
 #include "worker/grpc_rendezvous_client.h"
 #include "worker/plan_derivation.h"
 #include "worker/plan_file.h"
+#include "worker/unix_http_server.h"
+#include "worker/workload_api.h"
+#include "worker/workload_bridge.h"
 
 namespace splitd::worker {
+
+// "READY", "FAILED", ... for a phase (logs, the plan file, the workload endpoint).
+const char* PhaseName(v1::Phase phase);
 
 // Everything the agent needs besides the daemon connection (worker/main.cc fills it from flags).
 struct AgentOptions {
@@ -60,6 +66,10 @@ struct AgentOptions {
   // Keep device ("cuda:") communicators after validation. By default the agent releases them
   // once the groups are validated, so the workload owns the GPU memory (sidecar mode).
   bool hold_device_communicators = false;
+  // The workload endpoint (docs/workload-endpoint.md): a Unix socket path, "" for none, and the
+  // socket file's permission bits.
+  std::string workload_socket;
+  unsigned workload_socket_mode = 0600;
 };
 
 // What the agent holds right now; for logs and in-process tests.
@@ -173,8 +183,15 @@ class Agent {
   // Cancels the progress reports in flight and waits (bounded) for their callbacks.
   void WaitForAsyncCalls();
   absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
+  // Hands the epoch's outcome to the workload: writes the plan file and publishes the same
+  // document (with the full layout) on the workload endpoint (agent_hand_over.cc).
   void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
                      const std::string& error);
+  // With `preflight: false`: reports READY and hands the plan over without forming anything.
+  void HandOverWithoutPreflight(const DerivedPlan& derived, EpochWork* work);
+  // Starts and stops the workload endpoint, when options_.workload_socket names one.
+  absl::Status StartWorkloadEndpoint();
+  void StopWorkloadEndpoint();
   void ReleaseBuilders();
   // Releases the device ("cuda:") builders only, after validation, unless told to hold them.
   void ReleaseDeviceBuilders(const std::string& prefix);
@@ -230,6 +247,11 @@ class Agent {
 
   std::thread session_thread_;
   std::thread heartbeat_thread_;
+
+  // The workload endpoint; null when it is off. The bridge outlives the server using it.
+  std::unique_ptr<WorkloadBridge> bridge_;
+  std::unique_ptr<WorkloadApi> workload_api_;
+  std::unique_ptr<UnixHttpServer> endpoint_;
 };
 
 }  // namespace splitd::worker

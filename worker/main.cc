@@ -51,6 +51,12 @@ ABSL_FLAG(std::string, host, "",
           "127.0.0.1)");
 ABSL_FLAG(std::string, plan_file, "",
           "write this rank's plan here (atomically) once its groups are ready or failed");
+ABSL_FLAG(std::string, workload_socket, "",
+          "Unix socket the workload endpoint serves on (docs/workload-endpoint.md); default: "
+          "--plan_file with its extension replaced by .sock; \"none\" turns it off");
+ABSL_FLAG(std::string, workload_socket_mode, "0600",
+          "permission bits of the workload socket, octal: 0600 (the agent's user only) or 0660 "
+          "(also its group)");
 ABSL_FLAG(int64_t, timeout_ms, 60000, "bound on every bootstrap step and collective, ms; > 0");
 ABSL_FLAG(std::string, nccl_library, "libnccl.so.2",
           "NCCL to load at run time for cuda:nccl groups (a dlopen name or path); empty turns "
@@ -111,6 +117,36 @@ std::string FirstOf(const T&... values) {
   std::string result;
   ((result.empty() ? (void)(result = values) : (void)0), ...);
   return result;
+}
+
+// --plan_file with its extension (if any) replaced by ".sock".
+std::string SocketBesidePlanFile(const std::string& plan_file) {
+  const size_t slash = plan_file.rfind('/');
+  const size_t dot = plan_file.rfind('.');
+  const bool has_extension =
+      dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  return absl::StrCat(has_extension ? plan_file.substr(0, dot) : plan_file, ".sock");
+}
+
+absl::Status WorkloadSocketOptions(splitd::worker::AgentOptions* options) {
+  const std::string socket = absl::GetFlag(FLAGS_workload_socket);
+  if (socket == "none") {
+    options->workload_socket.clear();
+  } else if (!socket.empty()) {
+    options->workload_socket = socket;
+  } else if (!options->plan_file.empty()) {
+    options->workload_socket = SocketBesidePlanFile(options->plan_file);
+  }
+  const std::string mode = absl::GetFlag(FLAGS_workload_socket_mode);
+  char* end = nullptr;
+  const unsigned long bits = std::strtoul(mode.c_str(), &end, 8);
+  if (mode.empty() || end == nullptr || *end != '\0' || bits > 0777 || (bits & 0600) != 0600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--workload_socket_mode must be octal permission bits with owner read and write (0600, "
+        "0660, ...), got \"", mode, "\""));
+  }
+  options->workload_socket_mode = static_cast<unsigned>(bits);
+  return absl::OkStatus();
 }
 
 bool IsOurFlag(const absl::CommandLineFlag& flag) {
@@ -221,6 +257,7 @@ absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* da
   }
   options->timeout = absl::Milliseconds(timeout_ms);
   options->plan_file = absl::GetFlag(FLAGS_plan_file);
+  if (absl::Status socket = WorkloadSocketOptions(options); !socket.ok()) return socket;
   const std::string fault = absl::GetFlag(FLAGS_inject_fault);
   if (fault == "fingerprint") {
     options->corrupt_fingerprint = true;

@@ -61,6 +61,8 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
   out.world_size = static_cast<int>(derived.world_size);
   out.method = derived.method;
   out.fingerprint = derived.fingerprint;
+  if (!derived.topology.readiness().empty()) out.readiness = derived.topology.readiness();
+  out.preflight = !derived.topology.has_preflight() || derived.topology.preflight();
 
   const v1::Validation& validation = derived.topology.validation();
   const int64_t allreduce_elements = validation.allreduce_elements() > 0
@@ -94,6 +96,8 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
     for (const std::string& part : parts) {
       world_of(part).kinds.emplace_back(static_cast<int>(k), kind.name);
     }
+
+    out.layout.push_back(KindLayout{kind.name, kind.backend, kind.ranks, kind.offsets});
 
     const int32_t group_index = kind.group_of_rank[static_cast<size_t>(rank)];
     if (group_index < 0) continue;

@@ -34,6 +34,15 @@ struct BackendWorld {
   WorldSpec spec;
 };
 
+// Every group of one kind of the epoch: what the workload needs to create the kind without
+// gathering the layout over the world first.
+struct KindLayout {
+  std::string kind;
+  std::string backend;            // e.g. "cpu:gloo,cuda:nccl"
+  std::vector<int32_t> ranks;     // the groups back to back, in canonical order
+  std::vector<int64_t> offsets;   // group i is ranks[offsets[i], offsets[i + 1])
+};
+
 // What one agent forms at one epoch, derived from the generator and checked against the
 // daemon's fingerprint.
 struct DerivedPlan {
@@ -48,6 +57,11 @@ struct DerivedPlan {
   // rank, since each world is collective over all ranks (a rank with no group on a backend still
   // takes part in its world).
   std::vector<BackendWorld> worlds;
+  // Every kind's groups, in kind order (the same on every rank).
+  std::vector<KindLayout> layout;
+  // The topology's `readiness` ("agent" when unset) and `preflight` (true when unset).
+  std::string readiness = "agent";
+  bool preflight = true;
 };
 
 // Derives this rank's groups from one WatchPlan message: rebuilds the plan from

@@ -35,7 +35,7 @@ bool WriteAll(int fd, const std::string& data) {
 
 }  // namespace
 
-std::string PlanFile::ToJson() const {
+std::string PlanFile::ToJson(bool with_layout) const {
   nlohmann::ordered_json doc;
   doc["cluster"] = cluster;
   doc["rank"] = rank;
@@ -59,6 +59,18 @@ std::string PlanFile::ToJson() const {
                     {"split_ms", split_ms},
                     {"validate_ms", validate_ms},
                     {"groups_ready_ms", groups_ready_ms}};
+  if (!socket.empty()) doc["socket"] = socket;
+  if (!readiness.empty()) {
+    doc["readiness"] = readiness;
+    doc["preflight"] = preflight;
+  }
+  if (with_layout) {
+    nlohmann::ordered_json kinds = nlohmann::ordered_json::array();
+    for (const KindLayout& kind : layout) {
+      kinds.push_back({{"kind", kind.kind}, {"backend", kind.backend}, {"groups", kind.groups}});
+    }
+    doc["layout"] = std::move(kinds);
+  }
   // Replace rather than throw on text that is not UTF-8 (an error message, say).
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }

@@ -44,9 +44,21 @@ struct PlanFile {
   double split_ms = 0;
   double validate_ms = 0;
   double groups_ready_ms = 0;
+  // The agent's workload endpoint (docs/workload-endpoint.md); written only when not empty.
+  std::string socket;
+  // The topology's readiness and preflight settings; written only when readiness is not empty.
+  std::string readiness;
+  bool preflight = true;
+  // Every group of every kind, for the endpoint's plan document (ToJson(true)).
+  struct KindLayout {
+    std::string kind;
+    std::string backend;
+    std::vector<std::vector<int32_t>> groups;
+  };
+  std::vector<KindLayout> layout;
 
-  // The JSON document, indented, ending in a newline.
-  std::string ToJson() const;
+  // The JSON document, indented, ending in a newline; with `with_layout`, also "layout".
+  std::string ToJson(bool with_layout = false) const;
 
   // Writes ToJson() to `path` atomically: a temporary file in the same directory, fsync,
   // rename over `path`, fsync of the directory. The temporary is removed on any failure.
