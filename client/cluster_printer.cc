@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +112,29 @@ std::string Validation(const v1::Topology& topology) {
   return text;
 }
 
+// "workload" or "agent" (the default), and whether agents check the network first (unset
+// means they do).
+std::string Readiness(const v1::Topology& topology) {
+  std::string text = Or(topology.readiness(), "agent");
+  if (topology.has_preflight() && !topology.preflight()) absl::StrAppend(&text, ", no pre-flight");
+  return text;
+}
+
+// The phase deadlines that are set ("bootstrap 1m, split 30s"), or "none".
+std::string Deadlines(const v1::Topology& topology) {
+  const v1::Deadlines& deadlines = topology.deadlines();
+  const std::pair<const char*, int64_t> all[] = {{"bootstrap", deadlines.bootstrap_ms()},
+                                                 {"split", deadlines.split_ms()},
+                                                 {"validate", deadlines.validate_ms()},
+                                                 {"workload", deadlines.workload_ms()}};
+  std::vector<std::string> set;
+  for (const auto& [name, ms] : all) {
+    if (ms <= 0) continue;
+    set.push_back(absl::StrCat(name, " ", absl::FormatDuration(absl::Milliseconds(ms))));
+  }
+  return set.empty() ? "none" : absl::StrJoin(set, ", ");
+}
+
 std::string Time(const google::protobuf::Timestamp& time, absl::Time now) {
   if (!IsSet(time)) return "-";
   return absl::StrCat(StatusPrinter::TimeToJson(time).get<std::string>(), " (",
@@ -184,6 +208,8 @@ std::string ClusterPrinter::Describe(const v1::Cluster& cluster, absl::Time now)
   }
   absl::StrAppend(&out, "Nodes:        ", Nodes(topology, world_size),
                   "\nValidation:   ", Validation(topology),
+                  "\nReadiness:    ", Readiness(topology),
+                  "\nDeadlines:    ", Deadlines(topology),
                   "\nJoin token:   ", cluster.join_token_set() ? "required" : "none",
                   "\nCreated:      ", Time(cluster.create_time(), now),
                   "\nUpdated:      ", Time(cluster.update_time(), now), "\n");

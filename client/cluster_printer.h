@@ -27,7 +27,8 @@ class ClusterPrinter {
   static std::string Table(const google::protobuf::RepeatedPtrField<v1::Cluster>& clusters,
                            absl::Time now);
 
-  // Summary lines, a table of group kinds (KIND DIMS/EXPLICIT BACKEND LOCAL GROUPS SIZE,
+  // Summary lines (readiness with "no pre-flight" when it is off, the phase deadlines that are
+  // set), a table of group kinds (KIND DIMS/EXPLICIT BACKEND LOCAL GROUPS SIZE,
   // computed from the normalized topology) and the topology document as YAML.
   static std::string Describe(const v1::Cluster& cluster, absl::Time now);
 

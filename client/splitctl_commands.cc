@@ -169,18 +169,21 @@ class EventFeed {
   std::thread thread_;
 };
 
-// "event 12 EPOCH_STARTED epoch 2 (m-5 rank 5): <reason>".
+// "event 12 EPOCH_STARTED epoch 2 (m-5 rank 5): <reason>", e.g. "event 14 STALLED epoch 2 (m-5
+// rank 5): <which layer and phase, for how long>"; a kind this splitctl does not know by its
+// number.
 std::string EventLine(const v1::Event& event) {
-  const std::string name = v1::EventKind_Name(event.kind());
-  absl::string_view kind = name;
-  absl::ConsumePrefix(&kind, "EVENT_KIND_");
+  std::string kind = v1::EventKind_Name(event.kind());
+  if (kind.empty()) kind = absl::StrCat(event.kind());
+  absl::string_view short_kind = kind;
+  absl::ConsumePrefix(&short_kind, "EVENT_KIND_");
   std::string who;
   if (!event.member_id().empty()) {
     who = absl::StrCat(" (", event.member_id(),
                        event.rank() >= 0 ? absl::StrCat(" rank ", event.rank()) : std::string(),
                        ")");
   }
-  return absl::StrCat("event ", event.sequence(), " ", kind, " epoch ", event.epoch(), who,
+  return absl::StrCat("event ", event.sequence(), " ", short_kind, " epoch ", event.epoch(), who,
                       event.reason().empty() ? "" : ": ", event.reason());
 }
 
@@ -195,13 +198,19 @@ std::string SignalName(int signal) {
   }
 }
 
-// What `status --watch` compares between polls: the table as printed, or for json and yaml the
-// status without the members' last_seen, which every heartbeat moves.
+// What `status --watch` compares between polls: the status without what moves with every
+// heartbeat or every second while nothing happens (the members' last_seen, the waiting ranks'
+// seconds; in the table, how long each rank has been in its phase), as printed for the table.
 std::string ChangeKey(const v1::ClusterStatus& status, OutputFormat output) {
-  if (output == OutputFormat::kTable) return StatusPrinter::Table(status);
   v1::ClusterStatus copy = status;
   for (v1::MemberStatus& member : *copy.mutable_members()) member.clear_last_seen();
-  return copy.SerializeAsString();
+  for (v1::WaitingRank& waiting : *copy.mutable_waiting_on()) {
+    waiting.clear_seconds();
+    waiting.clear_last_heartbeat_seconds();
+  }
+  if (output != OutputFormat::kTable) return copy.SerializeAsString();
+  for (v1::MemberStatus& member : *copy.mutable_members()) member.clear_phase_since();
+  return StatusPrinter::Table(copy, absl::UnixEpoch());
 }
 
 // Carries out one parsed command against the daemon at args.address.
@@ -386,7 +395,7 @@ class Splitctl {
     if (args_.watch) return WatchStatus();
     ASSIGN_OR_RETURN(v1::ClusterStatus status, FetchStatus());
     if (args_.output == OutputFormat::kTable) {
-      out_ << StatusPrinter::Table(status);
+      out_ << StatusPrinter::Table(status, absl::Now());
     } else {
       Print(StatusPrinter::ToJson(status));
     }
@@ -460,7 +469,7 @@ class Splitctl {
           out_ << "\n--- " << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone())
                << " ---\n";
         }
-        out_ << StatusPrinter::Table(status);
+        out_ << StatusPrinter::Table(status, now);
         break;
       case OutputFormat::kJson:
         out_ << StatusPrinter::ToJson(status).dump(-1, ' ', false,

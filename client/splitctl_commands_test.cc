@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "splitd/v1/control_service.grpc.pb.h"
+#include "yaml-cpp/yaml.h"
 
 namespace splitd::cli {
 namespace {
@@ -109,12 +110,16 @@ class FakeControlService final : public v1::ControlService::Service {
     status->set_fingerprint(kFingerprint);
     status->set_world_size(1);
     status->set_registered_members(1);
+    status->set_readiness("workload");
+    status->set_workload_state(v1::PHASE_READY);
     v1::MemberStatus* member = status->add_members();
     member->set_member_id("m-0");
     member->set_pod("pod-0");
     member->set_node("node-a");
     member->set_state(v1::MEMBER_STATE_ACTIVE);
     member->set_phase(v1::PHASE_READY);
+    member->mutable_phase_since()->set_seconds(1714557600);  // 2024-05-01T10:00:00Z
+    member->mutable_workload()->set_phase(v1::PHASE_READY);
     v1::GroupKindStatus* kind = status->add_groups();
     kind->set_kind("tp");
     kind->set_groups(1);
@@ -330,14 +335,35 @@ TEST_F(SplitctlCommandsTest, StatusPrintsTablesOrJson) {
   Result table = Run({"status", "llama-serve"});
   EXPECT_EQ(table.code, kExitOk) << table.err;
   EXPECT_THAT(table.out, HasSubstr("State:        READY\n"));
+  EXPECT_THAT(table.out, HasSubstr("Readiness:    workload\nWorkload:     READY\n"));
+  // IN_PHASE counts from 2024 to the real now.
   EXPECT_THAT(table.out,
-              HasSubstr("  RANK  MEMBER  POD    NODE    HOST  STATE   PHASE  READY_MS  REASON\n"
-                        "  0     m-0     pod-0  node-a        ACTIVE  READY  -\n"));
+              HasSubstr("  RANK  MEMBER  POD    NODE    HOST  STATE   PHASE  IN_PHASE     "
+                        "WORKLOAD  READY_MS  REASON\n"
+                        "  0     m-0     pod-0  node-a        ACTIVE  READY  "));
+  EXPECT_THAT(table.out, MatchesRegex("(.|\n)*  READY  [0-9]+\\.[0-9]s  READY     -\n(.|\n)*"));
   Result json = Run({"status", "llama-serve", "-o", "json"});
   nlohmann::json object = nlohmann::json::parse(json.out);
   EXPECT_EQ(object["state"], "READY");
+  EXPECT_EQ(object["readiness"], "workload");
+  EXPECT_EQ(object["workload_state"], "READY");
   EXPECT_EQ(object["members"][0]["member_id"], "m-0");
+  EXPECT_EQ(object["members"][0]["phase_since"], "2024-05-01T10:00:00Z");
+  EXPECT_EQ(object["members"][0]["workload"]["phase"], "READY");
   EXPECT_EQ(object["groups"]["tp"]["ready"], 1);
+}
+
+TEST_F(SplitctlCommandsTest, StatusYamlCarriesReadinessAndPhaseTimes) {
+  Result yaml = Run({"status", "llama-serve", "-o", "yaml"});
+  EXPECT_EQ(yaml.code, kExitOk) << yaml.err;
+  const YAML::Node root = YAML::Load(yaml.out);
+  EXPECT_EQ(root["readiness"].as<std::string>(), "workload");
+  EXPECT_EQ(root["workload_state"].as<std::string>(), "READY");
+  ASSERT_TRUE(root["waiting_on"].IsSequence());
+  EXPECT_EQ(root["waiting_on"].size(), 0u);
+  EXPECT_EQ(root["waiting_on_total"].as<int>(), 0);
+  EXPECT_EQ(root["members"][0]["phase_since"].as<std::string>(), "2024-05-01T10:00:00Z");
+  EXPECT_EQ(root["members"][0]["workload"]["phase"].as<std::string>(), "READY");
 }
 
 TEST_F(SplitctlCommandsTest, TimeoutBoundsEachCall) {

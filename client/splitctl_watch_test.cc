@@ -104,14 +104,40 @@ class ScriptedControlService final : public v1::ControlService::Service {
     return grpc::Status::OK;
   }
 
+  // Events WatchEvents sends once the first GetStatus was answered; none: the stream ends.
+  void SetEvents(std::vector<v1::Event> events) {
+    absl::MutexLock lock(&mu_);
+    events_ = std::move(events);
+  }
+
+  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
+                           grpc::ServerWriter<v1::Event>* writer) override {
+    std::vector<v1::Event> events;
+    {
+      absl::MutexLock lock(&mu_);
+      if (request->cluster() != kCluster || events_.empty()) return grpc::Status::OK;
+      while (calls_ == 0 && !context->IsCancelled()) {
+        mu_.AwaitWithTimeout(absl::Condition(this, &ScriptedControlService::AnsweredLocked),
+                             absl::Milliseconds(10));
+      }
+      events = events_;
+    }
+    for (const v1::Event& event : events) writer->Write(event);
+    while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(5));
+    return grpc::Status::OK;
+  }
+
   size_t calls() {
     absl::MutexLock lock(&mu_);
     return calls_;
   }
 
  private:
+  bool AnsweredLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ > 0; }
+
   absl::Mutex mu_;
   std::vector<Step> steps_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
   size_t calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -334,6 +360,73 @@ TEST_F(SplitctlWatchTest, RealSigtermStopsTheWatchCleanly) {
   EXPECT_EQ(result.code, 128 + SIGTERM);
   EXPECT_THAT(States(result.out), ElementsAre("PENDING"));
   EXPECT_EQ(result.err, "error: interrupted by SIGTERM before the cluster was READY\n");
+}
+
+// A step that waits on rank 1: its workload SPLITTING for `seconds`, in phase since 10:00:00.
+Step WaitingStep(double seconds) {
+  Step step = StatusStep(v1::PHASE_SPLITTING);
+  step.status.set_readiness("workload");
+  step.status.set_workload_state(v1::PHASE_SPLITTING);
+  for (v1::MemberStatus& member : *step.status.mutable_members()) {
+    member.mutable_phase_since()->set_seconds(1714557600);
+    member.mutable_workload()->set_phase(v1::PHASE_SPLITTING);
+  }
+  v1::WaitingRank* waiting = step.status.add_waiting_on();
+  waiting->set_rank(1);
+  waiting->set_member_id("m-1");
+  waiting->set_pod("pod-1");
+  waiting->set_node("node-a");
+  waiting->set_layer("workload");
+  waiting->set_phase(v1::PHASE_SPLITTING);
+  waiting->set_seconds(seconds);
+  waiting->set_last_heartbeat_seconds(seconds / 10);
+  waiting->set_detail("creating tp");
+  step.status.set_waiting_on_total(1);
+  return step;
+}
+
+TEST_F(SplitctlWatchTest, TableIsNotReprintedWhileOnlyTheWaitGrows) {
+  service_.SetScript({WaitingStep(3), WaitingStep(4), WaitingStep(5), StatusStep(v1::PHASE_READY)});
+  Result result = Run({"status", kCluster, "--watch"});
+  EXPECT_EQ(result.code, kExitOk) << result.err;
+  std::vector<std::string> waits;
+  std::vector<std::string> states;
+  for (const std::string& line : Lines(result.out)) {
+    if (absl::StartsWith(line, "waiting for")) waits.push_back(line);
+    if (absl::StartsWith(line, "State:")) states.push_back(line);
+  }
+  EXPECT_THAT(waits, ElementsAre("waiting for rank 1 (pod pod-1, node node-a): workload "
+                                 "SPLITTING (creating tp) for 3.0 s, last heartbeat 0.3 s ago"));
+  EXPECT_THAT(states, ElementsAre("State:        SPLITTING", "State:        READY"));
+  // As of the fake clock's first poll, 10:00:00.
+  EXPECT_THAT(result.out, HasSubstr("  SPLITTING  0.0s      SPLITTING  -\n"));
+  EXPECT_EQ(service_.calls(), 4u);
+}
+
+TEST_F(SplitctlWatchTest, StalledEventIsPrintedBeforeTheFailedStatus) {
+  v1::Event stalled;
+  stalled.set_sequence(7);
+  stalled.set_cluster(kCluster);
+  stalled.set_epoch(1);
+  stalled.set_kind(v1::EVENT_KIND_STALLED);
+  stalled.set_member_id("m-1");
+  stalled.set_rank(1);
+  stalled.set_phase(v1::PHASE_SPLITTING);
+  stalled.set_reason("rank 1 workload SPLITTING for 300.0 s, past its 300 s deadline");
+  service_.SetEvents({stalled});
+  service_.SetScript({WaitingStep(299), StatusStep(v1::PHASE_FAILED, "rank 1 stalled")});
+  // A long interval: only the event cuts the wait short.
+  Result result = Run({"status", kCluster, "--watch", "--interval", "60"}, /*clock=*/nullptr);
+  EXPECT_EQ(result.code, kExitError);
+  EXPECT_EQ(result.err, "error: cluster \"llama\" FAILED: rank 1 stalled\n");
+  const std::string line =
+      "event 7 STALLED epoch 1 (m-1 rank 1): rank 1 workload SPLITTING for 300.0 s, past its "
+      "300 s deadline\n";
+  EXPECT_THAT(result.out, HasSubstr("last heartbeat 29.9 s ago\n"));
+  EXPECT_THAT(result.out, HasSubstr(absl::StrCat("\n", line, "\n--- ")));
+  EXPECT_LT(result.out.find("State:        SPLITTING"), result.out.find(line));
+  EXPECT_LT(result.out.find(line), result.out.find("State:        FAILED"));
+  EXPECT_EQ(service_.calls(), 2u);
 }
 
 }  // namespace
