@@ -98,6 +98,8 @@ TEST(ClusterPrinterTest, DescribeSummarizesTopologyAndGroupKinds) {
                               "Dims:         tp=2 pp=2 dp=2\n"
                               "Nodes:        4 GPUs per node, 2 nodes\n"
                               "Validation:   all-reduce of 1024 elements\n"
+                              "Readiness:    agent\n"
+                              "Deadlines:    none\n"
                               "Join token:   none\n"
                               "Created:      2024-05-01T10:00:00Z (3h ago)\n"
                               "Updated:      2024-05-01T10:01:00Z (2h ago)\n"));
@@ -108,6 +110,24 @@ TEST(ClusterPrinterTest, DescribeSummarizesTopologyAndGroupKinds) {
                               "  custom  explicit       cpu:gloo            -      4       2\n"));
   EXPECT_THAT(text, HasSubstr("Topology:\n  cluster: llama-serve\n  dims:\n"
                               "    - {name: tp, size: 2}\n"));
+}
+
+TEST(ClusterPrinterTest, DescribeShowsReadinessPreflightAndDeadlines) {
+  v1::Cluster cluster = ExampleCluster();
+  v1::Topology* topology = cluster.mutable_topology();
+  topology->set_readiness("workload");
+  topology->set_preflight(false);
+  topology->mutable_deadlines()->set_bootstrap_ms(120000);
+  topology->mutable_deadlines()->set_workload_ms(1500);
+  const std::string text = ClusterPrinter::Describe(cluster, Created());
+  EXPECT_THAT(text, HasSubstr("Readiness:    workload, no pre-flight\n"
+                              "Deadlines:    bootstrap 2m, workload 1.5s\n"));
+  // Pre-flight stated as on is the default, not worth a word.
+  topology->set_preflight(true);
+  topology->mutable_deadlines()->set_split_ms(30000);
+  EXPECT_THAT(ClusterPrinter::Describe(cluster, Created()),
+              HasSubstr("Readiness:    workload\n"
+                        "Deadlines:    bootstrap 2m, split 30s, workload 1.5s\n"));
 }
 
 TEST(ClusterPrinterTest, JsonCarriesTheTopologyDocument) {
