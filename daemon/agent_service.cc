@@ -3,6 +3,7 @@
 #include <chrono>
 #include <limits>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -159,8 +160,8 @@ class KvGetReactor final : public grpc::ServerUnaryReactor {
 
   void Start(grpc::CallbackServerContext* context, const v1::KvGetRequest& request) {
     std::vector<std::string> keys(request.keys().begin(), request.keys().end());
-    spaces_->Get(request.member().cluster(), request.epoch(), std::move(keys),
-                 DeadlineOf(context), waiter_id_,
+    spaces_->Get(request.member().cluster(), request.epoch(), request.member().member_id(),
+                 std::move(keys), DeadlineOf(context), waiter_id_,
                  [this](absl::StatusOr<std::vector<std::string>> values) {
                    Complete(std::move(values));
                  });
@@ -293,6 +294,53 @@ grpc::ServerUnaryReactor* AgentService::KvAdd(grpc::CallbackServerContext* conte
                                                  request->key(), request->delta());
     if (value.ok()) response->set_value(*value);
     status = value.status();
+  }
+  return Finish(context, call, status);
+}
+
+grpc::ServerUnaryReactor* AgentService::KvCompareSet(grpc::CallbackServerContext* context,
+                                                     const v1::KvCompareSetRequest* request,
+                                                     v1::KvCompareSetResponse* response) {
+  const RpcTimer call = Timer("KvCompareSet");
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (status.ok()) {
+    absl::StatusOr<std::string> value =
+        spaces_->CompareSet(request->member().cluster(), request->epoch(), request->key(),
+                            request->expected(), request->desired());
+    if (value.ok()) response->set_value(*std::move(value));
+    status = value.status();
+  }
+  return Finish(context, call, status);
+}
+
+grpc::ServerUnaryReactor* AgentService::KvCheck(grpc::CallbackServerContext* context,
+                                                const v1::KvCheckRequest* request,
+                                                v1::KvCheckResponse* response) {
+  const RpcTimer call = Timer("KvCheck");
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (status.ok()) {
+    const std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+    absl::StatusOr<RendezvousSpaces::CheckResult> result =
+        spaces_->Check(request->member().cluster(), request->epoch(), keys, request->prefix());
+    if (result.ok()) {
+      response->set_all_exist(result->all_exist);
+      response->set_num_keys(result->num_keys);
+    }
+    status = result.status();
+  }
+  return Finish(context, call, status);
+}
+
+grpc::ServerUnaryReactor* AgentService::KvDelete(grpc::CallbackServerContext* context,
+                                                 const v1::KvDeleteRequest* request,
+                                                 v1::KvDeleteResponse* response) {
+  const RpcTimer call = Timer("KvDelete");
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (status.ok()) {
+    absl::StatusOr<bool> existed =
+        spaces_->Delete(request->member().cluster(), request->epoch(), request->key());
+    if (existed.ok()) response->set_deleted(*existed);
+    status = existed.status();
   }
   return Finish(context, call, status);
 }

@@ -17,8 +17,9 @@
 namespace splitd::daemon {
 
 // gRPC adapter for splitd.v1.AgentService on the callback API. Unary calls go to the
-// Coordinator; WatchPlan streams stay open and are pushed a plan whenever the Coordinator
-// reports an event for their cluster; KvGet waits without holding a thread.
+// Coordinator, and the Kv* calls to the rendezvous space of (the member's cluster, the epoch)
+// once the Coordinator allowed them; WatchPlan streams stay open and are pushed a plan whenever
+// the Coordinator reports an event for their cluster; KvGet waits without holding a thread.
 //
 // Threading: thread-safe. Must be told of every Coordinator event (OnClusterEvent) and shut
 // down (Shutdown) before the server stops, so open streams end promptly.
@@ -55,6 +56,15 @@ class AgentService final : public v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* KvAdd(grpc::CallbackServerContext* context,
                                   const v1::KvAddRequest* request,
                                   v1::KvAddResponse* response) override;
+  grpc::ServerUnaryReactor* KvCompareSet(grpc::CallbackServerContext* context,
+                                         const v1::KvCompareSetRequest* request,
+                                         v1::KvCompareSetResponse* response) override;
+  grpc::ServerUnaryReactor* KvCheck(grpc::CallbackServerContext* context,
+                                    const v1::KvCheckRequest* request,
+                                    v1::KvCheckResponse* response) override;
+  grpc::ServerUnaryReactor* KvDelete(grpc::CallbackServerContext* context,
+                                     const v1::KvDeleteRequest* request,
+                                     v1::KvDeleteResponse* response) override;
 
   // Pushes new plans to the cluster's watchers and drops rendezvous keys of finished epochs.
   void OnClusterEvent(const ClusterEvent& event);

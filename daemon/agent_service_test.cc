@@ -24,6 +24,7 @@ namespace splitd::daemon {
 namespace {
 
 using ::splitd::testing::IsOk;
+using ::splitd::testing::IsOkAndHolds;
 using ::splitd::testing::StatusIs;
 using ::testing::HasSubstr;
 
@@ -116,6 +117,66 @@ class AgentServiceTest : public ::testing::Test {
     absl::Status status = FromGrpcStatus(agent_->KvGet(&context, request, &response));
     if (!status.ok()) return status;
     return std::vector<std::string>(response.values().begin(), response.values().end());
+  }
+
+  absl::StatusOr<std::string> KvCompareSet(const v1::MemberCredentials& member,
+                                           const std::string& key, const std::string& expected,
+                                           const std::string& desired, int64_t epoch = 1) {
+    v1::KvCompareSetRequest request;
+    *request.mutable_member() = member;
+    request.set_epoch(epoch);
+    request.set_key(key);
+    request.set_expected(expected);
+    request.set_desired(desired);
+    v1::KvCompareSetResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(In(std::chrono::seconds(20)));
+    absl::Status status = FromGrpcStatus(agent_->KvCompareSet(&context, request, &response));
+    if (!status.ok()) return status;
+    return response.value();
+  }
+
+  absl::StatusOr<v1::KvCheckResponse> KvCheck(const v1::MemberCredentials& member,
+                                              std::vector<std::string> keys,
+                                              const std::string& prefix, int64_t epoch = 1) {
+    v1::KvCheckRequest request;
+    *request.mutable_member() = member;
+    request.set_epoch(epoch);
+    for (const std::string& key : keys) request.add_keys(key);
+    request.set_prefix(prefix);
+    v1::KvCheckResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(In(std::chrono::seconds(20)));
+    absl::Status status = FromGrpcStatus(agent_->KvCheck(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  absl::StatusOr<bool> KvDelete(const v1::MemberCredentials& member, const std::string& key,
+                                int64_t epoch = 1) {
+    v1::KvDeleteRequest request;
+    *request.mutable_member() = member;
+    request.set_epoch(epoch);
+    request.set_key(key);
+    v1::KvDeleteResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(In(std::chrono::seconds(20)));
+    absl::Status status = FromGrpcStatus(agent_->KvDelete(&context, request, &response));
+    if (!status.ok()) return status;
+    return response.deleted();
+  }
+
+  // Applies a new topology to "job", which starts epoch 2 for the same members.
+  void StartEpochTwo() {
+    v1::ApplyTopologyRequest apply;
+    apply.mutable_topology()->set_cluster("job");
+    v1::Dim* dim = apply.mutable_topology()->add_dims();
+    dim->set_name("tp");
+    dim->set_size(4);
+    v1::ApplyTopologyResponse applied;
+    grpc::ClientContext context;
+    context.set_deadline(In(std::chrono::seconds(20)));
+    ASSERT_TRUE(control_->ApplyTopology(&context, apply, &applied).ok());
   }
 
   absl::Status Health() {
@@ -233,6 +294,75 @@ TEST_F(AgentServiceTest, RendezvousSetAndWaitingGet) {
   grpc::ClientContext context;
   ASSERT_TRUE(agent_->KvAdd(&context, add, &added).ok());
   EXPECT_EQ(added.value(), 3);
+}
+
+// What torch.distributed's Store asks of the space, as a workload's agent relays it.
+TEST_F(AgentServiceTest, CompareSetCheckAndDeleteWorkOnTheEpochsSpace) {
+  std::vector<v1::MemberCredentials> members = RegisterWorld();
+  EXPECT_THAT(KvCompareSet(members[0], "store/leader", "", "rank-0"), IsOkAndHolds("rank-0"));
+  EXPECT_THAT(KvCompareSet(members[1], "store/leader", "", "rank-1"), IsOkAndHolds("rank-0"));
+  EXPECT_THAT(KvCompareSet(members[1], "store/leader", "rank-0", "rank-1"),
+              IsOkAndHolds("rank-1"));
+  EXPECT_THAT(KvCompareSet(members[2], "store/absent", "x", "y"), IsOkAndHolds("x"));
+  ASSERT_THAT(KvSet(members[2], "store/barrier/2", "1"), IsOk());
+
+  absl::StatusOr<v1::KvCheckResponse> checked =
+      KvCheck(members[3], {"store/leader", "store/barrier/2"}, "store/barrier/");
+  ASSERT_THAT(checked, IsOk());
+  EXPECT_TRUE(checked->all_exist());
+  EXPECT_EQ(checked->num_keys(), 1);
+  checked = KvCheck(members[3], {"store/leader", "store/absent"}, "");
+  ASSERT_THAT(checked, IsOk());
+  EXPECT_FALSE(checked->all_exist());
+  EXPECT_EQ(checked->num_keys(), 2);
+
+  EXPECT_THAT(KvDelete(members[0], "store/leader"), IsOkAndHolds(true));
+  EXPECT_THAT(KvDelete(members[0], "store/leader"), IsOkAndHolds(false));
+  checked = KvCheck(members[3], {"store/leader"}, "");
+  ASSERT_THAT(checked, IsOk());
+  EXPECT_FALSE(checked->all_exist());
+  EXPECT_EQ(checked->num_keys(), 1);
+  // A deleted key is waited for again.
+  EXPECT_THAT(KvGet(members[1], {"store/leader"}, std::chrono::milliseconds(300)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(AgentServiceTest, StoreCallsOfAnOldEpochAreAborted) {
+  std::vector<v1::MemberCredentials> members = RegisterWorld();
+  ASSERT_THAT(KvSet(members[0], "k", "v"), IsOk());
+  StartEpochTwo();
+  EXPECT_THAT(KvCompareSet(members[0], "k", "v", "w", /*epoch=*/1),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
+  EXPECT_THAT(KvCheck(members[0], {"k"}, "", /*epoch=*/1),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
+  EXPECT_THAT(KvDelete(members[0], "k", /*epoch=*/1),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
+  EXPECT_THAT(KvCompareSet(members[0], "k", "", "w", /*epoch=*/3),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("epoch 3")));
+}
+
+TEST_F(AgentServiceTest, BadStoreCallsNameTheFieldAndTheCaller) {
+  std::vector<v1::MemberCredentials> members = RegisterWorld();
+  EXPECT_THAT(KvCompareSet(members[0], "", "", "v"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must not be empty")));
+  EXPECT_THAT(KvCompareSet(members[0], "k", "", std::string((1 << 20) + 1, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("desired must be at most")));
+  EXPECT_THAT(KvDelete(members[0], ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must not be empty")));
+  EXPECT_THAT(KvCheck(members[0], {"k", ""}, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keys[1]: key must not be empty")));
+  v1::MemberCredentials other_member = members[0];
+  other_member.set_member_id(members[1].member_id());
+  EXPECT_THAT(KvCheck(other_member, {}, ""),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("another member")));
+  EXPECT_THAT(KvDelete(other_member, "k"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("another member")));
+  v1::MemberCredentials wrong_token = members[0];
+  wrong_token.set_session_token("0000");
+  EXPECT_THAT(KvCompareSet(wrong_token, "k", "", "v"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(Health(), IsOk());
 }
 
 TEST_F(AgentServiceTest, GetPastItsDeadlineIsDeadlineExceeded) {

@@ -1,16 +1,27 @@
 #include "daemon/rendezvous_spaces.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 
 namespace splitd::daemon {
+namespace {
 
-RendezvousSpaces::RendezvousSpaces(RendezvousLimits limits, PersistFn persist)
-    : limits_(limits), persist_(std::move(persist)) {
+int64_t Bytes(const std::string& key, size_t value_size) {
+  return static_cast<int64_t>(key.size() + value_size);
+}
+
+}  // namespace
+
+RendezvousSpaces::RendezvousSpaces(RendezvousLimits limits, PersistFn persist,
+                                   PersistDeleteFn persist_delete)
+    : limits_(limits), persist_(std::move(persist)), persist_delete_(std::move(persist_delete)) {
   expirer_ = std::thread([this] { ExpireLoop(); });
 }
 
@@ -31,6 +42,10 @@ RendezvousSpaces::~RendezvousSpaces() {
     deadlines_.clear();
     spaces_.clear();
   }
+  Run(completions);
+}
+
+void RendezvousSpaces::Run(std::vector<Completion>& completions) {
   for (auto& [done, result] : completions) done(std::move(result));
 }
 
@@ -43,17 +58,54 @@ absl::Status RendezvousSpaces::CheckKey(const std::string& key) const {
   return absl::OkStatus();
 }
 
-absl::Status RendezvousSpaces::Store(Space& space, const std::string& key, std::string value) {
+absl::Status RendezvousSpaces::CheckKeys(const std::vector<std::string>& keys) const {
+  if (static_cast<int64_t>(keys.size()) > limits_.max_keys_per_get) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keys must have at most ", limits_.max_keys_per_get, " entries, got ", keys.size()));
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (absl::Status status = CheckKey(keys[i]); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("keys[", i, "]: ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RendezvousSpaces::CheckValue(const char* field, const std::string& value) const {
+  if (static_cast<int64_t>(value.size()) > limits_.max_value_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
+                                                   limits_.max_value_bytes, " bytes, got ",
+                                                   value.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> RendezvousSpaces::Growth(const Space& space, const std::string& key,
+                                                 size_t value_size) const {
   auto it = space.values.find(key);
-  const int64_t old_bytes =
-      it == space.values.end() ? 0 : static_cast<int64_t>(key.size() + it->second.size());
-  const int64_t new_bytes = static_cast<int64_t>(key.size() + value.size());
-  if (space.bytes - old_bytes + new_bytes > limits_.max_space_bytes) {
+  const int64_t old_bytes = it == space.values.end() ? 0 : Bytes(key, it->second.size());
+  const int64_t growth = Bytes(key, value_size) - old_bytes;
+  if (space.bytes + growth > limits_.max_space_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "rendezvous space holds ", space.bytes, " bytes; the limit is ", limits_.max_space_bytes));
   }
-  space.bytes += new_bytes - old_bytes;
-  space.values[key] = std::move(value);
+  return growth;
+}
+
+absl::Status RendezvousSpaces::WriteLocked(const SpaceKey& id, const std::string& key,
+                                           std::string value,
+                                           std::vector<Completion>* completions) {
+  Space& space = spaces_[id];
+  // Room is checked before persisting: a write the space then refused would come back after a
+  // restart.
+  ASSIGN_OR_RETURN(const int64_t growth, Growth(space, key, value.size()));
+  if (persist_) RETURN_IF_ERROR(persist_(id.first, id.second, key, value));
+  space.bytes += growth;
+  auto [it, created] = space.values.try_emplace(key);
+  it->second = std::move(value);
+  // Only a key that did not exist can complete a waiter: one waiting on an existing key is
+  // waiting for another.
+  if (created) CollectReady(space, completions);
   return absl::OkStatus();
 }
 
@@ -81,37 +133,32 @@ void RendezvousSpaces::CollectReady(Space& space, std::vector<Completion>* compl
     }
     const uint64_t id = it->first;
     completions->emplace_back(std::move(waiter->done), Values(space, waiter->keys));
-    auto range = deadlines_.equal_range(waiter->deadline);
-    for (auto d = range.first; d != range.second; ++d) {
-      if (d->second == id) {
-        deadlines_.erase(d);
-        break;
-      }
-    }
+    EraseDeadlineLocked(waiter->deadline, id);
     it = space.waiters.erase(it);
     waiters_.erase(id);
   }
 }
 
+void RendezvousSpaces::EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_id) {
+  auto range = deadlines_.equal_range(deadline);
+  for (auto d = range.first; d != range.second; ++d) {
+    if (d->second == waiter_id) {
+      deadlines_.erase(d);
+      return;
+    }
+  }
+}
+
 absl::Status RendezvousSpaces::Set(const std::string& cluster, int64_t epoch,
                                    const std::string& key, std::string value) {
-  if (absl::Status status = CheckKey(key); !status.ok()) return status;
-  if (static_cast<int64_t>(value.size()) > limits_.max_value_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("value must be at most ",
-                                                   limits_.max_value_bytes, " bytes, got ",
-                                                   value.size()));
-  }
+  RETURN_IF_ERROR(CheckKey(key));
+  RETURN_IF_ERROR(CheckValue("value", value));
   std::vector<Completion> completions;
   {
     absl::MutexLock lock(&mu_);
-    Space& space = spaces_[{cluster, epoch}];
-    if (persist_) {
-      if (absl::Status status = persist_(cluster, epoch, key, value); !status.ok()) return status;
-    }
-    if (absl::Status status = Store(space, key, std::move(value)); !status.ok()) return status;
-    CollectReady(space, &completions);
+    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, std::move(value), &completions));
   }
-  for (auto& [done, result] : completions) done(std::move(result));
+  Run(completions);
   return absl::OkStatus();
 }
 
@@ -119,12 +166,18 @@ void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
                                const std::map<std::string, std::string>& keys) {
   absl::MutexLock lock(&mu_);
   Space& space = spaces_[{cluster, epoch}];
-  for (const auto& [key, value] : keys) Store(space, key, value).IgnoreError();
+  for (const auto& [key, value] : keys) {
+    // The store held what the space once accepted; only smaller limits since can refuse it.
+    absl::StatusOr<int64_t> growth = Growth(space, key, value.size());
+    if (!growth.ok()) continue;
+    space.bytes += *growth;
+    space.values[key] = value;
+  }
 }
 
 absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_t epoch,
                                               const std::string& key, int64_t delta) {
-  if (absl::Status status = CheckKey(key); !status.ok()) return status;
+  RETURN_IF_ERROR(CheckKey(key));
   std::vector<Completion> completions;
   int64_t result = 0;
   {
@@ -141,37 +194,98 @@ absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_
       return absl::OutOfRangeError(absl::StrCat("counter \"", key, "\" would overflow"));
     }
     result = current + delta;
-    if (persist_) {
-      if (absl::Status status = persist_(cluster, epoch, key, absl::StrCat(result));
-          !status.ok()) {
-        return status;
-      }
-    }
-    if (absl::Status status = Store(space, key, absl::StrCat(result)); !status.ok()) return status;
-    CollectReady(space, &completions);
+    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, absl::StrCat(result), &completions));
   }
-  for (auto& [done, value] : completions) done(std::move(value));
+  Run(completions);
   return result;
 }
 
+absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& cluster,
+                                                         int64_t epoch, const std::string& key,
+                                                         const std::string& expected,
+                                                         std::string desired) {
+  RETURN_IF_ERROR(CheckKey(key));
+  RETURN_IF_ERROR(CheckValue("expected", expected));
+  RETURN_IF_ERROR(CheckValue("desired", desired));
+  std::vector<Completion> completions;
+  std::string after;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string* current = nullptr;
+    if (auto space = spaces_.find({cluster, epoch}); space != spaces_.end()) {
+      auto it = space->second.values.find(key);
+      if (it != space->second.values.end()) current = &it->second;
+    }
+    if (current == nullptr ? !expected.empty() : *current != expected) {
+      // No swap. For a missing key torch answers `expected`, which its callers compare with
+      // what they asked for to learn that the swap did not happen.
+      return current == nullptr ? expected : *current;
+    }
+    after = desired;
+    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, std::move(desired), &completions));
+  }
+  Run(completions);
+  return after;
+}
+
+absl::StatusOr<RendezvousSpaces::CheckResult> RendezvousSpaces::Check(
+    const std::string& cluster, int64_t epoch, const std::vector<std::string>& keys,
+    const std::string& prefix) const {
+  RETURN_IF_ERROR(CheckKeys(keys));
+  if (static_cast<int64_t>(prefix.size()) > limits_.max_key_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prefix must be at most ", limits_.max_key_bytes, " bytes, got ", prefix.size()));
+  }
+  CheckResult result;
+  absl::MutexLock lock(&mu_);
+  auto space = spaces_.find({cluster, epoch});
+  if (space == spaces_.end()) {
+    result.all_exist = keys.empty();
+    return result;
+  }
+  const std::map<std::string, std::string>& values = space->second.values;
+  result.all_exist = std::all_of(keys.begin(), keys.end(),
+                                 [&](const std::string& key) { return values.count(key) > 0; });
+  if (prefix.empty()) {
+    result.num_keys = static_cast<int64_t>(values.size());
+  } else {
+    // Keys with the prefix are adjacent in the ordered map, starting at the prefix itself.
+    for (auto it = values.lower_bound(prefix);
+         it != values.end() && absl::StartsWith(it->first, prefix); ++it) {
+      ++result.num_keys;
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<bool> RendezvousSpaces::Delete(const std::string& cluster, int64_t epoch,
+                                              const std::string& key) {
+  RETURN_IF_ERROR(CheckKey(key));
+  if (persist_ && !persist_delete_) {
+    return absl::FailedPreconditionError(
+        "rendezvous keys cannot be deleted here: this daemon cannot make a deletion durable");
+  }
+  absl::MutexLock lock(&mu_);
+  auto space = spaces_.find({cluster, epoch});
+  if (space == spaces_.end()) return false;
+  auto it = space->second.values.find(key);
+  if (it == space->second.values.end()) return false;
+  if (persist_delete_) RETURN_IF_ERROR(persist_delete_(cluster, epoch, key));
+  space->second.bytes -= Bytes(key, it->second.size());
+  space->second.values.erase(it);
+  return true;
+}
+
 void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch,
-                           std::vector<std::string> keys, absl::Time deadline,
-                           uint64_t waiter_id, GetCallback done) {
+                           const std::string& member_id, std::vector<std::string> keys,
+                           absl::Time deadline, uint64_t waiter_id, GetCallback done) {
   if (keys.empty()) {
     done(absl::InvalidArgumentError("keys must not be empty"));
     return;
   }
-  if (static_cast<int64_t>(keys.size()) > limits_.max_keys_per_get) {
-    done(absl::InvalidArgumentError(absl::StrCat("keys must have at most ",
-                                                 limits_.max_keys_per_get, " entries, got ",
-                                                 keys.size())));
+  if (absl::Status status = CheckKeys(keys); !status.ok()) {
+    done(std::move(status));
     return;
-  }
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (absl::Status status = CheckKey(keys[i]); !status.ok()) {
-      done(absl::InvalidArgumentError(absl::StrCat("keys[", i, "]: ", status.message())));
-      return;
-    }
   }
   deadline = std::min(deadline, absl::Now() + limits_.max_wait);
   std::vector<Completion> completions;
@@ -180,6 +294,7 @@ void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch,
     Space& space = spaces_[{cluster, epoch}];
     auto waiter = std::make_unique<Waiter>();
     waiter->space = {cluster, epoch};
+    waiter->member_id = member_id;
     waiter->keys = std::move(keys);
     waiter->deadline = deadline;
     waiter->done = std::move(done);
@@ -188,7 +303,7 @@ void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch,
     waiters_[waiter_id] = std::move(waiter);
     CollectReady(space, &completions);
   }
-  for (auto& [callback, result] : completions) callback(std::move(result));
+  Run(completions);
 }
 
 bool RendezvousSpaces::Cancel(uint64_t waiter_id) {
@@ -198,15 +313,29 @@ bool RendezvousSpaces::Cancel(uint64_t waiter_id) {
   Waiter* waiter = it->second.get();
   auto space = spaces_.find(waiter->space);
   if (space != spaces_.end()) space->second.waiters.erase(waiter_id);
-  auto range = deadlines_.equal_range(waiter->deadline);
-  for (auto d = range.first; d != range.second; ++d) {
-    if (d->second == waiter_id) {
-      deadlines_.erase(d);
-      break;
-    }
-  }
+  EraseDeadlineLocked(waiter->deadline, waiter_id);
   waiters_.erase(it);
   return true;
+}
+
+std::map<std::string, std::vector<std::string>> RendezvousSpaces::WaitingKeys(
+    const std::string& cluster, int64_t epoch) const {
+  std::map<std::string, std::vector<std::string>> waiting;
+  absl::MutexLock lock(&mu_);
+  auto space = spaces_.find({cluster, epoch});
+  if (space == spaces_.end()) return waiting;
+  for (const auto& [id, waiter] : space->second.waiters) {
+    if (waiter->member_id.empty()) continue;
+    std::vector<std::string>& keys = waiting[waiter->member_id];
+    for (const std::string& key : waiter->keys) {
+      if (keys.size() >= kMaxWaitingKeysPerMember) break;
+      if (space->second.values.count(key) == 0 &&
+          std::find(keys.begin(), keys.end(), key) == keys.end()) {
+        keys.push_back(key);
+      }
+    }
+  }
+  return waiting;
 }
 
 void RendezvousSpaces::Drop(const std::string& cluster, int64_t keep_epoch) {
@@ -220,19 +349,13 @@ void RendezvousSpaces::Drop(const std::string& cluster, int64_t keep_epoch) {
             std::move(waiter->done),
             absl::AbortedError(absl::StrCat("epoch ", it->first.second, " of cluster \"", cluster,
                                             "\" is over; its rendezvous keys are dropped")));
-        auto range = deadlines_.equal_range(waiter->deadline);
-        for (auto d = range.first; d != range.second; ++d) {
-          if (d->second == id) {
-            deadlines_.erase(d);
-            break;
-          }
-        }
+        EraseDeadlineLocked(waiter->deadline, id);
         waiters_.erase(id);
       }
       it = spaces_.erase(it);
     }
   }
-  for (auto& [done, result] : completions) done(std::move(result));
+  Run(completions);
 }
 
 int64_t RendezvousSpaces::KeyCount(const std::string& cluster, int64_t epoch) const {
@@ -282,7 +405,7 @@ void RendezvousSpaces::ExpireLoop() {
     }
     if (completions.empty()) continue;
     mu_.Unlock();
-    for (auto& [done, result] : completions) done(std::move(result));
+    Run(completions);
     mu_.Lock();
   }
 }

@@ -1,6 +1,7 @@
 #ifndef SPLITD_DAEMON_RENDEZVOUS_SPACES_H_
 #define SPLITD_DAEMON_RENDEZVOUS_SPACES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -27,10 +28,12 @@ struct RendezvousLimits {
 };
 
 // The small key-value spaces agents bootstrap through, one per (cluster, epoch) (DESIGN.md,
-// "Rendezvous"): set, get that waits for its keys until a deadline, and an atomic counter.
-// Keys of finished epochs are dropped, and whoever waits on them is told (ABORTED).
+// "Rendezvous"): set, get that waits for its keys until a deadline, an atomic counter, and the
+// rest of what torch.distributed's Store needs (compare-and-set, check, delete), so a workload
+// can use a space as its Store. Keys of finished epochs are dropped, and whoever waits on them
+// is told (ABORTED).
 //
-// Threading: thread-safe. Callbacks of Get run on the thread that completes them (a Set, the
+// Threading: thread-safe. Callbacks of Get run on the thread that completes them (a write, the
 // deadline thread, Drop or Get itself when the keys already exist), never under the lock.
 class RendezvousSpaces {
  public:
@@ -40,8 +43,25 @@ class RendezvousSpaces {
   // the write.
   using PersistFn = std::function<absl::Status(const std::string& cluster, int64_t epoch,
                                                const std::string& key, const std::string& value)>;
+  // Makes a key's removal durable, on the same terms as PersistFn (same lock, so a removal and
+  // a write of the same key reach the store in the order they are applied).
+  using PersistDeleteFn = std::function<absl::Status(const std::string& cluster, int64_t epoch,
+                                                     const std::string& key)>;
 
-  explicit RendezvousSpaces(RendezvousLimits limits = {}, PersistFn persist = nullptr);
+  // What Check found.
+  struct CheckResult {
+    bool all_exist = false;
+    int64_t num_keys = 0;
+  };
+
+  // WaitingKeys names at most this many keys per member: enough to say what a rank is stuck
+  // on, while a Get of thousands of keys does not swell a status reply.
+  static constexpr size_t kMaxWaitingKeysPerMember = 8;
+
+  // Nothing is persisted without `persist`. With `persist` but without `persist_delete`, Delete
+  // is refused: a removal that a restart would undo is worse than none.
+  explicit RendezvousSpaces(RendezvousLimits limits = {}, PersistFn persist = nullptr,
+                            PersistDeleteFn persist_delete = nullptr);
   ~RendezvousSpaces();
 
   RendezvousSpaces(const RendezvousSpaces&) = delete;
@@ -57,15 +77,40 @@ class RendezvousSpaces {
   absl::StatusOr<int64_t> Add(const std::string& cluster, int64_t epoch, const std::string& key,
                               int64_t delta);
 
+  // torch TCPStore's compare_set: a missing `key` is set to `desired` when `expected` is empty
+  // (and `desired` returned), or left missing (and `expected` returned); a present `key` is
+  // replaced by `desired` when it holds `expected`. Returns the key's value afterwards. A
+  // counter compares and is replaced as its decimal text. Checks as Set, with the fields
+  // named `expected` and `desired`.
+  absl::StatusOr<std::string> CompareSet(const std::string& cluster, int64_t epoch,
+                                         const std::string& key, const std::string& expected,
+                                         std::string desired);
+
+  // Whether every one of `keys` exists (true for none), and how many keys of the space start
+  // with `prefix` (all for ""). Never waits. INVALID_ARGUMENT for bad keys or a long prefix.
+  absl::StatusOr<CheckResult> Check(const std::string& cluster, int64_t epoch,
+                                    const std::vector<std::string>& keys,
+                                    const std::string& prefix) const;
+
+  // Removes `key`; true when it existed. A Get for it waits again until it is set again.
+  absl::StatusOr<bool> Delete(const std::string& cluster, int64_t epoch, const std::string& key);
+
   // Calls `done` exactly once: with the values of `keys` in order once all exist, with
   // DEADLINE_EXCEEDED at `deadline` (capped at now + max_wait), with ABORTED when the space is
-  // dropped, or never when Cancel(waiter_id) returned true first. `waiter_id` is the caller's
-  // unique handle for Cancel. Bad keys are refused through `done` at once.
-  void Get(const std::string& cluster, int64_t epoch, std::vector<std::string> keys,
-           absl::Time deadline, uint64_t waiter_id, GetCallback done);
+  // dropped, or never when Cancel(waiter_id) returned true first. `member_id` is who waits
+  // (shown by WaitingKeys; empty: nobody to name). `waiter_id` is the caller's unique handle
+  // for Cancel. Bad keys are refused through `done` at once.
+  void Get(const std::string& cluster, int64_t epoch, const std::string& member_id,
+           std::vector<std::string> keys, absl::Time deadline, uint64_t waiter_id,
+           GetCallback done);
 
   // Withdraws a waiting Get. True when it was still waiting: its callback will not run.
   bool Cancel(uint64_t waiter_id);
+
+  // For hang attribution: each member with a waiting Get in the space, and the keys it waits
+  // for that do not exist yet (in the order asked, at most kMaxWaitingKeysPerMember).
+  std::map<std::string, std::vector<std::string>> WaitingKeys(const std::string& cluster,
+                                                              int64_t epoch) const;
 
   // Drops every space of `cluster` with an epoch below `keep_epoch` (all of them for
   // INT64_MAX), completing their waiters with ABORTED.
@@ -85,6 +130,7 @@ class RendezvousSpaces {
   using SpaceKey = std::pair<std::string, int64_t>;
   struct Waiter {
     SpaceKey space;
+    std::string member_id;
     std::vector<std::string> keys;
     absl::Time deadline;
     GetCallback done;
@@ -97,16 +143,29 @@ class RendezvousSpaces {
   using Completion = std::pair<GetCallback, absl::StatusOr<std::vector<std::string>>>;
 
   absl::Status CheckKey(const std::string& key) const;
-  absl::Status Store(Space& space, const std::string& key, std::string value)
+  // `keys` of a Get or Check: at most max_keys_per_get, each a valid key.
+  absl::Status CheckKeys(const std::vector<std::string>& keys) const;
+  absl::Status CheckValue(const char* field, const std::string& value) const;
+  // How much `space` grows when `key` is set to a value of `value_size` bytes;
+  // RESOURCE_EXHAUSTED when that would pass max_space_bytes.
+  absl::StatusOr<int64_t> Growth(const Space& space, const std::string& key,
+                                 size_t value_size) const;
+  // Checks room, persists, stores `value` and collects the waiters a new key completes.
+  absl::Status WriteLocked(const SpaceKey& id, const std::string& key, std::string value,
+                           std::vector<Completion>* completions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes the space's waiters whose keys all exist now.
   void CollectReady(Space& space, std::vector<Completion>* completions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::vector<std::string> Values(const Space& space, const std::vector<std::string>& keys);
+  static void Run(std::vector<Completion>& completions);
   void ExpireLoop();
 
   const RendezvousLimits limits_;
   const PersistFn persist_;
+  const PersistDeleteFn persist_delete_;
   mutable absl::Mutex mu_;
   std::map<SpaceKey, Space> spaces_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);

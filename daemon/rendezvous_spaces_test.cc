@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/status_matchers.h"
@@ -19,7 +20,11 @@ using ::splitd::testing::IsOk;
 using ::splitd::testing::IsOkAndHolds;
 using ::splitd::testing::StatusIs;
 using ::testing::ElementsAre;
+using ::testing::FieldsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
 
 using Result = absl::StatusOr<std::vector<std::string>>;
 
@@ -35,12 +40,44 @@ struct Completion {
   }
 };
 
+// The value of `key` now (Get of a key that exists completes before it returns).
+Result ValueNow(RendezvousSpaces& spaces, const std::string& key) {
+  Completion completion;
+  spaces.Get("c", 1, "", {key}, absl::InfiniteFuture(), 999, completion.Callback());
+  if (!completion.done.HasBeenNotified()) {
+    spaces.Cancel(999);
+    return absl::NotFoundError(absl::StrCat("key \"", key, "\" does not exist"));
+  }
+  return completion.result;
+}
+
+// Persistence hooks that record what they were asked to make durable and fail on request.
+struct Recorder {
+  std::vector<std::string> writes;
+  bool fail = false;
+  RendezvousSpaces::PersistFn Put() {
+    return [this](const std::string& cluster, int64_t epoch, const std::string& key,
+                  const std::string& value) {
+      if (fail) return absl::UnavailableError("disk is full");
+      writes.push_back(absl::StrCat("put ", cluster, "/", epoch, "/", key, "=", value));
+      return absl::OkStatus();
+    };
+  }
+  RendezvousSpaces::PersistDeleteFn Delete() {
+    return [this](const std::string& cluster, int64_t epoch, const std::string& key) {
+      if (fail) return absl::UnavailableError("disk is full");
+      writes.push_back(absl::StrCat("delete ", cluster, "/", epoch, "/", key));
+      return absl::OkStatus();
+    };
+  }
+};
+
 TEST(RendezvousSpacesTest, GetReturnsAtOnceWhenKeysExist) {
   RendezvousSpaces spaces;
   ASSERT_THAT(spaces.Set("c", 1, "a", "1"), IsOk());
   ASSERT_THAT(spaces.Set("c", 1, "b", "2"), IsOk());
   Completion completion;
-  spaces.Get("c", 1, {"b", "a"}, absl::InfiniteFuture(), 1, completion.Callback());
+  spaces.Get("c", 1, "m-0", {"b", "a"}, absl::InfiniteFuture(), 1, completion.Callback());
   ASSERT_TRUE(completion.done.HasBeenNotified());
   EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("2", "1")));
 }
@@ -48,7 +85,7 @@ TEST(RendezvousSpacesTest, GetReturnsAtOnceWhenKeysExist) {
 TEST(RendezvousSpacesTest, GetWaitsForTheLastKey) {
   RendezvousSpaces spaces;
   Completion completion;
-  spaces.Get("c", 1, {"x", "y"}, absl::InfiniteFuture(), 7, completion.Callback());
+  spaces.Get("c", 1, "m-0", {"x", "y"}, absl::InfiniteFuture(), 7, completion.Callback());
   ASSERT_THAT(spaces.Set("c", 1, "x", "first"), IsOk());
   EXPECT_FALSE(completion.done.HasBeenNotified());
   std::thread setter([&] { ASSERT_THAT(spaces.Set("c", 1, "y", "second"), IsOk()); });
@@ -63,7 +100,8 @@ TEST(RendezvousSpacesTest, SpacesAreScopedByClusterAndEpoch) {
   ASSERT_THAT(spaces.Set("c", 1, "k", "epoch1"), IsOk());
   ASSERT_THAT(spaces.Set("d", 2, "k", "other"), IsOk());
   Completion completion;
-  spaces.Get("c", 2, {"k"}, absl::Now() + absl::Milliseconds(50), 1, completion.Callback());
+  spaces.Get("c", 2, "m-0", {"k"}, absl::Now() + absl::Milliseconds(50), 1,
+             completion.Callback());
   ASSERT_TRUE(completion.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_THAT(completion.result,
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("first missing: \"k\"")));
@@ -72,7 +110,8 @@ TEST(RendezvousSpacesTest, SpacesAreScopedByClusterAndEpoch) {
 TEST(RendezvousSpacesTest, CancelledWaiterIsNeverCompleted) {
   RendezvousSpaces spaces;
   Completion completion;
-  spaces.Get("c", 1, {"k"}, absl::Now() + absl::Milliseconds(100), 3, completion.Callback());
+  spaces.Get("c", 1, "m-0", {"k"}, absl::Now() + absl::Milliseconds(100), 3,
+             completion.Callback());
   EXPECT_TRUE(spaces.Cancel(3));
   ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
   absl::SleepFor(absl::Milliseconds(300));
@@ -83,7 +122,7 @@ TEST(RendezvousSpacesTest, DroppingAnEpochAbortsItsWaitersAndForgetsItsKeys) {
   RendezvousSpaces spaces;
   ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
   Completion completion;
-  spaces.Get("c", 1, {"missing"}, absl::InfiniteFuture(), 1, completion.Callback());
+  spaces.Get("c", 1, "m-0", {"missing"}, absl::InfiniteFuture(), 1, completion.Callback());
   ASSERT_THAT(spaces.Set("c", 2, "k", "new"), IsOk());
   spaces.Drop("c", 2);
   ASSERT_TRUE(completion.done.HasBeenNotified());
@@ -115,11 +154,200 @@ TEST(RendezvousSpacesTest, CountersAddAtomicallyAndReadAsText) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_THAT(spaces.Add("c", 1, "n", 0), IsOkAndHolds(800));
   Completion completion;
-  spaces.Get("c", 1, {"n"}, absl::InfiniteFuture(), 1, completion.Callback());
+  spaces.Get("c", 1, "m-0", {"n"}, absl::InfiniteFuture(), 1, completion.Callback());
   EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("800")));
   ASSERT_THAT(spaces.Set("c", 1, "text", "abc"), IsOk());
   EXPECT_THAT(spaces.Add("c", 1, "text", 1),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a counter")));
+}
+
+TEST(RendezvousSpacesTest, CompareSetOnAMissingKeyWithEmptyExpectedSetsDesired) {
+  RendezvousSpaces spaces;
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "", "new"), IsOkAndHolds("new"));
+  EXPECT_THAT(ValueNow(spaces, "k"), IsOkAndHolds(ElementsAre("new")));
+}
+
+TEST(RendezvousSpacesTest, CompareSetOnAMissingKeyWithExpectedAnswersExpectedAndSetsNothing) {
+  RendezvousSpaces spaces;
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "old", "new"), IsOkAndHolds("old"));
+  EXPECT_EQ(spaces.KeyCount("c", 1), 0);
+}
+
+TEST(RendezvousSpacesTest, CompareSetReplacesAMatchingValue) {
+  RendezvousSpaces spaces;
+  ASSERT_THAT(spaces.Set("c", 1, "k", "old"), IsOk());
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "old", "new"), IsOkAndHolds("new"));
+  EXPECT_THAT(ValueNow(spaces, "k"), IsOkAndHolds(ElementsAre("new")));
+}
+
+TEST(RendezvousSpacesTest, CompareSetKeepsAValueThatDoesNotMatchAndAnswersIt) {
+  RendezvousSpaces spaces;
+  ASSERT_THAT(spaces.Set("c", 1, "k", "current"), IsOk());
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "other", "new"), IsOkAndHolds("current"));
+  // An empty `expected` matches only a missing key (or an empty value), not any value.
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "", "new"), IsOkAndHolds("current"));
+  EXPECT_THAT(ValueNow(spaces, "k"), IsOkAndHolds(ElementsAre("current")));
+}
+
+TEST(RendezvousSpacesTest, CompareSetOnACounterComparesItsText) {
+  RendezvousSpaces spaces;
+  ASSERT_THAT(spaces.Add("c", 1, "n", 5), IsOkAndHolds(5));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "n", "4", "40"), IsOkAndHolds("5"));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "n", "5", "7"), IsOkAndHolds("7"));
+  EXPECT_THAT(spaces.Add("c", 1, "n", 1), IsOkAndHolds(8));
+}
+
+TEST(RendezvousSpacesTest, CompareSetThatCreatesTheKeyWakesItsWaiter) {
+  RendezvousSpaces spaces;
+  Completion completion;
+  spaces.Get("c", 1, "m-0", {"k"}, absl::InfiniteFuture(), 1, completion.Callback());
+  ASSERT_THAT(spaces.CompareSet("c", 1, "k", "not-there", "v"), IsOkAndHolds("not-there"));
+  EXPECT_FALSE(completion.done.HasBeenNotified());
+  ASSERT_THAT(spaces.CompareSet("c", 1, "k", "", "v"), IsOkAndHolds("v"));
+  ASSERT_TRUE(completion.done.HasBeenNotified());
+  EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("v")));
+}
+
+TEST(RendezvousSpacesTest, DeletedKeyIsWaitedForAgainUntilItIsSetAgain) {
+  RendezvousSpaces spaces;
+  ASSERT_THAT(spaces.Set("c", 1, "k", "first"), IsOk());
+  EXPECT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(true));
+  EXPECT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(false));
+  EXPECT_THAT(spaces.Delete("other", 9, "k"), IsOkAndHolds(false));
+  EXPECT_EQ(spaces.KeyCount("c", 1), 0);
+  Completion completion;
+  spaces.Get("c", 1, "m-0", {"k"}, absl::InfiniteFuture(), 1, completion.Callback());
+  EXPECT_FALSE(completion.done.HasBeenNotified());
+  ASSERT_THAT(spaces.Set("c", 1, "k", "second"), IsOk());
+  ASSERT_TRUE(completion.done.HasBeenNotified());
+  EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("second")));
+}
+
+TEST(RendezvousSpacesTest, DeleteGivesItsBytesBackToTheSpace) {
+  RendezvousLimits limits;
+  limits.max_space_bytes = 40;
+  RendezvousSpaces spaces(limits);
+  ASSERT_THAT(spaces.Set("c", 1, "k1", std::string(16, 'v')), IsOk());
+  ASSERT_THAT(spaces.Set("c", 1, "k2", std::string(16, 'v')), IsOk());
+  ASSERT_THAT(spaces.Set("c", 1, "k3", std::string(16, 'v')),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("limit is 40")));
+  ASSERT_THAT(spaces.Delete("c", 1, "k1"), IsOkAndHolds(true));
+  EXPECT_THAT(spaces.Set("c", 1, "k3", std::string(16, 'v')), IsOk());
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k4", "", std::string(16, 'v')),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST(RendezvousSpacesTest, CheckSaysWhetherKeysExistAndCountsUnderAPrefix) {
+  RendezvousSpaces spaces;
+  for (const char* key : {"rank/0", "rank/1", "rankings", "other"}) {
+    ASSERT_THAT(spaces.Set("c", 1, key, "v"), IsOk());
+  }
+  EXPECT_THAT(spaces.Check("c", 1, {}, "rank/"), IsOkAndHolds(FieldsAre(true, 2)));
+  EXPECT_THAT(spaces.Check("c", 1, {"rank/0", "other"}, ""), IsOkAndHolds(FieldsAre(true, 4)));
+  EXPECT_THAT(spaces.Check("c", 1, {"rank/0", "missing"}, "rank"),
+              IsOkAndHolds(FieldsAre(false, 3)));
+  EXPECT_THAT(spaces.Check("c", 1, {}, "zzz"), IsOkAndHolds(FieldsAre(true, 0)));
+  EXPECT_THAT(spaces.Check("c", 2, {}, ""), IsOkAndHolds(FieldsAre(true, 0)));
+  EXPECT_THAT(spaces.Check("c", 2, {"rank/0"}, ""), IsOkAndHolds(FieldsAre(false, 0)));
+  EXPECT_THAT(spaces.Check("c", 1, {"rank/0", ""}, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keys[1]: key must not be empty")));
+  EXPECT_THAT(spaces.Check("c", 1, {}, std::string(513, 'p')),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("prefix must be at most 512 bytes, got 513")));
+  // Check never creates a space or waits.
+  EXPECT_EQ(spaces.KeyCount("c", 2), 0);
+}
+
+TEST(RendezvousSpacesTest, WaitingKeysNamesEachMemberAndTheKeysItStillLacks) {
+  RendezvousSpaces spaces;
+  ASSERT_THAT(spaces.Set("c", 1, "a", "v"), IsOk());
+  Completion first, second, anonymous;
+  spaces.Get("c", 1, "m-1", {"a", "b", "c"}, absl::InfiniteFuture(), 1, first.Callback());
+  spaces.Get("c", 1, "m-2", {"c"}, absl::InfiniteFuture(), 2, second.Callback());
+  spaces.Get("c", 1, "", {"d"}, absl::InfiniteFuture(), 3, anonymous.Callback());
+  EXPECT_THAT(spaces.WaitingKeys("c", 1),
+              UnorderedElementsAre(Pair("m-1", ElementsAre("b", "c")),
+                                   Pair("m-2", ElementsAre("c"))));
+  EXPECT_THAT(spaces.WaitingKeys("c", 2), IsEmpty());
+
+  ASSERT_THAT(spaces.Set("c", 1, "b", "v"), IsOk());
+  EXPECT_THAT(spaces.WaitingKeys("c", 1),
+              UnorderedElementsAre(Pair("m-1", ElementsAre("c")), Pair("m-2", ElementsAre("c"))));
+  ASSERT_TRUE(spaces.Cancel(2));
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), ElementsAre(Pair("m-1", ElementsAre("c"))));
+  ASSERT_THAT(spaces.Set("c", 1, "c", "v"), IsOk());
+  ASSERT_TRUE(first.done.HasBeenNotified());
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), IsEmpty());
+  EXPECT_TRUE(spaces.Cancel(3));
+}
+
+TEST(RendezvousSpacesTest, WaitingKeysListsAtMostEightKeysPerMember) {
+  RendezvousSpaces spaces;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) keys.push_back(absl::StrCat("k", i));
+  Completion one, two;
+  spaces.Get("c", 1, "m-1", keys, absl::InfiniteFuture(), 1, one.Callback());
+  spaces.Get("c", 1, "m-1", {"k0", "other"}, absl::InfiniteFuture(), 2, two.Callback());
+  const auto waiting = spaces.WaitingKeys("c", 1);
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_THAT(waiting.at("m-1"),
+              ElementsAre("k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"));
+  EXPECT_TRUE(spaces.Cancel(1));
+  EXPECT_TRUE(spaces.Cancel(2));
+}
+
+TEST(RendezvousSpacesTest, EveryChangeIsPersistedBeforeItIsApplied) {
+  Recorder recorder;
+  RendezvousSpaces spaces({}, recorder.Put(), recorder.Delete());
+  ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
+  ASSERT_THAT(spaces.CompareSet("c", 1, "k", "v", "w"), IsOkAndHolds("w"));
+  ASSERT_THAT(spaces.CompareSet("c", 1, "k", "no", "x"), IsOkAndHolds("w"));  // no change
+  ASSERT_THAT(spaces.Add("c", 1, "n", 2), IsOkAndHolds(2));
+  ASSERT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(true));
+  ASSERT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(false));  // no change
+  EXPECT_THAT(recorder.writes, ElementsAre("put c/1/k=v", "put c/1/k=w", "put c/1/n=2",
+                                           "delete c/1/k"));
+}
+
+TEST(RendezvousSpacesTest, PersistFailureRefusesTheChange) {
+  Recorder recorder;
+  RendezvousSpaces spaces({}, recorder.Put(), recorder.Delete());
+  ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
+  Completion waiter;
+  spaces.Get("c", 1, "m-0", {"fresh"}, absl::InfiniteFuture(), 1, waiter.Callback());
+  recorder.fail = true;
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "v", "w"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("disk is full")));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "fresh", "", "w"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(spaces.Delete("c", 1, "k"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(spaces.Set("c", 1, "fresh", "w"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_FALSE(waiter.done.HasBeenNotified());
+  EXPECT_THAT(ValueNow(spaces, "k"), IsOkAndHolds(ElementsAre("v")));
+  EXPECT_EQ(spaces.KeyCount("c", 1), 1);
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), ElementsAre(Pair("m-0", ElementsAre("fresh"))));
+  EXPECT_TRUE(spaces.Cancel(1));
+}
+
+TEST(RendezvousSpacesTest, AFullSpaceRefusesAWriteBeforePersistingIt) {
+  RendezvousLimits limits;
+  limits.max_space_bytes = 20;
+  Recorder recorder;
+  RendezvousSpaces spaces(limits, recorder.Put(), recorder.Delete());
+  ASSERT_THAT(spaces.Set("c", 1, "k1", std::string(16, 'v')), IsOk());
+  EXPECT_THAT(spaces.Set("c", 1, "k2", std::string(16, 'v')),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(recorder.writes.size(), 1u);
+}
+
+TEST(RendezvousSpacesTest, DeleteIsRefusedWhenWritesArePersistedButDeletionsCannotBe) {
+  Recorder recorder;
+  RendezvousSpaces spaces({}, recorder.Put());
+  ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
+  EXPECT_THAT(spaces.Delete("c", 1, "k"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("durable")));
+  EXPECT_EQ(spaces.KeyCount("c", 1), 1);
 }
 
 TEST(RendezvousSpacesTest, LimitsNameTheField) {
@@ -134,12 +362,22 @@ TEST(RendezvousSpacesTest, LimitsNameTheField) {
   EXPECT_THAT(spaces.Set("c", 1, "k", std::string(17, 'v')),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("value must be at most 16 bytes, got 17")));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", "", std::string(17, 'v')),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("desired must be at most 16 bytes, got 17")));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "k", std::string(17, 'v'), "v"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("expected must be at most 16 bytes, got 17")));
+  EXPECT_THAT(spaces.CompareSet("c", 1, "", "", "v"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must not be empty")));
+  EXPECT_THAT(spaces.Delete("c", 1, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must not be empty")));
   ASSERT_THAT(spaces.Set("c", 1, "k1", std::string(16, 'v')), IsOk());
   ASSERT_THAT(spaces.Set("c", 1, "k2", std::string(16, 'v')), IsOk());
   EXPECT_THAT(spaces.Set("c", 1, "k3", std::string(16, 'v')),
               StatusIs(absl::StatusCode::kResourceExhausted));
   Completion empty;
-  spaces.Get("c", 1, {}, absl::InfiniteFuture(), 1, empty.Callback());
+  spaces.Get("c", 1, "m-0", {}, absl::InfiniteFuture(), 1, empty.Callback());
   EXPECT_THAT(empty.result, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keys")));
 }
 
@@ -147,7 +385,7 @@ TEST(RendezvousSpacesTest, DestructionCompletesWaiters) {
   Completion completion;
   {
     RendezvousSpaces spaces;
-    spaces.Get("c", 1, {"k"}, absl::InfiniteFuture(), 1, completion.Callback());
+    spaces.Get("c", 1, "m-0", {"k"}, absl::InfiniteFuture(), 1, completion.Callback());
   }
   ASSERT_TRUE(completion.done.HasBeenNotified());
   EXPECT_THAT(completion.result, StatusIs(absl::StatusCode::kUnavailable));

@@ -359,6 +359,34 @@ TEST(LogStateStoreTest, WrongMagicOrVersionIsFailedPrecondition) {
                        AllOf(HasSubstr(dir + "/log"), HasSubstr("version 2"))));
 }
 
+TEST(LogStateStoreTest, DeletedRendezvousKeyStaysDeletedAcrossReopenAndCompaction) {
+  const std::string dir = NewTempDir();
+  {
+    auto store = OpenOrDie(dir, NoSync());
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    ASSERT_THAT(store->PutRendezvousKey("job", 1, "gone", "v"), IsOk());
+    ASSERT_THAT(store->PutRendezvousKey("job", 1, "kept", "w"), IsOk());
+    ASSERT_THAT(store->DeleteRendezvousKey("job", 1, "gone"), IsOk());
+  }
+  const std::string expected = "  key kept=w\n";
+  {
+    // From the log: the deletion is replayed after the put.
+    auto store = OpenOrDie(dir, NoSync());
+    ASSERT_NE(store, nullptr);
+    EXPECT_THAT(Dump(*store), ::testing::EndsWith(expected));
+    EXPECT_THAT(Dump(*store), ::testing::Not(HasSubstr("gone")));
+    EXPECT_EQ(store->LastSequence(), 4u);
+    ASSERT_THAT(store->Compact(), IsOk());
+  }
+  // From the snapshot: the deleted key is not in it at all.
+  auto store = OpenOrDie(dir, NoSync());
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(Dump(*store), ::testing::EndsWith(expected));
+  EXPECT_THAT(Dump(*store), ::testing::Not(HasSubstr("gone")));
+  EXPECT_THAT(ReadAll(dir + "/snapshot"), ::testing::Not(HasSubstr("gone")));
+}
+
 TEST(LogStateStoreTest, CompactionShrinksTheLogAndKeepsTheState) {
   const std::string dir = NewTempDir();
   LogStoreOptions options = NoSync();

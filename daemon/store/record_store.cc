@@ -36,6 +36,11 @@ absl::Status RecordStore::PutRendezvousKey(const std::string& cluster, int64_t e
   return Commit(StoreState::PutKeyRecord(cluster, epoch, key, value));
 }
 
+absl::Status RecordStore::DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
+                                              const std::string& key) {
+  return Commit(StoreState::DeleteKeyRecord(cluster, epoch, key));
+}
+
 absl::StatusOr<std::vector<ClusterState>> RecordStore::LoadClusters() const {
   absl::MutexLock lock(&mu_);
   return state_.Clusters();

@@ -23,6 +23,8 @@ class RecordStore : public StateStore {
                          const v1::ReportGroupStatusRequest& report) override;
   absl::Status PutRendezvousKey(const std::string& cluster, int64_t epoch, const std::string& key,
                                 const std::string& value) override;
+  absl::Status DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
+                                   const std::string& key) override;
   absl::StatusOr<std::vector<ClusterState>> LoadClusters() const override;
 
  protected:

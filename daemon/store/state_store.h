@@ -59,6 +59,12 @@ class StateStore {
   virtual absl::Status PutRendezvousKey(const std::string& cluster, int64_t epoch,
                                         const std::string& key, const std::string& value) = 0;
 
+  // Removes a rendezvous key of `epoch`, the cluster's current epoch (NOT_FOUND for an unknown
+  // cluster, FAILED_PRECONDITION for another epoch, as PutRendezvousKey). Removing a key that
+  // is not there is OK: the caller decided from its own view, and the result is the same.
+  virtual absl::Status DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
+                                           const std::string& key) = 0;
+
   // Every cluster, sorted by name.
   virtual absl::StatusOr<std::vector<ClusterState>> LoadClusters() const = 0;
 };

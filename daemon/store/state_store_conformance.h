@@ -7,6 +7,7 @@
 //                            ::testing::Values(StoreFactory([] { return ...; })));
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -139,6 +140,34 @@ TEST_P(StateStoreConformanceTest, MembersReportsAndKeysLoadInOrder) {
   ASSERT_EQ(state.reports.size(), 2u);
   EXPECT_EQ(state.reports[1].phase(), v1::PHASE_READY);
   EXPECT_EQ(state.rendezvous.at("world/0"), "again");
+}
+
+TEST_P(StateStoreConformanceTest, DeletedKeyIsGoneAndTheOthersStay) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "a", "1"), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "b", "2"), testing::IsOk());
+  ASSERT_THAT(store->DeleteRendezvousKey("job", 1, "a"), testing::IsOk());
+  // Removing what is not there is no error, and a removed key can be set again.
+  ASSERT_THAT(store->DeleteRendezvousKey("job", 1, "never"), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "c", "3"), testing::IsOk());
+  ASSERT_THAT(store->DeleteRendezvousKey("job", 1, "c"), testing::IsOk());
+  ASSERT_THAT(store->PutRendezvousKey("job", 1, "c", "again"), testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].rendezvous,
+            (std::map<std::string, std::string>{{"b", "2"}, {"c", "again"}}));
+}
+
+TEST_P(StateStoreConformanceTest, DeleteKeyChecksClusterAndEpochLikePut) {
+  auto store = GetParam()();
+  EXPECT_THAT(store->DeleteRendezvousKey("ghost", 1, "k"),
+              testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+  ASSERT_THAT(store->PutCluster(Record("job", 2)), testing::IsOk());
+  EXPECT_THAT(store->DeleteRendezvousKey("job", 1, "k"),
+              testing::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                ::testing::HasSubstr("epoch 2, not 1")));
 }
 
 TEST_P(StateStoreConformanceTest, NewEpochKeepsMembersAndDropsReportsAndKeys) {

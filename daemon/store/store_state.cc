@@ -73,6 +73,16 @@ internal::LogRecord StoreState::PutKeyRecord(const std::string& cluster, int64_t
   return out;
 }
 
+internal::LogRecord StoreState::DeleteKeyRecord(const std::string& cluster, int64_t epoch,
+                                                const std::string& key) {
+  internal::LogRecord out;
+  out.set_cluster(cluster);
+  out.set_epoch(epoch);
+  out.mutable_put_key()->set_key(key);
+  out.mutable_put_key()->set_deleted(true);
+  return out;
+}
+
 absl::Status StoreState::Check(const internal::LogRecord& record) const {
   if (record.cluster().empty()) {
     return absl::InvalidArgumentError("record without a cluster name");
@@ -143,9 +153,15 @@ void StoreState::Apply(const internal::LogRecord& record) {
     case internal::LogRecord::kAddReport:
       clusters_[record.cluster()].reports.push_back(record.add_report());
       return;
-    case internal::LogRecord::kPutKey:
-      clusters_[record.cluster()].rendezvous[record.put_key().key()] = record.put_key().value();
+    case internal::LogRecord::kPutKey: {
+      std::map<std::string, std::string>& keys = clusters_[record.cluster()].rendezvous;
+      if (record.put_key().deleted()) {
+        keys.erase(record.put_key().key());
+      } else {
+        keys[record.put_key().key()] = record.put_key().value();
+      }
       return;
+    }
     case internal::LogRecord::CHANGE_NOT_SET:
       return;
   }

@@ -25,6 +25,8 @@ class StoreState {
                                              const v1::ReportGroupStatusRequest& report);
   static internal::LogRecord PutKeyRecord(const std::string& cluster, int64_t epoch,
                                           const std::string& key, const std::string& value);
+  static internal::LogRecord DeleteKeyRecord(const std::string& cluster, int64_t epoch,
+                                             const std::string& key);
 
   // OK when `record` applies to the current state (the store's error for it otherwise);
   // changes nothing.

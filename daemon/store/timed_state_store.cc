@@ -28,7 +28,8 @@ TimedStateStore::TimedStateStore(std::unique_ptr<StateStore> store, metrics::Reg
       delete_cluster_(MakeOperation("delete_cluster")),
       add_member_(MakeOperation("add_member")),
       add_report_(MakeOperation("add_report")),
-      put_rendezvous_key_(MakeOperation("put_rendezvous_key")) {}
+      put_rendezvous_key_(MakeOperation("put_rendezvous_key")),
+      delete_rendezvous_key_(MakeOperation("delete_rendezvous_key")) {}
 
 TimedStateStore::Operation TimedStateStore::MakeOperation(const std::string& name) {
   return Operation{&seconds_.WithLabels({name}), &failures_.WithLabels({name})};
@@ -66,6 +67,12 @@ absl::Status TimedStateStore::PutRendezvousKey(const std::string& cluster, int64
                                                const std::string& value) {
   return Measure(put_rendezvous_key_,
                  [&] { return store_->PutRendezvousKey(cluster, epoch, key, value); });
+}
+
+absl::Status TimedStateStore::DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
+                                                  const std::string& key) {
+  return Measure(delete_rendezvous_key_,
+                 [&] { return store_->DeleteRendezvousKey(cluster, epoch, key); });
 }
 
 absl::StatusOr<std::vector<ClusterState>> TimedStateStore::LoadClusters() const {

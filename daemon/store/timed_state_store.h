@@ -16,7 +16,8 @@ namespace splitd::store {
 // A StateStore that forwards every call to another one and measures its writes: how long each
 // took (splitd_store_write_seconds{operation}) and which failed
 // (splitd_store_write_failures_total{operation}). `operation` is put_cluster, delete_cluster,
-// add_member, add_report or put_rendezvous_key. Reads are forwarded unmeasured. Durations come
+// add_member, add_report, put_rendezvous_key or delete_rendezvous_key. Reads are forwarded
+// unmeasured. Durations come
 // from the monotonic clock: they are observations, not inputs to any decision.
 //
 // Threading: as thread-safe as the wrapped store. The registry must outlive this store.
@@ -31,6 +32,8 @@ class TimedStateStore : public StateStore {
                          const v1::ReportGroupStatusRequest& report) override;
   absl::Status PutRendezvousKey(const std::string& cluster, int64_t epoch,
                                 const std::string& key, const std::string& value) override;
+  absl::Status DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
+                                   const std::string& key) override;
   absl::StatusOr<std::vector<ClusterState>> LoadClusters() const override;
 
  private:
@@ -52,6 +55,7 @@ class TimedStateStore : public StateStore {
   const Operation add_member_;
   const Operation add_report_;
   const Operation put_rendezvous_key_;
+  const Operation delete_rendezvous_key_;
 };
 
 }  // namespace splitd::store

@@ -56,6 +56,7 @@ TEST(TimedStateStoreTest, TimesEachWriteByOperation) {
   ASSERT_THAT(store.PutCluster(Record("b")), IsOk());
   ASSERT_THAT(store.AddMember("a", Member("pod-0", 0)), IsOk());
   ASSERT_THAT(store.PutRendezvousKey("a", 1, "k", "v"), IsOk());
+  ASSERT_THAT(store.DeleteRendezvousKey("a", 1, "k"), IsOk());
   ASSERT_THAT(store.DeleteCluster("b"), IsOk());
   ASSERT_THAT(store.LoadClusters(), IsOk());
 
@@ -67,6 +68,8 @@ TEST(TimedStateStoreTest, TimesEachWriteByOperation) {
               HasSubstr("splitd_store_write_seconds_count{operation=\"put_rendezvous_key\"} 1\n"));
   EXPECT_THAT(text,
               HasSubstr("splitd_store_write_seconds_count{operation=\"delete_cluster\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_seconds_count{"
+                              "operation=\"delete_rendezvous_key\"} 1\n"));
   EXPECT_THAT(text,
               HasSubstr("splitd_store_write_failures_total{operation=\"put_cluster\"} 0\n"));
 }

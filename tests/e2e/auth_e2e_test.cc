@@ -435,6 +435,34 @@ TEST_F(AuthEndToEndTest, AgentCallsAreBoundToTheClusterAndTheMember) {
          v1::KvAddResponse r;
          return agent_->KvAdd(context().get(), q, &r);
        }},
+      {"KvCompareSet",
+       [&](const v1::MemberCredentials& member) {
+         v1::KvCompareSetRequest q;
+         *q.mutable_member() = member;
+         q.set_epoch(1);
+         q.set_key("swap");
+         q.set_desired("v");
+         v1::KvCompareSetResponse r;
+         return agent_->KvCompareSet(context().get(), q, &r);
+       }},
+      {"KvCheck",
+       [&](const v1::MemberCredentials& member) {
+         v1::KvCheckRequest q;
+         *q.mutable_member() = member;
+         q.set_epoch(1);
+         q.add_keys("k");
+         v1::KvCheckResponse r;
+         return agent_->KvCheck(context().get(), q, &r);
+       }},
+      {"KvDelete",
+       [&](const v1::MemberCredentials& member) {
+         v1::KvDeleteRequest q;
+         *q.mutable_member() = member;
+         q.set_epoch(1);
+         q.set_key("gone");
+         v1::KvDeleteResponse r;
+         return agent_->KvDelete(context().get(), q, &r);
+       }},
   };
 
   v1::MemberCredentials no_session = alpha0;

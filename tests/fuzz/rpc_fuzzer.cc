@@ -314,7 +314,7 @@ using Agent = v1::AgentService::Stub;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Daemon* daemon = new Daemon();
   if (size < 2) return 0;
-  const int method = data[0] % 15;
+  const int method = data[0] % 18;
   const int speaker = data[1] % (kMembers + 1);
   switch ((data[1] / (kMembers + 1)) % 4) {
     case 0:  // the right token for the service
@@ -443,11 +443,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                   /*waits=*/true);
       break;
     }
-    default: {
+    case 14: {
       v1::KvAddRequest request;
       if (!Parse(data, size, &request)) return 0;
       daemon->SpeakAs(speaker, &request);
       Unary("KvAdd", agent, &Agent::KvAdd, request);
+      break;
+    }
+    case 15: {
+      v1::KvCompareSetRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("KvCompareSet", agent, &Agent::KvCompareSet, request);
+      break;
+    }
+    case 16: {
+      v1::KvCheckRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("KvCheck", agent, &Agent::KvCheck, request);
+      break;
+    }
+    default: {
+      v1::KvDeleteRequest request;
+      if (!Parse(data, size, &request)) return 0;
+      daemon->SpeakAs(speaker, &request);
+      Unary("KvDelete", agent, &Agent::KvDelete, request);
       break;
     }
   }
