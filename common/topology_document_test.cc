@@ -20,6 +20,7 @@ namespace {
 using ::splitd::testing::IsOk;
 using ::splitd::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // DESIGN.md, "Topology".
 constexpr char kDesignExample[] = R"yaml(
@@ -170,6 +171,51 @@ TEST(TopologyDocumentTest, RoundTripsThroughYamlAndJson) {
   ASSERT_THAT(from_sparse, IsOk());
   EXPECT_TRUE(from_sparse->has_nodes());
   EXPECT_FALSE(from_sparse->has_validation());
+}
+
+// `preflight: false` is a set field whose value is the default: it must be written and read back
+// as set, or the daemon would take it for "unset" (true).
+TEST(TopologyDocumentTest, ReadinessPreflightAndDeadlinesRoundTrip) {
+  absl::StatusOr<v1::Topology> topology = TopologyDocument::Parse(
+      "cluster: c\nreadiness: workload\npreflight: false\n"
+      "deadlines: {bootstrap_ms: 60000, split_ms: 30000, validate_ms: 0, workloadMs: 45000}\n");
+  ASSERT_THAT(topology, IsOk());
+  EXPECT_EQ(topology->readiness(), "workload");
+  ASSERT_TRUE(topology->has_preflight());
+  EXPECT_FALSE(topology->preflight());
+  EXPECT_EQ(topology->deadlines().bootstrap_ms(), 60000);
+  EXPECT_EQ(topology->deadlines().split_ms(), 30000);
+  EXPECT_EQ(topology->deadlines().workload_ms(), 45000);
+
+  const std::string yaml = TopologyDocument::ToYaml(*topology);
+  EXPECT_THAT(yaml, HasSubstr("preflight: false\n"));
+  EXPECT_THAT(yaml, HasSubstr("deadlines: {bootstrap_ms: 60000, split_ms: 30000, workload_ms: "
+                              "45000}\n"));
+  absl::StatusOr<v1::Topology> from_yaml = TopologyDocument::Parse(yaml);
+  ASSERT_THAT(from_yaml, IsOk()) << yaml;
+  EXPECT_TRUE(Equal(*from_yaml, *topology)) << yaml;
+  ASSERT_TRUE(from_yaml->has_preflight()) << yaml;
+  EXPECT_FALSE(from_yaml->preflight());
+
+  const std::string json = TopologyDocument::ToJson(*topology);
+  EXPECT_THAT(json, HasSubstr("\"preflight\": false"));
+  absl::StatusOr<v1::Topology> from_json = TopologyDocument::Parse(json);
+  ASSERT_THAT(from_json, IsOk()) << json;
+  EXPECT_TRUE(Equal(*from_json, *topology)) << json;
+  ASSERT_TRUE(from_json->has_preflight()) << json;
+
+  // Unset stays unset: nothing is written for it.
+  absl::StatusOr<v1::Topology> plain = TopologyDocument::Parse("cluster: c\n");
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_FALSE(plain->has_preflight());
+  EXPECT_THAT(TopologyDocument::ToYaml(*plain), Not(HasSubstr("preflight")));
+
+  EXPECT_THAT(TopologyDocument::Parse("cluster: c\npreflight: maybe\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("preflight: expected true or false, got \"maybe\"")));
+  EXPECT_THAT(TopologyDocument::Parse("cluster: c\ndeadlines: {split_ms: soon}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("deadlines.split_ms: expected an integer, got \"soon\"")));
 }
 
 TEST(TopologyDocumentTest, WritesTheUserFacingShape) {

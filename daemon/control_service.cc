@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
@@ -136,6 +137,18 @@ grpc::ServerUnaryReactor* ControlService::GetPlan(grpc::CallbackServerContext* c
   return Finish(context, call, plan.status());
 }
 
+absl::StatusOr<v1::ClusterStatus> ControlService::StatusWithWaits(
+    const std::string& cluster) const {
+  if (spaces_ == nullptr) return coordinator_->GetStatus(cluster);
+  ASSIGN_OR_RETURN(const int64_t epoch, coordinator_->CurrentEpoch(cluster));
+  // Read apart from the coordinator's lock: the spaces call into the coordinator to persist.
+  const core::HangAttribution::WaitingKeys waiting = spaces_->WaitingKeys(cluster, epoch);
+  ASSIGN_OR_RETURN(v1::ClusterStatus status, coordinator_->GetStatus(cluster, waiting));
+  // A new epoch began in between: those waits were in the old one's space.
+  if (status.epoch() != epoch) return coordinator_->GetStatus(cluster);
+  return status;
+}
+
 grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext* context,
                                                     const v1::GetStatusRequest* request,
                                                     v1::GetStatusResponse* response) {
@@ -144,7 +157,7 @@ grpc::ServerUnaryReactor* ControlService::GetStatus(grpc::CallbackServerContext*
       !allowed.ok()) {
     return Finish(context, call, allowed);
   }
-  absl::StatusOr<v1::ClusterStatus> status = coordinator_->GetStatus(request->cluster());
+  absl::StatusOr<v1::ClusterStatus> status = StatusWithWaits(request->cluster());
   if (status.ok()) *response->mutable_status() = *std::move(status);
   return Finish(context, call, status.status());
 }

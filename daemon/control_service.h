@@ -2,10 +2,12 @@
 #define SPLITD_DAEMON_CONTROL_SERVICE_H_
 
 #include <set>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
+#include "daemon/rendezvous_spaces.h"
 #include "daemon/rpc_metrics.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
@@ -17,11 +19,16 @@ namespace splitd::daemon {
 // everything, an observer token for reads (and Reconfigure's dry runs). Thread-safe.
 class ControlService final : public v1::ControlService::CallbackService {
  public:
-  // `coordinator`, `authorizer` (null: every call allowed) and `rpc_metrics` (null: calls are
-  // not counted) must outlive the service.
+  // `coordinator`, `authorizer` (null: every call allowed), `rpc_metrics` (null: calls are
+  // not counted) and `spaces` (null: GetStatus names no rendezvous waits) must outlive the
+  // service.
   explicit ControlService(Coordinator* coordinator, const Authorizer* authorizer = nullptr,
-                          RpcMetrics* rpc_metrics = nullptr)
-      : coordinator_(coordinator), authorizer_(authorizer), rpc_metrics_(rpc_metrics) {}
+                          RpcMetrics* rpc_metrics = nullptr,
+                          const RendezvousSpaces* spaces = nullptr)
+      : coordinator_(coordinator),
+        authorizer_(authorizer),
+        rpc_metrics_(rpc_metrics),
+        spaces_(spaces) {}
   ~ControlService() override;
 
   grpc::ServerUnaryReactor* ApplyTopology(grpc::CallbackServerContext* context,
@@ -61,6 +68,9 @@ class ControlService final : public v1::ControlService::CallbackService {
   absl::Status Authorize(const grpc::CallbackServerContext& context, const char* method,
                          bool changes_state) const;
 
+  // The cluster's status with who holds it back, from the waits in its epoch's space.
+  absl::StatusOr<v1::ClusterStatus> StatusWithWaits(const std::string& cluster) const;
+
   RpcTimer Timer(const char* method) const {
     return RpcTimer(rpc_metrics_, "splitd.v1.ControlService", method);
   }
@@ -68,6 +78,7 @@ class ControlService final : public v1::ControlService::CallbackService {
   Coordinator* const coordinator_;
   const Authorizer* const authorizer_;
   RpcMetrics* const rpc_metrics_;
+  const RendezvousSpaces* const spaces_;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::set<EventWatcher*> watchers_ ABSL_GUARDED_BY(mu_);

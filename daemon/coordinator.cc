@@ -147,6 +147,8 @@ absl::Status Coordinator::Recover() {
       }
       ++reports;
     }
+    // Deadlines, like leases, count afresh: agents could not report while the daemon was down.
+    membership->Resume(now);
     if (!state.rendezvous.empty()) {
       spaces.push_back(RecoveredSpace{name, entry->record.epoch, std::move(state.rendezvous)});
     }
@@ -171,6 +173,11 @@ std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
 absl::Status Coordinator::PersistRendezvousKey(const std::string& cluster, int64_t epoch,
                                                const std::string& key, const std::string& value) {
   return store_->PutRendezvousKey(cluster, epoch, key, value);
+}
+
+absl::Status Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster, int64_t epoch,
+                                                       const std::string& key) {
+  return store_->DeleteRendezvousKey(cluster, epoch, key);
 }
 
 absl::Status Coordinator::CheckRecovered() const {
@@ -323,13 +330,25 @@ absl::StatusOr<v1::Plan> Coordinator::GetPlan(const std::string& name,
   return core::PlanView::ToProto(*entry->plan, filter);
 }
 
-absl::StatusOr<v1::ClusterStatus> Coordinator::GetStatus(const std::string& name) const {
+absl::StatusOr<v1::ClusterStatus> Coordinator::GetStatus(
+    const std::string& name, const core::HangAttribution::WaitingKeys& waiting_keys) const {
   RETURN_IF_ERROR(CheckName("cluster", name));
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
-  absl::MutexLock lock(&mu_);
-  auto membership = memberships_.find(name);
-  if (membership == memberships_.end()) return NotFound(name);
-  return membership->second->Status();
+  v1::ClusterStatus status;
+  {
+    absl::MutexLock lock(&mu_);
+    auto membership = memberships_.find(name);
+    if (membership == memberships_.end()) return NotFound(name);
+    status = membership->second->Status();
+  }
+  core::HangAttribution::Fill(waiting_keys, clock_->Now(), &status);
+  return status;
+}
+
+absl::StatusOr<int64_t> Coordinator::CurrentEpoch(const std::string& name) const {
+  RETURN_IF_ERROR(CheckName("cluster", name));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
+  return entry->record.epoch;
 }
 
 void Coordinator::SetEventListener(EventListener listener) { listener_ = std::move(listener); }
@@ -640,6 +659,56 @@ void Coordinator::Tick() {
                       ") lost: lease expired"));
   }
   for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
+  CheckDeadlines();
+}
+
+void Coordinator::CheckDeadlines() {
+  struct Stalled {
+    std::string cluster;
+    int64_t epoch = 0;
+    core::Member member;
+    std::string stall;   // the STALLED reason
+    std::string reason;  // the epoch's, once FAILED
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+    v1::EpochTimings timings;
+  };
+  std::vector<Stalled> stalled;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return;
+    const absl::Time now = clock_->Now();
+    for (auto& [name, membership] : memberships_) {
+      const v1::Deadlines& deadlines = clusters_.at(name)->plan->topology.deadlines();
+      std::optional<core::Membership::Stall> stall = membership->FindStall(now, deadlines);
+      if (!stall.has_value()) continue;
+      const int64_t epoch = stall->report.epoch();
+      // Durable before it is applied, like a rank's own failure report (ReportGroupStatus).
+      absl::Status stored = membership->CheckReport(stall->report);
+      if (stored.ok()) stored = store_->AddReport(name, epoch, stall->report);
+      if (!stored.ok()) {
+        // Nothing changed; the next tick tries again.
+        spdlog::error("cluster {} epoch {}: {}; not failed yet: {}", name, epoch, stall->reason,
+                      stored.ToString());
+        continue;
+      }
+      absl::StatusOr<v1::Phase> phase = membership->ApplyStall(*stall, now);
+      if (!phase.ok()) {
+        spdlog::error("cluster {} epoch {}: stored stall report not applied: {}", name, epoch,
+                      phase.status().ToString());
+        continue;
+      }
+      stalled.push_back(Stalled{name, epoch, *stall->member, stall->reason, membership->reason(),
+                                *phase, membership->Timings()});
+    }
+  }
+  for (const Stalled& s : stalled) {
+    spdlog::warn("cluster {} epoch {}: {}", s.cluster, s.epoch, s.stall);
+    Emit(v1::EVENT_KIND_STALLED, s.cluster, s.epoch, &s.member, s.phase, s.stall);
+    spdlog::info("cluster {} epoch {}: {}: {}", s.cluster, s.epoch, v1::Phase_Name(s.phase),
+                 s.reason);
+    Emit(v1::EVENT_KIND_PHASE_CHANGED, s.cluster, s.epoch, nullptr, s.phase, s.reason,
+         &s.timings);
+  }
 }
 
 void Coordinator::Reconcile(const std::string& name, double detect_ms) {

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "daemon/core/elastic_policy.h"
+#include "daemon/core/hang_attribution.h"
 #include "daemon/core/membership.h"
 #include "daemon/core/plan_view.h"
 #include "daemon/core/split_plan.h"
@@ -76,6 +77,10 @@ class Coordinator {
   // Makes a rendezvous key durable (RendezvousSpaces calls it before it stores the key).
   absl::Status PersistRendezvousKey(const std::string& cluster, int64_t epoch,
                                     const std::string& key, const std::string& value);
+  // Makes a rendezvous key's removal durable (RendezvousSpaces calls it before it removes the
+  // key), so that a restarted daemon does not bring the key back.
+  absl::Status PersistRendezvousKeyDeletion(const std::string& cluster, int64_t epoch,
+                                            const std::string& key);
 
   // The join token an ApplyTopology call gives its cluster.
   struct JoinToken {
@@ -97,7 +102,12 @@ class Coordinator {
   // Returns the epoch the cluster was at.
   absl::StatusOr<int64_t> DeleteCluster(const std::string& name);
   absl::StatusOr<v1::Plan> GetPlan(const std::string& name, const core::PlanFilter& filter) const;
-  absl::StatusOr<v1::ClusterStatus> GetStatus(const std::string& name) const;
+  // The current epoch's status, with who holds it back (core::HangAttribution) given the
+  // rendezvous keys each member waits for in that epoch's space (by member id).
+  absl::StatusOr<v1::ClusterStatus> GetStatus(
+      const std::string& name, const core::HangAttribution::WaitingKeys& waiting_keys = {}) const;
+  // The cluster's current epoch.
+  absl::StatusOr<int64_t> CurrentEpoch(const std::string& name) const;
 
   // Told whenever a cluster gets a new epoch, its ranks get assigned, or it is deleted. Set
   // once, before serving.
@@ -106,7 +116,8 @@ class Coordinator {
   // Reconfigure (ControlService): see control_service.proto.
   absl::StatusOr<v1::ReconfigureResponse> Reconfigure(const v1::ReconfigureRequest& request);
 
-  // Expires leases and applies each cluster's policy; the daemon calls it periodically.
+  // Expires leases and applies each cluster's policy, then fails epochs a rank holds past its
+  // deadline (topology `deadlines`); the daemon calls it periodically.
   void Tick();
 
   // AgentService. Every call after Register names its member (core::Membership checks it).
@@ -165,6 +176,10 @@ class Coordinator {
   // Applies the elastic policy to `name`'s membership: a new epoch, DEGRADED, or nothing.
   // `detect_ms` is how long the loss that prompted it took to detect.
   void Reconcile(const std::string& name, double detect_ms) ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
+  // Fails each epoch under way whose slowest rank is past its deadline: the FAILED report that
+  // says so is made durable first (Recover replays it like a rank's own), then applied, then
+  // STALLED and PHASE_CHANGED are emitted.
+  void CheckDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes a new epoch of `current`'s cluster; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                           store::ClusterRecord record, core::SplitPlan plan, double detect_ms,

@@ -1,7 +1,9 @@
 #include "daemon/coordinator.h"
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
@@ -412,6 +414,234 @@ TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesB
   EXPECT_EQ(status->epoch(), 3);
   EXPECT_EQ(status->world_size(), 8);
   EXPECT_THAT(status->epoch_reason(), HasSubstr("dp 1 -> 2"));
+}
+
+}  // namespace
+}  // namespace splitd::daemon
+
+namespace splitd::daemon {
+namespace {
+
+// Credentials of Agent(0..7) by rank (Agent(i) holds rank i: node i / 4, local index i % 4).
+std::vector<v1::MemberCredentials> RegisterWorld(Coordinator& coordinator) {
+  std::vector<v1::MemberCredentials> by_rank(8);
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<v1::RegisterResponse> response = coordinator.Register(Agent(i));
+    EXPECT_THAT(response, IsOk());
+    if (!response.ok()) continue;
+    by_rank[static_cast<size_t>(i)].set_cluster("llama");
+    by_rank[static_cast<size_t>(i)].set_member_id(response->member_id());
+    by_rank[static_cast<size_t>(i)].set_session_token(response->session_token());
+  }
+  return by_rank;
+}
+
+v1::ReportGroupStatusRequest Progress(const v1::MemberCredentials& member, int64_t rank,
+                                      const std::string& fingerprint, v1::Phase phase,
+                                      v1::ReportLayer layer, const std::string& detail = "") {
+  v1::ReportGroupStatusRequest report;
+  *report.mutable_member() = member;
+  report.set_epoch(1);
+  report.set_rank(rank);
+  report.set_fingerprint(fingerprint);
+  report.set_phase(phase);
+  report.set_layer(layer);
+  report.set_detail(detail);
+  if (phase == v1::PHASE_READY && layer == v1::REPORT_LAYER_UNSPECIFIED) {
+    for (const char* kind : {"tp", "pp", "dp"}) {
+      v1::GroupReport* group = report.add_groups();
+      group->set_kind(kind);
+      group->set_backend("cpu:gloo");
+      group->set_phase(v1::PHASE_READY);
+      group->set_allreduce_value(2);
+    }
+  }
+  return report;
+}
+
+// Every event of "llama" so far.
+std::vector<v1::Event> Events(const EventLog& log) {
+  std::vector<v1::Event> events;
+  uint64_t after = 0;
+  while (std::optional<v1::Event> event = log.Next(after, "llama")) {
+    after = event->sequence();
+    events.push_back(*event);
+  }
+  return events;
+}
+
+v1::Topology WorkloadReadiness() {
+  v1::Topology topology = Tp2Pp2Dp2("llama");
+  topology.set_readiness("workload");
+  topology.mutable_elastic()->set_lease_timeout_ms(600000);
+  return topology;
+}
+
+TEST(CoordinatorWorkloadTest, WorkloadReadinessIsReadyOnlyOnceEveryWorkloadReported) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  auto applied = coordinator.ApplyTopology(WorkloadReadiness());
+  ASSERT_THAT(applied, IsOk());
+  const std::string fingerprint = applied->cluster.fingerprint();
+  const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
+  for (int64_t rank = 0; rank < 8; ++rank) {
+    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint,
+                                                       v1::PHASE_READY,
+                                                       v1::REPORT_LAYER_UNSPECIFIED)),
+                IsOk());
+  }
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_VALIDATING);
+  EXPECT_EQ(status->readiness(), "workload");
+  EXPECT_EQ(status->workload_state(), v1::PHASE_UNSPECIFIED);
+  // Every workload is awaited, none of them blocked in a rendezvous wait.
+  EXPECT_EQ(status->waiting_on_total(), 8);
+  EXPECT_EQ(status->waiting_on(0).layer(), "workload");
+
+  for (int64_t rank = 0; rank < 8; ++rank) {
+    auto response = coordinator.ReportGroupStatus(Progress(
+        members[rank], rank, fingerprint, v1::PHASE_READY, v1::REPORT_LAYER_WORKLOAD));
+    ASSERT_THAT(response, IsOk());
+    EXPECT_EQ(response->cluster_phase(), rank < 7 ? v1::PHASE_VALIDATING : v1::PHASE_READY);
+  }
+  status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_READY);
+  EXPECT_EQ(status->workload_state(), v1::PHASE_READY);
+  EXPECT_EQ(status->waiting_on_size(), 0);
+  const std::vector<v1::Event> events = Events(*coordinator.events());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), v1::EVENT_KIND_PHASE_CHANGED);
+  EXPECT_EQ(events.back().phase(), v1::PHASE_READY);
+}
+
+TEST(CoordinatorWorkloadTest, ARankPastItsDeadlineFailsTheEpochDurablyAndIsNamed) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  v1::Topology topology = WorkloadReadiness();
+  topology.mutable_deadlines()->set_workload_ms(30000);
+  auto applied = coordinator.ApplyTopology(topology);
+  ASSERT_THAT(applied, IsOk());
+  const std::string fingerprint = applied->cluster.fingerprint();
+  const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
+  for (int64_t rank = 0; rank < 8; ++rank) {
+    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint,
+                                                       v1::PHASE_READY,
+                                                       v1::REPORT_LAYER_UNSPECIFIED)),
+                IsOk());
+    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(
+                    members[rank], rank, fingerprint,
+                    rank == 3 ? v1::PHASE_SPLITTING : v1::PHASE_READY, v1::REPORT_LAYER_WORKLOAD,
+                    rank == 3 ? "creating dp" : "")),
+                IsOk());
+  }
+  clock.Advance(absl::Seconds(29));
+  coordinator.Tick();
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_VALIDATING);
+  ASSERT_EQ(status->waiting_on_size(), 1);
+  EXPECT_EQ(status->waiting_on(0).rank(), 3);
+  EXPECT_EQ(status->waiting_on(0).detail(), "creating dp");
+  EXPECT_DOUBLE_EQ(status->waiting_on(0).seconds(), 29);
+
+  clock.Advance(absl::Seconds(2));
+  coordinator.Tick();
+  const std::string stalled =
+      "rank 3 (pod pod-3, node node-0) stuck in workload SPLITTING (creating dp) for 31.0 s: "
+      "deadline workload_ms 30000";
+  status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_FAILED);
+  EXPECT_EQ(status->reason(), absl::StrCat("rank 3 workload: ", stalled));
+  EXPECT_EQ(status->members(3).workload().phase(), v1::PHASE_FAILED);
+
+  // STALLED names the rank, then the epoch's PHASE_CHANGED to FAILED follows.
+  const std::vector<v1::Event> events = Events(*coordinator.events());
+  ASSERT_GE(events.size(), 2u);
+  const v1::Event& stall = events[events.size() - 2];
+  EXPECT_EQ(stall.kind(), v1::EVENT_KIND_STALLED);
+  EXPECT_EQ(stall.reason(), stalled);
+  EXPECT_EQ(stall.rank(), 3);
+  EXPECT_EQ(stall.member_id(), members[3].member_id());
+  EXPECT_EQ(events.back().kind(), v1::EVENT_KIND_PHASE_CHANGED);
+  EXPECT_EQ(events.back().phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(events.back().reason(), status->reason());
+  coordinator.Tick();  // FAILED already: nothing more
+  EXPECT_EQ(Events(*coordinator.events()).size(), events.size());
+
+  // The failure is in the store like a rank's own report: a restarted daemon replays it.
+  Coordinator restarted(&store, &clock);
+  ASSERT_THAT(restarted.Recover(), IsOk());
+  auto recovered = restarted.GetStatus("llama");
+  ASSERT_THAT(recovered, IsOk());
+  EXPECT_EQ(recovered->state(), v1::PHASE_FAILED);
+  EXPECT_EQ(recovered->reason(), status->reason());
+  EXPECT_EQ(recovered->members(3).workload().phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(recovered->members(3).workload().reason(), status->reason());
+}
+
+TEST(CoordinatorWorkloadTest, StatusNamesTheRankOthersWaitOnInTheRendezvous) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  auto applied = coordinator.ApplyTopology(WorkloadReadiness());
+  ASSERT_THAT(applied, IsOk());
+  const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
+  core::HangAttribution::WaitingKeys waiting;
+  for (int64_t rank = 0; rank < 8; ++rank) {
+    if (rank == 6) continue;
+    ASSERT_THAT(coordinator.ReportGroupStatus(
+                    Progress(members[rank], rank, applied->cluster.fingerprint(),
+                             v1::PHASE_BOOTSTRAPPING, v1::REPORT_LAYER_UNSPECIFIED)),
+                IsOk());
+    waiting[members[rank].member_id()] = {"bootstrap/rank6"};
+  }
+  clock.Advance(absl::Seconds(12));
+  auto status = coordinator.GetStatus("llama", waiting);
+  ASSERT_THAT(status, IsOk());
+  ASSERT_EQ(status->waiting_on_size(), 1);
+  EXPECT_EQ(status->waiting_on_total(), 1);
+  EXPECT_EQ(status->waiting_on(0).rank(), 6);
+  EXPECT_EQ(status->waiting_on(0).layer(), "agent");
+  EXPECT_EQ(status->waiting_on(0).phase(), v1::PHASE_PLANNED);
+  EXPECT_DOUBLE_EQ(status->waiting_on(0).seconds(), 12);
+  EXPECT_THAT(status->members(0).waiting_for_keys(), ElementsAre("bootstrap/rank6"));
+}
+
+TEST(CoordinatorWorkloadTest, ARestartedDaemonCountsDeadlinesAfresh) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  v1::Topology topology = Tp2Pp2Dp2("llama");
+  topology.mutable_elastic()->set_lease_timeout_ms(600000);
+  topology.mutable_deadlines()->set_bootstrap_ms(30000);
+  {
+    Coordinator first(&store, &clock);
+    ASSERT_THAT(first.Recover(), IsOk());
+    ASSERT_THAT(first.ApplyTopology(topology), IsOk());
+    RegisterWorld(first);
+    clock.Advance(absl::Seconds(20));
+    first.Tick();
+  }
+  clock.Advance(absl::Seconds(40));  // the daemon was down: nobody could bootstrap
+  Coordinator restarted(&store, &clock);
+  ASSERT_THAT(restarted.Recover(), IsOk());
+  restarted.Tick();
+  auto status = restarted.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_PLANNED);
+  clock.Advance(absl::Seconds(31));
+  restarted.Tick();
+  status = restarted.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state(), v1::PHASE_FAILED);
+  EXPECT_THAT(status->reason(), HasSubstr("stuck in agent PLANNED for 31.0 s"));
 }
 
 }  // namespace

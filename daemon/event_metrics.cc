@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace splitd::daemon {
 namespace {
@@ -25,7 +27,12 @@ EventMetrics::EventMetrics(EventLog* events, metrics::Registry* registry)
       phases_(registry->AddHistogram(
           "splitd_reconfiguration_phase_seconds",
           "Time each phase of a reconfiguration took (EpochTimings), by phase.", {"phase"},
-          PhaseBounds())) {
+          PhaseBounds())),
+      stalls_(registry->AddCounter(
+          "splitd_stalls_total",
+          "Epochs failed because a rank stayed in one phase past its deadline, by the layer and "
+          "phase it was stuck in.",
+          {"layer", "phase"})) {
   {
     absl::MutexLock lock(&mu_);
     after_ = events_->LastSequence();
@@ -45,6 +52,11 @@ void EventMetrics::Drain() {
 }
 
 void EventMetrics::Observe(const v1::Event& event) {
+  if (event.kind() == v1::EVENT_KIND_STALLED) {
+    const auto [layer, phase] = StallLabels(event);
+    stalls_.WithLabels({layer, phase}).Increment();
+    return;
+  }
   const v1::EpochTimings& timings = event.timings();
   if (event.kind() == v1::EVENT_KIND_EPOCH_STARTED) {
     transitions_.WithLabels({EpochCause(event)}).Increment();
@@ -64,6 +76,21 @@ void EventMetrics::Observe(const v1::Event& event) {
     };
     for (const auto& [phase, ms] : phases) phases_.WithLabels({phase}).Observe(ms / 1000);
   }
+}
+
+std::pair<std::string, std::string> EventMetrics::StallLabels(const v1::Event& event) {
+  std::pair<std::string, std::string> labels{"other", "other"};
+  absl::string_view reason = event.reason();
+  const size_t at = reason.find(" stuck in ");
+  if (at == absl::string_view::npos) return labels;
+  std::vector<absl::string_view> words =
+      absl::StrSplit(reason.substr(at + 10), absl::MaxSplits(' ', 2));
+  if (words.size() < 2) return labels;
+  if (words[0] == "agent" || words[0] == "workload") labels.first = std::string(words[0]);
+  for (absl::string_view phase : {"PLANNED", "BOOTSTRAPPING", "SPLITTING", "VALIDATING"}) {
+    if (words[1] == phase) labels.second = std::string(phase);
+  }
+  return labels;
 }
 
 std::string EventMetrics::EpochCause(const v1::Event& event) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "common/metrics.h"
@@ -16,7 +17,9 @@ namespace splitd::daemon {
 //   splitd_epoch_transitions_total{cause}: one per EPOCH_STARTED event, `cause` from EpochCause;
 //   splitd_reconfiguration_phase_seconds{phase}: "detect" (epochs started by a lost member) and
 //     "plan" from EPOCH_STARTED, "deliver" to "ready" from the PHASE_CHANGED event that makes the
-//     epoch READY (control_service.proto, EpochTimings).
+//     epoch READY (control_service.proto, EpochTimings);
+//   splitd_stalls_total{layer, phase}: one per STALLED event (a rank past its deadline), by the
+//     layer and phase it was stuck in.
 // Counts only events appended after construction.
 //
 // Threading: thread-safe. Events are read on the thread that appends them (EventLog's wake-up).
@@ -34,6 +37,11 @@ class EventMetrics {
   // "scale_up", or "other" for an event without a cause.
   static std::string EpochCause(const v1::Event& event);
 
+  // The layer ("agent", "workload") and phase ("BOOTSTRAPPING", ...) a STALLED event's reason
+  // names ("rank 5 (pod p, node n) stuck in workload SPLITTING ..."); "other" for what it does
+  // not name, so that no label takes free text.
+  static std::pair<std::string, std::string> StallLabels(const v1::Event& event);
+
  private:
   // Reads every event after the last one seen.
   void Drain();
@@ -42,6 +50,7 @@ class EventMetrics {
   EventLog* const events_;
   metrics::CounterFamily& transitions_;
   metrics::HistogramFamily& phases_;
+  metrics::CounterFamily& stalls_;
   uint64_t subscription_ = 0;
   absl::Mutex mu_;
   uint64_t after_ ABSL_GUARDED_BY(mu_) = 0;

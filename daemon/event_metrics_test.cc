@@ -150,5 +150,52 @@ TEST(EventMetricsTest, EpochCauseNamesEachCause) {
   }
 }
 
+TEST(EventMetricsTest, CountsAStallOfARealCoordinatorByLayerAndPhase) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  EventLog events;
+  metrics::Registry registry;
+  EventMetrics metrics(&events, &registry);
+  Coordinator coordinator(&store, &clock, &events);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+
+  v1::Topology topology = MeshTopology("llama", {{"tp", 2}, {"dp", 2}});
+  topology.mutable_elastic()->set_lease_timeout_ms(600000);
+  topology.mutable_deadlines()->set_bootstrap_ms(30000);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(RegisterMember(coordinator, AgentRegistration("llama", i)), IsOk());
+  }
+  clock.Advance(absl::Seconds(29));
+  coordinator.Tick();
+  EXPECT_THAT(registry.Render(), Not(HasSubstr("splitd_stalls_total{")));
+  clock.Advance(absl::Seconds(2));
+  coordinator.Tick();  // nobody reported within 30 s of the plan
+  coordinator.Tick();  // the epoch is FAILED: no second stall
+  EXPECT_THAT(registry.Render(),
+              HasSubstr("splitd_stalls_total{layer=\"agent\",phase=\"PLANNED\"} 1\n"));
+}
+
+TEST(EventMetricsTest, StallLabelsComeFromTheReasonAndNeverTakeFreeText) {
+  const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> cases = {
+      {"rank 5 (pod p, node n) stuck in workload SPLITTING (creating dp) for 31.2 s: deadline "
+       "workload_ms 30000",
+       {"workload", "SPLITTING"}},
+      {"rank 0 (pod a b, node c) stuck in agent BOOTSTRAPPING for 61.0 s: deadline "
+       "bootstrap_ms 60000",
+       {"agent", "BOOTSTRAPPING"}},
+      {"rank 1 (pod p, node n) stuck in agent VALIDATING", {"agent", "VALIDATING"}},
+      {"rank 1 stuck in somebody READY for 1 s", {"other", "other"}},
+      {"rank 1 stuck in workload", {"other", "other"}},
+      {"no such words", {"other", "other"}},
+  };
+  for (const auto& [reason, labels] : cases) {
+    v1::Event event;
+    event.set_kind(v1::EVENT_KIND_STALLED);
+    event.set_reason(reason);
+    EXPECT_EQ(EventMetrics::StallLabels(event), labels) << reason;
+  }
+}
+
 }  // namespace
 }  // namespace splitd::daemon

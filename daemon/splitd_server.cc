@@ -112,14 +112,19 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   if (!config.metrics_listen.empty()) {
     server->rpc_metrics_ = std::make_unique<RpcMetrics>(server->registry_.get());
   }
-  server->control_service_ = std::make_unique<ControlService>(
-      server->coordinator_.get(), server->authorizer_.get(), server->rpc_metrics_.get());
   Coordinator* coordinator = server->coordinator_.get();
   server->spaces_ = std::make_unique<RendezvousSpaces>(
-      RendezvousLimits{}, [coordinator](const std::string& cluster, int64_t epoch,
-                                        const std::string& key, const std::string& value) {
+      RendezvousLimits{},
+      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key,
+                    const std::string& value) {
         return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
+      },
+      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key) {
+        return coordinator->PersistRendezvousKeyDeletion(cluster, epoch, key);
       });
+  server->control_service_ = std::make_unique<ControlService>(
+      server->coordinator_.get(), server->authorizer_.get(), server->rpc_metrics_.get(),
+      server->spaces_.get());
   server->agent_service_ =
       std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get(),
                                      server->authorizer_.get(), server->rpc_metrics_.get());

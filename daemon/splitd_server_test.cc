@@ -4,6 +4,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/grpc_status.h"
@@ -14,6 +16,8 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
+#include "splitd/v1/agent_service.grpc.pb.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
 namespace splitd::daemon {
@@ -297,6 +301,81 @@ TEST_F(SplitdServerTest, ReflectionListsServicesAndServesTheHealthDescriptor) {
     EXPECT_GT(found.file_descriptor_response().file_descriptor_proto_size(), 0);
   }
   stream->WritesDone();
+}
+
+// The control service asks the rendezvous spaces who waits for which keys: ranks 0..6 block on
+// a key only rank 7 would set, so status names rank 7.
+TEST_F(SplitdServerTest, StatusNamesTheRankTheOthersWaitForInTheRendezvous) {
+  ASSERT_THAT(Apply(Tp2Pp2Dp2("llama")), IsOk());
+  auto agent = v1::AgentService::NewStub(channel_);
+  std::vector<v1::MemberCredentials> members;
+  for (int i = 0; i < 8; ++i) {
+    v1::RegisterRequest request;
+    v1::MemberIdentity* identity = request.mutable_identity();
+    identity->set_cluster("llama");
+    identity->set_pod(absl::StrCat("pod-", i));
+    identity->set_node(absl::StrCat("node-", i / 4));
+    identity->set_host("127.0.0.1");
+    identity->set_local_index(i % 4);
+    identity->set_incarnation(absl::StrCat("inc-", i));
+    request.mutable_capabilities()->add_backends("cpu:gloo");
+    v1::RegisterResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(agent->Register(&context, request, &response).ok());
+    v1::MemberCredentials credentials;
+    credentials.set_cluster("llama");
+    credentials.set_member_id(response.member_id());
+    credentials.set_session_token(response.session_token());
+    members.push_back(credentials);  // rank i: node i / 4, local index i % 4
+  }
+  std::vector<std::thread> waiters;
+  for (int rank = 0; rank < 7; ++rank) {
+    waiters.emplace_back([&agent, member = members[static_cast<size_t>(rank)]] {
+      v1::KvGetRequest request;
+      *request.mutable_member() = member;
+      request.set_epoch(1);
+      request.add_keys("bootstrap/7");
+      v1::KvGetResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      agent->KvGet(&context, request, &response);
+    });
+  }
+
+  v1::ClusterStatus status;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int blocked = 0;
+  while (blocked < 7 && absl::Now() < deadline) {
+    v1::GetStatusRequest request;
+    request.set_cluster("llama");
+    v1::GetStatusResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(control_->GetStatus(&context, request, &response).ok());
+    status = response.status();
+    blocked = 0;
+    for (const v1::MemberStatus& member : status.members()) {
+      blocked += member.waiting_for_keys_size() > 0 ? 1 : 0;
+    }
+    if (blocked < 7) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(blocked, 7) << status.DebugString();
+  EXPECT_THAT(status.members(0).waiting_for_keys(), ::testing::ElementsAre("bootstrap/7"));
+  ASSERT_EQ(status.waiting_on_size(), 1) << status.DebugString();
+  EXPECT_EQ(status.waiting_on_total(), 1);
+  EXPECT_EQ(status.waiting_on(0).rank(), 7);
+  EXPECT_EQ(status.waiting_on(0).member_id(), members[7].member_id());
+  EXPECT_EQ(status.waiting_on(0).layer(), "agent");
+  EXPECT_EQ(status.waiting_on(0).phase(), v1::PHASE_PLANNED);
+
+  v1::KvSetRequest set;
+  *set.mutable_member() = members[7];
+  set.set_epoch(1);
+  set.set_key("bootstrap/7");
+  set.set_value("10.0.0.7:29500");
+  v1::KvSetResponse set_response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(agent->KvSet(&context, set, &set_response).ok());
+  for (std::thread& waiter : waiters) waiter.join();
 }
 
 TEST(SplitdServerStartTest, BadListenAddressIsRefused) {

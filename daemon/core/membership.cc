@@ -6,9 +6,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
 #include "common/same_secret.h"
 #include "common/sha256.h"
+#include "daemon/core/topology_validator.h"
 
 namespace splitd::core {
 namespace {
@@ -31,7 +32,19 @@ bool IsReportPhase(v1::Phase phase) {
   return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
 }
 
-std::string Short(const std::string& fingerprint) { return fingerprint.substr(0, 12); }
+google::protobuf::Timestamp ToTimestamp(absl::Time time) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(time);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+// "SPLITTING" for PHASE_SPLITTING.
+std::string PhaseName(v1::Phase phase) {
+  std::string name = v1::Phase_Name(phase);
+  return name.rfind("PHASE_", 0) == 0 ? name.substr(6) : name;
+}
 
 }  // namespace
 
@@ -125,7 +138,7 @@ absl::StatusOr<Membership::Registration> Membership::Register(
     member->liveness = Liveness::kAlive;
     Registration registration{member, /*rejoined=*/true, returned, /*assigned=*/false};
     if (!assigned_ && AliveCount() >= plan_->world_size) {
-      AssignRanks({});
+      AssignRanks({}, now);
       registration.assigned = true;
     }
     return registration;
@@ -148,7 +161,7 @@ absl::StatusOr<Membership::Registration> Membership::Register(
 
   Registration registration{added, /*rejoined=*/false, /*returned=*/false, /*assigned=*/false};
   if (!assigned_ && AliveCount() >= plan_->world_size) {
-    AssignRanks({});
+    AssignRanks({}, now);
     registration.assigned = true;
   }
   return registration;
@@ -246,6 +259,13 @@ std::vector<const Member*> Membership::Exclude(const std::vector<std::string>& m
   return excluded;
 }
 
+void Membership::Resume(absl::Time now) {
+  if (!assigned_) return;
+  assigned_at_ = std::max(assigned_at_, now);
+  agents_.Resume(now);
+  workload_.Resume(now);
+}
+
 void Membership::SetEpochCause(const std::string& reason, double detect_ms, double plan_ms) {
   epoch_reason_ = reason;
   detect_ms_ = detect_ms;
@@ -259,7 +279,7 @@ v1::EpochTimings Membership::Timings() const {
   if (!assigned_) return timings;
   const double started_ms = absl::ToDoubleMilliseconds(epoch_started_ - absl::UnixEpoch());
   double received = 0;
-  for (const RankState& state : ranks_) {
+  for (const AgentProgress::Rank& state : agents_.ranks()) {
     const v1::PhaseTimings& t = state.timings;
     received = std::max(received, t.plan_received_unix_ms());
     timings.set_bootstrap_ms(std::max(timings.bootstrap_ms(), t.bootstrap_ms()));
@@ -275,7 +295,7 @@ v1::EpochTimings Membership::Timings() const {
   return timings;
 }
 
-void Membership::AssignRanks(const std::vector<Member*>& given) {
+void Membership::AssignRanks(const std::vector<Member*>& given, absl::Time now) {
   std::vector<Member*> chosen = given;
   if (chosen.empty()) {
     for (const std::string& id : DefaultAssignment(*plan_)) chosen.push_back(by_id_.at(id));
@@ -283,10 +303,12 @@ void Membership::AssignRanks(const std::vector<Member*>& given) {
   for (const auto& member : members_) member->rank = -1;
   by_rank_ = chosen;
   for (size_t rank = 0; rank < chosen.size(); ++rank) chosen[rank]->rank = static_cast<int64_t>(rank);
-  ranks_.assign(static_cast<size_t>(plan_->world_size), RankState{});
-  for (RankState& state : ranks_) state.kinds.resize(plan_->kinds.size());
-  phase_counts_.fill(0);
-  phase_counts_[v1::PHASE_PLANNED] = plan_->world_size;
+  // The plan reaches the agents when their ranks are assigned: PLANNED starts then, which is
+  // the epoch's start unless the epoch had to wait for members.
+  agents_.Reset(*plan_, now);
+  workload_.Reset(*plan_, now);
+  workload_failed_ = false;
+  assigned_at_ = now;
   reason_.clear();
   assigned_ = true;
 }
@@ -296,8 +318,9 @@ void Membership::StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time no
   plan_ = std::move(plan);
   assigned_ = false;
   by_rank_.clear();
-  ranks_.clear();
-  phase_counts_.fill(0);
+  agents_.Clear();
+  workload_failed_ = false;
+  assigned_at_ = absl::InfinitePast();
   reason_.clear();
   degraded_reason_.clear();
   epoch_reason_.clear();
@@ -312,9 +335,9 @@ void Membership::StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time no
     if (it != by_id_.end()) chosen.push_back(it->second);
   }
   if (!chosen.empty() && static_cast<int64_t>(chosen.size()) == plan_->world_size) {
-    AssignRanks(chosen);
+    AssignRanks(chosen, now);
   } else if (AliveCount() >= plan_->world_size) {
-    AssignRanks({});
+    AssignRanks({}, now);
   }
 }
 
@@ -411,13 +434,8 @@ absl::Status Membership::CheckRendezvous(const v1::MemberCredentials& credential
   return absl::OkStatus();
 }
 
-void Membership::SetRankPhase(int64_t rank, v1::Phase phase, const std::string& reason) {
-  RankState& state = ranks_[static_cast<size_t>(rank)];
-  --phase_counts_[state.phase];
-  ++phase_counts_[phase];
-  state.phase = phase;
-  state.reason = reason;
-  if (phase == v1::PHASE_FAILED && reason_.empty()) reason_ = reason;
+void Membership::NoteFailure(const std::optional<std::string>& failure) {
+  if (failure.has_value() && reason_.empty()) reason_ = *failure;
 }
 
 absl::StatusOr<v1::Phase> Membership::Report(const v1::ReportGroupStatusRequest& request,
@@ -451,158 +469,86 @@ absl::StatusOr<v1::Phase> Membership::ReportImpl(const v1::ReportGroupStatusRequ
   if (request.fingerprint().empty()) {
     return absl::InvalidArgumentError("fingerprint must not be empty");
   }
-  const int64_t rank = request.rank();
-  const size_t kind_count = plan_->kinds.size();
-  if (request.groups_size() > static_cast<int>(kind_count * 2)) {
-    return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count * 2,
-                                                   " entries (kinds x backends), got ",
-                                                   request.groups_size()));
-  }
-
-  // Check every entry before recording anything.
-  std::vector<int> kind_of_entry;
-  kind_of_entry.reserve(static_cast<size_t>(request.groups_size()));
-  for (int i = 0; i < request.groups_size(); ++i) {
-    const v1::GroupReport& report = request.groups(i);
-    const std::string field = absl::StrCat("groups[", i, "]");
-    int kind_index = -1;
-    for (size_t k = 0; k < kind_count; ++k) {
-      if (plan_->kinds[k].name == report.kind()) kind_index = static_cast<int>(k);
+  if (request.layer() == v1::REPORT_LAYER_UNSPECIFIED) {
+    absl::StatusOr<AgentProgress::EntriesByKind> entries =
+        AgentProgress::CheckGroups(*plan_, request);
+    if (!entries.ok()) return entries.status();
+    if (!apply) return phase();
+    member->last_seen = now;
+    NoteFailure(agents_.Apply(*plan_, member->member_id, request, *entries, now));
+  } else if (request.layer() == v1::REPORT_LAYER_WORKLOAD) {
+    if (absl::Status status = WorkloadProgress::CheckGroups(*plan_, request.rank(), request);
+        !status.ok()) {
+      return status;
     }
-    if (kind_index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".kind \"",
-                                                     absl::CHexEscape(report.kind()),
-                                                     "\" is not a group kind of the plan"));
+    if (!apply) return phase();
+    // Relayed by the agent: as much a sign of its life as its own reports.
+    member->last_seen = now;
+    std::optional<std::string> failure = workload_.Apply(*plan_, request, now);
+    if (WaitsForWorkload()) {
+      workload_failed_ = workload_failed_ || failure.has_value();
+      NoteFailure(failure);
     }
-    const GroupKind& kind = plan_->kinds[static_cast<size_t>(kind_index)];
-    if (kind.group_of_rank[static_cast<size_t>(rank)] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": rank ", rank,
-                                                     " takes no part in kind ", kind.name));
-    }
-    bool backend_known = false;
-    for (absl::string_view part : absl::StrSplit(kind.backend, ',')) {
-      if (part == report.backend()) backend_known = true;
-    }
-    if (!backend_known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".backend \"", absl::CHexEscape(report.backend()), "\" is not part of kind ",
-          kind.name, "'s backend \"", kind.backend, "\""));
-    }
-    if (!IsReportPhase(report.phase())) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".phase must be one of "
-                                                     "BOOTSTRAPPING..FAILED, got ",
-                                                     v1::Phase_Name(report.phase())));
-    }
-    if (request.phase() == v1::PHASE_READY && report.phase() != v1::PHASE_READY &&
-        report.phase() != v1::PHASE_FAILED) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".phase must be READY or FAILED in a "
-                                                     "READY report, got ",
-                                                     v1::Phase_Name(report.phase())));
-    }
-    kind_of_entry.push_back(kind_index);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer must be REPORT_LAYER_UNSPECIFIED (the agent's) or "
+                     "REPORT_LAYER_WORKLOAD, got ",
+                     static_cast<int>(request.layer())));
   }
-
-  // Entries per kind; READY needs one for every kind the rank takes part in.
-  std::vector<std::vector<const v1::GroupReport*>> per_kind(kind_count);
-  for (int i = 0; i < request.groups_size(); ++i) {
-    per_kind[static_cast<size_t>(kind_of_entry[static_cast<size_t>(i)])].push_back(
-        &request.groups(i));
-  }
-  if (request.phase() == v1::PHASE_READY) {
-    for (size_t k = 0; k < kind_count; ++k) {
-      const GroupKind& kind = plan_->kinds[k];
-      if (kind.group_of_rank[static_cast<size_t>(rank)] >= 0 && per_kind[k].empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "groups: phase READY needs a report for kind ", kind.name, " of rank ", rank));
-      }
-    }
-  }
-
-  if (!apply) return phase();
-  member->last_seen = now;
-  RankState& state = ranks_[static_cast<size_t>(rank)];
-  // Phases only move forward within an epoch. Agents send progress without waiting for the
-  // answer, so one may arrive after a later phase; it changes nothing.
-  if (request.phase() != v1::PHASE_FAILED &&
-      (state.phase == v1::PHASE_FAILED || request.phase() < state.phase)) {
-    return phase();
-  }
-  state.timings = request.timings();
-
-  if (request.fingerprint() != plan_->fingerprint) {
-    SetRankPhase(rank, v1::PHASE_FAILED,
-                 absl::StrCat("rank ", rank, " (member ", member->member_id,
-                              ") derived plan fingerprint ", Short(request.fingerprint()),
-                              " but the plan's is ", Short(plan_->fingerprint)));
-    return phase();
-  }
-
-  // Merge the entries per kind: a kind is READY only when every backend part reported READY.
-  std::string failure;
-  for (size_t k = 0; k < kind_count; ++k) {
-    if (per_kind[k].empty()) continue;
-    const GroupKind& kind = plan_->kinds[k];
-    const int32_t group = kind.group_of_rank[static_cast<size_t>(rank)];
-    const double size = static_cast<double>(kind.offsets[group + 1] - kind.offsets[group]);
-    KindReport merged;
-    merged.phase = v1::PHASE_READY;
-    merged.allreduce_value = size;
-    for (const v1::GroupReport* report : per_kind[k]) {
-      v1::Phase phase = report->phase();
-      std::string error = report->error().substr(0, kMaxReportErrorLength);
-      if (phase == v1::PHASE_READY && report->allreduce_value() != size) {
-        phase = v1::PHASE_FAILED;
-        error = absl::StrCat("all-reduce of ones gave ", report->allreduce_value(),
-                             ", expected the group size ", size);
-      }
-      if (phase == v1::PHASE_FAILED && failure.empty()) {
-        failure = absl::StrCat("rank ", rank, " group ", kind.name, "[", group, "] (",
-                               report->backend(), "): ",
-                               error.empty() ? std::string("failed") : error);
-      }
-      if (merged.phase != v1::PHASE_FAILED && (phase == v1::PHASE_FAILED || phase < merged.phase)) {
-        merged.phase = phase;
-      }
-      merged.allreduce_value = std::min(merged.allreduce_value, report->allreduce_value());
-      merged.latency_us = std::max(merged.latency_us, report->latency_us());
-      merged.bus_bandwidth_gbps = merged.bus_bandwidth_gbps == 0
-                                      ? report->bus_bandwidth_gbps()
-                                      : std::min(merged.bus_bandwidth_gbps,
-                                                 report->bus_bandwidth_gbps());
-    }
-    state.kinds[k] = merged;
-  }
-
-  if (request.phase() == v1::PHASE_FAILED || !failure.empty()) {
-    std::string reason = failure;
-    if (reason.empty()) {
-      reason = absl::StrCat("rank ", rank, " (member ", member->member_id, "): ",
-                            request.error().empty()
-                                ? std::string("failed")
-                                : request.error().substr(0, kMaxReportErrorLength));
-    }
-    SetRankPhase(rank, v1::PHASE_FAILED, reason);
-    return phase();
-  }
-  if (ranks_[static_cast<size_t>(rank)].phase != v1::PHASE_FAILED) {
-    SetRankPhase(rank, request.phase(), "");
-  }
-  if (phase_counts_[v1::PHASE_READY] == plan_->world_size && ready_at_ == absl::InfinitePast()) {
-    ready_at_ = now;
-  }
+  if (phase() == v1::PHASE_READY && ready_at_ == absl::InfinitePast()) ready_at_ = now;
   return phase();
+}
+
+bool Membership::WaitsForWorkload() const {
+  return TopologyValidator::Readiness(plan_->topology) == kReadinessWorkload;
 }
 
 v1::Phase Membership::phase() const {
   if (!assigned_) return v1::PHASE_PENDING;
   if (!degraded_reason_.empty()) return v1::PHASE_DEGRADED;
-  if (phase_counts_[v1::PHASE_FAILED] > 0) return v1::PHASE_FAILED;
-  if (phase_counts_[v1::PHASE_READY] == plan_->world_size) return v1::PHASE_READY;
+  if (agents_.count(v1::PHASE_FAILED) > 0 || workload_failed_) return v1::PHASE_FAILED;
+  // READY is final for the epoch (short of a failure): a workload restarting afterwards shows
+  // in the workload layer's phase, not as an epoch going back.
+  if (ready_at_ != absl::InfinitePast()) return v1::PHASE_READY;
+  if (agents_.count(v1::PHASE_READY) == plan_->world_size) {
+    // Every agent is done; what is left is the workloads' own groups.
+    return WaitsForWorkload() && workload_.count(v1::PHASE_READY) < plan_->world_size
+               ? v1::PHASE_VALIDATING
+               : v1::PHASE_READY;
+  }
   // The epoch is as far as its slowest rank.
   for (int phase = v1::PHASE_PLANNED; phase <= v1::PHASE_READY; ++phase) {
-    if (phase_counts_[static_cast<size_t>(phase)] > 0) return static_cast<v1::Phase>(phase);
+    if (agents_.count(static_cast<v1::Phase>(phase)) > 0) return static_cast<v1::Phase>(phase);
   }
   return v1::PHASE_PLANNED;
+}
+
+void Membership::AddMemberStatus(const Member& member, v1::ClusterStatus* status) const {
+  v1::MemberStatus* out = status->add_members();
+  out->set_member_id(member.member_id);
+  out->set_rank(member.rank);
+  out->set_pod(member.identity.pod());
+  out->set_node(member.identity.node());
+  out->set_host(member.identity.host());
+  out->set_local_index(member.identity.local_index());
+  if (member.liveness == Liveness::kLost) {
+    out->set_state(v1::MEMBER_STATE_LOST);
+    status->set_lost_members(status->lost_members() + 1);
+  } else if (member.liveness == Liveness::kExcluded) {
+    out->set_state(v1::MEMBER_STATE_GONE);
+    status->set_excluded_members(status->excluded_members() + 1);
+  } else {
+    out->set_state(member.rank >= 0 || !assigned_ ? v1::MEMBER_STATE_ACTIVE
+                                                  : v1::MEMBER_STATE_SPARE);
+  }
+  *out->mutable_last_seen() = ToTimestamp(member.last_seen);
+  for (const std::string& backend : member.capabilities.backends()) out->add_backends(backend);
+  if (member.rank >= 0) {
+    agents_.Fill(member.rank, out);
+    workload_.Fill(*plan_, member.rank, out);
+  } else {
+    out->set_phase(v1::PHASE_PENDING);
+  }
 }
 
 v1::ClusterStatus Membership::Status() const {
@@ -616,97 +562,115 @@ v1::ClusterStatus Membership::Status() const {
   *status.mutable_timings() = Timings();
   status.set_world_size(plan_->world_size);
   status.set_registered_members(static_cast<int64_t>(members_.size()));
-
-  auto add_member = [&](const Member& member) {
-    v1::MemberStatus* out = status.add_members();
-    out->set_member_id(member.member_id);
-    out->set_rank(member.rank);
-    out->set_pod(member.identity.pod());
-    out->set_node(member.identity.node());
-    out->set_host(member.identity.host());
-    out->set_local_index(member.identity.local_index());
-    if (member.liveness == Liveness::kLost) {
-      out->set_state(v1::MEMBER_STATE_LOST);
-      status.set_lost_members(status.lost_members() + 1);
-    } else if (member.liveness == Liveness::kExcluded) {
-      out->set_state(v1::MEMBER_STATE_GONE);
-      status.set_excluded_members(status.excluded_members() + 1);
-    } else {
-      out->set_state(member.rank >= 0 || !assigned_ ? v1::MEMBER_STATE_ACTIVE
-                                                    : v1::MEMBER_STATE_SPARE);
-    }
-    const int64_t seen_nanos = absl::ToUnixNanos(member.last_seen);
-    out->mutable_last_seen()->set_seconds(seen_nanos / 1000000000);
-    out->mutable_last_seen()->set_nanos(static_cast<int32_t>(seen_nanos % 1000000000));
-    for (const std::string& backend : member.capabilities.backends()) out->add_backends(backend);
-    if (member.rank >= 0) {
-      const RankState& state = ranks_[static_cast<size_t>(member.rank)];
-      out->set_phase(state.phase);
-      out->set_reason(state.reason);
-      *out->mutable_timings() = state.timings;
-    } else {
-      out->set_phase(v1::PHASE_PENDING);
-    }
-  };
+  status.set_readiness(std::string(TopologyValidator::Readiness(plan_->topology)));
+  status.set_workload_state(assigned_ ? workload_.LayerPhase() : v1::PHASE_UNSPECIFIED);
   if (assigned_) {
-    for (const Member* member : by_rank_) add_member(*member);
+    for (const Member* member : by_rank_) AddMemberStatus(*member, &status);
     for (const auto& member : members_) {
-      if (member->rank < 0) add_member(*member);
+      if (member->rank < 0) AddMemberStatus(*member, &status);
     }
   } else {
-    for (const auto& member : members_) add_member(*member);
+    for (const auto& member : members_) AddMemberStatus(*member, &status);
   }
-
   for (size_t k = 0; k < plan_->kinds.size(); ++k) {
-    const GroupKind& kind = plan_->kinds[k];
-    v1::GroupKindStatus* out = status.add_groups();
-    out->set_kind(kind.name);
-    out->set_groups(kind.group_count());
-    if (!assigned_) continue;
-    int64_t ready = 0;
-    int64_t failed = 0;
-    double max_latency = 0;
-    for (int64_t g = 0; g < kind.group_count(); ++g) {
-      bool all_ready = true;
-      bool any_failed = false;
-      bool any_report = false;
-      double value = 0;
-      double bandwidth = 0;
-      std::vector<double> latencies;
-      for (int32_t rank : kind.group(g)) {
-        const KindReport& report = ranks_[static_cast<size_t>(rank)].kinds[k];
-        if (report.phase == v1::PHASE_UNSPECIFIED) {
-          all_ready = false;
-          continue;
-        }
-        any_report = true;
-        if (report.phase == v1::PHASE_FAILED) any_failed = true;
-        if (report.phase != v1::PHASE_READY) all_ready = false;
-        value = latencies.empty() ? report.allreduce_value
-                                  : std::min(value, report.allreduce_value);
-        bandwidth = bandwidth == 0 ? report.bus_bandwidth_gbps
-                                   : std::min(bandwidth, report.bus_bandwidth_gbps);
-        latencies.push_back(report.latency_us);
-      }
-      if (!any_report) continue;
-      std::sort(latencies.begin(), latencies.end());
-      const double median = latencies[latencies.size() / 2];
-      v1::GroupValidation* validation = out->add_validations();
-      validation->set_group_index(g);
-      validation->set_phase(any_failed ? v1::PHASE_FAILED
-                                       : (all_ready ? v1::PHASE_READY : v1::PHASE_VALIDATING));
-      validation->set_allreduce_value(value);
-      validation->set_latency_us(median);
-      validation->set_bus_bandwidth_gbps(bandwidth);
-      if (any_failed) ++failed;
-      if (all_ready && !any_failed) ++ready;
-      max_latency = std::max(max_latency, median);
-    }
-    out->set_ready(ready);
-    out->set_failed(failed);
-    out->set_max_latency_us(max_latency);
+    agents_.AddKindStatus(*plan_, k, status.add_groups());
   }
   return status;
+}
+
+std::optional<Membership::Overdue> Membership::RankOverdue(int64_t rank, absl::Time now,
+                                                           const v1::Deadlines& deadlines) const {
+  if (by_rank_[static_cast<size_t>(rank)]->liveness == Liveness::kExcluded) return std::nullopt;
+  const AgentProgress::Rank& state = agents_.rank(rank);
+  auto past = [now](absl::Time from, int64_t deadline_ms) {
+    return deadline_ms > 0 && now - from > absl::Milliseconds(deadline_ms);
+  };
+  const v1::ReportLayer agent = v1::REPORT_LAYER_UNSPECIFIED;
+  switch (state.phase) {
+    case v1::PHASE_PLANNED:
+    case v1::PHASE_BOOTSTRAPPING:
+      // One deadline from the plan's arrival to a connected world, over both phases.
+      if (!past(assigned_at_, deadlines.bootstrap_ms())) return std::nullopt;
+      return Overdue{agent, state.phase, assigned_at_, deadlines.bootstrap_ms(), "bootstrap_ms"};
+    case v1::PHASE_SPLITTING:
+      if (!past(state.since, deadlines.split_ms())) return std::nullopt;
+      return Overdue{agent, state.phase, state.since, deadlines.split_ms(), "split_ms"};
+    case v1::PHASE_VALIDATING:
+      if (!past(state.since, deadlines.validate_ms())) return std::nullopt;
+      return Overdue{agent, state.phase, state.since, deadlines.validate_ms(), "validate_ms"};
+    case v1::PHASE_READY:
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (!WaitsForWorkload()) return std::nullopt;
+  const WorkloadProgress::Rank& workload = workload_.rank(rank);
+  if (workload.phase == v1::PHASE_READY || workload.phase == v1::PHASE_FAILED) return std::nullopt;
+  // The workload starts when its agent hands it the plan, at the agent's READY.
+  const absl::Time from = std::max(workload.since, state.since);
+  if (!past(from, deadlines.workload_ms())) return std::nullopt;
+  return Overdue{v1::REPORT_LAYER_WORKLOAD, workload.phase, from, deadlines.workload_ms(),
+                 "workload_ms"};
+}
+
+std::optional<Membership::Stall> Membership::FindStall(absl::Time now,
+                                                       const v1::Deadlines& deadlines) const {
+  const v1::Phase current = phase();
+  if (current < v1::PHASE_PLANNED || current > v1::PHASE_VALIDATING) return std::nullopt;
+  if (deadlines.bootstrap_ms() == 0 && deadlines.split_ms() == 0 &&
+      deadlines.validate_ms() == 0 && deadlines.workload_ms() == 0) {
+    return std::nullopt;
+  }
+  int64_t slowest = -1;
+  Overdue overdue;
+  for (int64_t rank = 0; rank < plan_->world_size; ++rank) {
+    std::optional<Overdue> found = RankOverdue(rank, now, deadlines);
+    if (found.has_value() &&
+        (slowest < 0 || std::make_pair(found->layer, found->phase) <
+                            std::make_pair(overdue.layer, overdue.phase))) {
+      slowest = rank;
+      overdue = *found;
+    }
+  }
+  if (slowest < 0) return std::nullopt;
+
+  const Member& member = *by_rank_[static_cast<size_t>(slowest)];
+  const bool workload = overdue.layer == v1::REPORT_LAYER_WORKLOAD;
+  const std::string& detail = workload ? workload_.rank(slowest).reason
+                                       : agents_.rank(slowest).detail;
+  Stall stall;
+  stall.rank = slowest;
+  stall.member = &member;
+  stall.layer = overdue.layer;
+  stall.phase = overdue.phase;
+  stall.reason = absl::StrFormat(
+      "rank %d (pod %s, node %s) stuck in %s %s%s for %.1f s: deadline %s %d", slowest,
+      member.identity.pod(), member.identity.node(), workload ? "workload" : "agent",
+      PhaseName(overdue.phase), detail.empty() ? "" : absl::StrCat(" (", detail, ")"),
+      absl::ToDoubleSeconds(now - overdue.from), overdue.field, overdue.deadline_ms);
+  v1::ReportGroupStatusRequest& report = stall.report;
+  report.mutable_member()->set_cluster(plan_->cluster);
+  report.mutable_member()->set_member_id(member.member_id);
+  report.mutable_member()->set_session_token(member.session_token);
+  report.set_epoch(plan_->epoch);
+  report.set_rank(slowest);
+  report.set_fingerprint(plan_->fingerprint);
+  report.set_phase(v1::PHASE_FAILED);
+  report.set_error(stall.reason);
+  report.set_layer(overdue.layer);
+  // The agent layer keeps the timings its rank reported.
+  if (!workload) *report.mutable_timings() = agents_.rank(slowest).timings;
+  return stall;
+}
+
+absl::StatusOr<v1::Phase> Membership::ApplyStall(const Stall& stall, absl::Time now) {
+  Member* member = by_id_.at(stall.member->member_id);
+  // The daemon wrote this report, not the agent: it is no sign of the member's life, and a
+  // silent member's lease must run out as it would have.
+  const absl::Time last_seen = member->last_seen;
+  absl::StatusOr<v1::Phase> phase = Report(stall.report, now);
+  member->last_seen = last_seen;
+  return phase;
 }
 
 }  // namespace splitd::core

@@ -1,28 +1,30 @@
 #ifndef SPLITD_DAEMON_CORE_MEMBERSHIP_H_
 #define SPLITD_DAEMON_CORE_MEMBERSHIP_H_
 
-#include <array>
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/core/agent_progress.h"
 #include "daemon/core/split_plan.h"
+#include "daemon/core/workload_progress.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
+#include "splitd/v1/topology.pb.h"
 
 namespace splitd::core {
 
 // Bounds on what agents may send, so that no request can grow the daemon without limit.
 inline constexpr int64_t kMaxIdentityFieldLength = 253;  // a DNS name
 inline constexpr int64_t kMaxBackends = 16;
-inline constexpr int64_t kMaxReportErrorLength = 4096;
 // Members beyond the world size wait as spares, up to this many.
 inline constexpr int64_t kMaxSpares = 1024;
 
@@ -45,8 +47,11 @@ struct Member {
 
 // Membership and readiness of one cluster's current epoch (DESIGN.md, "Lifecycle of an epoch"):
 // who registered, which member holds which rank, what every rank reported, and from that the
-// phase of every rank, group and of the cluster. Pure: no I/O, no clock reads, no randomness
-// (time and fresh tokens are passed in). Thread-compatible: the caller serializes access.
+// phase of every rank, group and of the cluster. Each rank has two layers of progress: its
+// agent's own groups (AgentProgress) and its workload's (WorkloadProgress), which decides READY
+// too when the topology's `readiness` is "workload". The epoch's READY and FAILED are final
+// until the next epoch. Pure: no I/O, no clock reads, no randomness (time and fresh tokens are
+// passed in). Thread-compatible: the caller serializes access.
 class Membership {
  public:
   struct Registration {
@@ -92,6 +97,11 @@ class Membership {
   // lost) when given, otherwise over the alive members (if there are enough).
   void StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time now,
                   const std::vector<std::string>& assignment = {});
+
+  // After a restart of the daemon (its state replayed), every deadline counts from `now`, as
+  // every lease does: the daemon's own downtime is no rank's stall. Phase starts that are
+  // earlier move to `now`.
+  void Resume(absl::Time now);
 
   // The assignment StartEpoch would make for `plan` without one; empty when too few members
   // are alive.
@@ -145,7 +155,14 @@ class Membership {
   // ranks are assigned, INVALID_ARGUMENT naming the field for malformed content. A fingerprint
   // that differs from the plan's fails the rank (and so the cluster) with a reason naming it.
   // A rank's phase only moves forward: a report of an earlier phase than the one recorded (or
-  // anything but FAILED after FAILED) is accepted and ignored.
+  // anything but FAILED after FAILED) is accepted and ignored. Without preflight (topology
+  // `preflight: false`) an agent's READY needs no group entries: it formed none.
+  // A report of the workload layer (REPORT_LAYER_WORKLOAD) is checked the same way for its
+  // sender, epoch, rank, phase and fingerprint, then recorded by WorkloadProgress. With
+  // readiness "workload" the epoch is READY once every agent and every workload is READY
+  // (VALIDATING while agents are READY and workloads are not), and a workload's failure fails
+  // the epoch for good, even if that workload restarts; with readiness "agent" the workload
+  // layer is recorded and shown and changes no phase of the epoch.
   absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now);
   // Report's checks alone: OK when Report would accept `request`; changes nothing.
   absl::Status CheckReport(const v1::ReportGroupStatusRequest& request) const;
@@ -165,30 +182,57 @@ class Membership {
   const Member* FindById(const std::string& member_id) const;
 
   // Everything an operator asks about the epoch: members (ranked first, in rank order, then
-  // spares), per-kind READY/FAILED counts and validation figures. O(world x kinds).
+  // spares) with the phase of each layer and since when, per-kind READY/FAILED counts and
+  // validation figures (the agents'), the readiness and the workload layer's phase.
+  // O(world x kinds). Who holds the epoch back is HangAttribution's, from this.
   v1::ClusterStatus Status() const;
 
- private:
-  // What one rank reported about its group of one kind, over every backend part.
-  struct KindReport {
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;  // UNSPECIFIED: nothing reported
-    double allreduce_value = 0;
-    double latency_us = 0;
-    double bus_bandwidth_gbps = 0;
-  };
-  struct RankState {
-    v1::Phase phase = v1::PHASE_PLANNED;
+  // A rank that stayed in one phase past its deadline, and the FAILED report that records it
+  // (layer, rank, plan fingerprint, the rank's own credentials, `reason` as its error), to be
+  // made durable and applied through Report like the rank's own failure report.
+  struct Stall {
+    int64_t rank = -1;
+    const Member* member = nullptr;
+    v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED;
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;  // the phase it is stuck in
     std::string reason;
-    v1::PhaseTimings timings;
-    std::vector<KindReport> kinds;  // by kind index
+    v1::ReportGroupStatusRequest report;
+  };
+
+  // The slowest rank past a deadline at `now` (agent layer before workload layer, then the
+  // earlier phase, then the lower rank), or nullopt. Agent PLANNED and BOOTSTRAPPING count
+  // against bootstrap_ms from when the ranks were assigned, SPLITTING against split_ms and
+  // VALIDATING against validate_ms from their own start; with readiness "workload", a workload
+  // short of READY counts against workload_ms from the later of its phase's start and its
+  // agent's READY. 0 is no deadline. Ranks of excluded members are skipped (the elastic policy
+  // replaces them), as is everything before ranks are assigned and after FAILED or DEGRADED.
+  std::optional<Stall> FindStall(absl::Time now, const v1::Deadlines& deadlines) const;
+
+  // Applies a stall's report (Report) without taking it for a sign of the member's life: the
+  // daemon wrote it, and a silent member's lease must run out as it would have.
+  absl::StatusOr<v1::Phase> ApplyStall(const Stall& stall, absl::Time now);
+
+ private:
+  // A rank's deadline that has passed: the layer and phase, since when and against what.
+  struct Overdue {
+    v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED;
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+    absl::Time from;
+    int64_t deadline_ms = 0;
+    const char* field = "";  // in `deadlines`
   };
 
   absl::Status CheckIdentity(const v1::MemberIdentity& identity) const;
   absl::StatusOr<v1::Phase> ReportImpl(const v1::ReportGroupStatusRequest& request,
                                        absl::Time now, bool apply);
-  void AssignRanks(const std::vector<Member*>& chosen);
+  void AssignRanks(const std::vector<Member*>& chosen, absl::Time now);
   int64_t AliveCount() const;
-  void SetRankPhase(int64_t rank, v1::Phase phase, const std::string& reason);
+  // Keeps the epoch's first failure as its reason.
+  void NoteFailure(const std::optional<std::string>& failure);
+  bool WaitsForWorkload() const;
+  std::optional<Overdue> RankOverdue(int64_t rank, absl::Time now,
+                                     const v1::Deadlines& deadlines) const;
+  void AddMemberStatus(const Member& member, v1::ClusterStatus* status) const;
   absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
 
   std::shared_ptr<const SplitPlan> plan_;
@@ -200,8 +244,10 @@ class Membership {
   std::map<std::pair<std::string, int64_t>, Member*> by_slot_;  // (node, local_index)
   std::vector<Member*> by_rank_;                            // world_size entries once assigned
   bool assigned_ = false;
-  std::vector<RankState> ranks_;                            // world_size entries once assigned
-  std::array<int64_t, 9> phase_counts_{};                   // ranks per v1::Phase value
+  AgentProgress agents_;                                    // the agent layer, once assigned
+  WorkloadProgress workload_;                               // the workload layer, once assigned
+  bool workload_failed_ = false;  // a workload failed an epoch whose READY waits for workloads
+  absl::Time assigned_at_ = absl::InfinitePast();  // PLANNED's start
   std::string reason_;                                      // first failure of the epoch
   std::string degraded_reason_;
   std::string epoch_reason_;

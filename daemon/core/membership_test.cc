@@ -1,6 +1,8 @@
 #include "daemon/core/membership.h"
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -114,9 +116,34 @@ class MembershipTest : public ::testing::Test {
     return request;
   }
 
+  // A workload-layer report of `rank` in `phase`, without groups.
+  v1::ReportGroupStatusRequest WorkloadReport(int64_t rank, v1::Phase phase,
+                                              const std::string& detail = "") const {
+    v1::ReportGroupStatusRequest request;
+    *request.mutable_member() = CredentialsOfRank(rank);
+    request.set_epoch(membership_.plan().epoch);
+    request.set_rank(rank);
+    request.set_fingerprint(membership_.plan().fingerprint);
+    request.set_phase(phase);
+    request.set_layer(v1::REPORT_LAYER_WORKLOAD);
+    request.set_detail(detail);
+    return request;
+  }
+
+  // Every agent READY at `at`.
+  void AllAgentsReady(absl::Time at) {
+    for (int rank = 0; rank < 8; ++rank) {
+      ASSERT_THAT(membership_.Report(ReadyReport(rank), at), IsOk());
+    }
+  }
+
   absl::Time now_ = absl::FromUnixSeconds(1800000000);
   Membership membership_;
 };
+
+std::string WithReadiness(const std::string& readiness) {
+  return absl::StrCat(kTopology, "readiness: \"", readiness, "\"");
+}
 
 TEST_F(MembershipTest, PendingUntilTheWorldIsPresentThenRanksByNodeAndLocalIndex) {
   for (int index = 0; index < 7; ++index) {
@@ -372,6 +399,314 @@ TEST_F(MembershipTest, NewEpochKeepsMembersAndResetsReports) {
   EXPECT_EQ(membership_.Status().epoch(), 2);
   EXPECT_EQ(membership_.Status().groups(0).ready(), 0);
   EXPECT_THAT(membership_.Report(ReadyReport(0), now_), IsOk());
+}
+
+}  // namespace
+}  // namespace splitd::core
+
+namespace splitd::core {
+namespace {
+
+using ::splitd::testing::IsOk;
+using ::splitd::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST_F(MembershipTest, PhaseSinceIsTheAssignmentForPlannedAndEachReportedPhaseStart) {
+  RegisterWorld();
+  v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.members(4).phase_since().seconds(), 1800000000);
+  EXPECT_EQ(status.readiness(), "agent");
+  EXPECT_EQ(status.workload_state(), v1::PHASE_UNSPECIFIED);
+
+  v1::ReportGroupStatusRequest splitting = ReadyReport(4);
+  splitting.clear_groups();
+  splitting.set_phase(v1::PHASE_SPLITTING);
+  ASSERT_THAT(membership_.Report(splitting, now_ + absl::Seconds(7)), IsOk());
+  ASSERT_THAT(membership_.Report(splitting, now_ + absl::Seconds(9)), IsOk());
+  status = membership_.Status();
+  EXPECT_EQ(status.members(4).phase(), v1::PHASE_SPLITTING);
+  EXPECT_EQ(status.members(4).phase_since().seconds(), 1800000007);
+  EXPECT_FALSE(status.members(4).has_workload());
+}
+
+TEST_F(MembershipTest, WithAgentReadinessWorkloadReportsAreShownButDecideNothing) {
+  RegisterWorld();
+  AllAgentsReady(now_);
+  ASSERT_EQ(membership_.phase(), v1::PHASE_READY);
+  ASSERT_THAT(membership_.Report(WorkloadReport(3, v1::PHASE_SPLITTING, "creating tp"), now_),
+              IsOk());
+  v1::ReportGroupStatusRequest failed = WorkloadReport(5, v1::PHASE_FAILED);
+  failed.set_error("CUDA out of memory");
+  absl::StatusOr<v1::Phase> phase = membership_.Report(failed, now_);
+  ASSERT_THAT(phase, IsOk());
+  EXPECT_EQ(*phase, v1::PHASE_READY);
+  const v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.state(), v1::PHASE_READY);
+  EXPECT_EQ(status.reason(), "");
+  EXPECT_EQ(status.workload_state(), v1::PHASE_FAILED);
+  EXPECT_EQ(status.members(3).workload().phase(), v1::PHASE_SPLITTING);
+  EXPECT_EQ(status.members(3).workload().reason(), "creating tp");
+  EXPECT_EQ(status.members(5).workload().reason(), "rank 5 workload: CUDA out of memory");
+  EXPECT_FALSE(status.members(0).has_workload());
+  // The kinds' figures stay the agents'.
+  EXPECT_EQ(status.groups(0).ready(), 4);
+}
+
+class WorkloadReadinessTest : public MembershipTest {
+ protected:
+  WorkloadReadinessTest() { membership_.StartEpoch(MakePlan(1, kWorkloadTopology.c_str()), now_); }
+  const std::string kWorkloadTopology = WithReadiness("workload");
+};
+
+TEST_F(WorkloadReadinessTest, ReadyOnlyOnceEveryAgentAndEveryWorkloadIs) {
+  RegisterWorld();
+  AllAgentsReady(now_ + absl::Seconds(1));
+  EXPECT_EQ(membership_.phase(), v1::PHASE_VALIDATING);
+  EXPECT_EQ(membership_.Status().readiness(), "workload");
+  for (int rank = 0; rank < 8; ++rank) {
+    v1::ReportGroupStatusRequest ready = WorkloadReport(rank, v1::PHASE_READY);
+    v1::GroupReport* group = ready.add_groups();
+    group->set_kind("dp");
+    group->set_phase(v1::PHASE_READY);
+    group->set_allreduce_value(2);
+    group->set_latency_us(80);
+    absl::StatusOr<v1::Phase> phase = membership_.Report(ready, now_ + absl::Seconds(3));
+    ASSERT_THAT(phase, IsOk());
+    EXPECT_EQ(*phase, rank < 7 ? v1::PHASE_VALIDATING : v1::PHASE_READY) << rank;
+  }
+  const v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.workload_state(), v1::PHASE_READY);
+  EXPECT_EQ(status.timings().ready_ms(), 3000);
+  ASSERT_EQ(status.members(6).workload().groups_size(), 1);
+  EXPECT_EQ(status.members(6).workload().groups(0).kind(), "dp");
+  EXPECT_EQ(status.members(6).workload().groups(0).latency_us(), 80);
+
+  // A workload restarting after READY shows in its layer; the epoch stays READY.
+  ASSERT_THAT(membership_.Report(WorkloadReport(6, v1::PHASE_BOOTSTRAPPING), now_), IsOk());
+  EXPECT_EQ(membership_.phase(), v1::PHASE_READY);
+  EXPECT_EQ(membership_.Status().workload_state(), v1::PHASE_BOOTSTRAPPING);
+}
+
+TEST_F(WorkloadReadinessTest, AWorkloadFailureFailsTheEpochForGoodNamingTheRank) {
+  RegisterWorld();
+  AllAgentsReady(now_);
+  v1::ReportGroupStatusRequest failed = WorkloadReport(3, v1::PHASE_FAILED);
+  failed.set_error("new_group timed out");
+  absl::StatusOr<v1::Phase> phase = membership_.Report(failed, now_);
+  ASSERT_THAT(phase, IsOk());
+  EXPECT_EQ(*phase, v1::PHASE_FAILED);
+  EXPECT_EQ(membership_.reason(), "rank 3 workload: new_group timed out");
+
+  // The workload restarts within the epoch: its rank starts over, the epoch stays FAILED.
+  ASSERT_THAT(membership_.Report(WorkloadReport(3, v1::PHASE_BOOTSTRAPPING), now_), IsOk());
+  const v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.state(), v1::PHASE_FAILED);
+  EXPECT_EQ(status.reason(), "rank 3 workload: new_group timed out");
+  EXPECT_EQ(status.members(3).workload().phase(), v1::PHASE_BOOTSTRAPPING);
+}
+
+TEST_F(WorkloadReadinessTest, WorkloadReportsGetTheAgentsChecks) {
+  RegisterWorld();
+  const v1::ReportGroupStatusRequest old = WorkloadReport(1, v1::PHASE_SPLITTING);
+  v1::ReportGroupStatusRequest other_rank = WorkloadReport(1, v1::PHASE_SPLITTING);
+  other_rank.set_rank(2);
+  EXPECT_THAT(membership_.Report(other_rank, now_),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not rank 2")));
+  v1::ReportGroupStatusRequest unknown_kind = WorkloadReport(1, v1::PHASE_SPLITTING);
+  unknown_kind.add_groups()->set_kind("xp");
+  EXPECT_THAT(membership_.Report(unknown_kind, now_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups[0].kind \"xp\"")));
+  v1::ReportGroupStatusRequest bad_layer = WorkloadReport(1, v1::PHASE_SPLITTING);
+  bad_layer.set_layer(static_cast<v1::ReportLayer>(7));
+  EXPECT_THAT(membership_.Report(bad_layer, now_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("layer must be")));
+  EXPECT_THAT(membership_.CheckReport(WorkloadReport(1, v1::PHASE_PLANNED)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("phase must be one of")));
+  EXPECT_FALSE(membership_.Status().members(1).has_workload());
+
+  v1::ReportGroupStatusRequest mismatch = WorkloadReport(6, v1::PHASE_BOOTSTRAPPING);
+  mismatch.set_fingerprint(std::string(64, 'a'));
+  ASSERT_THAT(membership_.Report(mismatch, now_), IsOk());
+  EXPECT_EQ(membership_.phase(), v1::PHASE_FAILED);
+  EXPECT_THAT(membership_.reason(),
+              HasSubstr("rank 6 workload: derived plan fingerprint aaaaaaaaaaaa"));
+
+  membership_.StartEpoch(MakePlan(2, kWorkloadTopology.c_str()), now_);
+  EXPECT_THAT(membership_.Report(old, now_),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
+  EXPECT_EQ(membership_.phase(), v1::PHASE_PLANNED);
+}
+
+constexpr char kDeadlines[] =
+    "deadlines { bootstrap_ms: 60000 split_ms: 30000 validate_ms: 20000 workload_ms: 30000 }";
+
+// Deadlines on moved times: the world registers (and is assigned) at now_; reports come at
+// now_ + the seconds given.
+class StallTest : public MembershipTest {
+ protected:
+  void Start(const std::string& readiness, const std::string& deadlines = kDeadlines) {
+    membership_ = Membership(MakePlan(
+        1, absl::StrCat(kTopology, "readiness: \"", readiness, "\"\n", deadlines).c_str()));
+    RegisterWorld();
+  }
+  void Agent(int64_t rank, v1::Phase phase, double seconds, const std::string& detail = "") {
+    v1::ReportGroupStatusRequest request = ReadyReport(rank);
+    if (phase != v1::PHASE_READY) request.clear_groups();
+    request.set_phase(phase);
+    request.set_detail(detail);
+    ASSERT_THAT(membership_.Report(request, now_ + absl::Seconds(seconds)), IsOk());
+  }
+  void Agents(v1::Phase phase, double seconds) {
+    for (int64_t rank = 0; rank < 8; ++rank) Agent(rank, phase, seconds);
+  }
+  void Workload(int64_t rank, v1::Phase phase, double seconds, const std::string& detail = "") {
+    ASSERT_THAT(
+        membership_.Report(WorkloadReport(rank, phase, detail), now_ + absl::Seconds(seconds)),
+        IsOk());
+  }
+  std::optional<Membership::Stall> StallAt(double seconds) const {
+    return membership_.FindStall(now_ + absl::Seconds(seconds),
+                                 membership_.plan().topology.deadlines());
+  }
+};
+
+TEST_F(StallTest, FindsTheSlowestRankPastItsDeadline) {
+  struct Case {
+    std::string name;
+    std::string readiness;
+    std::function<void()> setup;
+    double at;           // seconds after the assignment
+    std::string reason;  // empty: no stall
+  };
+  const std::vector<Case> cases = {
+      {"within the bootstrap deadline", "agent", [] {}, 59.9, ""},
+      {"nobody bootstrapped", "agent", [] {}, 61,
+       "rank 0 (pod pod-node-a-0, node node-a) stuck in agent PLANNED for 61.0 s: deadline "
+       "bootstrap_ms 60000"},
+      {"bootstrap counts from the plan, the rank still PLANNED first", "agent",
+       [this] {
+         for (int64_t rank = 0; rank < 8; ++rank) {
+           if (rank != 5) Agent(rank, v1::PHASE_BOOTSTRAPPING, 50);
+         }
+       },
+       60.5,
+       "rank 5 (pod pod-node-b-1, node node-b) stuck in agent PLANNED for 60.5 s: deadline "
+       "bootstrap_ms 60000"},
+      {"splitting counts from its own start", "agent",
+       [this] {
+         Agents(v1::PHASE_SPLITTING, 40);
+         Agent(3, v1::PHASE_SPLITTING, 45, "splitting pp");
+       },
+       71.2,
+       "rank 0 (pod pod-node-a-0, node node-a) stuck in agent SPLITTING for 31.2 s: deadline "
+       "split_ms 30000"},
+      {"splitting within its deadline", "agent", [this] { Agents(v1::PHASE_SPLITTING, 40); }, 70,
+       ""},
+      {"validating, with what the agent said", "agent",
+       [this] {
+         Agents(v1::PHASE_VALIDATING, 10);
+         for (int64_t rank = 0; rank < 8; ++rank) {
+           if (rank != 6) Agent(rank, v1::PHASE_READY, 12);
+         }
+         Agent(6, v1::PHASE_VALIDATING, 13, "all-reduce on dp");
+       },
+       30.5,
+       "rank 6 (pod pod-node-b-2, node node-b) stuck in agent VALIDATING (all-reduce on dp) for "
+       "20.5 s: deadline validate_ms 20000"},
+      {"workload from its agent's READY", "workload",
+       [this] {
+         Agents(v1::PHASE_READY, 100);
+         for (int64_t rank = 0; rank < 8; ++rank) {
+           if (rank != 2) Workload(rank, v1::PHASE_READY, 110);
+         }
+         Workload(2, v1::PHASE_SPLITTING, 110, "creating dp");
+       },
+       141.2,
+       "rank 2 (pod pod-node-a-2, node node-a) stuck in workload SPLITTING (creating dp) for "
+       "31.2 s: deadline workload_ms 30000"},
+      {"a workload that never reported", "workload",
+       [this] {
+         Agents(v1::PHASE_READY, 100);
+         for (int64_t rank = 1; rank < 8; ++rank) Workload(rank, v1::PHASE_READY, 101);
+       },
+       130.5,
+       "rank 0 (pod pod-node-a-0, node node-a) stuck in workload PLANNED for 30.5 s: deadline "
+       "workload_ms 30000"},
+      {"workloads do not count with agent readiness", "agent",
+       [this] {
+         for (int64_t rank = 0; rank < 8; ++rank) {
+           if (rank != 4) Agent(rank, v1::PHASE_READY, 10);
+         }
+         Agent(4, v1::PHASE_VALIDATING, 30);
+         Workload(1, v1::PHASE_SPLITTING, 10);
+       },
+       45, ""},
+      {"excluded members are the policy's", "agent",
+       [this] { membership_.Exclude({membership_.Assignment()[0]}); }, 61,
+       "rank 1 (pod pod-node-a-1, node node-a) stuck in agent PLANNED for 61.0 s: deadline "
+       "bootstrap_ms 60000"},
+      {"a FAILED epoch has no deadline", "agent",
+       [this] { Agent(2, v1::PHASE_FAILED, 1); }, 600, ""},
+  };
+  for (const Case& c : cases) {
+    Start(c.readiness);
+    c.setup();
+    std::optional<Membership::Stall> stall = StallAt(c.at);
+    if (c.reason.empty()) {
+      EXPECT_EQ(stall, std::nullopt) << c.name << ": " << stall->reason;
+      continue;
+    }
+    ASSERT_TRUE(stall.has_value()) << c.name;
+    EXPECT_EQ(stall->reason, c.reason) << c.name;
+  }
+}
+
+TEST_F(StallTest, AgentStallsComeBeforeWorkloadStalls) {
+  Start("workload");
+  for (int64_t rank = 0; rank < 8; ++rank) {
+    if (rank != 7) Agent(rank, v1::PHASE_READY, 10);
+  }
+  Agent(7, v1::PHASE_VALIDATING, 30);
+  // The workloads of ranks 0..6 (never reported) are 41 s past their agents' READY; rank 7's
+  // agent is 21 s into VALIDATING.
+  std::optional<Membership::Stall> stall = StallAt(51);
+  ASSERT_TRUE(stall.has_value());
+  EXPECT_EQ(stall->rank, 7);
+  EXPECT_EQ(stall->layer, v1::REPORT_LAYER_UNSPECIFIED);
+  EXPECT_EQ(stall->phase, v1::PHASE_VALIDATING);
+}
+
+TEST_F(StallTest, NoDeadlinesNoStall) {
+  Start("workload", "");
+  EXPECT_EQ(StallAt(86400 * 7), std::nullopt);
+}
+
+TEST_F(StallTest, TheStallReportFailsTheRankLikeItsOwnFailureWithoutRenewingItsLease) {
+  Start("workload");
+  Agents(v1::PHASE_READY, 100);
+  Workload(2, v1::PHASE_SPLITTING, 110, "creating dp");
+  const absl::Time at = now_ + absl::Seconds(141.2);
+  std::optional<Membership::Stall> stall = StallAt(141.2);
+  ASSERT_TRUE(stall.has_value());
+  // Rank 0's workload never reported: PLANNED since its agent's READY at 100 s, 41.2 s ago.
+  EXPECT_EQ(stall->rank, 0);
+  EXPECT_EQ(stall->phase, v1::PHASE_PLANNED);
+  const v1::ReportGroupStatusRequest& report = stall->report;
+  EXPECT_EQ(report.layer(), v1::REPORT_LAYER_WORKLOAD);
+  EXPECT_EQ(report.phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(report.error(), stall->reason);
+  EXPECT_EQ(report.member().member_id(), stall->member->member_id);
+  EXPECT_THAT(membership_.CheckReport(report), IsOk());
+
+  const int64_t seen = membership_.Status().members(0).last_seen().seconds();
+  absl::StatusOr<v1::Phase> phase = membership_.ApplyStall(*stall, at);
+  ASSERT_THAT(phase, IsOk());
+  EXPECT_EQ(*phase, v1::PHASE_FAILED);
+  const v1::ClusterStatus status = membership_.Status();
+  EXPECT_EQ(status.reason(), absl::StrCat("rank 0 workload: ", stall->reason));
+  EXPECT_EQ(status.members(0).workload().phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(status.members(0).last_seen().seconds(), seen);
+  EXPECT_EQ(StallAt(500), std::nullopt);
 }
 
 }  // namespace

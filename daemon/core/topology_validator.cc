@@ -266,6 +266,31 @@ absl::Status ValidateElastic(v1::Topology* topology) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateReadiness(const v1::Topology& topology) {
+  const std::string& readiness = topology.readiness();
+  if (readiness.empty() || readiness == kReadinessAgent || readiness == kReadinessWorkload) {
+    return absl::OkStatus();
+  }
+  return Invalid("readiness must be \"agent\" or \"workload\" (or empty for \"agent\"), got ",
+                 Quote(readiness));
+}
+
+absl::Status ValidateDeadlines(const v1::Deadlines& deadlines) {
+  const std::pair<absl::string_view, int64_t> fields[] = {
+      {"bootstrap_ms", deadlines.bootstrap_ms()},
+      {"split_ms", deadlines.split_ms()},
+      {"validate_ms", deadlines.validate_ms()},
+      {"workload_ms", deadlines.workload_ms()},
+  };
+  for (const auto& [name, value] : fields) {
+    if (value < 0) return Invalid("deadlines.", name, " must be >= 0, got ", value);
+    if (value > kMaxDeadlineMs) {
+      return Invalid("deadlines.", name, " must be <= ", kMaxDeadlineMs, " (a day), got ", value);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The dims a group's `mesh` refers to, or nullptr for an unknown mesh.
 const RepeatedPtrField<v1::Dim>* MeshDims(const v1::Topology& topology, const std::string& mesh) {
   if (mesh.empty()) return &topology.dims();
@@ -442,6 +467,8 @@ absl::StatusOr<v1::Topology> TopologyValidator::Normalize(const v1::Topology& to
   RETURN_IF_ERROR(ValidateValidation(normalized.mutable_validation()));
   RETURN_IF_ERROR(ValidateGroups(&normalized));
   RETURN_IF_ERROR(ValidateElastic(&normalized));
+  RETURN_IF_ERROR(ValidateReadiness(normalized));
+  RETURN_IF_ERROR(ValidateDeadlines(normalized.deadlines()));
   return normalized;
 }
 

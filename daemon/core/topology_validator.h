@@ -23,6 +23,10 @@ inline constexpr int64_t kDefaultHeartbeatIntervalMs = 2000;
 inline constexpr int64_t kMinHeartbeatIntervalMs = 50;
 inline constexpr int64_t kMaxHeartbeatIntervalMs = 600000;
 inline constexpr int64_t kMaxLeaseTimeoutMs = 3600000;
+// A day: a longer deadline is a typo, not a plan.
+inline constexpr int64_t kMaxDeadlineMs = 86400000;
+inline constexpr absl::string_view kReadinessAgent = "agent";
+inline constexpr absl::string_view kReadinessWorkload = "workload";
 
 // Checks a topology against every rule of DESIGN.md ("Invalid topologies are refused ...") and
 // fills in defaults. Pure; thread-compatible (stateless).
@@ -32,6 +36,11 @@ class TopologyValidator {
   // one group kind per dim of `dims` when `groups` is empty, each group's backend inherited from
   // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in, elastic defaults filled in
   // (replica dim "dp" when there is one, min 1, max its size, heartbeat 2 s, lease 5 heartbeats).
+  // `readiness` must be "", "agent" or "workload" and is kept as given: "" means "agent" (see
+  // Readiness), and leaving it empty keeps the normalized encoding of documents that predate
+  // the field byte for byte, so re-applying them is still a no-op. `preflight` and `deadlines`
+  // are kept as given too (unset preflight means true; each deadline in [0, kMaxDeadlineMs],
+  // 0 meaning none).
   // Any violation gives INVALID_ARGUMENT with a message that starts with the field path and
   // names the offending value, e.g. `dims[1].size must be >= 1, got 0`.
   // Overlapping explicit lists are refused here (one rank bitmap, O(world)); the rule that
@@ -39,6 +48,11 @@ class TopologyValidator {
   // SplitPlanner::Build. Explicit lists come back in canonical order (sorted by first member,
   // each list's own order kept), so list i of the normalized topology is group i of the plan.
   static absl::StatusOr<v1::Topology> Normalize(const v1::Topology& topology);
+
+  // What READY waits for: kReadinessWorkload or kReadinessAgent (also for an empty field).
+  static absl::string_view Readiness(const v1::Topology& topology) {
+    return topology.readiness() == kReadinessWorkload ? kReadinessWorkload : kReadinessAgent;
+  }
 };
 
 }  // namespace splitd::core

@@ -249,7 +249,21 @@ INSTANTIATE_TEST_SUITE_P(
             "ListsWithMesh",
             C(absl::StrCat(kExpertMesh,
                            R"(groups { name: "c" mesh: "expert" split_ranks { ranks: 0 } })")),
-            "groups[0].mesh must be empty when split_ranks is given, got \"expert\""}),
+            "groups[0].mesh must be empty when split_ranks is given, got \"expert\""},
+        // readiness, deadlines
+        InvalidCase{"UnknownReadiness", C(R"(readiness: "workloads")"),
+                    "readiness must be \"agent\" or \"workload\" (or empty for \"agent\"), "
+                    "got \"workloads\""},
+        InvalidCase{"UpperCaseReadiness", C(R"(readiness: "Agent")"),
+                    "readiness must be \"agent\" or \"workload\""},
+        InvalidCase{"NegativeBootstrapDeadline", C("deadlines { bootstrap_ms: -1 }"),
+                    "deadlines.bootstrap_ms must be >= 0, got -1"},
+        InvalidCase{"NegativeSplitDeadline", C("deadlines { split_ms: -1 }"),
+                    "deadlines.split_ms must be >= 0, got -1"},
+        InvalidCase{"NegativeValidateDeadline", C("deadlines { validate_ms: -5 }"),
+                    "deadlines.validate_ms must be >= 0, got -5"},
+        InvalidCase{"WorkloadDeadlineOverADay", C("deadlines { workload_ms: 86400001 }"),
+                    "deadlines.workload_ms must be <= 86400000 (a day), got 86400001"}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.name; });
 
 TEST(TopologyValidatorTest, RefusesTenThousandDimsQuickly) {
@@ -396,6 +410,36 @@ TEST(TopologyValidatorTest, AcceptsBoundaryValues) {
 TEST(TopologyValidatorTest, AcceptsWorldSmallerThanOneNode) {
   EXPECT_THAT(TopologyValidator::Normalize(Valid("nodes { gpus_per_node: 16 }")), IsOk());
   EXPECT_THAT(TopologyValidator::Normalize(Valid("nodes { gpus_per_node: 4 count: 2 }")), IsOk());
+}
+
+TEST(TopologyValidatorTest, KeepsReadinessPreflightAndDeadlinesAsGiven) {
+  absl::StatusOr<v1::Topology> normalized = TopologyValidator::Normalize(Valid(R"(
+    readiness: "workload"
+    preflight: false
+    deadlines { bootstrap_ms: 0 split_ms: 30000 validate_ms: 86400000 workload_ms: 1 }
+  )"));
+  ASSERT_THAT(normalized, IsOk());
+  EXPECT_EQ(normalized->readiness(), "workload");
+  EXPECT_EQ(TopologyValidator::Readiness(*normalized), kReadinessWorkload);
+  ASSERT_TRUE(normalized->has_preflight());
+  EXPECT_FALSE(normalized->preflight());
+  EXPECT_EQ(normalized->deadlines().split_ms(), 30000);
+  EXPECT_EQ(normalized->deadlines().validate_ms(), 86400000);
+  EXPECT_EQ(normalized->deadlines().workload_ms(), 1);
+}
+
+// Documents written before readiness existed normalize to the very same bytes, so the daemon
+// still sees a re-applied document as unchanged.
+TEST(TopologyValidatorTest, EmptyReadinessStaysEmptyAndMeansAgent) {
+  absl::StatusOr<v1::Topology> normalized = TopologyValidator::Normalize(Valid(""));
+  ASSERT_THAT(normalized, IsOk());
+  EXPECT_EQ(normalized->readiness(), "");
+  EXPECT_FALSE(normalized->has_preflight());
+  EXPECT_FALSE(normalized->has_deadlines());
+  EXPECT_EQ(TopologyValidator::Readiness(*normalized), kReadinessAgent);
+  absl::StatusOr<v1::Topology> agent = TopologyValidator::Normalize(Valid(R"(readiness: "agent")"));
+  ASSERT_THAT(agent, IsOk());
+  EXPECT_EQ(TopologyValidator::Readiness(*agent), kReadinessAgent);
 }
 
 TEST(TopologyValidatorTest, AcceptsGroupsOverAFurtherMesh) {

@@ -1,0 +1,253 @@
+#include "daemon/core/agent_progress.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace splitd::core {
+namespace {
+
+bool IsReportPhase(v1::Phase phase) {
+  return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time time) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(time);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+// One entry's own checks; its kind index, or the error naming `field`.
+absl::StatusOr<int> CheckEntry(const SplitPlan& plan, const v1::ReportGroupStatusRequest& request,
+                               const v1::GroupReport& report, const std::string& field) {
+  int kind_index = -1;
+  for (size_t k = 0; k < plan.kinds.size(); ++k) {
+    if (plan.kinds[k].name == report.kind()) kind_index = static_cast<int>(k);
+  }
+  if (kind_index < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".kind \"", absl::CHexEscape(report.kind()), "\" is not a group kind of the plan"));
+  }
+  const GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
+  if (kind.group_of_rank[static_cast<size_t>(request.rank())] < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": rank ", request.rank(), " takes no part in kind ", kind.name));
+  }
+  bool backend_known = false;
+  for (absl::string_view part : absl::StrSplit(kind.backend, ',')) {
+    if (part == report.backend()) backend_known = true;
+  }
+  if (!backend_known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".backend \"", absl::CHexEscape(report.backend()), "\" is not part of kind ",
+        kind.name, "'s backend \"", kind.backend, "\""));
+  }
+  if (!IsReportPhase(report.phase())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(report.phase())));
+  }
+  if (request.phase() == v1::PHASE_READY && report.phase() != v1::PHASE_READY &&
+      report.phase() != v1::PHASE_FAILED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".phase must be READY or FAILED in a READY report, got ",
+        v1::Phase_Name(report.phase())));
+  }
+  return kind_index;
+}
+
+}  // namespace
+
+void AgentProgress::Reset(const SplitPlan& plan, absl::Time start) {
+  Rank planned;
+  planned.since = start;
+  planned.kinds.resize(plan.kinds.size());
+  ranks_.assign(static_cast<size_t>(plan.world_size), planned);
+  counts_.fill(0);
+  counts_[v1::PHASE_PLANNED] = plan.world_size;
+}
+
+void AgentProgress::Resume(absl::Time now) {
+  for (Rank& rank : ranks_) rank.since = std::max(rank.since, now);
+}
+
+void AgentProgress::Clear() {
+  ranks_.clear();
+  counts_.fill(0);
+}
+
+absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
+    const SplitPlan& plan, const v1::ReportGroupStatusRequest& request) {
+  const size_t kind_count = plan.kinds.size();
+  if (request.groups_size() > static_cast<int>(kind_count * 2)) {
+    return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count * 2,
+                                                   " entries (kinds x backends), got ",
+                                                   request.groups_size()));
+  }
+  EntriesByKind entries(kind_count);
+  for (int i = 0; i < request.groups_size(); ++i) {
+    absl::StatusOr<int> kind_index =
+        CheckEntry(plan, request, request.groups(i), absl::StrCat("groups[", i, "]"));
+    if (!kind_index.ok()) return kind_index.status();
+    entries[static_cast<size_t>(*kind_index)].push_back(&request.groups(i));
+  }
+  const bool preflight = !plan.topology.has_preflight() || plan.topology.preflight();
+  if (request.phase() == v1::PHASE_READY && preflight) {
+    for (size_t k = 0; k < kind_count; ++k) {
+      const GroupKind& kind = plan.kinds[k];
+      if (kind.group_of_rank[static_cast<size_t>(request.rank())] >= 0 && entries[k].empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "groups: phase READY needs a report for kind ", kind.name, " of rank ",
+            request.rank()));
+      }
+    }
+  }
+  return entries;
+}
+
+void AgentProgress::SetPhase(int64_t rank, v1::Phase phase, const std::string& reason,
+                             absl::Time now) {
+  Rank& state = ranks_[static_cast<size_t>(rank)];
+  --counts_[state.phase];
+  ++counts_[phase];
+  if (state.phase != phase) state.since = now;
+  state.phase = phase;
+  state.reason = reason;
+}
+
+std::optional<std::string> AgentProgress::Apply(const SplitPlan& plan,
+                                                const std::string& member_id,
+                                                const v1::ReportGroupStatusRequest& request,
+                                                const EntriesByKind& entries, absl::Time now) {
+  const int64_t rank = request.rank();
+  Rank& state = ranks_[static_cast<size_t>(rank)];
+  // Phases only move forward within an epoch. Agents send progress without waiting for the
+  // answer, so one may arrive after a later phase; it changes nothing.
+  if (request.phase() != v1::PHASE_FAILED &&
+      (state.phase == v1::PHASE_FAILED || request.phase() < state.phase)) {
+    return std::nullopt;
+  }
+  state.timings = request.timings();
+  state.detail = request.detail().substr(0, kMaxReportDetailLength);
+
+  if (request.fingerprint() != plan.fingerprint) {
+    std::string reason = absl::StrCat("rank ", rank, " (member ", member_id,
+                                      ") derived plan fingerprint ",
+                                      request.fingerprint().substr(0, 12), " but the plan's is ",
+                                      plan.fingerprint.substr(0, 12));
+    SetPhase(rank, v1::PHASE_FAILED, reason, now);
+    return reason;
+  }
+
+  // Merge the entries per kind: a kind is READY only when every backend part reported READY.
+  std::string failure;
+  for (size_t k = 0; k < plan.kinds.size(); ++k) {
+    if (entries[k].empty()) continue;
+    const GroupKind& kind = plan.kinds[k];
+    const int32_t group = kind.group_of_rank[static_cast<size_t>(rank)];
+    const double size = static_cast<double>(kind.offsets[group + 1] - kind.offsets[group]);
+    KindReport merged;
+    merged.phase = v1::PHASE_READY;
+    merged.allreduce_value = size;
+    for (const v1::GroupReport* report : entries[k]) {
+      v1::Phase phase = report->phase();
+      std::string error = report->error().substr(0, kMaxReportErrorLength);
+      if (phase == v1::PHASE_READY && report->allreduce_value() != size) {
+        phase = v1::PHASE_FAILED;
+        error = absl::StrCat("all-reduce of ones gave ", report->allreduce_value(),
+                             ", expected the group size ", size);
+      }
+      if (phase == v1::PHASE_FAILED && failure.empty()) {
+        failure = absl::StrCat("rank ", rank, " group ", kind.name, "[", group, "] (",
+                               report->backend(), "): ",
+                               error.empty() ? std::string("failed") : error);
+      }
+      if (merged.phase != v1::PHASE_FAILED && (phase == v1::PHASE_FAILED || phase < merged.phase)) {
+        merged.phase = phase;
+      }
+      merged.allreduce_value = std::min(merged.allreduce_value, report->allreduce_value());
+      merged.latency_us = std::max(merged.latency_us, report->latency_us());
+      merged.bus_bandwidth_gbps = merged.bus_bandwidth_gbps == 0
+                                      ? report->bus_bandwidth_gbps()
+                                      : std::min(merged.bus_bandwidth_gbps,
+                                                 report->bus_bandwidth_gbps());
+    }
+    state.kinds[k] = merged;
+  }
+
+  if (request.phase() == v1::PHASE_FAILED || !failure.empty()) {
+    if (failure.empty()) {
+      failure = absl::StrCat("rank ", rank, " (member ", member_id, "): ",
+                             request.error().empty()
+                                 ? std::string("failed")
+                                 : request.error().substr(0, kMaxReportErrorLength));
+    }
+    SetPhase(rank, v1::PHASE_FAILED, failure, now);
+    return failure;
+  }
+  SetPhase(rank, request.phase(), "", now);
+  return std::nullopt;
+}
+
+void AgentProgress::Fill(int64_t rank, v1::MemberStatus* out) const {
+  const Rank& state = ranks_[static_cast<size_t>(rank)];
+  out->set_phase(state.phase);
+  out->set_reason(state.reason);
+  *out->mutable_timings() = state.timings;
+  *out->mutable_phase_since() = ToTimestamp(state.since);
+}
+
+void AgentProgress::AddKindStatus(const SplitPlan& plan, size_t k,
+                                  v1::GroupKindStatus* out) const {
+  const GroupKind& kind = plan.kinds[k];
+  out->set_kind(kind.name);
+  out->set_groups(kind.group_count());
+  if (ranks_.empty()) return;
+  int64_t ready = 0;
+  int64_t failed = 0;
+  double max_latency = 0;
+  for (int64_t g = 0; g < kind.group_count(); ++g) {
+    bool all_ready = true;
+    bool any_failed = false;
+    bool any_report = false;
+    double value = 0;
+    double bandwidth = 0;
+    std::vector<double> latencies;
+    for (int32_t rank : kind.group(g)) {
+      const KindReport& report = ranks_[static_cast<size_t>(rank)].kinds[k];
+      if (report.phase == v1::PHASE_UNSPECIFIED) {
+        all_ready = false;
+        continue;
+      }
+      any_report = true;
+      if (report.phase == v1::PHASE_FAILED) any_failed = true;
+      if (report.phase != v1::PHASE_READY) all_ready = false;
+      value = latencies.empty() ? report.allreduce_value : std::min(value, report.allreduce_value);
+      bandwidth = bandwidth == 0 ? report.bus_bandwidth_gbps
+                                 : std::min(bandwidth, report.bus_bandwidth_gbps);
+      latencies.push_back(report.latency_us);
+    }
+    if (!any_report) continue;
+    std::sort(latencies.begin(), latencies.end());
+    const double median = latencies[latencies.size() / 2];
+    v1::GroupValidation* validation = out->add_validations();
+    validation->set_group_index(g);
+    validation->set_phase(any_failed ? v1::PHASE_FAILED
+                                     : (all_ready ? v1::PHASE_READY : v1::PHASE_VALIDATING));
+    validation->set_allreduce_value(value);
+    validation->set_latency_us(median);
+    validation->set_bus_bandwidth_gbps(bandwidth);
+    if (any_failed) ++failed;
+    if (all_ready && !any_failed) ++ready;
+    max_latency = std::max(max_latency, median);
+  }
+  out->set_ready(ready);
+  out->set_failed(failed);
+  out->set_max_latency_us(max_latency);
+}
+
+}  // namespace splitd::core
