@@ -213,7 +213,8 @@ absl::Status UnixHttpServer::Start() {
           MHD_USE_ITC,
       0, nullptr, nullptr, &UnixHttpServerCallbacks::OnRequest, this, MHD_OPTION_LISTEN_SOCKET,
       listen_fd_, MHD_OPTION_NOTIFY_COMPLETED, &UnixHttpServerCallbacks::OnCompleted, this,
-      MHD_OPTION_CONNECTION_LIMIT, options_.max_connections,
+      MHD_OPTION_CONNECTION_LIMIT, options_.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      options_.idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, size_t{64} << 10, MHD_OPTION_EXTERNAL_LOGGER,
       &UnixHttpServerCallbacks::Log, this, MHD_OPTION_END);
   if (daemon_ == nullptr) {

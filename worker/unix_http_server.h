@@ -47,6 +47,9 @@ class UnixHttpServer {
     unsigned mode = 0600;
     size_t max_body_bytes = size_t{4} << 20;
     unsigned max_connections = 256;
+    // A connection that sends nothing for this long (between requests, or in the middle of one:
+    // a request that never ends) is closed; a handler that waits is not cut short by it.
+    unsigned idle_timeout_s = 10;
   };
 
   UnixHttpServer(Options options, HttpHandler handler);

@@ -321,6 +321,32 @@ TEST_F(WorkloadEndpointTest, ReportIsParsedIntoAWorkloadReport) {
   EXPECT_DOUBLE_EQ(report.groups(0).allreduce_value(), 2);
 }
 
+TEST(UnixHttpServerTest, AWaitLongerThanTheIdleTimeoutStillGetsItsAnswer) {
+  char dir[] = "/tmp/splitd-idle-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  UnixHttpServer::Options options;
+  options.path = std::string(dir) + "/agent.sock";
+  options.idle_timeout_s = 1;
+  UnixHttpServer server(options, [](const HttpRequest&, const ClientGone&) {
+    absl::SleepFor(absl::Milliseconds(2500));
+    return HttpResponse{200, "{\"waited\":true}"};
+  });
+  ASSERT_THAT(server.Start(), IsOk());
+  Reply reply = Send(options.path, "GET", "/v1/status");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "{\"waited\":true}");
+  // A request that never ends is closed once it has been idle that long.
+  const int fd = Connect(options.path);
+  ASSERT_GE(fd, 0);
+  SendAll(fd, std::string("\0\1 not http\r\n", 15));
+  const absl::Time start = absl::Now();
+  ReadAll(fd);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  ::close(fd);
+  server.Stop();
+  ::rmdir(dir);
+}
+
 TEST(UnixSocketTest, ALiveSocketIsNotTakenOverAndAStaleOneIs) {
   const std::string path = absl::StrCat(::testing::TempDir(), "/live-", ::getpid(), ".sock");
   absl::StatusOr<int> first = ListenUnixSocket(path, 0600);
