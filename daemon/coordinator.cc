@@ -16,17 +16,12 @@
 #include "daemon/core/split_planner.h"
 #include "daemon/core/topology_validator.h"
 #include "spdlog/spdlog.h"
+#include "daemon/core/status_fields.h"
 
 namespace splitd::daemon {
 namespace {
 
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
+using core::ToTimestamp;
 
 absl::Status CheckName(const std::string& field, const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));

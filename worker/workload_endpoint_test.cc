@@ -338,7 +338,8 @@ TEST(UnixHttpServerTest, AWaitLongerThanTheIdleTimeoutStillGetsItsAnswer) {
   // A request that never ends is closed once it has been idle that long.
   const int fd = Connect(options.path);
   ASSERT_GE(fd, 0);
-  SendAll(fd, std::string("\0\1 not http\r\n", 15));
+  constexpr char kNeverEnds[] = "\0\1 not http\r\n";
+  SendAll(fd, std::string(kNeverEnds, sizeof(kNeverEnds) - 1));
   const absl::Time start = absl::Now();
   ReadAll(fd);
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));

@@ -6,21 +6,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "daemon/core/status_fields.h"
 
 namespace splitd::core {
 namespace {
-
-bool IsReportPhase(v1::Phase phase) {
-  return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
 
 // One entry's own checks; its kind index, or the error naming `field`.
 absl::StatusOr<int> CheckEntry(const SplitPlan& plan, const v1::ReportGroupStatusRequest& request,

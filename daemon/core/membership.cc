@@ -10,6 +10,7 @@
 #include "common/same_secret.h"
 #include "common/sha256.h"
 #include "daemon/core/topology_validator.h"
+#include "daemon/core/status_fields.h"
 
 namespace splitd::core {
 namespace {
@@ -26,18 +27,6 @@ absl::Status CheckText(absl::string_view field, const std::string& value, bool r
                                                    value.size()));
   }
   return absl::OkStatus();
-}
-
-bool IsReportPhase(v1::Phase phase) {
-  return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
 }
 
 // "SPLITTING" for PHASE_SPLITTING.

@@ -5,21 +5,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/core/status_fields.h"
 
 namespace splitd::core {
 namespace {
-
-bool IsReportPhase(v1::Phase phase) {
-  return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
-}
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
 
 int KindIndex(const SplitPlan& plan, const std::string& name) {
   for (size_t k = 0; k < plan.kinds.size(); ++k) {
