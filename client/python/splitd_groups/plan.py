@@ -12,6 +12,8 @@ The plan file (worker/plan_file.h) holds this rank's view of one epoch:
      "timings": {...}}
 
 plus "error" when state is FAILED or EXCLUDED. Kinds this rank takes no part in are omitted.
+The agent's workload endpoint (docs/workload-endpoint.md) serves the same document with "socket",
+"readiness", "preflight" and "layout" (every group of every kind), which Plan keeps as well.
 """
 
 import dataclasses
@@ -82,6 +84,10 @@ class Plan:
     groups: Mapping[str, Group]
     timings: Mapping[str, float]
     path: Optional[str] = None
+    socket: Optional[str] = None  # the agent's workload endpoint, when it has one
+    readiness: Optional[str] = None  # "agent" or "workload", when the agent said
+    preflight: Optional[bool] = None
+    layout: Optional["Layout"] = None  # every group of the epoch, when the agent sent it
 
     @property
     def kinds(self) -> Tuple[str, ...]:
@@ -222,10 +228,59 @@ def parse(doc: Any, path: Optional[str] = None) -> Plan:
     timings = doc.get("timings", {})
     if not isinstance(timings, dict):
         raise PlanError(f"{where}: field \"timings\" must be an object, got {timings!r}")
-    return Plan(cluster=cluster, rank=rank, world_size=world_size, epoch=epoch,
+    socket = _optional(doc, "socket", str, where)
+    readiness = _optional(doc, "readiness", str, where)
+    preflight = _optional(doc, "preflight", bool, where)
+    layout = None
+    if doc.get("layout") is not None:
+        layout = _parse_layout(doc["layout"], epoch, fingerprint, world_size, where)
+    plan = Plan(cluster=cluster, rank=rank, world_size=world_size, epoch=epoch,
                 fingerprint=fingerprint, method=method, state=state, error=error,
                 groups=types.MappingProxyType(groups),
-                timings=types.MappingProxyType(dict(timings)), path=path)
+                timings=types.MappingProxyType(dict(timings)), path=path, socket=socket,
+                readiness=readiness, preflight=preflight, layout=layout)
+    if layout is not None and state == "READY":
+        problems = check_plan_against_layout(plan, layout)
+        if problems:
+            raise PlanError(f"{where}: layout: " + "; ".join(problems))
+    return plan
+
+
+def _optional(doc: Mapping[str, Any], key: str, kind: type, where: str):
+    value = doc.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise PlanError(f"{where}: field \"{key}\" must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _parse_layout(raw: Any, epoch: int, fingerprint: str, world_size: int,
+                  where: str) -> "Layout":
+    """The endpoint's "layout": [{"kind", "backend", "groups": [[ranks], ...]}, ...], kinds in
+    plan order, groups in canonical order, members in local-rank order."""
+    if not isinstance(raw, list):
+        raise PlanError(f"{where}: field \"layout\" must be a list, got {raw!r}")
+    groups: Dict[str, Tuple[Tuple[int, ...], ...]] = {}
+    backends: Dict[str, Optional[str]] = {}
+    for i, entry in enumerate(raw):
+        lwhere = f"{where}: layout[{i}]"
+        if not isinstance(entry, dict):
+            raise PlanError(f"{lwhere} must be an object, got {entry!r}")
+        kind = _field(entry, "kind", str, lwhere)
+        if not _NAME_RE.match(kind):
+            raise PlanError(f"{lwhere}.kind must be 1-63 of [A-Za-z0-9_.-], got {kind!r}")
+        if kind in groups:
+            raise PlanError(f"{lwhere}: kind {kind} appears twice")
+        backends[kind] = check_backend(_field(entry, "backend", str, lwhere),
+                                       f"{lwhere}.backend")
+        lists = _field(entry, "groups", list, lwhere)
+        groups[kind] = tuple(_check_ranks(g, max(world_size, 0), f"{lwhere}.groups[{j}]")
+                             for j, g in enumerate(lists))
+    layout = Layout(epoch, fingerprint, world_size, tuple(groups),
+                    types.MappingProxyType(groups), types.MappingProxyType(backends))
+    problems = _check_layout(layout)
+    if problems:
+        raise PlanError(f"{where}: layout: " + "; ".join(problems))
+    return layout
 
 
 def load(path: str) -> Plan:

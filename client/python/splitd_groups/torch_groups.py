@@ -6,19 +6,30 @@ order. The plan file only lists this rank's own groups (and omits kinds the rank
 in), so by default create_groups() first runs one all_gather_object over the world: it checks
 that every rank holds the same epoch and fingerprint, that torch ranks equal plan ranks, that
 the groups agree member by member, and rebuilds every group of every kind in canonical order.
+A plan read from the agent's workload endpoint carries that layout already, and is used as is.
+
+When the plan names its agent's endpoint, create_groups reports its progress there (SPLITTING
+per kind, VALIDATING, READY or FAILED) and checks every group it made with one all-reduce of
+ones, which must give the group's size.
 """
 
 import datetime
 import inspect
 import logging
-from typing import Dict, Optional, Union
+import time
+from typing import Any, Dict, List, Optional, Union
 
+from .endpoint import Reporter
 from .plan import (Layout, Plan, PlanError, check_ascending, check_plan_against_layout,
                    consolidate, contribution)
 
 METHODS = ("auto", "split", "new_group", "new_group_local")
 
 logger = logging.getLogger("splitd_groups")
+
+
+class ValidationError(RuntimeError):
+    """A created group's all-reduce of ones did not give the group's size."""
 
 
 def _device_backends(backend: str) -> Dict[str, str]:
@@ -91,12 +102,14 @@ def gather_layout(plan: Plan) -> Layout:
 
 def create_groups(plan: Plan, *, backend: Optional[str] = None, method: str = "auto",
                   timeout: Union[None, float, datetime.timedelta] = None,
-                  layout: Optional[Layout] = None, verify: bool = True) -> Dict[str, object]:
+                  layout: Optional[Layout] = None, verify: bool = True,
+                  report: Optional[bool] = None,
+                  validate: Optional[bool] = None) -> Dict[str, object]:
     """Creates every group of `plan` in torch.distributed and returns {kind: ProcessGroup} for
     the kinds this rank is in, in kind order.
 
     Needs an initialized default group whose rank and world size are the plan's. Collective over
-    the world: every rank must call it with its own plan file of the same epoch.
+    the world: every rank must call it with its own plan of the same epoch.
 
     backend: None takes each kind's backend from the plan ("cpu:gloo,cuda:nccl" as such on
         PyTorch >= 2.0); a string ("gloo", "nccl", "cpu:gloo") is used for every kind, e.g. to
@@ -107,10 +120,39 @@ def create_groups(plan: Plan, *, backend: Optional[str] = None, method: str = "a
         a device-bound NCCL world).
     timeout: seconds or a timedelta for each created group; None: PyTorch's default.
     layout: every group of the epoch, e.g. fetch_full_plan(plan); checked against the plan.
-    verify: gather and check every rank's plan (one all_gather_object) when no layout is
-        given. Without it, only the plan file is used, which suffices for split_group and
+        None takes the plan's own layout when it came from the agent's endpoint.
+    verify: without any layout, gather and check every rank's plan (one all_gather_object).
+        Without it, only the plan file is used, which suffices for split_group and
         new_group_local when every kind covers every rank; new_group needs a layout then.
+    report: report progress to the agent's endpoint (SPLITTING "creating <kind>" before each
+        kind, VALIDATING, then READY with each kind's validation, or FAILED with the error).
+        None: when the plan names the endpoint. Where one process calls create_groups twice
+        (device and CPU groups), pass report=False to all but the last call.
+    validate: all-reduce a tensor of ones in each of this rank's groups and check that it sums
+        to the group's size (ValidationError otherwise). None: when reporting.
     """
+    reporter = Reporter.for_plan(plan) if report or report is None else None
+    if report and reporter is None:
+        reporter = Reporter(plan)  # the socket from $SPLITD_SOCKET or beside the plan file
+    if validate is None:
+        validate = reporter is not None
+    results: List[Dict[str, Any]] = []
+    stage = ["starting"]
+    try:
+        groups = _create(plan, backend, method, timeout, layout, verify, reporter, stage)
+        if validate:
+            _validate(plan, groups, reporter, results, stage)
+    except Exception as e:
+        if reporter is not None:
+            reporter.report("FAILED", stage[0], groups=results, error=f"{type(e).__name__}: {e}")
+        raise
+    if reporter is not None:
+        reporter.report("READY", groups=results)
+    return groups
+
+
+def _create(plan: Plan, backend: Optional[str], method: str, timeout, layout: Optional[Layout],
+            verify: bool, reporter: Optional[Reporter], stage: List[str]) -> Dict[str, object]:
     import torch.distributed as dist
 
     if method not in METHODS:
@@ -120,20 +162,25 @@ def create_groups(plan: Plan, *, backend: Optional[str] = None, method: str = "a
                            f"with rank={plan.rank} and world_size={plan.world_size} first")
     timeout = _timeout(timeout)
 
+    if layout is None and plan.layout is not None:
+        layout = plan.layout  # the agent's, checked against the plan when it was parsed
+    gathered = False
     if layout is not None:
         problems = check_plan_against_layout(plan, layout)
         if problems:
             raise PlanError("; ".join(problems))
     elif verify:
+        stage[0] = "gathering the layout"
         layout = gather_layout(plan)
-    if layout is None:
+        gathered = True
+    if not gathered:
         # Only this rank's view: refuse what the gather would have caught, locally.
         if not plan.ready:
             raise PlanError(f"plan state is {plan.state}, not READY")
         if (dist.get_rank(), dist.get_world_size()) != (plan.rank, plan.world_size):
             raise PlanError(f"torch rank {dist.get_rank()} of {dist.get_world_size()}, plan rank "
                             f"{plan.rank} of {plan.world_size}")
-        if method == "new_group":
+        if layout is None and method == "new_group":
             raise PlanError("method new_group needs every group of every kind: pass layout= "
                             "(fetch_full_plan) or verify=True")
 
@@ -156,6 +203,9 @@ def create_groups(plan: Plan, *, backend: Optional[str] = None, method: str = "a
 
     groups: Dict[str, object] = {}
     for kind in kinds:
+        stage[0] = f"creating {kind}"
+        if reporter is not None:
+            reporter.report("SPLITTING", stage[0])
         mine = plan.groups.get(kind)
         torch_backend = torch_backends[kind]
         lists = layout.groups[kind] if layout is not None else [mine.ranks]
@@ -201,6 +251,45 @@ def create_groups(plan: Plan, *, backend: Optional[str] = None, method: str = "a
                             f"rank {mine.local_rank} of {mine.size}")
         groups[kind] = pg
     return groups
+
+
+def _validation_device(dist, pg):
+    """Where a group's check tensor lives: its GPU when the group has NCCL (a
+    "cpu:gloo,cuda:nccl" group is checked on the device), the CPU otherwise."""
+    import torch
+    try:
+        name = str(dist.get_backend(pg)).lower()
+    except Exception:  # noqa: BLE001 - an unknown backend is checked on the CPU
+        name = ""
+    if "nccl" not in name:
+        return torch.device("cpu")
+    bound = _bound_device(dist)
+    return bound if bound is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def _validate(plan: Plan, groups: Dict[str, object], reporter: Optional[Reporter],
+              results: List[Dict[str, Any]], stage: List[str]) -> None:
+    """One all-reduce of ones per group of this rank, kind by kind (every member goes through
+    its kinds in the same order, so no two groups wait on each other)."""
+    import torch
+    import torch.distributed as dist
+    for kind, pg in groups.items():
+        stage[0] = f"validating {kind}"
+        if reporter is not None:
+            reporter.report("VALIDATING", stage[0], groups=results)
+        ones = torch.ones(1, device=_validation_device(dist, pg))
+        started = time.perf_counter()
+        dist.all_reduce(ones, group=pg)
+        value = float(ones.item())  # .item() waits for the device
+        latency_us = (time.perf_counter() - started) * 1e6
+        group = plan.groups[kind]
+        ok = value == float(group.size)
+        results.append({"kind": kind, "phase": "READY" if ok else "FAILED",
+                        "allreduce_value": value, "latency_us": round(latency_us, 1)})
+        if not ok:
+            raise ValidationError(f"kind {kind}: the all-reduce of ones in group "
+                                  f"{list(group.ranks)} gave {value}, not the group size "
+                                  f"{group.size}")
 
 
 def _torch_version() -> str:
