@@ -558,7 +558,7 @@ TEST(CoordinatorWorkloadTest, ARankPastItsDeadlineFailsTheEpochDurablyAndIsNamed
   status = coordinator.GetStatus("llama");
   ASSERT_THAT(status, IsOk());
   EXPECT_EQ(status->state(), v1::PHASE_FAILED);
-  EXPECT_EQ(status->reason(), absl::StrCat("rank 3 workload: ", stalled));
+  EXPECT_EQ(status->reason(), stalled);
   EXPECT_EQ(status->members(3).workload().phase(), v1::PHASE_FAILED);
 
   // STALLED names the rank, then the epoch's PHASE_CHANGED to FAILED follows.

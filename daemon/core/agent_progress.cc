@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "daemon/core/status_fields.h"
@@ -170,10 +171,13 @@ std::optional<std::string> AgentProgress::Apply(const SplitPlan& plan,
 
   if (request.phase() == v1::PHASE_FAILED || !failure.empty()) {
     if (failure.empty()) {
-      failure = absl::StrCat("rank ", rank, " (member ", member_id, "): ",
-                             request.error().empty()
-                                 ? std::string("failed")
-                                 : request.error().substr(0, kMaxReportErrorLength));
+      const std::string error = request.error().substr(0, kMaxReportErrorLength);
+      // A deadline's error names the rank, its pod and node already.
+      failure = absl::StrContains(error, ") stuck in ") &&
+                        absl::StartsWith(error, absl::StrCat("rank ", rank, " ("))
+                    ? error
+                    : absl::StrCat("rank ", rank, " (member ", member_id, "): ",
+                                   error.empty() ? std::string("failed") : error);
     }
     SetPhase(rank, v1::PHASE_FAILED, failure, now);
     return failure;

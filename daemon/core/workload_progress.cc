@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/core/status_fields.h"
 
@@ -140,10 +141,12 @@ std::optional<std::string> WorkloadProgress::Apply(const SplitPlan& plan,
 
   if (to == v1::PHASE_FAILED || !failure.empty()) {
     if (failure.empty()) {
-      failure = absl::StrCat("rank ", rank, " workload: ",
-                             request.error().empty()
-                                 ? std::string("failed")
-                                 : request.error().substr(0, kMaxReportErrorLength));
+      const std::string error = request.error().substr(0, kMaxReportErrorLength);
+      // An error that names the rank itself (a deadline's) needs no second name.
+      failure = absl::StartsWith(error, absl::StrCat("rank ", rank, " "))
+                    ? error
+                    : absl::StrCat("rank ", rank, " workload: ",
+                                   error.empty() ? std::string("failed") : error);
     }
     SetPhase(rank, v1::PHASE_FAILED, now);
     state.reason = failure;
