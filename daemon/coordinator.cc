@@ -23,19 +23,6 @@ namespace {
 
 using core::ToTimestamp;
 
-absl::Status CheckName(const std::string& field, const std::string& name) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
-  if (name.size() > static_cast<size_t>(core::kMaxNameLength)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
-                                                   core::kMaxNameLength, " characters"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status NotFound(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("cluster \"", name, "\" not found"));
-}
-
 // Two normalized topologies describe the same document when their deterministic encodings agree.
 std::string Encode(const v1::Topology& topology) {
   std::string bytes;
@@ -47,20 +34,20 @@ std::string Encode(const v1::Topology& topology) {
   return bytes;
 }
 
-// Turns `record` (a copy of the current epoch's) into the record of the epoch `decision` starts.
-void SetNextEpoch(const core::PolicyDecision& decision, absl::Time decided,
-                  store::ClusterRecord* record) {
-  const int64_t current = record->epoch;
-  record->epoch = current + 1;
-  record->update_time = decided;
-  record->plan_topology = decision.topology;
-  record->assignment = decision.assignment;
-  record->reason = decision.reason;
-  record->shrinks_epoch = decision.previous_ranks.empty() ? 0 : current;
-  record->previous_ranks = decision.previous_ranks;
+}  // namespace
+
+absl::Status Coordinator::CheckName(const std::string& field, const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
+  if (name.size() > static_cast<size_t>(core::kMaxNameLength)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
+                                                   core::kMaxNameLength, " characters"));
+  }
+  return absl::OkStatus();
 }
 
-}  // namespace
+absl::Status Coordinator::NotFound(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("cluster \"", name, "\" not found"));
+}
 
 Coordinator::Coordinator(store::StateStore* store, const Clock* clock, EventLog* events)
     : store_(store),
@@ -589,290 +576,6 @@ absl::Status Coordinator::AuthorizeRendezvous(const v1::MemberCredentials& membe
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(member));
   return membership->CheckRendezvous(member, epoch);
-}
-
-core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
-                                             const core::Membership& membership) const {
-  core::PolicyInput input;
-  input.declared = entry.record.topology;
-  input.current = entry.record.PlanTopology();
-  input.assignment = membership.Assignment();
-  for (const std::string& id : input.assignment) {
-    const core::Member* member = membership.FindById(id);
-    input.nodes.push_back(member->identity.node());
-    if (member->liveness == core::Liveness::kLost) input.lost.insert(id);
-    if (member->liveness == core::Liveness::kExcluded) input.excluded.insert(id);
-  }
-  for (const core::Member* spare : membership.Spares()) {
-    input.spares.push_back(core::SpareMember{spare->member_id, spare->identity.node(),
-                                             spare->identity.local_index(), spare->order});
-  }
-  return input;
-}
-
-void Coordinator::Tick() {
-  struct Loss {
-    std::string cluster;
-    double detect_ms = 0;
-  };
-  std::vector<Loss> losses;
-  std::vector<std::pair<std::string, core::Member>> lost;
-  std::vector<int64_t> epochs;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!recovered_) return;
-    const absl::Time now = clock_->Now();
-    for (auto& [name, membership] : memberships_) {
-      const v1::Elastic& elastic = clusters_.at(name)->record.topology.elastic();
-      const absl::Duration lease = absl::Milliseconds(elastic.lease_timeout_ms());
-      std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease);
-      if (expired.empty()) {
-        // A rank held by a member lost before its epoch started (the assignment raced the
-        // lease) still needs a decision; a DEGRADED cluster already has one.
-        if (membership->assigned() && membership->phase() != v1::PHASE_DEGRADED &&
-            membership->HasMissingRank()) {
-          losses.push_back(Loss{name, 0});
-        }
-        continue;
-      }
-      Loss loss{name, 0};
-      for (const core::Member* member : expired) {
-        // Detection: from the member's last sign of life to now.
-        loss.detect_ms = std::max(loss.detect_ms, absl::ToDoubleMilliseconds(now - member->last_seen));
-        lost.emplace_back(name, *member);
-        epochs.push_back(membership->plan().epoch);
-      }
-      losses.push_back(std::move(loss));
-    }
-  }
-  for (size_t i = 0; i < lost.size(); ++i) {
-    const auto& [name, member] = lost[i];
-    spdlog::warn("cluster {}: member {} (rank {}, pod {}) lost: no heartbeat for its lease", name,
-                 member.member_id, member.rank, member.identity.pod());
-    Emit(v1::EVENT_KIND_MEMBER_LOST, name, epochs[i], &member, v1::PHASE_UNSPECIFIED,
-         absl::StrCat(member.member_id, " (rank ", member.rank, ", pod ", member.identity.pod(),
-                      ") lost: lease expired"));
-  }
-  for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
-  CheckDeadlines();
-}
-
-void Coordinator::CheckDeadlines() {
-  struct Stalled {
-    std::string cluster;
-    int64_t epoch = 0;
-    core::Member member;
-    std::string stall;   // the STALLED reason
-    std::string reason;  // the epoch's, once FAILED
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    v1::EpochTimings timings;
-  };
-  std::vector<Stalled> stalled;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!recovered_) return;
-    const absl::Time now = clock_->Now();
-    for (auto& [name, membership] : memberships_) {
-      const v1::Deadlines& deadlines = clusters_.at(name)->plan->topology.deadlines();
-      std::optional<core::Membership::Stall> stall = membership->FindStall(now, deadlines);
-      if (!stall.has_value()) continue;
-      const int64_t epoch = stall->report.epoch();
-      // Durable before it is applied, like a rank's own failure report (ReportGroupStatus).
-      absl::Status stored = membership->CheckReport(stall->report);
-      if (stored.ok()) stored = store_->AddReport(name, epoch, stall->report);
-      if (!stored.ok()) {
-        // Nothing changed; the next tick tries again.
-        spdlog::error("cluster {} epoch {}: {}; not failed yet: {}", name, epoch, stall->reason,
-                      stored.ToString());
-        continue;
-      }
-      absl::StatusOr<v1::Phase> phase = membership->ApplyStall(*stall, now);
-      if (!phase.ok()) {
-        spdlog::error("cluster {} epoch {}: stored stall report not applied: {}", name, epoch,
-                      phase.status().ToString());
-        continue;
-      }
-      stalled.push_back(Stalled{name, epoch, *stall->member, stall->reason, membership->reason(),
-                                *phase, membership->Timings()});
-    }
-  }
-  for (const Stalled& s : stalled) {
-    spdlog::warn("cluster {} epoch {}: {}", s.cluster, s.epoch, s.stall);
-    Emit(v1::EVENT_KIND_STALLED, s.cluster, s.epoch, &s.member, s.phase, s.stall);
-    spdlog::info("cluster {} epoch {}: {}: {}", s.cluster, s.epoch, v1::Phase_Name(s.phase),
-                 s.reason);
-    Emit(v1::EVENT_KIND_PHASE_CHANGED, s.cluster, s.epoch, nullptr, s.phase, s.reason,
-         &s.timings);
-  }
-}
-
-void Coordinator::Reconcile(const std::string& name, double detect_ms) {
-  absl::MutexLock write_lock(&write_mu_);
-  const absl::Time decided = clock_->Now();
-  std::shared_ptr<const ClusterEntry> entry;
-  core::PolicyInput input;
-  bool degraded = false;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = memberships_.find(name);
-    if (it == memberships_.end() || !it->second->assigned()) return;
-    entry = clusters_.at(name);
-    input = PolicyInputOf(*entry, *it->second);
-    degraded = it->second->phase() == v1::PHASE_DEGRADED;
-  }
-  core::PolicyDecision decision = core::ElasticPolicy::Decide(input);
-  if (decision.action == core::PolicyDecision::Action::kNone && degraded) {
-    // Everyone is back: form the same layout again.
-    decision.action = core::PolicyDecision::Action::kNewEpoch;
-    decision.topology = input.current;
-    decision.assignment = input.assignment;
-    decision.reason = absl::StrCat("every rank's member is alive again: re-forming world ",
-                                   input.assignment.size());
-    decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
-  }
-  if (decision.action == core::PolicyDecision::Action::kNone) return;
-  absl::StatusOr<core::SplitPlan> plan;
-  if (decision.action == core::PolicyDecision::Action::kNewEpoch) {
-    plan = core::SplitPlanner::Build(decision.topology, entry->record.epoch + 1);
-    if (!plan.ok()) {
-      decision.action = core::PolicyDecision::Action::kDegraded;
-      decision.reason = absl::StrCat(decision.reason, "; but the new layout does not plan (",
-                                     plan.status().message(), ")");
-    }
-  }
-  if (decision.action == core::PolicyDecision::Action::kDegraded) {
-    v1::Phase phase;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = memberships_.find(name);
-      if (it == memberships_.end() || clusters_.at(name) != entry) return;
-      if (it->second->degraded_reason() == decision.reason) return;  // nothing new to say
-      it->second->SetDegraded(decision.reason);
-      phase = it->second->phase();
-    }
-    spdlog::warn("cluster {} epoch {}: DEGRADED: {}", name, entry->record.epoch, decision.reason);
-    Emit(v1::EVENT_KIND_DEGRADED, name, entry->record.epoch, nullptr, phase, decision.reason);
-    return;
-  }
-  store::ClusterRecord record = entry->record;
-  SetNextEpoch(decision, decided, &record);
-  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms,
-                                        decided, decision.cause);
-      !started.ok()) {
-    spdlog::error("cluster {}: cannot start a new epoch: {}", name, started.ToString());
-  }
-}
-
-absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
-                                     store::ClusterRecord record, core::SplitPlan plan,
-                                     double detect_ms, absl::Time decided,
-                                     v1::EpochCause cause) {
-  const std::string name = record.topology.cluster();
-  std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
-  RETURN_IF_ERROR(store_->PutCluster(entry->record));
-  const double plan_ms = absl::ToDoubleMilliseconds(clock_->Now() - decided);
-  v1::Phase phase;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = memberships_.find(name);
-    if (it == memberships_.end() || clusters_.at(name) != current) {
-      return absl::AbortedError("the cluster changed while the new epoch was planned");
-    }
-    clusters_[name] = entry;
-    it->second->Exclude(entry->record.excluded);
-    it->second->StartEpoch(entry->plan, clock_->Now(), entry->record.assignment);
-    it->second->SetEpochCause(entry->record.reason, detect_ms, plan_ms);
-    phase = it->second->phase();
-  }
-  spdlog::info("cluster {} epoch {} -> {}: {} (world {}, fingerprint {}, planned in {:.1f} ms{})",
-               name, current->record.epoch, entry->record.epoch, entry->record.reason,
-               entry->plan->world_size, entry->plan->fingerprint.substr(0, 12), plan_ms,
-               entry->record.shrinks_epoch > 0 ? ", ranks only removed" : "");
-  v1::EpochTimings timings;
-  timings.set_detect_ms(detect_ms);
-  timings.set_plan_ms(plan_ms);
-  Emit(v1::EVENT_KIND_EPOCH_STARTED, name, entry->record.epoch, nullptr, phase,
-       entry->record.reason, &timings, cause);
-  Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/false});
-  return absl::OkStatus();
-}
-
-absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
-    const v1::ReconfigureRequest& request) {
-  RETURN_IF_ERROR(CheckName("cluster", request.cluster()));
-  if (request.expected_epoch() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected_epoch must be >= 1 (the epoch the caller saw), got ",
-                     request.expected_epoch()));
-  }
-  absl::MutexLock write_lock(&write_mu_);
-  const absl::Time decided = clock_->Now();
-  std::shared_ptr<const ClusterEntry> entry;
-  core::PolicyInput input;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
-    auto it = memberships_.find(request.cluster());
-    if (it == memberships_.end()) return NotFound(request.cluster());
-    entry = clusters_.at(request.cluster());
-    if (request.expected_epoch() != entry->record.epoch) {
-      return absl::AbortedError(absl::StrCat("expected epoch ", request.expected_epoch(),
-                                             " but cluster \"", request.cluster(),
-                                             "\" is at epoch ", entry->record.epoch));
-    }
-    input = PolicyInputOf(*entry, *it->second);
-  }
-  v1::Topology declared;
-  ASSIGN_OR_RETURN(core::PolicyDecision decision,
-                   core::ElasticPolicy::Reconfigure(input, request.change(), &declared));
-  v1::ReconfigureResponse response;
-  response.set_reason(decision.reason);
-  response.set_applied(!request.dry_run());
-  store::ClusterRecord record = entry->record;
-  record.topology = declared;
-  for (const std::string& id : decision.excluded) record.excluded.push_back(id);
-  if (decision.action == core::PolicyDecision::Action::kNone) {
-    // Only the declared target changed; the layout waits for members.
-    ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*entry->plan, {}));
-    const core::ElasticPolicy::Layout same{entry->plan.get(), input.assignment};
-    *response.mutable_diff() = core::ElasticPolicy::Diff(same, same);
-    if (request.dry_run()) return response;
-    RETURN_IF_ERROR(store_->PutCluster(record));
-    absl::MutexLock lock(&mu_);
-    if (clusters_.at(request.cluster()) == entry) {
-      clusters_[request.cluster()] = MakeEntry(std::move(record), *entry->plan);
-    }
-    spdlog::info("cluster {}: {}", request.cluster(), decision.reason);
-    return response;
-  }
-  SetNextEpoch(decision, decided, &record);
-  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(decision.topology, record.epoch);
-  if (!plan.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the new layout does not plan: ", plan.status().message()));
-  }
-  ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*plan, {}));
-  response.mutable_plan()->set_reason(decision.reason);
-  *response.mutable_diff() = core::ElasticPolicy::Diff({entry->plan.get(), input.assignment},
-                                                      {&*plan, decision.assignment});
-  if (request.dry_run()) return response;
-  std::vector<core::Member> excluded;
-  {
-    absl::MutexLock lock(&mu_);
-    const core::Membership& membership = *memberships_.at(request.cluster());
-    for (const std::string& id : decision.excluded) {
-      if (const core::Member* member = membership.FindById(id)) excluded.push_back(*member);
-    }
-  }
-  RETURN_IF_ERROR(
-      StartEpoch(entry, std::move(record), *std::move(plan), 0, decided, decision.cause));
-  for (const core::Member& member : excluded) {
-    Emit(v1::EVENT_KIND_MEMBER_EXCLUDED, request.cluster(), entry->record.epoch + 1, &member,
-         v1::PHASE_UNSPECIFIED,
-         absl::StrCat(member.member_id, " (rank ", member.rank, ", node ",
-                      member.identity.node(), ") excluded"));
-  }
-  return response;
 }
 
 v1::Cluster Coordinator::ToProto(const ClusterEntry& entry, v1::Phase phase) {

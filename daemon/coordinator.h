@@ -160,6 +160,9 @@ class Coordinator {
     v1::Plan agent_plan;  // what WatchPlan sends (PlanView::ToAgentProto)
   };
 
+  // INVALID_ARGUMENT naming `field` for an empty or overlong cluster name.
+  static absl::Status CheckName(const std::string& field, const std::string& name);
+  static absl::Status NotFound(const std::string& name);
   absl::Status CheckRecovered() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<const ClusterEntry>> Find(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
