@@ -105,7 +105,7 @@ absl::Status RendezvousSpaces::WriteLocked(const SpaceKey& id, const std::string
   it->second = std::move(value);
   // Only a key that did not exist can complete a waiter: one waiting on an existing key is
   // waiting for another.
-  if (created) CollectReady(space, completions);
+  if (created) CollectReady(space, key, completions);
   return absl::OkStatus();
 }
 
@@ -117,26 +117,39 @@ std::vector<std::string> RendezvousSpaces::Values(const Space& space,
   return values;
 }
 
-void RendezvousSpaces::CollectReady(Space& space, std::vector<Completion>* completions) {
-  for (auto it = space.waiters.begin(); it != space.waiters.end();) {
-    Waiter* waiter = it->second;
-    bool all = true;
-    for (const std::string& key : waiter->keys) {
-      if (space.values.count(key) == 0) {
-        all = false;
-        break;
-      }
+void RendezvousSpaces::Park(Space& space, uint64_t id, std::vector<Completion>* completions) {
+  Waiter* waiter = space.waiters.at(id);
+  for (const std::string& key : waiter->keys) {
+    if (space.values.count(key) == 0) {
+      waiter->parked_on = key;
+      space.parked[key].insert(id);
+      return;
     }
-    if (!all) {
-      ++it;
-      continue;
-    }
-    const uint64_t id = it->first;
-    completions->emplace_back(std::move(waiter->done), Values(space, waiter->keys));
-    EraseDeadlineLocked(waiter->deadline, id);
-    it = space.waiters.erase(it);
-    waiters_.erase(id);
   }
+  completions->emplace_back(std::move(waiter->done), Values(space, waiter->keys));
+  EraseDeadlineLocked(waiter->deadline, id);
+  space.waiters.erase(id);
+  waiters_.erase(id);
+}
+
+void RendezvousSpaces::CollectReady(Space& space, const std::string& key,
+                                    std::vector<Completion>* completions) {
+  auto parked = space.parked.find(key);
+  if (parked == space.parked.end()) return;
+  const std::set<uint64_t> ids = std::move(parked->second);
+  space.parked.erase(parked);
+  for (uint64_t id : ids) Park(space, id, completions);
+}
+
+void RendezvousSpaces::Unpark(Space& space, uint64_t id) {
+  auto waiter = space.waiters.find(id);
+  if (waiter == space.waiters.end()) return;
+  auto parked = space.parked.find(waiter->second->parked_on);
+  if (parked != space.parked.end()) {
+    parked->second.erase(id);
+    if (parked->second.empty()) space.parked.erase(parked);
+  }
+  space.waiters.erase(waiter);
 }
 
 void RendezvousSpaces::EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_id) {
@@ -301,7 +314,7 @@ void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch,
     space.waiters[waiter_id] = waiter.get();
     deadlines_.emplace(deadline, waiter_id);
     waiters_[waiter_id] = std::move(waiter);
-    CollectReady(space, &completions);
+    Park(space, waiter_id, &completions);
   }
   Run(completions);
 }
@@ -312,7 +325,7 @@ bool RendezvousSpaces::Cancel(uint64_t waiter_id) {
   if (it == waiters_.end()) return false;
   Waiter* waiter = it->second.get();
   auto space = spaces_.find(waiter->space);
-  if (space != spaces_.end()) space->second.waiters.erase(waiter_id);
+  if (space != spaces_.end()) Unpark(space->second, waiter_id);
   EraseDeadlineLocked(waiter->deadline, waiter_id);
   waiters_.erase(it);
   return true;
@@ -400,7 +413,7 @@ void RendezvousSpaces::ExpireLoop() {
           std::move(waiter->done),
           absl::DeadlineExceededError(absl::StrCat(
               "rendezvous keys not set before the deadline (first missing: \"", missing, "\")")));
-      if (space != spaces_.end()) space->second.waiters.erase(id);
+      if (space != spaces_.end()) Unpark(space->second, id);
       waiters_.erase(it);
     }
     if (completions.empty()) continue;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -134,11 +135,15 @@ class RendezvousSpaces {
     std::vector<std::string> keys;
     absl::Time deadline;
     GetCallback done;
+    std::string parked_on;  // the first of `keys` that was missing when last looked at
   };
   struct Space {
     std::map<std::string, std::string> values;
     int64_t bytes = 0;
     std::map<uint64_t, Waiter*> waiters;  // by waiter id, waiting on this space
+    // Waiter ids by the key each is parked on: a new key looks only at the waiters parked on
+    // it, so a write costs O(its waiters), not O(every waiter of the space).
+    std::map<std::string, std::set<uint64_t>> parked;
   };
   using Completion = std::pair<GetCallback, absl::StatusOr<std::vector<std::string>>>;
 
@@ -154,9 +159,15 @@ class RendezvousSpaces {
   absl::Status WriteLocked(const SpaceKey& id, const std::string& key, std::string value,
                            std::vector<Completion>* completions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Completes the space's waiters whose keys all exist now.
-  void CollectReady(Space& space, std::vector<Completion>* completions)
+  // Parks waiter `id` on the first of its keys that is missing, or completes it (and forgets
+  // it) when all exist.
+  void Park(Space& space, uint64_t id, std::vector<Completion>* completions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Looks again at the waiters parked on `key`, which now exists.
+  void CollectReady(Space& space, const std::string& key, std::vector<Completion>* completions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes waiter `id` from the space's waiters and its parking place.
+  static void Unpark(Space& space, uint64_t id);
   void EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::vector<std::string> Values(const Space& space, const std::vector<std::string>& keys);

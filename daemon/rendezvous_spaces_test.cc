@@ -223,6 +223,44 @@ TEST(RendezvousSpacesTest, DeletedKeyIsWaitedForAgainUntilItIsSetAgain) {
   EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("second")));
 }
 
+TEST(RendezvousSpacesTest, AWaiterCompletesOnlyWhenEveryKeyExistsAtOnce) {
+  RendezvousSpaces spaces;
+  Completion completion;
+  spaces.Get("c", 1, "m-0", {"a", "b", "c"}, absl::InfiniteFuture(), 1, completion.Callback());
+  ASSERT_THAT(spaces.Set("c", 1, "c", "3"), IsOk());
+  ASSERT_THAT(spaces.Set("c", 1, "a", "1"), IsOk());
+  EXPECT_FALSE(completion.done.HasBeenNotified());
+  ASSERT_THAT(spaces.Delete("c", 1, "a"), IsOkAndHolds(true));
+  ASSERT_THAT(spaces.Set("c", 1, "b", "2"), IsOk());  // "a" is gone again
+  EXPECT_FALSE(completion.done.HasBeenNotified());
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), ElementsAre(Pair("m-0", ElementsAre("a"))));
+  ASSERT_THAT(spaces.Set("c", 1, "a", "one"), IsOk());
+  ASSERT_TRUE(completion.done.HasBeenNotified());
+  EXPECT_THAT(completion.result, IsOkAndHolds(ElementsAre("one", "2", "3")));
+}
+
+TEST(RendezvousSpacesTest, ManyWaitersOnOneKeyAndOneWaiterPerKeyAllComplete) {
+  RendezvousSpaces spaces;
+  constexpr int kWaiters = 2000;
+  std::vector<Completion> on_one(kWaiters);
+  std::vector<Completion> on_own(kWaiters);
+  for (int i = 0; i < kWaiters; ++i) {
+    spaces.Get("c", 1, absl::StrCat("m-", i), {"go"}, absl::InfiniteFuture(), i,
+               on_one[i].Callback());
+    spaces.Get("c", 1, absl::StrCat("m-", i), {absl::StrCat("own/", i)}, absl::InfiniteFuture(),
+               kWaiters + i, on_own[i].Callback());
+  }
+  for (int i = 0; i < kWaiters; ++i) {
+    ASSERT_THAT(spaces.Set("c", 1, absl::StrCat("own/", i), absl::StrCat(i)), IsOk());
+    ASSERT_TRUE(on_own[i].done.HasBeenNotified()) << i;
+    EXPECT_THAT(on_own[i].result, IsOkAndHolds(ElementsAre(absl::StrCat(i))));
+  }
+  EXPECT_FALSE(on_one[0].done.HasBeenNotified());
+  ASSERT_THAT(spaces.Set("c", 1, "go", "now"), IsOk());
+  for (int i = 0; i < kWaiters; ++i) ASSERT_TRUE(on_one[i].done.HasBeenNotified()) << i;
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), IsEmpty());
+}
+
 TEST(RendezvousSpacesTest, DeleteGivesItsBytesBackToTheSpace) {
   RendezvousLimits limits;
   limits.max_space_bytes = 40;
