@@ -101,7 +101,8 @@ class GpuWorkloadTest(unittest.TestCase):
         for i, records in enumerate(self.records):
             record = records[0]
             self.assertEqual(record["rank"], i)
-            self.assertTrue(record["default_store_is_ours"] or record["store_keys"] > 0, record)
+            self.assertTrue(record["default_store_is_ours"], record)
+            self.assertGreater(record["store_keys"], 0, record)
             self.assertEqual(record["bound_device"], f"cuda:{i}", record)
 
     def test_kinds_are_split_where_pytorch_can_and_all_reduce_on_the_gpu(self):

@@ -77,7 +77,10 @@ def main():
     try:
         store = splitd_groups.init_world(plan, args.backend, device_id=device_id,
                                          timeout=args.timeout)
+        # PyTorch 2.x keeps the store it was given behind a PrefixStore ("default_pg").
         default_store = dist.distributed_c10d._get_default_store()
+        while getattr(default_store, "underlying_store", None) is not None:
+            default_store = default_store.underlying_store
         groups = splitd_groups.create_groups(plan, timeout=args.timeout)
         record = {"epoch": plan.epoch, "rank": plan.rank, "world_size": plan.world_size,
                   "torch_version": torch.__version__, "socket": plan.socket,
