@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "client", "python"))
 sys.path.insert(0, HERE)
 
 import splitd_groups  # noqa: E402
-from splitd_procs import Cluster, poll, require_torch  # noqa: E402
+from splitd_procs import Cluster, ClusterTestCase, poll, require_torch  # noqa: E402
 
 TOPOLOGY = """cluster: {name}
 dims: [{{name: tp, size: 1}}]
@@ -64,30 +64,22 @@ def http_request(method, path, body=None, close=True):
     return head.encode() + b"\r\n" + data
 
 
-class EndpointTestBase(unittest.TestCase):
+class EndpointTestBase(ClusterTestCase):
     NAME = "ep"
 
-    @classmethod
-    def setUpClass(cls):
-        require_torch()
-        cls.cluster = Cluster(cls.NAME, prefix="splitd-ep-")
-        try:
-            cls.cluster.start_daemon()
-            cls.cluster.apply(TOPOLOGY.format(name=cls.NAME))
-            cls.agent = cls.cluster.start_agent(0)
-            cls.socket = cls.cluster.socket(0)
-            cls.plan = splitd_groups.plan_from_agent(plan_file=cls.cluster.plan_file(0),
-                                                     timeout=60)
-        except BaseException:
-            cls.cluster.stop()
-            print(cls.cluster.logs_tail(), file=sys.stderr)
-            cls.cluster.remove()
-            raise
+    PREFIX = "splitd-ep-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop()
-        cls.cluster.remove()
+    def _prepare(cls):
+        require_torch()
+
+    @classmethod
+    def _run(cls):
+        cls.cluster.start_daemon()
+        cls.cluster.apply(TOPOLOGY.format(name=cls.NAME))
+        cls.agent = cls.cluster.start_agent(0)
+        cls.socket = cls.cluster.socket(0)
+        cls.plan = splitd_groups.plan_from_agent(plan_file=cls.cluster.plan_file(0), timeout=60)
 
     def exchange(self, data, timeout=30):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "..", "..", "client", "python")
@@ -177,3 +178,36 @@ def workload_env(extra=None):
     env["PYTHONPATH"] = CLIENT + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra or {})
     return env
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Tests over one Cluster per class: setUpClass makes it (named NAME, in a directory starting
+    with PREFIX) and calls the class's _run() to bring it up; any failure there stops it, prints
+    its logs and removes it before re-raising. tearDownClass stops and removes it."""
+    NAME = "cluster"
+    PREFIX = "splitd-"
+
+    @classmethod
+    def _prepare(cls):
+        """Runs before the cluster is made (checks such as require_torch)."""
+
+    @classmethod
+    def _run(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        cls._prepare()
+        cls.cluster = Cluster(cls.NAME, prefix=cls.PREFIX)
+        try:
+            cls._run()
+        except BaseException:
+            cls.cluster.stop()
+            print(cls.cluster.logs_tail(), file=sys.stderr)
+            cls.cluster.remove()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+        cls.cluster.remove()

@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from splitd_procs import Cluster, poll, workload_env  # noqa: E402
+from splitd_procs import ClusterTestCase, poll, workload_env  # noqa: E402
 
 WORKER = os.path.join(HERE, "workload_worker.py")
 
@@ -46,30 +46,18 @@ def gpus():
 
 
 @unittest.skipIf(gpus() == 0, "needs torch with CUDA and NCCL and at least one GPU")
-class GpuWorkloadTest(unittest.TestCase):
+class GpuWorkloadTest(ClusterTestCase):
     NAME = "gpu"
+    PREFIX = "splitd-gpu-"
 
     @classmethod
-    def setUpClass(cls):
+    def _prepare(cls):
         import torch
         import torch.distributed as dist
         cls.world = 4 if gpus() >= 4 else (2 if gpus() >= 2 else 1)
         cls.tp = 2 if cls.world >= 2 else 1
         cls.has_split = hasattr(dist, "split_group")
         cls.torch_version = torch.__version__
-        cls.cluster = Cluster(cls.NAME, prefix="splitd-gpu-")
-        try:
-            cls._run()
-        except BaseException:
-            cls.cluster.stop()
-            print(cls.cluster.logs_tail(), file=sys.stderr)
-            cls.cluster.remove()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop()
-        cls.cluster.remove()
 
     @classmethod
     def _run(cls):

@@ -17,7 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from splitd_procs import Cluster, poll, require_torch, workload_env  # noqa: E402
+from splitd_procs import ClusterTestCase, poll, require_torch, workload_env  # noqa: E402
 
 WORKER = os.path.join(HERE, "workload_worker.py")
 GROUPS = {"tp": [[0, 1], [2, 3]], "dp": [[0, 2], [1, 3]]}
@@ -40,27 +40,16 @@ def proc_state(pid):
         return f.read().rsplit(")", 1)[1].split()[0]
 
 
-class WorkloadReadinessTest(unittest.TestCase):
+class WorkloadReadinessTest(ClusterTestCase):
     """4 workloads form their world through the agents and report READY."""
     NAME = "wl"
     EXTRA = ""
 
-    @classmethod
-    def setUpClass(cls):
-        require_torch()
-        cls.cluster = Cluster(cls.NAME, prefix="splitd-wl-")
-        try:
-            cls._run()
-        except BaseException:
-            cls.cluster.stop()
-            print(cls.cluster.logs_tail(), file=sys.stderr)
-            cls.cluster.remove()
-            raise
+    PREFIX = "splitd-wl-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop()
-        cls.cluster.remove()
+    def _prepare(cls):
+        require_torch()
 
     @classmethod
     def _run(cls):
@@ -145,29 +134,18 @@ class WorkloadWithoutPreflightTest(WorkloadReadinessTest):
             self.assertEqual(group["validations"], [], f"kind {kind}: {group}")
 
 
-class StalledWorkloadTest(unittest.TestCase):
+class StalledWorkloadTest(ClusterTestCase):
     """Rank 3's workload is held after creating its groups, before it reports VALIDATING, and
     SIGSTOPped: it stays SPLITTING while the others move on to validation and wait for it."""
     NAME = "stall"
     WORKLOAD_MS = 15000
     STALLED = 3
 
-    @classmethod
-    def setUpClass(cls):
-        require_torch()
-        cls.cluster = Cluster(cls.NAME, prefix="splitd-st-")
-        try:
-            cls._run()
-        except BaseException:
-            cls.cluster.stop()
-            print(cls.cluster.logs_tail(), file=sys.stderr)
-            cls.cluster.remove()
-            raise
+    PREFIX = "splitd-st-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop()
-        cls.cluster.remove()
+    def _prepare(cls):
+        require_torch()
 
     @classmethod
     def _run(cls):
