@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "splitd/v1/control_service.grpc.pb.h"
+#include "tests/testing/fake_clock.h"
 
 namespace splitd::cli {
 namespace {

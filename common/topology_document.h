@@ -18,7 +18,7 @@ namespace splitd {
 // read, the list shape is written.
 //
 // Only the shape of the document is checked here (syntax, known fields, value types); whether
-// the topology makes sense is the daemon's call (core::TopologyValidator). Stateless and
+// the topology makes sense is the daemon's call (plan::TopologyValidator). Stateless and
 // thread-safe.
 class TopologyDocument {
  public:

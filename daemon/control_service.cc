@@ -129,7 +129,7 @@ grpc::ServerUnaryReactor* ControlService::GetPlan(grpc::CallbackServerContext* c
       !allowed.ok()) {
     return Finish(context, call, allowed);
   }
-  core::PlanFilter filter;
+  plan::PlanFilter filter;
   filter.group = request->group();
   if (request->has_rank()) filter.rank = request->rank();
   absl::StatusOr<v1::Plan> plan = coordinator_->GetPlan(request->cluster(), filter);

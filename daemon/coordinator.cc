@@ -13,8 +13,8 @@
 #include "common/random.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
-#include "daemon/core/split_planner.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/split_planner.h"
+#include "plan/topology_validator.h"
 #include "spdlog/spdlog.h"
 #include "daemon/core/status_fields.h"
 
@@ -38,9 +38,9 @@ std::string Encode(const v1::Topology& topology) {
 
 absl::Status Coordinator::CheckName(const std::string& field, const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
-  if (name.size() > static_cast<size_t>(core::kMaxNameLength)) {
+  if (name.size() > static_cast<size_t>(plan::kMaxNameLength)) {
     return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
-                                                   core::kMaxNameLength, " characters"));
+                                                   plan::kMaxNameLength, " characters"));
   }
   return absl::OkStatus();
 }
@@ -56,10 +56,10 @@ Coordinator::Coordinator(store::StateStore* store, const Clock* clock, EventLog*
       events_(events == nullptr ? owned_events_.get() : events) {}
 
 std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::ClusterRecord record,
-                                                                  core::SplitPlan plan) {
+                                                                  plan::SplitPlan plan) {
   auto entry = std::make_shared<ClusterEntry>();
-  entry->plan = std::make_shared<const core::SplitPlan>(std::move(plan));
-  entry->agent_plan = core::PlanView::ToAgentProto(*entry->plan);
+  entry->plan = std::make_shared<const plan::SplitPlan>(std::move(plan));
+  entry->agent_plan = plan::PlanView::ToAgentProto(*entry->plan);
   entry->agent_plan.set_shrinks_epoch(record.shrinks_epoch);
   for (int64_t rank : record.previous_ranks) entry->agent_plan.add_previous_ranks(rank);
   entry->agent_plan.set_reason(record.reason);
@@ -97,8 +97,8 @@ absl::Status Coordinator::Recover() {
   for (store::ClusterState& state : states) {
     store::ClusterRecord& record = state.record;
     const std::string name = record.topology.cluster();
-    absl::StatusOr<core::SplitPlan> plan =
-        core::SplitPlanner::Build(record.PlanTopology(), record.epoch);
+    absl::StatusOr<plan::SplitPlan> plan =
+        plan::SplitPlanner::Build(record.PlanTopology(), record.epoch);
     if (!plan.ok()) {
       return absl::DataLossError(absl::StrCat("stored cluster \"", name,
                                               "\" no longer plans: ", plan.status().message()));
@@ -180,7 +180,7 @@ absl::StatusOr<std::shared_ptr<const Coordinator::ClusterEntry>> Coordinator::Fi
 absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
     const v1::Topology& topology, const JoinToken& join) {
   RETURN_IF_ERROR(CheckRecovered());
-  ASSIGN_OR_RETURN(v1::Topology normalized, core::TopologyValidator::Normalize(topology));
+  ASSIGN_OR_RETURN(v1::Topology normalized, plan::TopologyValidator::Normalize(topology));
   if (!join.token.empty()) RETURN_IF_ERROR(CheckTokenText(join.token, "join_token"));
 
   absl::MutexLock write_lock(&write_mu_);
@@ -214,7 +214,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   }
 
   const int64_t epoch = current == nullptr ? 1 : current->record.epoch + 1;
-  ASSIGN_OR_RETURN(core::SplitPlan plan, core::SplitPlanner::Build(normalized, epoch));
+  ASSIGN_OR_RETURN(plan::SplitPlan plan, plan::SplitPlanner::Build(normalized, epoch));
 
   store::ClusterRecord record;
   record.topology = std::move(normalized);
@@ -306,10 +306,10 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
 }
 
 absl::StatusOr<v1::Plan> Coordinator::GetPlan(const std::string& name,
-                                             const core::PlanFilter& filter) const {
+                                             const plan::PlanFilter& filter) const {
   RETURN_IF_ERROR(CheckName("cluster", name));
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
-  return core::PlanView::ToProto(*entry->plan, filter);
+  return plan::PlanView::ToProto(*entry->plan, filter);
 }
 
 absl::StatusOr<v1::ClusterStatus> Coordinator::GetStatus(

@@ -17,8 +17,8 @@
 #include "daemon/core/elastic_policy.h"
 #include "daemon/core/hang_attribution.h"
 #include "daemon/core/membership.h"
-#include "daemon/core/plan_view.h"
-#include "daemon/core/split_plan.h"
+#include "plan/plan_view.h"
+#include "plan/split_plan.h"
 #include "daemon/store/cluster_record.h"
 #include "daemon/event_log.h"
 #include "daemon/store/state_store.h"
@@ -101,7 +101,7 @@ class Coordinator {
   absl::StatusOr<std::vector<v1::Cluster>> ListClusters() const;
   // Returns the epoch the cluster was at.
   absl::StatusOr<int64_t> DeleteCluster(const std::string& name);
-  absl::StatusOr<v1::Plan> GetPlan(const std::string& name, const core::PlanFilter& filter) const;
+  absl::StatusOr<v1::Plan> GetPlan(const std::string& name, const plan::PlanFilter& filter) const;
   // The current epoch's status, with who holds it back (core::HangAttribution) given the
   // rendezvous keys each member waits for in that epoch's space (by member id).
   absl::StatusOr<v1::ClusterStatus> GetStatus(
@@ -156,7 +156,7 @@ class Coordinator {
  private:
   struct ClusterEntry {
     store::ClusterRecord record;
-    std::shared_ptr<const core::SplitPlan> plan;
+    std::shared_ptr<const plan::SplitPlan> plan;
     v1::Plan agent_plan;  // what WatchPlan sends (PlanView::ToAgentProto)
   };
 
@@ -185,11 +185,11 @@ class Coordinator {
   void CheckDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes a new epoch of `current`'s cluster; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
-                          store::ClusterRecord record, core::SplitPlan plan, double detect_ms,
+                          store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
                           absl::Time decided, v1::EpochCause cause)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record,
-                                                 core::SplitPlan plan);
+                                                 plan::SplitPlan plan);
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
                                   const core::Membership& membership) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

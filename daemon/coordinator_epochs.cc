@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "daemon/coordinator.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "daemon/core/status_fields.h"
 #include "spdlog/spdlog.h"
 
@@ -173,9 +173,9 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
     decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
   }
   if (decision.action == core::PolicyDecision::Action::kNone) return;
-  absl::StatusOr<core::SplitPlan> plan;
+  absl::StatusOr<plan::SplitPlan> plan;
   if (decision.action == core::PolicyDecision::Action::kNewEpoch) {
-    plan = core::SplitPlanner::Build(decision.topology, entry->record.epoch + 1);
+    plan = plan::SplitPlanner::Build(decision.topology, entry->record.epoch + 1);
     if (!plan.ok()) {
       decision.action = core::PolicyDecision::Action::kDegraded;
       decision.reason = absl::StrCat(decision.reason, "; but the new layout does not plan (",
@@ -206,7 +206,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
 }
 
 absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
-                                     store::ClusterRecord record, core::SplitPlan plan,
+                                     store::ClusterRecord record, plan::SplitPlan plan,
                                      double detect_ms, absl::Time decided,
                                      v1::EpochCause cause) {
   const std::string name = record.topology.cluster();
@@ -275,7 +275,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
   for (const std::string& id : decision.excluded) record.excluded.push_back(id);
   if (decision.action == core::PolicyDecision::Action::kNone) {
     // Only the declared target changed; the layout waits for members.
-    ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*entry->plan, {}));
+    ASSIGN_OR_RETURN(*response.mutable_plan(), plan::PlanView::ToProto(*entry->plan, {}));
     const core::ElasticPolicy::Layout same{entry->plan.get(), input.assignment};
     *response.mutable_diff() = core::ElasticPolicy::Diff(same, same);
     if (request.dry_run()) return response;
@@ -288,12 +288,12 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
     return response;
   }
   SetNextEpoch(decision, decided, &record);
-  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(decision.topology, record.epoch);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(decision.topology, record.epoch);
   if (!plan.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the new layout does not plan: ", plan.status().message()));
   }
-  ASSIGN_OR_RETURN(*response.mutable_plan(), core::PlanView::ToProto(*plan, {}));
+  ASSIGN_OR_RETURN(*response.mutable_plan(), plan::PlanView::ToProto(*plan, {}));
   response.mutable_plan()->set_reason(decision.reason);
   *response.mutable_diff() = core::ElasticPolicy::Diff({entry->plan.get(), input.assignment},
                                                       {&*plan, decision.assignment});

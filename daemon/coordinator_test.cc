@@ -7,7 +7,7 @@
 
 #include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
+#include "tests/testing/fake_clock.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
 #include "gmock/gmock.h"
@@ -206,7 +206,7 @@ TEST_F(CoordinatorTest, PlanIsExpandedAndFilteredByGroupAndRank) {
   EXPECT_EQ(plan->groups(0).split_ranks_size(), 4);
   EXPECT_THAT(plan->groups(1).split_ranks(1).ranks(), ElementsAre(1, 3));
 
-  core::PlanFilter filter;
+  plan::PlanFilter filter;
   filter.group = "dp";
   filter.rank = 5;
   auto filtered = coordinator_.GetPlan("llama", filter);

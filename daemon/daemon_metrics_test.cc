@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
+#include "tests/testing/fake_clock.h"
 #include "common/metrics.h"
 #include "common/status_matchers.h"
 #include "common/version.h"

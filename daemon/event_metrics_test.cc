@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "common/clock.h"
+#include "tests/testing/fake_clock.h"
 #include "common/metrics.h"
 #include "common/status_matchers.h"
 #include "daemon/coordinator.h"

@@ -14,7 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -318,7 +318,7 @@ v1::WatchPlanResponse Plan(int64_t epoch, int world_size, int64_t rank) {
   v1::Dim* dim = topology.add_dims();
   dim->set_name("tp");
   dim->set_size(world_size);
-  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(topology, epoch);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, epoch);
   EXPECT_TRUE(plan.ok()) << plan.status();
   v1::WatchPlanResponse message;
   message.set_rank(rank);

@@ -7,7 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -144,7 +144,7 @@ v1::WatchPlanResponse PlanOfOne(const std::string& backend) {
   v1::Dim* dim = topology.add_dims();
   dim->set_name("tp");
   dim->set_size(1);
-  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(topology, 1);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_TRUE(plan.ok()) << plan.status();
   v1::WatchPlanResponse message;
   message.set_rank(0);

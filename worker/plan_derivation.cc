@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "daemon/core/split_plan.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_plan.h"
+#include "plan/split_planner.h"
 
 namespace splitd::worker {
 namespace {
@@ -38,8 +38,8 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
                                        const DerivationOptions& options,
                                        std::string* derived_fingerprint) {
   const v1::Plan& plan = message.plan();
-  ASSIGN_OR_RETURN(core::SplitPlan derived,
-                   core::SplitPlanner::Build(plan.topology(), plan.epoch()));
+  ASSIGN_OR_RETURN(plan::SplitPlan derived,
+                   plan::SplitPlanner::Build(plan.topology(), plan.epoch()));
   if (options.corrupt_fingerprint) derived.fingerprint = Corrupt(derived.fingerprint);
   if (derived_fingerprint != nullptr) *derived_fingerprint = derived.fingerprint;
 
@@ -90,7 +90,7 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
   };
 
   for (size_t k = 0; k < derived.kinds.size(); ++k) {
-    const core::GroupKind& kind = derived.kinds[k];
+    const plan::GroupKind& kind = derived.kinds[k];
     const std::vector<std::string> parts = BackendParts(kind.backend);
     // Every backend joins the list even when this rank has no group of the kind.
     for (const std::string& part : parts) {

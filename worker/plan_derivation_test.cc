@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/agent_service.pb.h"
@@ -40,7 +40,7 @@ void AddGenerated(v1::Topology* topology, const std::string& name, const std::st
 
 // What the daemon would send for `topology` at `epoch` to `rank`.
 v1::WatchPlanResponse Message(const v1::Topology& topology, int64_t rank, int64_t epoch = 3) {
-  absl::StatusOr<core::SplitPlan> plan = core::SplitPlanner::Build(topology, epoch);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, epoch);
   EXPECT_THAT(plan, IsOk());
   v1::WatchPlanResponse message;
   message.set_rank(rank);

@@ -13,7 +13,7 @@ namespace splitd::core {
 namespace {
 
 // One entry's own checks; its kind index, or the error naming `field`.
-absl::StatusOr<int> CheckEntry(const SplitPlan& plan, const v1::ReportGroupStatusRequest& request,
+absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request,
                                const v1::GroupReport& report, const std::string& field) {
   int kind_index = -1;
   for (size_t k = 0; k < plan.kinds.size(); ++k) {
@@ -23,7 +23,7 @@ absl::StatusOr<int> CheckEntry(const SplitPlan& plan, const v1::ReportGroupStatu
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".kind \"", absl::CHexEscape(report.kind()), "\" is not a group kind of the plan"));
   }
-  const GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
+  const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
   if (kind.group_of_rank[static_cast<size_t>(request.rank())] < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": rank ", request.rank(), " takes no part in kind ", kind.name));
@@ -52,7 +52,7 @@ absl::StatusOr<int> CheckEntry(const SplitPlan& plan, const v1::ReportGroupStatu
 
 }  // namespace
 
-void AgentProgress::Reset(const SplitPlan& plan, absl::Time start) {
+void AgentProgress::Reset(const plan::SplitPlan& plan, absl::Time start) {
   Rank planned;
   planned.since = start;
   planned.kinds.resize(plan.kinds.size());
@@ -71,7 +71,7 @@ void AgentProgress::Clear() {
 }
 
 absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
-    const SplitPlan& plan, const v1::ReportGroupStatusRequest& request) {
+    const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request) {
   const size_t kind_count = plan.kinds.size();
   if (request.groups_size() > static_cast<int>(kind_count * 2)) {
     return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count * 2,
@@ -88,7 +88,7 @@ absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
   const bool preflight = !plan.topology.has_preflight() || plan.topology.preflight();
   if (request.phase() == v1::PHASE_READY && preflight) {
     for (size_t k = 0; k < kind_count; ++k) {
-      const GroupKind& kind = plan.kinds[k];
+      const plan::GroupKind& kind = plan.kinds[k];
       if (kind.group_of_rank[static_cast<size_t>(request.rank())] >= 0 && entries[k].empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "groups: phase READY needs a report for kind ", kind.name, " of rank ",
@@ -109,7 +109,7 @@ void AgentProgress::SetPhase(int64_t rank, v1::Phase phase, const std::string& r
   state.reason = reason;
 }
 
-std::optional<std::string> AgentProgress::Apply(const SplitPlan& plan,
+std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
                                                 const std::string& member_id,
                                                 const v1::ReportGroupStatusRequest& request,
                                                 const EntriesByKind& entries, absl::Time now) {
@@ -137,7 +137,7 @@ std::optional<std::string> AgentProgress::Apply(const SplitPlan& plan,
   std::string failure;
   for (size_t k = 0; k < plan.kinds.size(); ++k) {
     if (entries[k].empty()) continue;
-    const GroupKind& kind = plan.kinds[k];
+    const plan::GroupKind& kind = plan.kinds[k];
     const int32_t group = kind.group_of_rank[static_cast<size_t>(rank)];
     const double size = static_cast<double>(kind.offsets[group + 1] - kind.offsets[group]);
     KindReport merged;
@@ -194,9 +194,9 @@ void AgentProgress::Fill(int64_t rank, v1::MemberStatus* out) const {
   *out->mutable_phase_since() = ToTimestamp(state.since);
 }
 
-void AgentProgress::AddKindStatus(const SplitPlan& plan, size_t k,
+void AgentProgress::AddKindStatus(const plan::SplitPlan& plan, size_t k,
                                   v1::GroupKindStatus* out) const {
-  const GroupKind& kind = plan.kinds[k];
+  const plan::GroupKind& kind = plan.kinds[k];
   out->set_kind(kind.name);
   out->set_groups(kind.group_count());
   if (ranks_.empty()) return;

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 
@@ -47,7 +47,7 @@ class AgentProgress {
   using EntriesByKind = std::vector<std::vector<const v1::GroupReport*>>;
 
   // Every rank of `plan` PLANNED since `start`, nothing reported.
-  void Reset(const SplitPlan& plan, absl::Time start);
+  void Reset(const plan::SplitPlan& plan, absl::Time start);
   // No ranks (before they are assigned).
   void Clear();
   // Every phase that started before `now` counts from `now` (the daemon restarted).
@@ -59,7 +59,7 @@ class AgentProgress {
   // BOOTSTRAPPING..FAILED (READY or FAILED in a READY report); READY needs an entry for every
   // kind of the rank unless the topology turns preflight off (the agents form no groups then).
   // INVALID_ARGUMENT naming the field otherwise. Returns the entries by kind.
-  static absl::StatusOr<EntriesByKind> CheckGroups(const SplitPlan& plan,
+  static absl::StatusOr<EntriesByKind> CheckGroups(const plan::SplitPlan& plan,
                                                    const v1::ReportGroupStatusRequest& request);
 
   // Records a checked report of the rank that `member_id` holds. Phases only move forward; a
@@ -67,7 +67,7 @@ class AgentProgress {
   // fingerprint other than the plan's, a FAILED report, a failed entry or a READY entry whose
   // all-reduce is not the group size fails the rank. Returns the reason when the rank FAILED
   // with this report, nullopt otherwise.
-  std::optional<std::string> Apply(const SplitPlan& plan, const std::string& member_id,
+  std::optional<std::string> Apply(const plan::SplitPlan& plan, const std::string& member_id,
                                    const v1::ReportGroupStatusRequest& request,
                                    const EntriesByKind& entries, absl::Time now);
 
@@ -80,7 +80,7 @@ class AgentProgress {
   void Fill(int64_t rank, v1::MemberStatus* out) const;
   // Validation figures of kind `k`: groups READY and FAILED, per group the smallest all-reduce
   // value and bandwidth and the median latency. O(ranks of the kind).
-  void AddKindStatus(const SplitPlan& plan, size_t k, v1::GroupKindStatus* out) const;
+  void AddKindStatus(const plan::SplitPlan& plan, size_t k, v1::GroupKindStatus* out) const;
 
  private:
   void SetPhase(int64_t rank, v1::Phase phase, const std::string& reason, absl::Time now);

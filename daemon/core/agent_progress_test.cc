@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -20,7 +20,7 @@ using ::splitd::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // World 4: tp 2 x dp 2; `extra` is added to the topology.
-SplitPlan MakePlan(const std::string& extra = "") {
+plan::SplitPlan MakePlan(const std::string& extra = "") {
   v1::Topology topology;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
       absl::StrCat(R"pb(cluster: "demo"
@@ -28,12 +28,12 @@ SplitPlan MakePlan(const std::string& extra = "") {
                        dims { name: "dp" size: 2 })pb",
                    extra),
       &topology));
-  absl::StatusOr<SplitPlan> plan = SplitPlanner::Build(topology, 1);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_THAT(plan, IsOk());
   return *std::move(plan);
 }
 
-v1::ReportGroupStatusRequest Report(const SplitPlan& plan, int64_t rank, v1::Phase phase) {
+v1::ReportGroupStatusRequest Report(const plan::SplitPlan& plan, int64_t rank, v1::Phase phase) {
   v1::ReportGroupStatusRequest request;
   request.set_epoch(1);
   request.set_rank(rank);
@@ -43,18 +43,18 @@ v1::ReportGroupStatusRequest Report(const SplitPlan& plan, int64_t rank, v1::Pha
 }
 
 TEST(AgentProgressTest, ReadyNeedsEveryKindOnlyWithPreflight) {
-  const SplitPlan with = MakePlan();
+  const plan::SplitPlan with = MakePlan();
   v1::ReportGroupStatusRequest ready = Report(with, 0, v1::PHASE_READY);
   EXPECT_THAT(AgentProgress::CheckGroups(with, ready),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("groups: phase READY needs a report for kind tp of rank 0")));
   // The agents formed nothing of their own: READY is the plan handed to the workload.
-  const SplitPlan without = MakePlan("preflight: false");
+  const plan::SplitPlan without = MakePlan("preflight: false");
   EXPECT_THAT(AgentProgress::CheckGroups(without, Report(without, 0, v1::PHASE_READY)), IsOk());
 }
 
 TEST(AgentProgressTest, RecordsWhenEachPhaseStarted) {
-  const SplitPlan plan = MakePlan();
+  const plan::SplitPlan plan = MakePlan();
   const absl::Time start = absl::FromUnixSeconds(1800000000);
   AgentProgress progress;
   progress.Reset(plan, start);

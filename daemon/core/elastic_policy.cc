@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/topology_validator.h"
 
 namespace splitd::core {
 namespace {
@@ -64,7 +64,7 @@ absl::StatusOr<v1::Topology> Resize(const v1::Topology& base, const std::vector<
   out.set_world_size(0);
   if (out.nodes().count() > 0) out.mutable_nodes()->set_count(0);
   *out.mutable_elastic() = declared.elastic();
-  return TopologyValidator::Normalize(out);
+  return plan::TopologyValidator::Normalize(out);
 }
 
 std::string SizesText(const v1::Topology& topology) {
@@ -277,9 +277,9 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
                                                      absl::CHexEscape(name), "\" (dims: ",
                                                      absl::StrJoin(names, ", "), ")"));
     }
-    if (size < 1 || size > kMaxWorldSize) {
+    if (size < 1 || size > plan::kMaxWorldSize) {
       return absl::InvalidArgumentError(absl::StrCat("change.set_dims[\"", name,
-                                                     "\"] must be in [1, ", kMaxWorldSize,
+                                                     "\"] must be in [1, ", plan::kMaxWorldSize,
                                                      "], got ", size));
     }
   }
@@ -353,7 +353,7 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
   if (!change.method().empty()) declared->set_method(change.method());
   declared->set_world_size(0);
   if (declared->nodes().count() > 0) declared->mutable_nodes()->set_count(0);
-  ASSIGN_OR_RETURN(*declared, TopologyValidator::Normalize(*declared));
+  ASSIGN_OR_RETURN(*declared, plan::TopologyValidator::Normalize(*declared));
   const bool declared_change = declared->SerializeAsString() != input.declared.SerializeAsString();
   if (!sizes_change && !method_change && newly_excluded == 0 && !declared_change) {
     return absl::InvalidArgumentError(
@@ -492,11 +492,11 @@ v1::PlanDiff ElasticPolicy::Diff(const Layout& from, const Layout& to) {
     for (int32_t rank : ranks) ids.push_back(layout.assignment[static_cast<size_t>(rank)]);
     return ids;
   };
-  for (const GroupKind& to_kind : to.plan->kinds) {
+  for (const plan::GroupKind& to_kind : to.plan->kinds) {
     v1::KindDiff* kind = diff.add_kinds();
     kind->set_kind(to_kind.name);
     std::multiset<std::vector<std::string>> before;
-    for (const GroupKind& from_kind : from.plan->kinds) {
+    for (const plan::GroupKind& from_kind : from.plan->kinds) {
       if (from_kind.name != to_kind.name) continue;
       for (int64_t g = 0; g < from_kind.group_count(); ++g) {
         before.insert(members(from, from_kind.group(g)));

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "splitd/v1/control_service.pb.h"
 #include "splitd/v1/topology.pb.h"
 
@@ -72,7 +72,7 @@ class ElasticPolicy {
   // What changes from one layout to another: per kind, groups kept (same members in the same
   // order), removed and added; members whose rank changes.
   struct Layout {
-    const SplitPlan* plan = nullptr;
+    const plan::SplitPlan* plan = nullptr;
     std::vector<std::string> assignment;  // member id by rank
   };
   static v1::PlanDiff Diff(const Layout& from, const Layout& to);

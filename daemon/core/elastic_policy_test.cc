@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/split_planner.h"
+#include "plan/topology_validator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -30,7 +30,7 @@ v1::Topology Topology(int64_t tp, int64_t dp, int64_t min = 0, int64_t max = 0) 
   d->set_size(dp);
   topology.mutable_elastic()->set_min(min);
   topology.mutable_elastic()->set_max(max);
-  absl::StatusOr<v1::Topology> normalized = TopologyValidator::Normalize(topology);
+  absl::StatusOr<v1::Topology> normalized = plan::TopologyValidator::Normalize(topology);
   EXPECT_TRUE(normalized.ok()) << normalized.status();
   return *normalized;
 }
@@ -92,7 +92,7 @@ TEST(ElasticPolicyTest, ReplicaDimInTheMiddleKeepsCoordinates) {
     dim->set_size(size);
   }
   PolicyInput input;
-  input.declared = *TopologyValidator::Normalize(topology);
+  input.declared = *plan::TopologyValidator::Normalize(topology);
   input.current = input.declared;
   for (int rank = 0; rank < 12; ++rank) input.assignment.push_back(absl::StrCat("m-", rank));
   input.nodes.assign(12, "n");
@@ -146,7 +146,7 @@ TEST(ElasticPolicyTest, NoReplicaDimMeansDegradedWithoutSpares) {
   dim->set_name("tp");
   dim->set_size(4);
   PolicyInput input;
-  input.declared = *TopologyValidator::Normalize(topology);
+  input.declared = *plan::TopologyValidator::Normalize(topology);
   input.current = input.declared;
   input.assignment = {"a", "b", "c", "d"};
   input.nodes.assign(4, "n");
@@ -282,15 +282,15 @@ TEST(ElasticPolicyTest, ValidatorFillsAndChecksElasticDefaults) {
   EXPECT_EQ(topology.elastic().lease_timeout_ms(), 10000);
   v1::Topology bad = topology;
   bad.mutable_elastic()->set_min(5);
-  EXPECT_THAT(TopologyValidator::Normalize(bad),
+  EXPECT_THAT(plan::TopologyValidator::Normalize(bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("elastic.min")));
   bad = topology;
   bad.mutable_elastic()->set_replica_dim("ep");
-  EXPECT_THAT(TopologyValidator::Normalize(bad),
+  EXPECT_THAT(plan::TopologyValidator::Normalize(bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("elastic.replica_dim")));
   bad = topology;
   bad.mutable_elastic()->set_lease_timeout_ms(100);
-  EXPECT_THAT(TopologyValidator::Normalize(bad),
+  EXPECT_THAT(plan::TopologyValidator::Normalize(bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("elastic.lease_timeout_ms")));
 }
 
@@ -298,8 +298,8 @@ TEST(ElasticPolicyTest, DiffCountsKeptRemovedAddedGroupsAndMoves) {
   PolicyInput input = Input(2, 4, /*min=*/2);
   input.lost.insert("m-5");
   const PolicyDecision decision = ElasticPolicy::Decide(input);
-  absl::StatusOr<SplitPlan> from = SplitPlanner::Build(input.current, 1);
-  absl::StatusOr<SplitPlan> to = SplitPlanner::Build(decision.topology, 2);
+  absl::StatusOr<plan::SplitPlan> from = plan::SplitPlanner::Build(input.current, 1);
+  absl::StatusOr<plan::SplitPlan> to = plan::SplitPlanner::Build(decision.topology, 2);
   ASSERT_TRUE(from.ok() && to.ok());
   const v1::PlanDiff diff = ElasticPolicy::Diff({&*from, input.assignment}, {&*to, decision.assignment});
   EXPECT_EQ(diff.from_world_size(), 8);

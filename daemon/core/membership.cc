@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/same_secret.h"
 #include "common/sha256.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/topology_validator.h"
 #include "daemon/core/status_fields.h"
 
 namespace splitd::core {
@@ -37,7 +37,7 @@ std::string PhaseName(v1::Phase phase) {
 
 }  // namespace
 
-Membership::Membership(std::shared_ptr<const SplitPlan> plan) : plan_(std::move(plan)) {}
+Membership::Membership(std::shared_ptr<const plan::SplitPlan> plan) : plan_(std::move(plan)) {}
 
 absl::Status Membership::CheckIdentity(const v1::MemberIdentity& identity) const {
   if (identity.cluster() != plan_->cluster) {
@@ -178,7 +178,7 @@ int64_t Membership::AliveCount() const {
   return alive;
 }
 
-std::vector<std::string> Membership::DefaultAssignment(const SplitPlan& plan) const {
+std::vector<std::string> Membership::DefaultAssignment(const plan::SplitPlan& plan) const {
   std::vector<const Member*> chosen;
   for (const auto& member : members_) {
     if (member->liveness != Liveness::kAlive) continue;
@@ -302,7 +302,7 @@ void Membership::AssignRanks(const std::vector<Member*>& given, absl::Time now) 
   assigned_ = true;
 }
 
-void Membership::StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time now,
+void Membership::StartEpoch(std::shared_ptr<const plan::SplitPlan> plan, absl::Time now,
                             const std::vector<std::string>& assignment) {
   plan_ = std::move(plan);
   assigned_ = false;
@@ -489,7 +489,7 @@ absl::StatusOr<v1::Phase> Membership::ReportImpl(const v1::ReportGroupStatusRequ
 }
 
 bool Membership::WaitsForWorkload() const {
-  return TopologyValidator::Readiness(plan_->topology) == kReadinessWorkload;
+  return plan::TopologyValidator::Readiness(plan_->topology) == plan::kReadinessWorkload;
 }
 
 v1::Phase Membership::phase() const {
@@ -551,7 +551,7 @@ v1::ClusterStatus Membership::Status() const {
   *status.mutable_timings() = Timings();
   status.set_world_size(plan_->world_size);
   status.set_registered_members(static_cast<int64_t>(members_.size()));
-  status.set_readiness(std::string(TopologyValidator::Readiness(plan_->topology)));
+  status.set_readiness(std::string(plan::TopologyValidator::Readiness(plan_->topology)));
   status.set_workload_state(assigned_ ? workload_.LayerPhase() : v1::PHASE_UNSPECIFIED);
   if (assigned_) {
     for (const Member* member : by_rank_) AddMemberStatus(*member, &status);

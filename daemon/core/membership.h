@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/core/agent_progress.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "daemon/core/workload_progress.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
@@ -67,7 +67,7 @@ class Membership {
     bool returned = false;  // the member had been lost and is alive again
   };
 
-  explicit Membership(std::shared_ptr<const SplitPlan> plan);
+  explicit Membership(std::shared_ptr<const plan::SplitPlan> plan);
 
   // Registers an agent. The same incarnation again returns the same member (and rank), alive
   // again if it was lost. A new member gets `session_token`. Ranks are assigned once
@@ -95,7 +95,7 @@ class Membership {
   // Moves to a new plan (a new epoch) started at `now`: every report is dropped and ranks are
   // assigned again: by `assignment` (member ids by rank, world_size of them, every one alive or
   // lost) when given, otherwise over the alive members (if there are enough).
-  void StartEpoch(std::shared_ptr<const SplitPlan> plan, absl::Time now,
+  void StartEpoch(std::shared_ptr<const plan::SplitPlan> plan, absl::Time now,
                   const std::vector<std::string>& assignment = {});
 
   // After a restart of the daemon (its state replayed), every deadline counts from `now`, as
@@ -105,7 +105,7 @@ class Membership {
 
   // The assignment StartEpoch would make for `plan` without one; empty when too few members
   // are alive.
-  std::vector<std::string> DefaultAssignment(const SplitPlan& plan) const;
+  std::vector<std::string> DefaultAssignment(const plan::SplitPlan& plan) const;
 
   // Member ids by rank; empty before ranks are assigned.
   std::vector<std::string> Assignment() const;
@@ -171,8 +171,8 @@ class Membership {
   // rendezvous space. ABORTED for an old epoch, PERMISSION_DENIED for a spare.
   absl::Status CheckRendezvous(const v1::MemberCredentials& credentials, int64_t epoch) const;
 
-  const SplitPlan& plan() const { return *plan_; }
-  const std::shared_ptr<const SplitPlan>& shared_plan() const { return plan_; }
+  const plan::SplitPlan& plan() const { return *plan_; }
+  const std::shared_ptr<const plan::SplitPlan>& shared_plan() const { return plan_; }
   bool assigned() const { return assigned_; }
   v1::Phase phase() const;
   const std::string& reason() const { return reason_; }
@@ -235,7 +235,7 @@ class Membership {
   void AddMemberStatus(const Member& member, v1::ClusterStatus* status) const;
   absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
 
-  std::shared_ptr<const SplitPlan> plan_;
+  std::shared_ptr<const plan::SplitPlan> plan_;
   std::vector<std::unique_ptr<Member>> members_;           // by registration order
   std::map<std::string, Member*> by_incarnation_;
   std::map<std::string, Member*> by_id_;

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -35,12 +35,12 @@ constexpr char kTopology[] = R"pb(
   groups { name: "dp" dims: "dp" }
 )pb";
 
-std::shared_ptr<const SplitPlan> MakePlan(int64_t epoch, const char* text = kTopology) {
+std::shared_ptr<const plan::SplitPlan> MakePlan(int64_t epoch, const char* text = kTopology) {
   v1::Topology topology;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &topology));
-  absl::StatusOr<SplitPlan> plan = SplitPlanner::Build(topology, epoch);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, epoch);
   EXPECT_THAT(plan, IsOk());
-  return std::make_shared<const SplitPlan>(*std::move(plan));
+  return std::make_shared<const plan::SplitPlan>(*std::move(plan));
 }
 
 v1::MemberIdentity Identity(const std::string& node, int64_t local_index,

@@ -11,7 +11,7 @@
 namespace splitd::core {
 namespace {
 
-int KindIndex(const SplitPlan& plan, const std::string& name) {
+int KindIndex(const plan::SplitPlan& plan, const std::string& name) {
   for (size_t k = 0; k < plan.kinds.size(); ++k) {
     if (plan.kinds[k].name == name) return static_cast<int>(k);
   }
@@ -20,7 +20,7 @@ int KindIndex(const SplitPlan& plan, const std::string& name) {
 
 }  // namespace
 
-void WorkloadProgress::Reset(const SplitPlan& plan, absl::Time start) {
+void WorkloadProgress::Reset(const plan::SplitPlan& plan, absl::Time start) {
   Rank planned;
   planned.since = start;
   planned.kinds.resize(plan.kinds.size());
@@ -34,7 +34,7 @@ void WorkloadProgress::Resume(absl::Time now) {
   for (Rank& rank : ranks_) rank.since = std::max(rank.since, now);
 }
 
-absl::Status WorkloadProgress::CheckGroups(const SplitPlan& plan, int64_t rank,
+absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t rank,
                                            const v1::ReportGroupStatusRequest& request) {
   const size_t kind_count = plan.kinds.size();
   if (request.groups_size() > static_cast<int>(kind_count)) {
@@ -53,7 +53,7 @@ absl::Status WorkloadProgress::CheckGroups(const SplitPlan& plan, int64_t rank,
                                                      absl::CHexEscape(report.kind()),
                                                      "\" is not a group kind of the plan"));
     }
-    const GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
+    const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
     if (kind.group_of_rank[static_cast<size_t>(rank)] < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": rank ", rank, " takes no part in kind ", kind.name));
@@ -90,7 +90,7 @@ void WorkloadProgress::SetPhase(int64_t rank, v1::Phase phase, absl::Time now) {
   state.since = now;
 }
 
-std::optional<std::string> WorkloadProgress::Apply(const SplitPlan& plan,
+std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
                                                    const v1::ReportGroupStatusRequest& request,
                                                    absl::Time now) {
   const int64_t rank = request.rank();
@@ -122,7 +122,7 @@ std::optional<std::string> WorkloadProgress::Apply(const SplitPlan& plan,
   std::string failure;
   for (const v1::GroupReport& report : request.groups()) {
     const size_t k = static_cast<size_t>(KindIndex(plan, report.kind()));
-    const GroupKind& kind = plan.kinds[k];
+    const plan::GroupKind& kind = plan.kinds[k];
     const int32_t group = kind.group_of_rank[static_cast<size_t>(rank)];
     const double size = static_cast<double>(kind.offsets[group + 1] - kind.offsets[group]);
     KindReport merged{report.phase(), report.allreduce_value(), report.latency_us()};
@@ -166,7 +166,7 @@ v1::Phase WorkloadProgress::LayerPhase() const {
   return v1::PHASE_UNSPECIFIED;  // a world of no ranks
 }
 
-void WorkloadProgress::Fill(const SplitPlan& plan, int64_t rank, v1::MemberStatus* out) const {
+void WorkloadProgress::Fill(const plan::SplitPlan& plan, int64_t rank, v1::MemberStatus* out) const {
   const Rank& state = ranks_[static_cast<size_t>(rank)];
   if (!state.reported) return;
   v1::WorkloadStatus* workload = out->mutable_workload();

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "daemon/core/agent_progress.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 
@@ -41,7 +41,7 @@ class WorkloadProgress {
   };
 
   // Every rank of `plan` PLANNED since `start`, nothing reported.
-  void Reset(const SplitPlan& plan, absl::Time start);
+  void Reset(const plan::SplitPlan& plan, absl::Time start);
   // Every phase that started before `now` counts from `now` (the daemon restarted).
   void Resume(absl::Time now);
 
@@ -50,7 +50,7 @@ class WorkloadProgress {
   // each of a kind of the plan that `rank` takes part in, with a phase BOOTSTRAPPING..FAILED
   // (READY or FAILED in a READY report). INVALID_ARGUMENT naming `groups[i]` otherwise.
   // Backends are not checked: a workload may form a kind on other backends than the agent.
-  static absl::Status CheckGroups(const SplitPlan& plan, int64_t rank,
+  static absl::Status CheckGroups(const plan::SplitPlan& plan, int64_t rank,
                                   const v1::ReportGroupStatusRequest& request);
 
   // Records a report CheckGroups accepted, of `rank` held by `member_id`. A rank moves forward
@@ -59,7 +59,7 @@ class WorkloadProgress {
   // the plan's, a FAILED report, a failed group or a READY group whose all-reduce is not the
   // group size fails the rank. Returns the reason ("rank 3 workload: ...") when the rank
   // FAILED with this report, nullopt otherwise.
-  std::optional<std::string> Apply(const SplitPlan& plan,
+  std::optional<std::string> Apply(const plan::SplitPlan& plan,
                                    const v1::ReportGroupStatusRequest& request, absl::Time now);
 
   const Rank& rank(int64_t rank) const { return ranks_[static_cast<size_t>(rank)]; }
@@ -73,7 +73,7 @@ class WorkloadProgress {
   v1::Phase LayerPhase() const;
 
   // MemberStatus.workload of `rank`, left unset until its workload reported.
-  void Fill(const SplitPlan& plan, int64_t rank, v1::MemberStatus* out) const;
+  void Fill(const plan::SplitPlan& plan, int64_t rank, v1::MemberStatus* out) const;
 
  private:
   void SetPhase(int64_t rank, v1::Phase phase, absl::Time now);

@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -20,7 +20,7 @@ using ::splitd::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // World 4: tp 2 x dp 2, plus an explicit kind that leaves ranks 2 and 3 out.
-SplitPlan MakePlan() {
+plan::SplitPlan MakePlan() {
   v1::Topology topology;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
     cluster: "demo"
@@ -31,7 +31,7 @@ SplitPlan MakePlan() {
     groups { name: "pair" split_ranks { ranks: 0 ranks: 1 } }
   )pb",
                                                           &topology));
-  absl::StatusOr<SplitPlan> plan = SplitPlanner::Build(topology, 1);
+  absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_THAT(plan, IsOk());
   return *std::move(plan);
 }
@@ -61,7 +61,7 @@ class WorkloadProgressTest : public ::testing::Test {
     group->set_latency_us(50);
   }
 
-  SplitPlan plan_;
+  plan::SplitPlan plan_;
   absl::Time start_ = absl::FromUnixSeconds(1800000000);
   WorkloadProgress progress_;
 };

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "daemon/core/plan_fingerprint.h"
-#include "daemon/core/split_planner.h"
+#include "plan/plan_fingerprint.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace {
@@ -60,13 +60,13 @@ int main() {
   std::string fingerprint;
   for (int run = 0; run < kRuns; ++run) {
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<splitd::core::SplitPlan> plan = splitd::core::SplitPlanner::Build(topology, 1);
+    absl::StatusOr<splitd::plan::SplitPlan> plan = splitd::plan::SplitPlanner::Build(topology, 1);
     const auto built = std::chrono::steady_clock::now();
     if (!plan.ok()) {
       std::fprintf(stderr, "Build failed: %s\n", plan.status().ToString().c_str());
       return 1;
     }
-    const std::string again = splitd::core::PlanFingerprint::Compute(*plan);
+    const std::string again = splitd::plan::PlanFingerprint::Compute(*plan);
     const auto hashed = std::chrono::steady_clock::now();
     if (again != plan->fingerprint) {
       std::fprintf(stderr, "fingerprint mismatch: %s vs %s\n", again.c_str(),

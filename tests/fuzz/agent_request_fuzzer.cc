@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
+#include "tests/testing/fake_clock.h"
 #include "daemon/coordinator.h"
 #include "daemon/store/memory_state_store.h"
 #include "splitd/v1/agent_service.pb.h"
@@ -92,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 5: {
       splitd::v1::GetPlanRequest request;
       if (Parse(data, size, &request)) {
-        splitd::core::PlanFilter filter;
+        splitd::plan::PlanFilter filter;
         filter.group = request.group();
         if (request.has_rank()) filter.rank = request.rank();
         (void)coordinator.GetPlan(request.cluster(), filter);

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
+#include "tests/testing/fake_clock.h"
 #include "daemon/splitd_server.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"

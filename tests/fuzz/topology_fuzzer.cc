@@ -7,25 +7,25 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/topology_document.h"
-#include "daemon/core/plan_view.h"
-#include "daemon/core/split_planner.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/plan_view.h"
+#include "plan/split_planner.h"
+#include "plan/topology_validator.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   absl::StatusOr<splitd::v1::Topology> topology = splitd::TopologyDocument::Parse(text);
   if (!topology.ok()) return 0;
   absl::StatusOr<splitd::v1::Topology> normalized =
-      splitd::core::TopologyValidator::Normalize(*topology);
+      splitd::plan::TopologyValidator::Normalize(*topology);
   if (!normalized.ok()) return 0;
   // Planning is linear in the world; keep each input fast.
   if (normalized->world_size() > (1 << 16)) return 0;
-  absl::StatusOr<splitd::core::SplitPlan> plan = splitd::core::SplitPlanner::Build(*topology, 1);
+  absl::StatusOr<splitd::plan::SplitPlan> plan = splitd::plan::SplitPlanner::Build(*topology, 1);
   if (!plan.ok()) return 0;
-  splitd::core::PlanView::ToAgentProto(*plan);
-  splitd::core::PlanFilter filter;
+  splitd::plan::PlanView::ToAgentProto(*plan);
+  splitd::plan::PlanFilter filter;
   filter.rank = size % static_cast<size_t>(plan->world_size);
-  (void)splitd::core::PlanView::ToProto(*plan, filter);
+  (void)splitd::plan::PlanView::ToProto(*plan, filter);
   (void)splitd::TopologyDocument::ToYaml(*normalized);
   return 0;
 }

@@ -1,4 +1,4 @@
-#include "daemon/core/topology_validator.h"
+#include "plan/topology_validator.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -16,7 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using google::protobuf::RepeatedPtrField;
@@ -472,4 +472,4 @@ absl::StatusOr<v1::Topology> TopologyValidator::Normalize(const v1::Topology& to
   return normalized;
 }
 
-}  // namespace splitd::core
+}  // namespace splitd::plan

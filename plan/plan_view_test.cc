@@ -1,4 +1,4 @@
-#include "daemon/core/plan_view.h"
+#include "plan/plan_view.h"
 
 #include <cstdint>
 #include <string>
@@ -7,7 +7,7 @@
 
 #include "absl/status/status.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -15,7 +15,7 @@
 #include "splitd/v1/plan.pb.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using ::splitd::testing::IsOk;
@@ -163,4 +163,4 @@ TEST(PlanViewTest, AgentPlanCarriesTheGeneratorAndOnlyExplicitLists) {
 }
 
 }  // namespace
-}  // namespace splitd::core
+}  // namespace splitd::plan

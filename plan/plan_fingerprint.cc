@@ -1,4 +1,4 @@
-#include "daemon/core/plan_fingerprint.h"
+#include "plan/plan_fingerprint.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -11,7 +11,7 @@
 #include "absl/types/span.h"
 #include "common/sha256.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 // The first field of every encoding; bump it with any change of docs/plan-format.md.
@@ -101,4 +101,4 @@ std::string PlanFingerprint::Compute(const SplitPlan& plan) {
   return sha.HexDigest();
 }
 
-}  // namespace splitd::core
+}  // namespace splitd::plan

@@ -1,4 +1,4 @@
-#include "daemon/core/topology_validator.h"
+#include "plan/topology_validator.h"
 
 #include <chrono>
 #include <string>
@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using ::splitd::testing::IsOk;
@@ -450,4 +450,4 @@ TEST(TopologyValidatorTest, AcceptsGroupsOverAFurtherMesh) {
 }
 
 }  // namespace
-}  // namespace splitd::core
+}  // namespace splitd::plan

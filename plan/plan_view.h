@@ -1,15 +1,15 @@
-#ifndef SPLITD_DAEMON_CORE_PLAN_VIEW_H_
-#define SPLITD_DAEMON_CORE_PLAN_VIEW_H_
+#ifndef SPLITD_PLAN_PLAN_VIEW_H_
+#define SPLITD_PLAN_PLAN_VIEW_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "splitd/v1/plan.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 
 // Which part of a plan an operator asked for (GetPlan).
 struct PlanFilter {
@@ -36,6 +36,6 @@ class PlanView {
   static v1::Plan Header(const SplitPlan& plan);
 };
 
-}  // namespace splitd::core
+}  // namespace splitd::plan
 
-#endif  // SPLITD_DAEMON_CORE_PLAN_VIEW_H_
+#endif  // SPLITD_PLAN_PLAN_VIEW_H_

@@ -1,4 +1,4 @@
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -12,10 +12,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
 #include "common/status_macros.h"
-#include "daemon/core/plan_fingerprint.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/plan_fingerprint.h"
+#include "plan/topology_validator.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using google::protobuf::RepeatedPtrField;
@@ -228,4 +228,4 @@ std::vector<int32_t> SplitPlanner::MembersOf(const v1::Topology& normalized, int
   return members;
 }
 
-}  // namespace splitd::core
+}  // namespace splitd::plan

@@ -1,14 +1,14 @@
-#ifndef SPLITD_DAEMON_CORE_SPLIT_PLANNER_H_
-#define SPLITD_DAEMON_CORE_SPLIT_PLANNER_H_
+#ifndef SPLITD_PLAN_SPLIT_PLANNER_H_
+#define SPLITD_PLAN_SPLIT_PLANNER_H_
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 
 // Turns a topology into a SplitPlan (DESIGN.md, "Topology" and "Plan"). Pure; stateless.
 class SplitPlanner {
@@ -26,6 +26,6 @@ class SplitPlanner {
                                         int64_t rank);
 };
 
-}  // namespace splitd::core
+}  // namespace splitd::plan
 
-#endif  // SPLITD_DAEMON_CORE_SPLIT_PLANNER_H_
+#endif  // SPLITD_PLAN_SPLIT_PLANNER_H_

@@ -1,4 +1,4 @@
-#include "daemon/core/plan_view.h"
+#include "plan/plan_view.h"
 
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 void AddRankList(absl::Span<const int32_t> members, v1::GroupKindPlan* out) {
@@ -89,4 +89,4 @@ v1::Plan PlanView::Header(const SplitPlan& plan) {
   return out;
 }
 
-}  // namespace splitd::core
+}  // namespace splitd::plan

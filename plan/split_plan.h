@@ -1,5 +1,5 @@
-#ifndef SPLITD_DAEMON_CORE_SPLIT_PLAN_H_
-#define SPLITD_DAEMON_CORE_SPLIT_PLAN_H_
+#ifndef SPLITD_PLAN_SPLIT_PLAN_H_
+#define SPLITD_PLAN_SPLIT_PLAN_H_
 
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/types/span.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 
 // Every group of one kind, expanded, in canonical order (groups sorted by their first member;
 // members of a generated group ascending, members of an explicit list in the order given).
@@ -54,6 +54,6 @@ struct SplitPlan {
   }
 };
 
-}  // namespace splitd::core
+}  // namespace splitd::plan
 
-#endif  // SPLITD_DAEMON_CORE_SPLIT_PLAN_H_
+#endif  // SPLITD_PLAN_SPLIT_PLAN_H_

@@ -1,11 +1,11 @@
-#ifndef SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_
-#define SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_
+#ifndef SPLITD_PLAN_PLAN_FINGERPRINT_H_
+#define SPLITD_PLAN_PLAN_FINGERPRINT_H_
 
 #include <string>
 
-#include "daemon/core/split_plan.h"
+#include "plan/split_plan.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 
 // SHA-256 over the canonical encoding of a plan (documented in docs/plan-format.md): cluster,
 // epoch, world size, method, validation and node settings and, per kind in order, name, backend,
@@ -17,6 +17,6 @@ class PlanFingerprint {
   static std::string Compute(const SplitPlan& plan);
 };
 
-}  // namespace splitd::core
+}  // namespace splitd::plan
 
-#endif  // SPLITD_DAEMON_CORE_PLAN_FINGERPRINT_H_
+#endif  // SPLITD_PLAN_PLAN_FINGERPRINT_H_

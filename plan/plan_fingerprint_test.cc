@@ -1,4 +1,4 @@
-#include "daemon/core/plan_fingerprint.h"
+#include "plan/plan_fingerprint.h"
 
 #include <cstdint>
 #include <functional>
@@ -9,14 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "common/status_matchers.h"
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using ::splitd::testing::IsOk;
@@ -270,4 +270,4 @@ TEST(PlanFingerprintTest, GroupBoundariesMatter) {
 }
 
 }  // namespace
-}  // namespace splitd::core
+}  // namespace splitd::plan

@@ -1,4 +1,4 @@
-#include "daemon/core/split_planner.h"
+#include "plan/split_planner.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -10,13 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_matchers.h"
-#include "daemon/core/topology_validator.h"
+#include "plan/topology_validator.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 namespace {
 
 using ::splitd::testing::IsOk;
@@ -534,4 +534,4 @@ TEST(SplitPlannerTest, BuildsTheLargestWorld) {
 }
 
 }  // namespace
-}  // namespace splitd::core
+}  // namespace splitd::plan

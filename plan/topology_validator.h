@@ -1,5 +1,5 @@
-#ifndef SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_
-#define SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_
+#ifndef SPLITD_PLAN_TOPOLOGY_VALIDATOR_H_
+#define SPLITD_PLAN_TOPOLOGY_VALIDATOR_H_
 
 #include <cstdint>
 
@@ -7,7 +7,7 @@
 #include "absl/strings/string_view.h"
 #include "splitd/v1/topology.pb.h"
 
-namespace splitd::core {
+namespace splitd::plan {
 
 // Limits that keep every request bounded in time and memory.
 inline constexpr int64_t kMaxWorldSize = int64_t{1} << 20;
@@ -55,6 +55,6 @@ class TopologyValidator {
   }
 };
 
-}  // namespace splitd::core
+}  // namespace splitd::plan
 
-#endif  // SPLITD_DAEMON_CORE_TOPOLOGY_VALIDATOR_H_
+#endif  // SPLITD_PLAN_TOPOLOGY_VALIDATOR_H_
