@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kCreated = 1714557600;  // 2024-05-01T10:00:00Z
 
-// DESIGN.md's example as the daemon returns it (normalized).
+// The example of docs/plan-format.md as the daemon returns it (normalized).
 v1::Cluster ExampleCluster() {
   absl::StatusOr<v1::Topology> topology = TopologyDocument::Parse(R"yaml(
 cluster: llama-serve

@@ -30,7 +30,7 @@ void AddKind(v1::Plan* plan, const std::string& name, const std::string& backend
   }
 }
 
-// DESIGN.md's vLLM example, world 8, DP2 PP2 TP2, plus an explicit kind.
+// The vLLM example of docs/plan-format.md, world 8, DP2 PP2 TP2, plus an explicit kind.
 v1::Plan ExamplePlan() {
   v1::Plan plan;
   plan.set_cluster("llama-serve");

@@ -11,7 +11,7 @@
 
 namespace splitd {
 
-// Reads and writes the topology document operators declare (DESIGN.md, "Topology"): YAML or
+// Reads and writes the topology document operators declare (docs/architecture.md, "Topology and plan"): YAML or
 // JSON with the proto's field names (snake_case; the protobuf JSON camelCase names are accepted
 // too). The document differs from the proto in one place: `groups[i].split_ranks` is a list of
 // rank lists (`[[0, 3], [1, 2]]`) where the proto has `[{ranks: [0, 3]}, ...]`; both shapes are
@@ -32,7 +32,7 @@ class TopologyDocument {
   // whose aliases expand beyond what its size allows.
   static absl::StatusOr<v1::Topology> Parse(absl::string_view text);
 
-  // The document as YAML in the style of DESIGN.md (block mappings and lists at the top, flow
+  // The document as YAML in the style of docs/plan-format.md (block mappings and lists at the top, flow
   // style for small leaves); Parse(ToYaml(t)) equals t.
   static std::string ToYaml(const v1::Topology& topology);
 

@@ -22,7 +22,7 @@ using ::splitd::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// DESIGN.md, "Topology".
+// docs/architecture.md, "Topology and plan".
 constexpr char kDesignExample[] = R"yaml(
 cluster: llama-serve          # name, unique in the daemon
 dims:                         # innermost (fastest-varying) first; product = world size

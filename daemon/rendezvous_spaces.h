@@ -28,7 +28,7 @@ struct RendezvousLimits {
   absl::Duration max_wait = absl::Minutes(10);
 };
 
-// The small key-value spaces agents bootstrap through, one per (cluster, epoch) (DESIGN.md,
+// The small key-value spaces agents bootstrap through, one per (cluster, epoch) (docs/architecture.md,
 // "Rendezvous"): set, get that waits for its keys until a deadline, an atomic counter, and the
 // rest of what torch.distributed's Store needs (compare-and-set, check, delete), so a workload
 // can use a space as its Store. Keys of finished epochs are dropped, and whoever waits on them

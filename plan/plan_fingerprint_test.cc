@@ -34,7 +34,7 @@ SplitPlan BuildOrDie(const v1::Topology& topology, int64_t epoch = 1) {
   return plan.ok() ? *std::move(plan) : SplitPlan{};
 }
 
-// DESIGN.md's vLLM example: world 8, DP2 PP2 TP2, with an EP kind and an explicit kind.
+// The vLLM example of docs/plan-format.md: world 8, DP2 PP2 TP2, with an EP kind and an explicit kind.
 constexpr char kVllm[] = R"pb(
   cluster: "llama-serve"
   dims { name: "tp" size: 2 }

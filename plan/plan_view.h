@@ -26,7 +26,7 @@ class PlanView {
   // takes no part is listed with no split_ranks.
   static absl::StatusOr<v1::Plan> ToProto(const SplitPlan& plan, const PlanFilter& filter);
 
-  // What agents receive (DESIGN.md, "scale rule"): the normalized topology (the generator) and,
+  // What agents receive (docs/architecture.md, "Scale"): the normalized topology (the generator) and,
   // per kind, its settings and counts; split_ranks only for explicit lists, so the message does
   // not grow with the world for generated kinds.
   static v1::Plan ToAgentProto(const SplitPlan& plan);

@@ -242,7 +242,7 @@ TEST(SplitPlannerTest, MegatronWorldEightGolden) {
 }
 
 TEST(SplitPlannerTest, ReferencesAgreeWithTheGoldens) {
-  // The reference functions themselves reproduce DESIGN.md's world-8 tables.
+  // The reference functions themselves reproduce the world-8 tables of docs/plan-format.md.
   const std::vector<int64_t> vllm = {1, 2, 2, 1, 2};  // (edp, DP, PP, PCP, TP)
   EXPECT_EQ(Sorted(NumpyGroups(vllm, 2, 4, 2)), (Groups{{0, 2}, {1, 3}, {4, 6}, {5, 7}}));
   EXPECT_EQ(Sorted(NumpyGroups(vllm, 1, 2, 4)), (Groups{{0, 1, 4, 5}, {2, 3, 6, 7}}));

@@ -28,7 +28,7 @@ inline constexpr int64_t kMaxDeadlineMs = 86400000;
 inline constexpr absl::string_view kReadinessAgent = "agent";
 inline constexpr absl::string_view kReadinessWorkload = "workload";
 
-// Checks a topology against every rule of DESIGN.md ("Invalid topologies are refused ...") and
+// Checks a topology against every rule of docs/architecture.md ("Topology and plan") and
 // fills in defaults. Pure; thread-compatible (stateless).
 class TopologyValidator {
  public:

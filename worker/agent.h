@@ -82,7 +82,7 @@ struct AgentState {
   std::string error;                        // why it FAILED, when it did
 };
 
-// The worker agent's lifecycle (DESIGN.md, "Lifecycle of an epoch", "Bootstrap and split"):
+// The worker agent's lifecycle (docs/architecture.md, "Lifecycle of an epoch", "Bootstrap and split"):
 // Register (with backoff while the daemon or the cluster is not there yet) → WatchPlan → for
 // each new epoch: derive and check the plan, report BOOTSTRAPPING, bootstrap one world per
 // backend, report SPLITTING, form the groups, report VALIDATING, validate, report READY or

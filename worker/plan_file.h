@@ -9,7 +9,7 @@
 
 namespace splitd::worker {
 
-// What sidecar mode hands the workload (DESIGN.md, "Bootstrap and split"): this rank's plan as
+// What sidecar mode hands the workload (docs/architecture.md, "Bootstrap and split"): this rank's plan as
 // one JSON document,
 //
 //   {"cluster": "llama-serve", "rank": 5, "world_size": 8, "epoch": 3,

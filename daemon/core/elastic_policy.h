@@ -45,7 +45,7 @@ struct PolicyDecision {
   v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED;  // kNewEpoch: why
 };
 
-// The failure-handling and scaling policy of DESIGN.md ("Elastic reconfiguration"). Pure and
+// The failure-handling and scaling policy (docs/architecture.md, "Elastic reconfiguration"). Pure and
 // deterministic; thread-compatible (stateless).
 //
 // Replicas are the slices of the replica dim: ranks that share its coordinate. When ranks lose

@@ -45,7 +45,7 @@ struct Member {
   Liveness liveness = Liveness::kAlive;
 };
 
-// Membership and readiness of one cluster's current epoch (DESIGN.md, "Lifecycle of an epoch"):
+// Membership and readiness of one cluster's current epoch (docs/architecture.md, "Lifecycle of an epoch"):
 // who registered, which member holds which rank, what every rank reported, and from that the
 // phase of every rank, group and of the cluster. Each rank has two layers of progress: its
 // agent's own groups (AgentProgress) and its workload's (WorkloadProgress), which decides READY

@@ -18,7 +18,7 @@ from splitd_groups import PlanError  # noqa: E402
 
 FP = "72d50201ee3cee7f2f3ee636f0c49a13be73a72ab4d7718cedc2f09e7ff5673e"
 
-# DESIGN.md's vLLM world 8 (DP2 PP2 TP2) with an explicit kind, as agent 5 writes it.
+# The vLLM world 8 of docs/plan-format.md (DP2 PP2 TP2) with an explicit kind, as agent 5 writes it.
 PLAN5 = {
     "cluster": "llama-serve", "rank": 5, "world_size": 8, "epoch": 3, "fingerprint": FP,
     "method": "split", "state": "READY",
