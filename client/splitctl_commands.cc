@@ -32,6 +32,7 @@
 #include "client/table_printer.h"
 #include "common/grpc_logging.h"
 #include "common/bearer_token.h"
+#include "common/error_table.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/tls_credentials.h"
@@ -269,12 +270,12 @@ class Splitctl {
         return absl::Status(status.code(),
                             absl::StrCat("no reply from ", args_.address, " within ",
                                          absl::FormatDuration(args_.timeout), " (", reason, ")"));
-      case absl::StatusCode::kUnauthenticated:
-        return absl::Status(status.code(),
-                            absl::StrCat(reason, " (give --token_file or $SPLITD_TOKEN_FILE)"));
       default:
-        return absl::Status(status.code(), reason);
+        break;
     }
+    const absl::string_view hint = DaemonErrorCode(status.code()).splitctl_hint;
+    if (hint.empty()) return absl::Status(status.code(), reason);
+    return absl::Status(status.code(), absl::StrCat(reason, " (", hint, ")"));
   }
 
   // Prints a JSON value as -o json or -o yaml asks.

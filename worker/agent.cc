@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/error_table.h"
 #include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
 #include "worker/backoff.h"
@@ -24,19 +25,22 @@ std::string NewIncarnation() {
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
 }
 
-// Register fails with these while the daemon is away or the cluster is not applied yet.
+// Register fails with these while the daemon is away, the cluster is not applied yet, or an
+// earlier process on this device still holds its lease (common/error_table.cc).
 bool RetryableRegisterError(absl::StatusCode code) {
-  // ALREADY_EXISTS: an earlier process on this device still holds its lease; it is taken over
-  // once the lease expires.
-  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kNotFound ||
-         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kAlreadyExists;
+  const AgentAction action = DaemonErrorCode(code).on_register;
+  return action == AgentAction::kRetry || action == AgentAction::kWaitForDaemon;
 }
 
 // The daemon no longer knows these credentials (lease expired, daemon state lost): register
 // again with the same incarnation.
 bool SessionLost(absl::StatusCode code) {
-  return code == absl::StatusCode::kPermissionDenied ||
-         code == absl::StatusCode::kUnauthenticated || code == absl::StatusCode::kNotFound;
+  return DaemonErrorCode(code).on_session_call == AgentAction::kRegisterAgain;
+}
+
+// The call's epoch is over: the daemon has moved on to a newer plan.
+bool EpochOver(const absl::Status& status) {
+  return DaemonErrorCode(status.code()).on_session_call == AgentAction::kNextEpoch;
 }
 
 double Millis(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
@@ -834,7 +838,7 @@ void Agent::FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource*
       prefix, PhaseName(phase), work->timings.bootstrap_ms(), work->timings.split_ms(),
       work->timings.validate_ms(), work->timings.groups_ready_ms());
   const absl::Status reported = Report(*work, phase, first_error);
-  if (reported.code() == absl::StatusCode::kAborted) {
+  if (EpochOver(reported)) {
     spdlog::info("{}: the daemon has moved past this epoch; dropping it", prefix);
     AbortDeviceBuilders(&builders_, absl::StrCat(prefix, ": dropped"));
     ReleaseBuilders();
@@ -857,7 +861,7 @@ void Agent::FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::st
   }
   SetPhase(*work, v1::PHASE_FAILED, error);
   const absl::Status reported = Report(*work, v1::PHASE_FAILED, error);
-  if (reported.code() == absl::StatusCode::kAborted) return;
+  if (EpochOver(reported)) return;
   WritePlanFile(*work, derived, "FAILED", error);
 }
 
@@ -929,9 +933,9 @@ absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::st
                     PhaseName(phase), PhaseName(response.cluster_phase()));
       return last;
     }
-    if (last.code() == absl::StatusCode::kAborted || stopping()) return last;
+    if (EpochOver(last) || stopping()) return last;
     const absl::Duration delay = backoff.NextDelay();
-    if (last.code() == absl::StatusCode::kUnavailable) {
+    if (DaemonErrorCode(last.code()).on_session_call == AgentAction::kWaitForDaemon) {
       --attempt;
       spdlog::warn("epoch {} rank {}: report of {} waits for the daemon: {}", work.epoch,
                    work.rank, PhaseName(phase), last.ToString());

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/error_table.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
 
@@ -80,7 +81,7 @@ void Agent::HandOverWithoutPreflight(const DerivedPlan& derived, EpochWork* work
   spdlog::info("{}: preflight off: handing the plan to the workload without forming groups",
                prefix);
   const absl::Status reported = Report(*work, v1::PHASE_READY, "");
-  if (reported.code() == absl::StatusCode::kAborted) {
+  if (DaemonErrorCode(reported.code()).on_session_call == AgentAction::kNextEpoch) {
     spdlog::info("{}: the daemon has moved past this epoch; dropping it", prefix);
     return;
   }
