@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/posix_file.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/rpc_metrics.h"
@@ -38,24 +39,6 @@ absl::Status SplitListen(const char* flag, const std::string& listen, std::strin
   if (!absl::SimpleAtoi(listen.substr(colon + 1), port) || *port < 0 || *port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, " port must be 0..65535, got \"",
                                                    listen.substr(colon + 1), "\""));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << contents;
-    out.close();
-    if (!out) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot write ", temp, ": ", std::strerror(errno)));
-    }
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot rename ", temp, " to ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

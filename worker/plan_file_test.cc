@@ -131,7 +131,7 @@ TEST(PlanFileTest, InvalidUtf8IsReplacedNotThrown) {
 
 TEST(PlanFileTest, MissingDirectoryIsAnErrorNamingThePath) {
   const std::string path = MakeTempDir() + "/missing/plan.json";
-  EXPECT_THAT(Rank5().Write(path), StatusIs(absl::StatusCode::kInternal, HasSubstr("plan.json")));
+  EXPECT_THAT(Rank5().Write(path), StatusIs(absl::StatusCode::kNotFound, HasSubstr("plan.json")));
 }
 
 }  // namespace

@@ -15,14 +15,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/posix_file.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::worker {
 namespace {
-
-absl::Status SystemError(const std::string& what, const std::string& path, int error) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(error)));
-}
 
 // A path sockaddr_un can hold: `path` itself, or, when it is too long, the same file reached
 // through an open descriptor of its directory (/proc/self/fd/N/name). `dir_fd` receives that
@@ -37,7 +34,7 @@ absl::StatusOr<sockaddr_un> AddressOf(const std::string& path, int* dir_fd) {
     const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
     const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
     *dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (*dir_fd < 0) return SystemError("cannot open the directory of", path, errno);
+    if (*dir_fd < 0) return PosixError(errno, "open the directory of", path);
     reachable = absl::StrCat("/proc/self/fd/", *dir_fd, "/", base);
     if (reachable.size() >= sizeof(address.sun_path)) {
       ::close(*dir_fd);
@@ -92,7 +89,7 @@ absl::StatusOr<int> ListenUnixSocket(const std::string& path, unsigned mode) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     close_dir();
-    return SystemError("cannot create a socket for", path, errno);
+    return PosixError(errno, "create a socket for", path);
   }
   // Created with no permissions for anyone, then opened up to `mode`: no window in which other
   // users could connect.
@@ -103,13 +100,13 @@ absl::StatusOr<int> ListenUnixSocket(const std::string& path, unsigned mode) {
   close_dir();
   if (bound != 0) {
     ::close(fd);
-    return SystemError("cannot bind", path, bind_error);
+    return PosixError(bind_error, "bind", path);
   }
   if (::chmod(path.c_str(), mode) != 0 || ::listen(fd, 128) != 0) {
     const int error = errno;
     ::close(fd);
     ::unlink(path.c_str());
-    return SystemError("cannot set up", path, error);
+    return PosixError(error, "set up", path);
   }
   return fd;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/posix_file.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -35,21 +36,23 @@ constexpr uint32_t kMaxRecordBytes = 64u << 20;
 
 static_assert(kMagic.size() == 13, "header layout");
 
-std::string ErrnoText(int err) {
-  char buffer[256];
-  return strerror_r(err, buffer, sizeof(buffer));  // GNU strerror_r
+// A failed read or write of the store: RESOURCE_EXHAUSTED when the disk is full (ENOSPC, EDQUOT;
+// EFBIG, which PosixError gives as OUT_OF_RANGE), UNAVAILABLE otherwise, so that callers see the
+// store's contract whatever the errno.
+absl::Status StoreError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kResourceExhausted:
+      return status;
+    case absl::StatusCode::kOutOfRange:
+      return absl::ResourceExhaustedError(status.message());
+    default:
+      return absl::UnavailableError(status.message());
+  }
 }
 
 absl::Status ErrnoError(int err, absl::string_view action, const std::string& path) {
-  std::string message = absl::StrCat(action, " ", path, ": ", ErrnoText(err));
-  switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::UnavailableError(message);
-  }
+  return StoreError(PosixError(err, action, path));
 }
 
 void PutU32(std::string* out, uint32_t value) {
@@ -154,52 +157,23 @@ absl::StatusOr<std::optional<std::string>> ReadFile(const std::string& path) {
   return std::optional<std::string>(std::move(data));
 }
 
-// Writes all of `data` at `offset`; 0 or an errno.
 int WriteAll(int fd, uint64_t offset, absl::string_view data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
+  return WriteAllAt(fd, static_cast<off_t>(offset), data);
 }
 
-absl::Status SyncDir(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(errno, "open directory", dir);
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return ErrnoError(err, "fsync directory", dir);
-  return absl::OkStatus();
-}
+absl::Status SyncDir(const std::string& dir) { return StoreError(SyncDirectory(dir)); }
 
 // Writes `contents` to `path`.tmp, fsyncs it and renames it over `path`; returns the new
 // file, open read-write. The caller syncs the directory to make the rename durable.
 absl::StatusOr<int> WriteAndRename(const std::string& path, absl::string_view contents, bool sync) {
-  const std::string tmp = path + ".tmp";
-  const int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError(errno, "create", tmp);
-  absl::Status status;
-  if (const int err = WriteAll(fd, 0, contents); err != 0) {
-    status = ErrnoError(err, "write", tmp);
-  } else if (sync && fsync(fd) != 0) {
-    status = ErrnoError(errno, "fsync", tmp);
-  } else if (rename(tmp.c_str(), path.c_str()) != 0) {
-    status = ErrnoError(errno, "rename to " + path, tmp);
-  }
-  if (!status.ok()) {
-    close(fd);
-    unlink(tmp.c_str());
-    return status;
-  }
-  return fd;
+  ReplaceFileOptions options;
+  options.sync = sync;
+  options.sync_directory = false;
+  options.unique_temp = false;
+  options.keep_open = true;
+  absl::StatusOr<int> fd = ReplaceFile(path, contents, options);
+  if (!fd.ok()) return StoreError(fd.status());
+  return *fd;
 }
 
 absl::Status MakeDirs(const std::string& dir) {
