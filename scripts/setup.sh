@@ -8,6 +8,8 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev grpc-proto
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libgloo-dev zlib1g-dev clang
+  clang-format  # scripts/checks.sh: every C++ file is formatted by .clang-format
+  git  # scripts/checks.sh lists the tracked files
   openssl  # tests/e2e/tls_e2e_test makes its certificates with the openssl binary
   libcpp-httplib-dev  # the daemon's /metrics endpoint (--metrics_listen)
   libmicrohttpd-dev  # the agent's workload endpoint on a Unix socket (--workload_socket)

@@ -85,6 +85,18 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   total_passed=$((total_passed + fuzz_passed))
   total_failed=$((total_failed + fuzz_failed))
 fi
+# The tree's own checks (scripts/checks.sh: formatting, file and function lengths, tracked
+# generated files, the Bazel version, the error table, clang's thread-safety analysis); every
+# "ok" / "FAILED" line counts as one case.
+echo "== scripts/checks.sh"
+checks_out="$(scripts/checks.sh 2>&1)"
+checks_rc=$?
+echo "$checks_out"
+checks_passed=$(grep -c '^ok ' <<< "$checks_out")
+checks_failed=$(grep -c '^FAILED' <<< "$checks_out")
+[ "$checks_rc" -eq 0 ] || [ "$checks_failed" -gt 0 ] || checks_failed=1
+total_passed=$((total_passed + checks_passed))
+total_failed=$((total_failed + checks_failed))
 # Deployment checks: the runtime image (podman, copy-only) and the Kubernetes manifests; every
 # "ok" / "FAILED" line they print counts as one case.
 for deploy_check in tests/deploy/check_image.sh tests/deploy/check_manifests.sh; do
