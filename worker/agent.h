@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
+#include "worker/fault_injection.h"
 #include "worker/group_builder.h"
 #include "worker/group_builder_factory.h"
 #include "worker/grpc_rendezvous_client.h"
@@ -44,7 +46,6 @@ struct AgentOptions {
 
   std::string plan_file;                       // "" writes none
   absl::Duration timeout = absl::Seconds(60);  // bound on every bootstrap step and collective
-  bool corrupt_fingerprint = false;            // --inject_fault=fingerprint (tests only)
 
   // Deadline of each Register, Heartbeat and ReportGroupStatus call.
   absl::Duration rpc_timeout = absl::Seconds(10);
@@ -91,19 +92,26 @@ struct AgentState {
 // re-opened with backoff while the communicators are kept; credentials the daemon no longer
 // accepts lead to a new Register with the same incarnation.
 //
-// Threads: Run() forms groups on the calling thread (builders are only ever driven from it);
-// it starts one thread that keeps the session (Register, the plan stream) and one that sends
-// heartbeats. Stop() may be called from any thread (a signal thread) at any time: it cancels
-// the stream, the calls and rendezvous in flight, and makes Run() release its builders and
-// return. The lifecycle never names a backend library: builders come from `factories`.
+// Threads: Run() drives the plan loop on the calling thread, and builders are only ever driven
+// from it (and from the destructor, after Run() has returned). Run() starts two threads: one keeps
+// the session (Register, the plan stream, whose newest plan it leaves in `pending_` for the plan
+// loop) and one sends heartbeats. Progress reports complete on gRPC's threads; the workload
+// endpoint (when on) reads the session and the phase from its connection threads; builders may
+// abort communicators on threads of their own (GroupBuilder::AbortInBackground). The agent's
+// state these threads share is behind `mu_`, and no RPC is started or waited for while it is held.
+// Stop() may be called from any thread (a signal thread) at any time and never blocks: it
+// cancels the plan stream, the blocking calls and the rendezvous in flight, and makes Run()
+// release its builders, wait for their background teardowns and return. The destructor cancels
+// the progress reports still in flight and waits (bounded) for their callbacks. The lifecycle
+// never names a backend library: builders come from `factories`.
 class Agent {
  public:
-  // Talks to the daemon through `channel`.
+  // Talks to the daemon through `channel`. `faults` is for tests only (worker/fault_injection.h).
   Agent(AgentOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
-        GroupBuilderFactories factories);
+        GroupBuilderFactories factories, FaultInjection faults = FaultInjection());
   // Talks to the daemon through `stub` (a fake in tests).
   Agent(AgentOptions options, std::unique_ptr<v1::AgentService::StubInterface> stub,
-        GroupBuilderFactories factories);
+        GroupBuilderFactories factories, FaultInjection faults = FaultInjection());
   ~Agent();
 
   Agent(const Agent&) = delete;
@@ -147,6 +155,7 @@ class Agent {
     std::vector<v1::GroupReport> groups;
   };
 
+  // ---- Session (agent_session.cc) ----
   // Session thread: Register, then the plan stream, re-opened (or re-registered) until Stop().
   void SessionLoop();
   absl::Status RegisterOnce();
@@ -157,15 +166,52 @@ class Agent {
   // Heartbeat thread.
   void HeartbeatLoop();
 
-  // Plan loop, on Run()'s thread.
+  // ---- Plan loop, on Run()'s thread (agent_epoch.cc) ----
   void HandlePlan(const v1::WatchPlanResponse& message);
+  // Lets go of the held epoch's builders for the plan of `message`: the device builders a plan
+  // that shrinks the held epoch can shrink go to the returned source, the rest are released.
+  ShrinkSource LetGoOfHeldEpoch(const v1::WatchPlanResponse& message);
+  // Derives the plan of `message` (fingerprint checked); on failure reports the epoch FAILED and
+  // returns nullopt.
+  std::optional<DerivedPlan> DeriveOrFail(const v1::WatchPlanResponse& message, EpochWork* work);
   // Bootstraps (or shrinks from `shrink`), forms, validates and reports the groups of `derived`.
   void FormEpoch(const DerivedPlan& derived, EpochWork* work, ShrinkSource* shrink);
+  // The steps of FormEpoch, in order. A step that returns false or nullopt has ended the epoch:
+  // abandoned it (stopping, or a newer plan) or failed it (reported and released).
+  //
+  // Every backend of the plan must be available before any world is entered.
+  bool CheckBackends(const DerivedPlan& derived, EpochWork* work);
+  // Sets this rank's phase in `work` and sends it as progress; false when stopping.
+  bool SendProgress(EpochWork* work, v1::Phase phase);
+  // The rendezvous client of `epoch`, published for Stop() and the plan stream to cancel.
+  std::shared_ptr<GrpcRendezvousClient> OpenRendezvous(int64_t epoch);
+  // Brings up every world; when they are up.
+  std::optional<absl::Time> ConnectWorlds(const DerivedPlan& derived, EpochWork* work,
+                                          ShrinkSource* shrink, RendezvousClient* rendezvous,
+                                          const std::string& prefix);
+  // Forms every group on the connected worlds; when they are formed.
+  std::optional<absl::Time> FormAllGroups(const DerivedPlan& derived, EpochWork* work,
+                                          RendezvousClient* rendezvous, absl::Time bootstrapped,
+                                          const std::string& prefix);
+  // Validates every group into `work->groups`; a failing group fails the rank (`first_error`)
+  // but the others are still validated and reported.
+  bool ValidateAllGroups(EpochWork* work, absl::Time formed, const std::string& prefix,
+                         std::string* first_error);
+  // Reports READY or FAILED, keeps or releases the builders and hands the plan over.
+  void FinishEpoch(const DerivedPlan& derived, EpochWork* work, const std::string& prefix,
+                   const std::string& first_error);
+  // Drops a half-formed epoch: its device builders are aborted (peers may be gone), the rest
+  // released.
+  void AbandonEpoch(const std::string& prefix, const char* where);
   // Brings up the world of `held`: for a device backend of a plan that shrinks an epoch, every
   // rank first votes through `rendezvous` on shrinking the world it holds of that epoch; then
   // all shrink, or all bootstrap afresh. Sets held->builder when it is still null.
   absl::Status ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
                                  RendezvousClient* rendezvous, const std::string& prefix);
+  // The builder `held` can shrink from `shrink`, taken out of it (null when it holds none);
+  // `why` says why it cannot shrink (empty when it can) and `held_size` the size of its world.
+  std::unique_ptr<GroupBuilder> TakeShrinkCandidate(const HeldBuilder& held, ShrinkSource* shrink,
+                                                    std::string* why, int* held_size);
   // The vote: true when every rank of the new world can shrink the held world of `backend`.
   absl::StatusOr<bool> AgreeOnShrink(RendezvousClient* rendezvous, const std::string& backend,
                                      int world_size, bool able, absl::Duration timeout);
@@ -175,23 +221,6 @@ class Agent {
   // Drops the builders of `reaping_` whose teardown is done; with `wait`, all of them (each
   // waits for its own, bounded by its timeout).
   void PruneReaping(bool wait);
-  // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
-  void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
-  // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
-  // Sends a progress phase (BOOTSTRAPPING, SPLITTING, VALIDATING) without waiting.
-  void ReportProgress(const EpochWork& work, v1::Phase phase);
-  // Cancels the progress reports in flight and waits (bounded) for their callbacks.
-  void WaitForAsyncCalls();
-  absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
-  // Hands the epoch's outcome to the workload: writes the plan file and publishes the same
-  // document (with the full layout) on the workload endpoint (agent_hand_over.cc).
-  void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
-                     const std::string& error);
-  // With `preflight: false`: reports READY and hands the plan over without forming anything.
-  void HandOverWithoutPreflight(const DerivedPlan& derived, EpochWork* work);
-  // Starts and stops the workload endpoint, when options_.workload_socket names one.
-  absl::Status StartWorkloadEndpoint();
-  void StopWorkloadEndpoint();
   void ReleaseBuilders();
   // Releases the device ("cuda:") builders only, after validation, unless told to hold them.
   void ReleaseDeviceBuilders(const std::string& prefix);
@@ -199,9 +228,31 @@ class Agent {
   bool Superseded(int64_t epoch);
   void SetPhase(const EpochWork& work, v1::Phase phase, const std::string& error);
 
+  // ---- Reports to the daemon (agent_report.cc) ----
+  // Reports FAILED with `error`, marks every group FAILED, releases, writes the plan file.
+  void FailEpoch(EpochWork* work, const DerivedPlan* derived, const std::string& error);
+  // Sends a progress phase (BOOTSTRAPPING, SPLITTING, VALIDATING) without waiting.
+  void ReportProgress(const EpochWork& work, v1::Phase phase);
+  // Cancels the progress reports in flight and waits (bounded) for their callbacks.
+  void WaitForAsyncCalls();
+  // Reports with retries; ABORTED (stale epoch) and CANCELLED (stopping) are returned at once.
+  absl::Status Report(const EpochWork& work, v1::Phase phase, const std::string& error);
+
+  // ---- Hand-over to the workload (agent_hand_over.cc) ----
+  // Hands the epoch's outcome to the workload: writes the plan file and publishes the same
+  // document (with the full layout) on the workload endpoint.
+  void WritePlanFile(const EpochWork& work, const DerivedPlan* derived, const std::string& state,
+                     const std::string& error);
+  // With `preflight: false`: reports READY and hands the plan over without forming anything.
+  void HandOverWithoutPreflight(const DerivedPlan& derived, EpochWork* work);
+  // Starts and stops the workload endpoint, when options_.workload_socket names one.
+  absl::Status StartWorkloadEndpoint();
+  void StopWorkloadEndpoint();
+
+  // ---- Shared (agent.cc) ----
   // Runs `call` with a deadline `timeout`, cancellable by Stop(); CANCELLED when stopping.
-  template <typename Call>
-  grpc::Status Invoke(absl::Duration timeout, Call call);
+  grpc::Status Invoke(absl::Duration timeout,
+                      absl::FunctionRef<grpc::Status(grpc::ClientContext*)> call);
   // Sleeps for `duration`; returns true at once when Stop() was called.
   bool SleepOrStop(absl::Duration duration);
   bool stopping() const;
@@ -211,6 +262,7 @@ class Agent {
   const AgentOptions options_;
   std::unique_ptr<v1::AgentService::StubInterface> stub_;
   const GroupBuilderFactories factories_;
+  const FaultInjection faults_;
   const std::string incarnation_;
 
   mutable absl::Mutex mu_;
@@ -237,7 +289,7 @@ class Agent {
   // Why the daemon excluded this member; empty while it is not.
   std::string excluded_ ABSL_GUARDED_BY(mu_);
 
-  // Owned by Run()'s thread only.
+  // Owned by Run()'s thread only (and by the destructor, after Run() has returned).
   std::vector<HeldBuilder> builders_;
   // Device builders whose communicators are being aborted in the background
   // (GroupBuilder::AbortInBackground), kept until that is done so that it never holds up the

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/error_table.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
+#include "worker/agent_internal.h"
 
 namespace splitd::worker {
 namespace {
@@ -81,7 +81,7 @@ void Agent::HandOverWithoutPreflight(const DerivedPlan& derived, EpochWork* work
   spdlog::info("{}: preflight off: handing the plan to the workload without forming groups",
                prefix);
   const absl::Status reported = Report(*work, v1::PHASE_READY, "");
-  if (DaemonErrorCode(reported.code()).on_session_call == AgentAction::kNextEpoch) {
+  if (agent_internal::EpochOver(reported)) {
     spdlog::info("{}: the daemon has moved past this epoch; dropping it", prefix);
     return;
   }

@@ -170,14 +170,16 @@ class AgentTest : public ::testing::Test {
   }
   void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
 
-  std::unique_ptr<Agent> MakeAgent(AgentOptions options) {
+  std::unique_ptr<Agent> MakeAgent(AgentOptions options,
+                                   FaultInjection faults = FaultInjection()) {
     options.cluster = "solo";
     options.pod = "pod-0";
     options.node = "node-0";
     GroupBuilderFactories factories;
     factories["cpu:gloo"] = [this] { return std::make_unique<FakeBuilder>(&builder_calls_); };
     return std::make_unique<Agent>(
-        options, grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()), factories);
+        options, grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()), factories,
+        faults);
   }
 
   std::vector<v1::Phase> Phases() {
@@ -228,9 +230,9 @@ TEST_F(AgentTest, FormsValidatesAndReportsReady) {
 
 TEST_F(AgentTest, InjectedFingerprintFaultFailsWithoutForming) {
   service_.Publish(PlanOfOne("cpu:gloo"));
-  AgentOptions options;
-  options.corrupt_fingerprint = true;
-  auto agent = MakeAgent(options);
+  FaultInjection faults;
+  faults.corrupt_fingerprint = true;
+  auto agent = MakeAgent(AgentOptions(), faults);
   std::thread run([&] { agent->Run().IgnoreError(); });
   ASSERT_TRUE(service_.AwaitReport(v1::PHASE_FAILED));
   agent->Stop();

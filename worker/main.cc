@@ -231,8 +231,9 @@ splitd::ClientTlsOptions TlsOptions() {
   return splitd::WithEnvironmentDefaults(tls);
 }
 
-// Flags → options; INVALID_ARGUMENT naming the flag on a bad value.
-absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* daemon) {
+// Flags → options and the test-only faults; INVALID_ARGUMENT naming the flag on a bad value.
+absl::Status BuildOptions(splitd::worker::AgentOptions* options,
+                          splitd::worker::FaultInjection* faults, std::string* daemon) {
   options->cluster = absl::GetFlag(FLAGS_cluster);
   if (options->cluster.empty()) return absl::InvalidArgumentError("--cluster is required");
   *daemon = FirstOf(absl::GetFlag(FLAGS_daemon), Env("SPLITD_ADDR"), std::string("127.0.0.1:7070"));
@@ -258,19 +259,15 @@ absl::Status BuildOptions(splitd::worker::AgentOptions* options, std::string* da
   options->timeout = absl::Milliseconds(timeout_ms);
   options->plan_file = absl::GetFlag(FLAGS_plan_file);
   if (absl::Status socket = WorkloadSocketOptions(options); !socket.ok()) return socket;
-  const std::string fault = absl::GetFlag(FLAGS_inject_fault);
-  if (fault == "fingerprint") {
-    options->corrupt_fingerprint = true;
-  } else if (!fault.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--inject_fault must be \"fingerprint\" or empty, got \"", fault, "\""));
-  }
+  absl::StatusOr<splitd::worker::FaultInjection> injected =
+      splitd::worker::FaultInjectionFromFlags();
+  if (!injected.ok()) return injected.status();
+  *faults = *injected;
   return absl::OkStatus();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The version string and which flags --help lists.
+void SetUsage() {
   absl::FlagsUsageConfig usage;
   usage.version_string = [] { return std::string(kProgram) + " " + splitd::kVersion + "\n"; };
   // --help lists this file's flags (Abseil would look for <program>.cc).
@@ -282,6 +279,27 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "splitd-agent --cluster NAME [--daemon HOST:PORT]: joins a splitd cluster, forms and "
       "validates this rank's communication groups");
+}
+
+// The backends this process can form, from the NCCL flags; `device_index` is the GPU to prepare.
+splitd::worker::Backends FindBackends(int64_t device_index) {
+  splitd::worker::BackendOptions backend_options;
+  backend_options.try_nccl = !absl::GetFlag(FLAGS_nccl_library).empty();
+  backend_options.nccl_library.nccl_path = absl::GetFlag(FLAGS_nccl_library);
+  if (!absl::GetFlag(FLAGS_cudart_library).empty()) {
+    backend_options.nccl_library.cudart_paths = {absl::GetFlag(FLAGS_cudart_library)};
+  }
+  backend_options.nccl_nonblocking = absl::GetFlag(FLAGS_nccl_nonblocking);
+  backend_options.nccl_eager_connect = absl::GetFlag(FLAGS_nccl_eager_connect);
+  backend_options.nccl_serial_validation = absl::GetFlag(FLAGS_nccl_serial_validation);
+  backend_options.warm_device = static_cast<int>(device_index);
+  return splitd::worker::DefaultBackends(backend_options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SetUsage();
   if (AsksForHelpOrVersion(argc, argv)) {
     absl::ParseCommandLine(argc, argv);  // prints and exits
     return 0;
@@ -297,11 +315,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   splitd::worker::AgentOptions options;
+  splitd::worker::FaultInjection faults;
   std::string daemon;
   grpc::ChannelArguments channel_args;
   absl::StatusOr<splitd::ClientSecurity> security;
   absl::Status parsed = ParseFlags(argc, argv);
-  if (parsed.ok()) parsed = BuildOptions(&options, &daemon);
+  if (parsed.ok()) parsed = BuildOptions(&options, &faults, &daemon);
   if (parsed.ok()) {
     security = splitd::MakeClientSecurity(TlsOptions(), daemon, &channel_args);
     parsed = security.status();
@@ -329,17 +348,7 @@ int main(int argc, char** argv) {
     spdlog::warn("connecting to {} in PLAINTEXT: the traffic can be read and altered on the way",
                  daemon);
   }
-  splitd::worker::BackendOptions backend_options;
-  backend_options.try_nccl = !absl::GetFlag(FLAGS_nccl_library).empty();
-  backend_options.nccl_library.nccl_path = absl::GetFlag(FLAGS_nccl_library);
-  if (!absl::GetFlag(FLAGS_cudart_library).empty()) {
-    backend_options.nccl_library.cudart_paths = {absl::GetFlag(FLAGS_cudart_library)};
-  }
-  backend_options.nccl_nonblocking = absl::GetFlag(FLAGS_nccl_nonblocking);
-  backend_options.nccl_eager_connect = absl::GetFlag(FLAGS_nccl_eager_connect);
-  backend_options.nccl_serial_validation = absl::GetFlag(FLAGS_nccl_serial_validation);
-  backend_options.warm_device = static_cast<int>(options.device_index);
-  splitd::worker::Backends backends = splitd::worker::DefaultBackends(backend_options);
+  splitd::worker::Backends backends = FindBackends(options.device_index);
   options.device_type = backends.device_type;
   options.nccl_version = backends.nccl_version;
   options.device_count = backends.device_count;
@@ -349,7 +358,7 @@ int main(int argc, char** argv) {
   splitd::worker::Agent agent(options,
                               splitd::CreateChannelWithToken(daemon, security->credentials,
                                                              channel_args, join_token),
-                              std::move(backends.factories));
+                              std::move(backends.factories), faults);
 
   std::thread signal_thread([&agent, &stop_signals] {
     int signal_number = 0;

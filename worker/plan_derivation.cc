@@ -23,24 +23,32 @@ std::string Corrupt(std::string fingerprint) {
   return fingerprint;
 }
 
-}  // namespace
-
-std::vector<std::string> BackendParts(const std::string& backend) {
-  std::vector<std::string> parts;
-  for (absl::string_view part : absl::StrSplit(backend, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    if (!part.empty()) parts.emplace_back(part);
-  }
-  return parts;
+// What every backend's world of `out` starts from, before its kinds and groups.
+WorldSpec BaseWorldSpec(const DerivedPlan& out, const v1::Validation& validation,
+                        const DerivationOptions& options) {
+  WorldSpec spec;
+  spec.cluster = out.cluster;
+  spec.epoch = out.epoch;
+  spec.rank = out.rank;
+  spec.world_size = out.world_size;
+  spec.method = out.method;
+  spec.allreduce_elements = validation.allreduce_elements() > 0 ? validation.allreduce_elements()
+                                                                 : kDefaultAllreduceElements;
+  spec.bandwidth_bytes = validation.bandwidth_bytes();
+  spec.host = options.host;
+  spec.timeout = options.timeout;
+  spec.device_index = options.device_index;
+  return spec;
 }
 
-absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
-                                       const DerivationOptions& options,
-                                       std::string* derived_fingerprint) {
+// DerivePlan, with the derived fingerprint altered when `corrupt_fingerprint`.
+absl::StatusOr<DerivedPlan> Derive(const v1::WatchPlanResponse& message,
+                                   const DerivationOptions& options, bool corrupt_fingerprint,
+                                   std::string* derived_fingerprint) {
   const v1::Plan& plan = message.plan();
   ASSIGN_OR_RETURN(plan::SplitPlan derived,
                    plan::SplitPlanner::Build(plan.topology(), plan.epoch()));
-  if (options.corrupt_fingerprint) derived.fingerprint = Corrupt(derived.fingerprint);
+  if (corrupt_fingerprint) derived.fingerprint = Corrupt(derived.fingerprint);
   if (derived_fingerprint != nullptr) *derived_fingerprint = derived.fingerprint;
 
   const int64_t rank = message.rank();
@@ -64,29 +72,15 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
   if (!derived.topology.readiness().empty()) out.readiness = derived.topology.readiness();
   out.preflight = !derived.topology.has_preflight() || derived.topology.preflight();
 
-  const v1::Validation& validation = derived.topology.validation();
-  const int64_t allreduce_elements = validation.allreduce_elements() > 0
-                                         ? validation.allreduce_elements()
-                                         : kDefaultAllreduceElements;
-
+  const WorldSpec base = BaseWorldSpec(out, derived.topology.validation(), options);
   auto world_of = [&](const std::string& backend) -> WorldSpec& {
     for (BackendWorld& world : out.worlds) {
       if (world.backend == backend) return world.spec;
     }
     BackendWorld& world = out.worlds.emplace_back();
     world.backend = backend;
-    WorldSpec& spec = world.spec;
-    spec.cluster = out.cluster;
-    spec.epoch = out.epoch;
-    spec.rank = out.rank;
-    spec.world_size = out.world_size;
-    spec.method = out.method;
-    spec.allreduce_elements = allreduce_elements;
-    spec.bandwidth_bytes = validation.bandwidth_bytes();
-    spec.host = options.host;
-    spec.timeout = options.timeout;
-    spec.device_index = options.device_index;
-    return spec;
+    world.spec = base;
+    return world.spec;
   };
 
   for (size_t k = 0; k < derived.kinds.size(); ++k) {
@@ -113,6 +107,29 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
     out.groups.push_back(KindGroup{std::move(assignment), kind.backend});
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<std::string> BackendParts(const std::string& backend) {
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(backend, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) parts.emplace_back(part);
+  }
+  return parts;
+}
+
+absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
+                                       const DerivationOptions& options,
+                                       std::string* derived_fingerprint) {
+  return Derive(message, options, /*corrupt_fingerprint=*/false, derived_fingerprint);
+}
+
+absl::StatusOr<DerivedPlan> DerivePlanWithCorruptedFingerprint(
+    const v1::WatchPlanResponse& message, const DerivationOptions& options,
+    std::string* derived_fingerprint) {
+  return Derive(message, options, /*corrupt_fingerprint=*/true, derived_fingerprint);
 }
 
 }  // namespace splitd::worker

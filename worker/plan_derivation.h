@@ -17,9 +17,6 @@ struct DerivationOptions {
   std::string host = "127.0.0.1";              // copied into every WorldSpec
   absl::Duration timeout = absl::Seconds(60);  // copied into every WorldSpec
   int device_index = 0;                        // copied into every WorldSpec
-  // Fault injection for tests of the mismatch path (--inject_fault=fingerprint): the derived
-  // fingerprint is altered, so the derivation fails as if this agent had computed another plan.
-  bool corrupt_fingerprint = false;
 };
 
 // One of this rank's groups, with the kind's full backend string (for the plan file).
@@ -74,6 +71,14 @@ struct DerivedPlan {
 absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
                                        const DerivationOptions& options,
                                        std::string* derived_fingerprint = nullptr);
+
+// Fault injection for tests of the mismatch path (FaultInjection::corrupt_fingerprint,
+// --inject_fault=fingerprint): DerivePlan with the derived fingerprint altered before it is
+// checked (still 64 hex digits, never the daemon's), so the derivation fails as if this agent had
+// computed another plan.
+absl::StatusOr<DerivedPlan> DerivePlanWithCorruptedFingerprint(
+    const v1::WatchPlanResponse& message, const DerivationOptions& options,
+    std::string* derived_fingerprint = nullptr);
 
 // The parts of a backend string: "cpu:gloo,cuda:nccl" -> {"cpu:gloo", "cuda:nccl"}.
 std::vector<std::string> BackendParts(const std::string& backend);

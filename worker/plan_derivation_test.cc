@@ -158,11 +158,9 @@ TEST(PlanDerivationTest, FingerprintMismatchNamesRankAndBothDigests) {
 
 TEST(PlanDerivationTest, InjectedFaultCorruptsTheDerivedFingerprint) {
   const v1::WatchPlanResponse message = Message(Tp2Pp2Dp2(), 2);
-  DerivationOptions options;
-  options.corrupt_fingerprint = true;
   std::string reported;
   EXPECT_THAT(
-      DerivePlan(message, options, &reported),
+      DerivePlanWithCorruptedFingerprint(message, DerivationOptions(), &reported),
       StatusIs(absl::StatusCode::kFailedPrecondition,
                ::testing::AllOf(HasSubstr("rank 2"), HasSubstr(message.plan().fingerprint()))));
   EXPECT_NE(reported, message.plan().fingerprint());

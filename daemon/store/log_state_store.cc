@@ -23,7 +23,10 @@ namespace {
 
 // File layout (docs/store-format.md). Integers are little-endian.
 constexpr absl::string_view kMagic = "SPLITD-STORE\n";
-constexpr uint32_t kFormatVersion = 1;
+// Format 2 stores a digest of each session token; format 1 stored the token itself and is read,
+// then rewritten as format 2 on open.
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestReadableVersion = 1;
 constexpr uint32_t kLogKind = 1;
 constexpr uint32_t kSnapshotKind = 2;
 // magic, u32 version, u32 kind.
@@ -106,9 +109,10 @@ std::string FileHeader(uint32_t kind) {
   return header;
 }
 
-// Checks magic, version and kind; the header's own length has been checked where it varies.
-absl::Status CheckHeader(const std::string& data, uint32_t kind, size_t header_bytes,
-                         const std::string& path) {
+// Checks magic, version and kind, and returns the version; the header's own length has been
+// checked where it varies.
+absl::StatusOr<uint32_t> CheckHeader(const std::string& data, uint32_t kind, size_t header_bytes,
+                                     const std::string& path) {
   const size_t magic_bytes = std::min(data.size(), kMagic.size());
   if (absl::string_view(data.data(), magic_bytes) != kMagic.substr(0, magic_bytes)) {
     return absl::FailedPreconditionError(
@@ -120,9 +124,10 @@ absl::Status CheckHeader(const std::string& data, uint32_t kind, size_t header_b
                                             "-byte header"));
   }
   const uint32_t version = GetU32(data.data() + kMagic.size());
-  if (version != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has format version ", version, "; this splitd reads version ", kFormatVersion));
+  if (version < kOldestReadableVersion || version > kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " has format version ", version, "; this splitd reads versions ",
+                     kOldestReadableVersion, " to ", kFormatVersion));
   }
   const uint32_t found_kind = GetU32(data.data() + kMagic.size() + 4);
   if (found_kind != kind) {
@@ -130,7 +135,7 @@ absl::Status CheckHeader(const std::string& data, uint32_t kind, size_t header_b
         absl::StrCat(path, " holds a store file of kind ", found_kind, ", expected ", kind,
                      kind == kLogKind ? " (a log)" : " (a snapshot)"));
   }
-  return absl::OkStatus();
+  return version;
 }
 
 // The whole file, or nullopt when there is none.
@@ -228,7 +233,18 @@ absl::StatusOr<std::unique_ptr<LogStateStore>> LogStateStore::Open(const std::st
   }
   absl::MutexLock lock(&store->mu_);
   RETURN_IF_ERROR(store->LoadLocked());
+  if (store->older_format_) RETURN_IF_ERROR(store->UpgradeLocked());
   return store;
+}
+
+absl::Status LogStateStore::UpgradeLocked() {
+  // The state in memory holds digests only; a snapshot of it and an empty log replace the
+  // older files, and with them the session tokens they held in clear.
+  RETURN_IF_ERROR(CompactLocked(""));
+  older_format_ = false;
+  spdlog::info("store {}: rewritten in format {} (session tokens are kept as digests)", dir_,
+               kFormatVersion);
+  return absl::OkStatus();
 }
 
 absl::Status LogStateStore::LoadLocked() {
@@ -283,7 +299,9 @@ absl::Status LogStateStore::ApplyReplayedLocked(const internal::LogRecord& recor
 
 absl::Status LogStateStore::ReplaySnapshotLocked(const std::string& data,
                                                  uint64_t* snapshot_sequence) {
-  RETURN_IF_ERROR(CheckHeader(data, kSnapshotKind, kSnapshotHeaderBytes, snapshot_path_));
+  ASSIGN_OR_RETURN(const uint32_t version,
+                   CheckHeader(data, kSnapshotKind, kSnapshotHeaderBytes, snapshot_path_));
+  if (version < kFormatVersion) older_format_ = true;
   const char* header = data.data();
   const uint64_t sequence = GetU64(header + kHeaderBytes);
   const uint64_t count = GetU64(header + kHeaderBytes + 8);
@@ -328,7 +346,8 @@ absl::Status LogStateStore::ReplaySnapshotLocked(const std::string& data,
 
 absl::Status LogStateStore::ReplayLogLocked(const std::string& data, uint64_t snapshot_sequence,
                                             uint64_t* good_size) {
-  RETURN_IF_ERROR(CheckHeader(data, kLogKind, kHeaderBytes, log_path_));
+  ASSIGN_OR_RETURN(const uint32_t version, CheckHeader(data, kLogKind, kHeaderBytes, log_path_));
+  if (version < kFormatVersion) older_format_ = true;
   uint64_t previous = 0;  // sequence of the record before, applied or skipped
   uint64_t offset = kHeaderBytes;
   while (offset < data.size()) {

@@ -62,6 +62,8 @@ class LogStateStore : public RecordStore {
   // Check + Apply of a record read back; a record that does not apply is DATA_LOSS.
   absl::Status ApplyReplayedLocked(const internal::LogRecord& record, const std::string& path,
                                    uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rewrites a store read in an older format in the current one (a compaction).
+  absl::Status UpgradeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Snapshot of state_ (as of last_sequence_), then a new log holding `log_frames`.
   absl::Status CompactLocked(absl::string_view log_frames) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -78,6 +80,8 @@ class LogStateStore : public RecordStore {
   bool log_needs_truncate_ ABSL_GUARDED_BY(mu_) = false;
   // A compaction renamed a new log in place but could not sync the directory yet.
   bool dir_needs_sync_ ABSL_GUARDED_BY(mu_) = false;
+  // A file read on open was in an older format: rewrite the store before taking writes.
+  bool older_format_ ABSL_GUARDED_BY(mu_) = false;
   // After a failed compaction, the log size at which to try again.
   uint64_t compact_retry_at_ ABSL_GUARDED_BY(mu_) = 0;
 };

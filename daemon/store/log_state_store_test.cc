@@ -17,6 +17,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
 #include "daemon/store/state_store_conformance.h"
@@ -32,6 +33,7 @@ using ::splitd::testing::IsOk;
 using ::splitd::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Bytes before the log's first record: magic, version, kind.
 constexpr size_t kLogHeaderBytes = 21;
@@ -95,7 +97,7 @@ std::string Dump(const StateStore& store) {
         << " " << state.record.create_time << " " << state.record.update_time << "\n";
     for (const StoredMember& member : state.members) {
       out << "  member " << member.identity.ShortDebugString() << " "
-          << member.capabilities.ShortDebugString() << " " << member.session_token << " "
+          << member.capabilities.ShortDebugString() << " " << member.session_token_sha256 << " "
           << member.registered << "\n";
     }
     for (const auto& report : state.reports)
@@ -352,11 +354,50 @@ TEST(LogStateStoreTest, WrongMagicOrVersionIsFailedPrecondition) {
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr(dir + "/log"), HasSubstr("magic"))));
   std::string wrong_version = log;
-  wrong_version[13] = 2;
+  wrong_version[13] = 3;  // a newer splitd's
   WriteAll(dir + "/log", wrong_version);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr(dir + "/log"), HasSubstr("version 2"))));
+                       AllOf(HasSubstr(dir + "/log"), HasSubstr("version 3"))));
+}
+
+// testdata/format1 was written by the format-1 store: a cluster, member "a" in the snapshot and
+// member "b" in the log, with session tokens "token-a" and "token-b" in clear.
+TEST(LogStateStoreTest, Format1DirectoryIsReadAndRewrittenWithDigestsOnly) {
+  const std::string dir = NewTempDir();
+  for (const char* name : {"log", "snapshot"}) {
+    const std::string old = ReadAll(std::string("daemon/store/testdata/format1/") + name);
+    ASSERT_FALSE(old.empty()) << name;
+    ASSERT_EQ(old[13], 1) << name;
+    WriteAll(dir + "/" + name, old);
+  }
+  {
+    auto store = OpenOrDie(dir);
+    auto loaded = store->LoadClusters();
+    ASSERT_THAT(loaded, IsOk());
+    ASSERT_EQ(loaded->size(), 1u);
+    const ClusterState& state = (*loaded)[0];
+    EXPECT_EQ(state.record.topology.cluster(), "job");
+    EXPECT_EQ(state.record.epoch, 1);
+    ASSERT_EQ(state.members.size(), 2u);
+    EXPECT_EQ(state.members[0].identity.pod(), "a");
+    EXPECT_EQ(state.members[0].session_token_sha256, Sha256::Hex("token-a"));
+    EXPECT_EQ(state.members[1].identity.pod(), "b");
+    EXPECT_EQ(state.members[1].session_token_sha256, Sha256::Hex("token-b"));
+    EXPECT_EQ(state.members[1].registered, absl::FromUnixSeconds(2001));
+    ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
+  }
+  for (const char* name : {"log", "snapshot"}) {
+    const std::string now = ReadAll(dir + "/" + name);
+    EXPECT_EQ(now[13], 2) << name;
+    EXPECT_THAT(now, Not(HasSubstr("token-a"))) << name;
+    EXPECT_THAT(now, Not(HasSubstr("token-b"))) << name;
+  }
+  auto reopened = OpenOrDie(dir);
+  auto loaded = reopened->LoadClusters();
+  ASSERT_THAT(loaded, IsOk());
+  ASSERT_EQ((*loaded)[0].members.size(), 3u);
+  EXPECT_EQ((*loaded)[0].members[0].session_token_sha256, Sha256::Hex("token-a"));
 }
 
 TEST(LogStateStoreTest, DeletedRendezvousKeyStaysDeletedAcrossReopenAndCompaction) {

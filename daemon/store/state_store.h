@@ -18,7 +18,7 @@ namespace splitd::store {
 struct StoredMember {
   v1::MemberIdentity identity;
   v1::Capabilities capabilities;
-  std::string session_token;
+  std::string session_token_sha256;  // lowercase hex SHA-256 of its session token
   absl::Time registered;
 };
 

@@ -46,7 +46,7 @@ inline StoredMember Member(const std::string& pod, int64_t index) {
   member.identity.set_local_index(index);
   member.identity.set_incarnation("inc-" + pod);
   member.capabilities.add_backends("cpu:gloo");
-  member.session_token = "token-" + pod;
+  member.session_token_sha256 = "digest-" + pod;
   member.registered = absl::FromUnixSeconds(2000 + index);
   return member;
 }
@@ -133,7 +133,7 @@ TEST_P(StateStoreConformanceTest, MembersReportsAndKeysLoadInOrder) {
   const ClusterState& state = (*loaded)[0];
   ASSERT_EQ(state.members.size(), 2u);
   EXPECT_EQ(state.members[0].identity.pod(), "b");
-  EXPECT_EQ(state.members[0].session_token, "token-b");
+  EXPECT_EQ(state.members[0].session_token_sha256, "digest-b");
   EXPECT_EQ(state.members[0].registered, absl::FromUnixSeconds(2001));
   EXPECT_EQ(state.members[1].identity.incarnation(), "inc-a");
   EXPECT_EQ(state.members[1].capabilities.backends(0), "cpu:gloo");

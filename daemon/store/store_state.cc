@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 
 namespace splitd::store {
 namespace {
@@ -49,7 +50,7 @@ internal::LogRecord StoreState::AddMemberRecord(const std::string& cluster,
   internal::StoredMember* stored = out.mutable_add_member();
   *stored->mutable_identity() = member.identity;
   *stored->mutable_capabilities() = member.capabilities;
-  stored->set_session_token(member.session_token);
+  stored->set_session_token_sha256(member.session_token_sha256);
   stored->set_registered_unix_nanos(Nanos(member.registered));
   return out;
 }
@@ -145,7 +146,10 @@ void StoreState::Apply(const internal::LogRecord& record) {
       StoredMember member;
       member.identity = stored.identity();
       member.capabilities = stored.capabilities();
-      member.session_token = stored.session_token();
+      // A format-1 record holds the token in clear; only its digest is kept.
+      member.session_token_sha256 = stored.session_token_sha256().empty() && !stored.session_token().empty()
+                                        ? Sha256::Hex(stored.session_token())
+                                        : stored.session_token_sha256();
       member.registered = FromNanos(stored.registered_unix_nanos());
       clusters_[record.cluster()].members.push_back(std::move(member));
       return;

@@ -133,7 +133,7 @@ elastic: {min: 1, heartbeat_interval_ms: 200, lease_timeout_ms: 1000}
 validation: {allreduce_elements: 16}
 """
 
-# Agent log lines of epoch 2 (worker/agent.cc, worker/nccl/*) and what they give, in ms.
+# Agent log lines of epoch 2 (worker/agent_epoch.cc, worker/nccl/*) and what they give, in ms.
 ELASTIC_PATTERNS = {
     "shrink": re.compile(r"epoch 2 rank (\d+): cuda:nccl world shrunk from (\d+) to (\d+) ranks in "
                          r"([\d.]+) ms \(vote ([\d.]+) ms, shrink ([\d.]+) ms"),

@@ -49,40 +49,49 @@ absl::StatusOr<std::vector<char>> ReadRecord(const char* in, int world_peer) {
   return std::vector<char>(in + kLengthFieldSize, in + kLengthFieldSize + length);
 }
 
-// The body of SplitGroups; Gloo calls in it may throw.
-absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow(
-    const std::shared_ptr<::gloo::Context>& world, const std::vector<GroupAssignment>& groups,
-    int64_t epoch, std::chrono::milliseconds timeout) {
-  const absl::Time start = absl::Now();
-  std::shared_ptr<::gloo::transport::Device>& device = world->getDevice();
-  if (device == nullptr) {
-    return absl::FailedPreconditionError("split: the world context has no device");
-  }
+using TransportContexts = std::vector<std::shared_ptr<::gloo::transport::Context>>;
+// Peer addresses per (group, peer local rank).
+using GroupAddresses = std::vector<std::vector<std::vector<char>>>;
 
-  // 1. A transport context and pairs per group; the addresses to send.
-  std::vector<std::shared_ptr<::gloo::transport::Context>> transport(groups.size());
+// Step 1 of a split: a transport context and pairs per group.
+TransportContexts CreateGroupTransports(::gloo::transport::Device& device,
+                                        const std::vector<GroupAssignment>& groups,
+                                        std::chrono::milliseconds timeout) {
+  TransportContexts transport(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     const GroupAssignment& group = groups[g];
     const int size = static_cast<int>(group.members.size());
-    transport[g] = device->createContext(group.local_rank, size);
+    transport[g] = device.createContext(group.local_rank, size);
     transport[g]->setTimeout(timeout);  // copied into each pair by createPair
     for (int j = 0; j < size; ++j) {
       if (j != group.local_rank) transport[g]->createPair(j);
     }
   }
+  return transport;
+}
 
-  // 2. One message per world peer: the records of every group shared with it.
-  const std::vector<SplitPeer> peers = PlanSplitPeers(world->rank, groups);
+// Where the message of each of `peers` starts in the exchanged bytes; `*total` is their size.
+std::vector<size_t> MessageOffsets(const std::vector<SplitPeer>& peers, size_t* total) {
   const size_t record = SplitRecordSize();
   std::vector<size_t> offsets(peers.size());
-  size_t total = 0;
+  *total = 0;
   for (size_t i = 0; i < peers.size(); ++i) {
-    offsets[i] = total;
-    total += peers[i].links.size() * record;
+    offsets[i] = *total;
+    *total += peers[i].links.size() * record;
   }
+  return offsets;
+}
+
+// Step 2: one message per world peer, the records of every group shared with it, sent over
+// `world`; what the peers send lands in `recv_bytes`.
+absl::Status ExchangeAddresses(const std::shared_ptr<::gloo::Context>& world,
+                               const std::vector<SplitPeer>& peers,
+                               const std::vector<size_t>& offsets,
+                               const TransportContexts& transport, int64_t epoch,
+                               std::chrono::milliseconds timeout, std::vector<char>* recv_bytes) {
+  const size_t record = SplitRecordSize();
   // The buffers outlive the unbound buffers that point into them (declared first).
-  std::vector<char> send_bytes(total);
-  std::vector<char> recv_bytes(total);
+  std::vector<char> send_bytes(recv_bytes->size());
   for (size_t i = 0; i < peers.size(); ++i) {
     for (size_t l = 0; l < peers[i].links.size(); ++l) {
       const SplitLink& link = peers[i].links[l];
@@ -101,7 +110,7 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
     std::unique_ptr<::gloo::transport::UnboundBuffer> send_buffer =
         world->createUnboundBuffer(send_bytes.data(), send_bytes.size());
     std::unique_ptr<::gloo::transport::UnboundBuffer> recv_buffer =
-        world->createUnboundBuffer(recv_bytes.data(), recv_bytes.size());
+        world->createUnboundBuffer(recv_bytes->data(), recv_bytes->size());
     for (size_t i = 0; i < peers.size(); ++i) {
       const size_t bytes = peers[i].links.size() * record;
       recv_buffer->recv(peers[i].world_rank, slot, offsets[i], bytes);
@@ -118,10 +127,16 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
       }
     }
   }
-  const absl::Time exchanged = absl::Now();
+  return absl::OkStatus();
+}
 
-  // 3. The peer addresses per (group, peer local rank).
-  std::vector<std::vector<std::vector<char>>> remote(groups.size());
+// Step 3: the peer addresses per (group, peer local rank), read from `recv_bytes`.
+absl::StatusOr<GroupAddresses> ReadAddresses(const std::vector<GroupAssignment>& groups,
+                                             const std::vector<SplitPeer>& peers,
+                                             const std::vector<size_t>& offsets,
+                                             const std::vector<char>& recv_bytes) {
+  const size_t record = SplitRecordSize();
+  GroupAddresses remote(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) remote[g].resize(groups[g].members.size());
   for (size_t i = 0; i < peers.size(); ++i) {
     for (size_t l = 0; l < peers[i].links.size(); ++l) {
@@ -132,11 +147,16 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
       remote[link.group][link.peer_local_rank] = *std::move(address);
     }
   }
+  return remote;
+}
 
-  // 4. Connect. Within a group every member connects its pairs in ascending peer local rank
-  // (a Pair's connect blocks until the peer reaches the same pair, so one order everywhere is
-  // what keeps it from deadlocking). Groups share no pair, so each group connects on its own
-  // thread and the groups form side by side instead of one after another.
+// Step 4: connect. Within a group every member connects its pairs in ascending peer local rank
+// (a Pair's connect blocks until the peer reaches the same pair, so one order everywhere is
+// what keeps it from deadlocking). Groups share no pair, so each group connects on its own
+// thread and the groups form side by side instead of one after another. Gloo's exceptions are
+// rethrown on the calling thread.
+void ConnectGroups(const std::vector<GroupAssignment>& groups, const TransportContexts& transport,
+                   const GroupAddresses& remote) {
   auto connect_group = [&](size_t g) {
     const GroupAssignment& group = groups[g];
     for (size_t j = 0; j < group.members.size(); ++j) {
@@ -168,6 +188,30 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
       if (error) std::rethrow_exception(error);
     }
   }
+}
+
+// The body of SplitGroups; Gloo calls in it may throw.
+absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow(
+    const std::shared_ptr<::gloo::Context>& world, const std::vector<GroupAssignment>& groups,
+    int64_t epoch, std::chrono::milliseconds timeout) {
+  const absl::Time start = absl::Now();
+  std::shared_ptr<::gloo::transport::Device>& device = world->getDevice();
+  if (device == nullptr) {
+    return absl::FailedPreconditionError("split: the world context has no device");
+  }
+  const TransportContexts transport = CreateGroupTransports(*device, groups, timeout);
+  const std::vector<SplitPeer> peers = PlanSplitPeers(world->rank, groups);
+  size_t total = 0;
+  const std::vector<size_t> offsets = MessageOffsets(peers, &total);
+  std::vector<char> recv_bytes(total);
+  const absl::Status exchange =
+      ExchangeAddresses(world, peers, offsets, transport, epoch, timeout, &recv_bytes);
+  if (!exchange.ok()) return exchange;
+  const absl::Time exchanged = absl::Now();
+  absl::StatusOr<GroupAddresses> remote = ReadAddresses(groups, peers, offsets, recv_bytes);
+  if (!remote.ok()) return remote.status();
+  ConnectGroups(groups, transport, *remote);
+
   std::vector<std::shared_ptr<::gloo::Context>> contexts;
   contexts.reserve(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {

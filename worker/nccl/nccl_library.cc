@@ -103,23 +103,11 @@ const char* ResultName(Result result) {
 
 const char* OrEmpty(const char* text) { return text != nullptr ? text : ""; }
 
-}  // namespace
-
-absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
-    const LibraryOptions& options) {
-  // Constructor is private, so no make_shared.
-  std::shared_ptr<NcclLibrary> library(new NcclLibrary());
-  library->nccl_path_ = options.nccl_path;
-  const std::string& nccl_path = library->nccl_path_;
-
-  // NCCL: load, read its version, then resolve what that version must have.
-  absl::StatusOr<Handle> nccl_handle = Open(nccl_path);
-  if (!nccl_handle.ok()) {
-    return Unavailable(
-        absl::StrCat("cannot load NCCL library ", nccl_path, ": ", nccl_handle.status().message()));
-  }
-  void* nccl = nccl_handle->get();
-  NcclFunctions& n = library->nccl_;
+// Resolves the NCCL entry points of the library `nccl` (loaded from `nccl_path`) into
+// `functions` and its version into `*version_out`; UNAVAILABLE naming what is missing or too old.
+absl::Status ResolveNccl(void* nccl, const std::string& nccl_path, NcclFunctions* functions,
+                         int* version_out) {
+  NcclFunctions& n = *functions;
   Lookup(nccl, "ncclGetVersion", &n.GetVersion);
   if (n.GetVersion == nullptr) {
     return Unavailable(
@@ -136,7 +124,7 @@ absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
                                     " is too old (need ", VersionString(kMinConfigVersion),
                                     " or later)"));
   }
-  library->version_ = version;
+  *version_out = version;
 
   // ncclCommSplit appeared in 2.18.1: optional before, required from then on.
   Lookup(nccl, "ncclCommSplit", &n.CommSplit);
@@ -165,30 +153,35 @@ absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
   for (const absl::Status& symbol_status : nccl_symbols) {
     if (!symbol_status.ok()) return symbol_status;
   }
+  return absl::OkStatus();
+}
 
-  // The CUDA runtime: the first of the configured names that loads.
-  if (options.cudart_paths.empty()) {
-    return Unavailable("no CUDA runtime library configured");
-  }
+// The first of `paths` that loads as the CUDA runtime, its path in `*loaded_path`.
+absl::StatusOr<Handle> OpenCudart(const std::vector<std::string>& paths,
+                                  std::string* loaded_path) {
   Handle cudart_handle;
   std::vector<std::string> load_errors;
-  for (const std::string& path : options.cudart_paths) {
+  for (const std::string& path : paths) {
     absl::StatusOr<Handle> handle = Open(path);
     if (handle.ok()) {
       cudart_handle = *std::move(handle);
-      library->cudart_path_ = path;
+      *loaded_path = path;
       break;
     }
     load_errors.push_back(std::string(handle.status().message()));
   }
   if (cudart_handle.get() == nullptr) {
     return Unavailable(absl::StrCat("cannot load the CUDA runtime (tried ",
-                                    absl::StrJoin(options.cudart_paths, ", "),
+                                    absl::StrJoin(paths, ", "),
                                     "): ", absl::StrJoin(load_errors, "; ")));
   }
-  void* cudart = cudart_handle.get();
-  const std::string& cudart_path = library->cudart_path_;
-  CudaFunctions& c = library->cuda_;
+  return cudart_handle;
+}
+
+// Resolves the CUDA runtime entry points of `cudart` (loaded from `cudart_path`) into
+// `functions`; UNAVAILABLE naming the first one missing.
+absl::Status ResolveCuda(void* cudart, const std::string& cudart_path, CudaFunctions* functions) {
+  CudaFunctions& c = *functions;
   const absl::Status cuda_symbols[] = {
       Require(cudart, cudart_path, "cudaGetDeviceCount", &c.GetDeviceCount),
       Require(cudart, cudart_path, "cudaSetDevice", &c.SetDevice),
@@ -204,6 +197,43 @@ absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
   };
   for (const absl::Status& symbol_status : cuda_symbols) {
     if (!symbol_status.ok()) return symbol_status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const NcclLibrary>> NcclLibrary::Load(
+    const LibraryOptions& options) {
+  // Constructor is private, so no make_shared.
+  std::shared_ptr<NcclLibrary> library(new NcclLibrary());
+  library->nccl_path_ = options.nccl_path;
+  const std::string& nccl_path = library->nccl_path_;
+
+  // NCCL: load, read its version, then resolve what that version must have.
+  absl::StatusOr<Handle> nccl_handle = Open(nccl_path);
+  if (!nccl_handle.ok()) {
+    return Unavailable(
+        absl::StrCat("cannot load NCCL library ", nccl_path, ": ", nccl_handle.status().message()));
+  }
+  if (absl::Status resolved =
+          ResolveNccl(nccl_handle->get(), nccl_path, &library->nccl_, &library->version_);
+      !resolved.ok()) {
+    return resolved;
+  }
+
+  // The CUDA runtime: the first of the configured names that loads.
+  if (options.cudart_paths.empty()) {
+    return Unavailable("no CUDA runtime library configured");
+  }
+  absl::StatusOr<Handle> cudart_loaded = OpenCudart(options.cudart_paths, &library->cudart_path_);
+  if (!cudart_loaded.ok()) return cudart_loaded.status();
+  Handle cudart_handle = *std::move(cudart_loaded);
+  void* cudart = cudart_handle.get();
+  const std::string& cudart_path = library->cudart_path_;
+  CudaFunctions& c = library->cuda_;
+  if (absl::Status resolved = ResolveCuda(cudart, cudart_path, &c); !resolved.ok()) {
+    return resolved;
   }
 
   int device_count = 0;
