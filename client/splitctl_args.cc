@@ -17,45 +17,6 @@
 namespace splitd::cli {
 namespace {
 
-// Every flag splitctl knows; `commands` empty means it is valid everywhere.
-struct FlagSpec {
-  absl::string_view long_name;
-  absl::string_view short_name;
-  bool takes_value;
-  std::vector<Command> commands;
-};
-
-const std::vector<FlagSpec>& Flags() {
-  static const auto* const flags = new std::vector<FlagSpec>{
-      {"--addr", "", true, {}},
-      {"--timeout", "", true, {}},
-      {"--output", "-o", true, {}},
-      {"--help", "-h", false, {}},
-      {"--version", "", false, {}},
-      {"--plaintext", "", false, {}},
-      {"--tls", "", false, {}},
-      {"--tls_ca", "", true, {}},
-      {"--tls_cert", "", true, {}},
-      {"--tls_key", "", true, {}},
-      {"--tls_server_name", "", true, {}},
-      {"--token_file", "", true, {}},
-      {"--filename", "-f", true, {Command::kApply}},
-      {"--join_token_file", "", true, {Command::kApply}},
-      {"--group", "", true, {Command::kPlan}},
-      {"--rank", "", true, {Command::kPlan}},
-      {"--watch", "-w", false, {Command::kStatus}},
-      {"--interval", "", true, {Command::kStatus}},
-      {"--watch_timeout", "", true, {Command::kStatus}},
-      {"--set", "", true, {Command::kReconfigure}},
-      {"--exclude-rank", "", true, {Command::kReconfigure}},
-      {"--exclude-node", "", true, {Command::kReconfigure}},
-      {"--method", "", true, {Command::kReconfigure}},
-      {"--epoch", "", true, {Command::kReconfigure}},
-      {"--dry-run", "", false, {Command::kReconfigure}},
-  };
-  return *flags;
-}
-
 absl::Status UsageError(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 std::string Quote(absl::string_view word) { return absl::StrCat("\"", word, "\""); }
@@ -77,11 +38,184 @@ std::optional<absl::Duration> ParseSeconds(absl::string_view value) {
   return duration;
 }
 
+struct FlagSpec;
+
 struct FlagValue {
   const FlagSpec* spec;
   std::string written;  // as the user wrote it, for messages: "-o", "--output"
   std::string value;
 };
+
+// Checks a flag's value and stores it in `args`; INVALID_ARGUMENT naming the flag when the
+// value does not fit.
+using FlagSetter = absl::Status (*)(const FlagValue& flag, SplitctlArgs* args);
+
+// Every flag splitctl knows; `commands` empty means it is valid everywhere.
+struct FlagSpec {
+  absl::string_view long_name;
+  absl::string_view short_name;
+  bool takes_value;
+  std::vector<Command> commands;
+  FlagSetter set;
+};
+
+// A flag without a value that turns `field` on.
+template <bool SplitctlArgs::*field>
+absl::Status SetTrue(const FlagValue&, SplitctlArgs* args) {
+  args->*field = true;
+  return absl::OkStatus();
+}
+
+// A flag whose value names a file; messages use the flag as written ("-f" or "--filename").
+template <std::string SplitctlArgs::*field>
+absl::Status SetFileName(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value.empty()) return UsageError(absl::StrCat(flag.written, " needs a file name"));
+  args->*field = flag.value;
+  return absl::OkStatus();
+}
+
+// --timeout and --interval: a duration above zero.
+template <absl::Duration SplitctlArgs::*field>
+absl::Status SetPositiveSeconds(const FlagValue& flag, SplitctlArgs* args) {
+  std::optional<absl::Duration> duration = ParseSeconds(flag.value);
+  if (!duration.has_value() || *duration == absl::ZeroDuration()) {
+    return UsageError(absl::StrCat(flag.spec->long_name,
+                                   " needs a positive number of seconds, got ", Quote(flag.value)));
+  }
+  args->*field = *duration;
+  return absl::OkStatus();
+}
+
+absl::Status SetAddress(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value.empty()) return UsageError("--addr needs HOST:PORT");
+  args->address = flag.value;
+  return absl::OkStatus();
+}
+
+absl::Status SetWatchTimeout(const FlagValue& flag, SplitctlArgs* args) {
+  std::optional<absl::Duration> duration = ParseSeconds(flag.value);
+  if (!duration.has_value()) {
+    return UsageError(absl::StrCat(
+        "--watch_timeout needs a number of seconds (0 waits forever), got ", Quote(flag.value)));
+  }
+  args->watch_timeout = *duration;
+  return absl::OkStatus();
+}
+
+absl::Status SetOutput(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value == "table") {
+    args->output = OutputFormat::kTable;
+  } else if (flag.value == "json") {
+    args->output = OutputFormat::kJson;
+  } else if (flag.value == "yaml") {
+    args->output = OutputFormat::kYaml;
+  } else {
+    return UsageError(
+        absl::StrCat(flag.written, " must be table, json or yaml, got ", Quote(flag.value)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetTlsServerName(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value.empty()) return UsageError("--tls_server_name needs a name");
+  args->tls_server_name = flag.value;
+  return absl::OkStatus();
+}
+
+absl::Status SetGroup(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value.empty()) return UsageError("--group needs a group kind");
+  args->group = flag.value;
+  return absl::OkStatus();
+}
+
+// --rank and --exclude-rank: any integer.
+absl::StatusOr<int64_t> ParseRank(const FlagValue& flag) {
+  int64_t rank = 0;
+  if (!absl::SimpleAtoi(flag.value, &rank)) {
+    return UsageError(
+        absl::StrCat(flag.spec->long_name, " needs an integer, got ", Quote(flag.value)));
+  }
+  return rank;
+}
+
+absl::Status SetRank(const FlagValue& flag, SplitctlArgs* args) {
+  ASSIGN_OR_RETURN(args->rank, ParseRank(flag));
+  return absl::OkStatus();
+}
+
+absl::Status AddExcludedRank(const FlagValue& flag, SplitctlArgs* args) {
+  ASSIGN_OR_RETURN(int64_t rank, ParseRank(flag));
+  args->exclude_ranks.push_back(rank);
+  return absl::OkStatus();
+}
+
+absl::Status AddExcludedNode(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value.empty()) return UsageError("--exclude-node needs a node name");
+  args->exclude_nodes.push_back(flag.value);
+  return absl::OkStatus();
+}
+
+// --set DIM=SIZE, repeatable; a later size of the same dim replaces the earlier one.
+absl::Status SetDim(const FlagValue& flag, SplitctlArgs* args) {
+  const std::string& value = flag.value;
+  const size_t equals = value.find('=');
+  int64_t size = 0;
+  if (equals == std::string::npos || equals == 0 ||
+      !absl::SimpleAtoi(value.substr(equals + 1), &size)) {
+    return UsageError(absl::StrCat("--set needs DIM=SIZE (e.g. dp=3), got ", Quote(value)));
+  }
+  args->set_dims[value.substr(0, equals)] = size;
+  return absl::OkStatus();
+}
+
+absl::Status SetMethod(const FlagValue& flag, SplitctlArgs* args) {
+  if (flag.value != "split" && flag.value != "init") {
+    return UsageError(absl::StrCat("--method must be split or init, got ", Quote(flag.value)));
+  }
+  args->method = flag.value;
+  return absl::OkStatus();
+}
+
+absl::Status SetEpoch(const FlagValue& flag, SplitctlArgs* args) {
+  int64_t epoch = 0;
+  if (!absl::SimpleAtoi(flag.value, &epoch) || epoch < 1) {
+    return UsageError(absl::StrCat("--epoch needs an epoch >= 1, got ", Quote(flag.value)));
+  }
+  args->epoch = epoch;
+  return absl::OkStatus();
+}
+
+const std::vector<FlagSpec>& Flags() {
+  using Args = SplitctlArgs;
+  static const auto* const flags = new std::vector<FlagSpec>{
+      {"--addr", "", true, {}, &SetAddress},
+      {"--timeout", "", true, {}, &SetPositiveSeconds<&Args::timeout>},
+      {"--output", "-o", true, {}, &SetOutput},
+      {"--help", "-h", false, {}, &SetTrue<&Args::help>},
+      {"--version", "", false, {}, &SetTrue<&Args::version>},
+      {"--plaintext", "", false, {}, &SetTrue<&Args::plaintext>},
+      {"--tls", "", false, {}, &SetTrue<&Args::tls>},
+      {"--tls_ca", "", true, {}, &SetFileName<&Args::tls_ca>},
+      {"--tls_cert", "", true, {}, &SetFileName<&Args::tls_cert>},
+      {"--tls_key", "", true, {}, &SetFileName<&Args::tls_key>},
+      {"--tls_server_name", "", true, {}, &SetTlsServerName},
+      {"--token_file", "", true, {}, &SetFileName<&Args::token_file>},
+      {"--filename", "-f", true, {Command::kApply}, &SetFileName<&Args::file>},
+      {"--join_token_file", "", true, {Command::kApply}, &SetFileName<&Args::join_token_file>},
+      {"--group", "", true, {Command::kPlan}, &SetGroup},
+      {"--rank", "", true, {Command::kPlan}, &SetRank},
+      {"--watch", "-w", false, {Command::kStatus}, &SetTrue<&Args::watch>},
+      {"--interval", "", true, {Command::kStatus}, &SetPositiveSeconds<&Args::interval>},
+      {"--watch_timeout", "", true, {Command::kStatus}, &SetWatchTimeout},
+      {"--set", "", true, {Command::kReconfigure}, &SetDim},
+      {"--exclude-rank", "", true, {Command::kReconfigure}, &AddExcludedRank},
+      {"--exclude-node", "", true, {Command::kReconfigure}, &AddExcludedNode},
+      {"--method", "", true, {Command::kReconfigure}, &SetMethod},
+      {"--epoch", "", true, {Command::kReconfigure}, &SetEpoch},
+      {"--dry-run", "", false, {Command::kReconfigure}, &SetTrue<&Args::dry_run>},
+  };
+  return *flags;
+}
 
 // Splits "--name=value" and "-ovalue"; looks the flag up.
 absl::StatusOr<FlagValue> MatchFlag(absl::string_view arg, bool* has_inline_value) {
@@ -107,106 +241,6 @@ absl::StatusOr<FlagValue> MatchFlag(absl::string_view arg, bool* has_inline_valu
     }
   }
   return UsageError(absl::StrCat("unknown flag ", Quote(arg)));
-}
-
-absl::Status ApplyFlag(const FlagValue& flag, SplitctlArgs* args) {
-  absl::string_view name = flag.spec->long_name;
-  const std::string& value = flag.value;
-  if (name == "--addr") {
-    if (value.empty()) return UsageError("--addr needs HOST:PORT");
-    args->address = value;
-  } else if (name == "--timeout" || name == "--interval") {
-    std::optional<absl::Duration> duration = ParseSeconds(value);
-    if (!duration.has_value() || *duration == absl::ZeroDuration()) {
-      return UsageError(absl::StrCat(name, " needs a positive number of seconds, got ",
-                                     Quote(value)));
-    }
-    (name == "--timeout" ? args->timeout : args->interval) = *duration;
-  } else if (name == "--watch_timeout") {
-    std::optional<absl::Duration> duration = ParseSeconds(value);
-    if (!duration.has_value()) {
-      return UsageError(absl::StrCat(
-          "--watch_timeout needs a number of seconds (0 waits forever), got ", Quote(value)));
-    }
-    args->watch_timeout = *duration;
-  } else if (name == "--watch") {
-    args->watch = true;
-  } else if (name == "--output") {
-    if (value == "table") {
-      args->output = OutputFormat::kTable;
-    } else if (value == "json") {
-      args->output = OutputFormat::kJson;
-    } else if (value == "yaml") {
-      args->output = OutputFormat::kYaml;
-    } else {
-      return UsageError(
-          absl::StrCat(flag.written, " must be table, json or yaml, got ", Quote(value)));
-    }
-  } else if (name == "--help") {
-    args->help = true;
-  } else if (name == "--version") {
-    args->version = true;
-  } else if (name == "--plaintext") {
-    args->plaintext = true;
-  } else if (name == "--tls") {
-    args->tls = true;
-  } else if (name == "--tls_ca" || name == "--tls_cert" || name == "--tls_key" ||
-             name == "--tls_server_name") {
-    if (value.empty()) {
-      return UsageError(absl::StrCat(name, " needs a ",
-                                     name == "--tls_server_name" ? "name" : "file name"));
-    }
-    (name == "--tls_ca"     ? args->tls_ca
-     : name == "--tls_cert" ? args->tls_cert
-     : name == "--tls_key"  ? args->tls_key
-                            : args->tls_server_name) = value;
-  } else if (name == "--token_file" || name == "--join_token_file") {
-    if (value.empty()) return UsageError(absl::StrCat(name, " needs a file name"));
-    (name == "--token_file" ? args->token_file : args->join_token_file) = value;
-  } else if (name == "--filename") {
-    if (value.empty()) return UsageError(absl::StrCat(flag.written, " needs a file name"));
-    args->file = value;
-  } else if (name == "--group") {
-    if (value.empty()) return UsageError("--group needs a group kind");
-    args->group = value;
-  } else if (name == "--rank") {
-    int64_t rank = 0;
-    if (!absl::SimpleAtoi(value, &rank)) {
-      return UsageError(absl::StrCat("--rank needs an integer, got ", Quote(value)));
-    }
-    args->rank = rank;
-  } else if (name == "--set") {
-    const size_t equals = value.find('=');
-    int64_t size = 0;
-    if (equals == std::string::npos || equals == 0 ||
-        !absl::SimpleAtoi(value.substr(equals + 1), &size)) {
-      return UsageError(absl::StrCat("--set needs DIM=SIZE (e.g. dp=3), got ", Quote(value)));
-    }
-    args->set_dims[value.substr(0, equals)] = size;
-  } else if (name == "--exclude-rank") {
-    int64_t rank = 0;
-    if (!absl::SimpleAtoi(value, &rank)) {
-      return UsageError(absl::StrCat("--exclude-rank needs an integer, got ", Quote(value)));
-    }
-    args->exclude_ranks.push_back(rank);
-  } else if (name == "--exclude-node") {
-    if (value.empty()) return UsageError("--exclude-node needs a node name");
-    args->exclude_nodes.push_back(value);
-  } else if (name == "--method") {
-    if (value != "split" && value != "init") {
-      return UsageError(absl::StrCat("--method must be split or init, got ", Quote(value)));
-    }
-    args->method = value;
-  } else if (name == "--epoch") {
-    int64_t epoch = 0;
-    if (!absl::SimpleAtoi(value, &epoch) || epoch < 1) {
-      return UsageError(absl::StrCat("--epoch needs an epoch >= 1, got ", Quote(value)));
-    }
-    args->epoch = epoch;
-  } else if (name == "--dry-run") {
-    args->dry_run = true;
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<Command> ParseCommand(absl::string_view word) {
@@ -303,7 +337,7 @@ absl::StatusOr<SplitctlArgs> SplitctlArgs::Parse(const std::vector<std::string>&
       }
       flag.value = argv[++i];
     }
-    RETURN_IF_ERROR(ApplyFlag(flag, &args));
+    RETURN_IF_ERROR(flag.spec->set(flag, &args));
     flags.push_back(std::move(flag));
   }
   if (!words.empty() && words[0] == "help") args.help = true;

@@ -322,7 +322,6 @@ class ProtoReader {
   // Sets (or, with `add`, appends) one scalar field from a YAML scalar, quoted or not.
   absl::Status ReadScalar(const YAML::Node& node, const std::string& path,
                           const FieldDescriptor* field, bool add, Message* message) {
-    const Reflection* reflection = message->GetReflection();
     if (!node.IsScalar()) {
       return TypeError(path,
                        field->cpp_type() == FieldDescriptor::CPPTYPE_STRING
@@ -330,95 +329,133 @@ class ProtoReader {
                            : field->cpp_type_name(),
                        node);
     }
-    const std::string& text = node.Scalar();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
-      case FieldDescriptor::CPPTYPE_INT64: {
-        int64_t value = 0;
-        if (!absl::SimpleAtoi(text, &value) || !IsIntegerText(text)) {
-          return IntegerError(path, node, text);
-        }
-        if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
-          add ? reflection->AddInt64(message, field, value)
-              : reflection->SetInt64(message, field, value);
-          return absl::OkStatus();
-        }
-        if (value < std::numeric_limits<int32_t>::min() ||
-            value > std::numeric_limits<int32_t>::max()) {
-          return RangeError(path, text, "a 32-bit integer");
-        }
-        add ? reflection->AddInt32(message, field, static_cast<int32_t>(value))
-            : reflection->SetInt32(message, field, static_cast<int32_t>(value));
-        return absl::OkStatus();
-      }
+      case FieldDescriptor::CPPTYPE_INT64:
+        return ReadSigned(node, path, field, add, message);
       case FieldDescriptor::CPPTYPE_UINT32:
-      case FieldDescriptor::CPPTYPE_UINT64: {
-        uint64_t value = 0;
-        if (!absl::SimpleAtoi(text, &value) || !IsIntegerText(text)) {
-          return IntegerError(path, node, text);
-        }
-        if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64) {
-          add ? reflection->AddUInt64(message, field, value)
-              : reflection->SetUInt64(message, field, value);
-          return absl::OkStatus();
-        }
-        if (value > std::numeric_limits<uint32_t>::max()) {
-          return RangeError(path, text, "an unsigned 32-bit integer");
-        }
-        add ? reflection->AddUInt32(message, field, static_cast<uint32_t>(value))
-            : reflection->SetUInt32(message, field, static_cast<uint32_t>(value));
-        return absl::OkStatus();
-      }
+      case FieldDescriptor::CPPTYPE_UINT64:
+        return ReadUnsigned(node, path, field, add, message);
       case FieldDescriptor::CPPTYPE_DOUBLE:
-      case FieldDescriptor::CPPTYPE_FLOAT: {
-        double value = 0;
-        if (!ParseDouble(text, &value)) return TypeError(path, "a number", node);
-        if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-          add ? reflection->AddDouble(message, field, value)
-              : reflection->SetDouble(message, field, value);
-        } else {
-          add ? reflection->AddFloat(message, field, static_cast<float>(value))
-              : reflection->SetFloat(message, field, static_cast<float>(value));
-        }
-        return absl::OkStatus();
-      }
-      case FieldDescriptor::CPPTYPE_BOOL: {
-        bool value = false;
-        if (!ParseBool(text, &value)) return TypeError(path, "true or false", node);
-        add ? reflection->AddBool(message, field, value)
-            : reflection->SetBool(message, field, value);
-        return absl::OkStatus();
-      }
-      case FieldDescriptor::CPPTYPE_ENUM: {
-        const EnumValueDescriptor* value = field->enum_type()->FindValueByName(text);
-        int64_t number = 0;
-        if (value == nullptr && IsIntegerText(text) && absl::SimpleAtoi(text, &number)) {
-          value = field->enum_type()->FindValueByNumber(static_cast<int>(number));
-        }
-        if (value == nullptr) {
-          std::vector<std::string> names;
-          for (int i = 0; i < field->enum_type()->value_count(); ++i) {
-            names.push_back(field->enum_type()->value(i)->name());
-          }
-          return TypeError(path, absl::StrCat("one of ", absl::StrJoin(names, ", ")), node);
-        }
-        add ? reflection->AddEnum(message, field, value)
-            : reflection->SetEnum(message, field, value);
-        return absl::OkStatus();
-      }
-      case FieldDescriptor::CPPTYPE_STRING: {
-        std::string value = text;
-        if (field->type() == FieldDescriptor::TYPE_BYTES && !absl::Base64Unescape(text, &value)) {
-          return TypeError(path, "base64 bytes", node);
-        }
-        add ? reflection->AddString(message, field, std::move(value))
-            : reflection->SetString(message, field, std::move(value));
-        return absl::OkStatus();
-      }
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        return ReadFloatingPoint(node, path, field, add, message);
+      case FieldDescriptor::CPPTYPE_BOOL:
+        return ReadBool(node, path, field, add, message);
+      case FieldDescriptor::CPPTYPE_ENUM:
+        return ReadEnum(node, path, field, add, message);
+      case FieldDescriptor::CPPTYPE_STRING:
+        return ReadString(node, path, field, add, message);
       case FieldDescriptor::CPPTYPE_MESSAGE:
         break;
     }
     return absl::InternalError(absl::StrCat(path, ": unexpected field type"));
+  }
+
+  // Called by ReadScalar with a scalar `node` and a field of the type each one reads.
+
+  // int32 and int64: decimal text only; an int32 field refuses values beyond 32 bits.
+  static absl::Status ReadSigned(const YAML::Node& node, const std::string& path,
+                                 const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    const std::string& text = node.Scalar();
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(text, &value) || !IsIntegerText(text)) {
+      return IntegerError(path, node, text);
+    }
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
+      add ? reflection->AddInt64(message, field, value)
+          : reflection->SetInt64(message, field, value);
+      return absl::OkStatus();
+    }
+    if (value < std::numeric_limits<int32_t>::min() ||
+        value > std::numeric_limits<int32_t>::max()) {
+      return RangeError(path, text, "a 32-bit integer");
+    }
+    add ? reflection->AddInt32(message, field, static_cast<int32_t>(value))
+        : reflection->SetInt32(message, field, static_cast<int32_t>(value));
+    return absl::OkStatus();
+  }
+
+  // uint32 and uint64: decimal text only; a uint32 field refuses values beyond 32 bits.
+  static absl::Status ReadUnsigned(const YAML::Node& node, const std::string& path,
+                                   const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    const std::string& text = node.Scalar();
+    uint64_t value = 0;
+    if (!absl::SimpleAtoi(text, &value) || !IsIntegerText(text)) {
+      return IntegerError(path, node, text);
+    }
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64) {
+      add ? reflection->AddUInt64(message, field, value)
+          : reflection->SetUInt64(message, field, value);
+      return absl::OkStatus();
+    }
+    if (value > std::numeric_limits<uint32_t>::max()) {
+      return RangeError(path, text, "an unsigned 32-bit integer");
+    }
+    add ? reflection->AddUInt32(message, field, static_cast<uint32_t>(value))
+        : reflection->SetUInt32(message, field, static_cast<uint32_t>(value));
+    return absl::OkStatus();
+  }
+
+  // double and float, with ParseDouble's spellings of infinity and NaN.
+  static absl::Status ReadFloatingPoint(const YAML::Node& node, const std::string& path,
+                                        const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    double value = 0;
+    if (!ParseDouble(node.Scalar(), &value)) return TypeError(path, "a number", node);
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+      add ? reflection->AddDouble(message, field, value)
+          : reflection->SetDouble(message, field, value);
+    } else {
+      add ? reflection->AddFloat(message, field, static_cast<float>(value))
+          : reflection->SetFloat(message, field, static_cast<float>(value));
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::Status ReadBool(const YAML::Node& node, const std::string& path,
+                               const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    bool value = false;
+    if (!ParseBool(node.Scalar(), &value)) return TypeError(path, "true or false", node);
+    add ? reflection->AddBool(message, field, value) : reflection->SetBool(message, field, value);
+    return absl::OkStatus();
+  }
+
+  // An enum value by name or, as in the JSON mapping, by number.
+  static absl::Status ReadEnum(const YAML::Node& node, const std::string& path,
+                               const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    const std::string& text = node.Scalar();
+    const EnumValueDescriptor* value = field->enum_type()->FindValueByName(text);
+    int64_t number = 0;
+    if (value == nullptr && IsIntegerText(text) && absl::SimpleAtoi(text, &number)) {
+      value = field->enum_type()->FindValueByNumber(static_cast<int>(number));
+    }
+    if (value == nullptr) {
+      std::vector<std::string> names;
+      for (int i = 0; i < field->enum_type()->value_count(); ++i) {
+        names.push_back(field->enum_type()->value(i)->name());
+      }
+      return TypeError(path, absl::StrCat("one of ", absl::StrJoin(names, ", ")), node);
+    }
+    add ? reflection->AddEnum(message, field, value) : reflection->SetEnum(message, field, value);
+    return absl::OkStatus();
+  }
+
+  // string as written; bytes as base64, as in the JSON mapping.
+  static absl::Status ReadString(const YAML::Node& node, const std::string& path,
+                                 const FieldDescriptor* field, bool add, Message* message) {
+    const Reflection* reflection = message->GetReflection();
+    const std::string& text = node.Scalar();
+    std::string value = text;
+    if (field->type() == FieldDescriptor::TYPE_BYTES && !absl::Base64Unescape(text, &value)) {
+      return TypeError(path, "base64 bytes", node);
+    }
+    add ? reflection->AddString(message, field, std::move(value))
+        : reflection->SetString(message, field, std::move(value));
+    return absl::OkStatus();
   }
 
   static absl::Status IntegerError(const std::string& path, const YAML::Node& node,

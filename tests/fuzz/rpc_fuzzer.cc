@@ -309,14 +309,10 @@ bool Parse(const uint8_t* data, size_t size, Message* message) {
 using Control = v1::ControlService::Stub;
 using Agent = v1::AgentService::Stub;
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Daemon* daemon = new Daemon();
-  if (size < 2) return 0;
-  const int method = data[0] % 18;
-  const int speaker = data[1] % (kMembers + 1);
-  switch ((data[1] / (kMembers + 1)) % 4) {
+// Sets the bearer token of the next calls from `selector` (the input's second byte): the right
+// token for the service `method` belongs to, none, the observer token, or a member's session.
+void ChooseAuthorization(const Daemon& daemon, int method, uint8_t selector) {
+  switch ((selector / (kMembers + 1)) % 4) {
     case 0:  // the right token for the service
       authorization = absl::StrCat("Bearer ", method == 8 ? kJoinToken : kAdminToken);
       break;
@@ -327,151 +323,160 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       authorization = absl::StrCat("Bearer ", kObserverToken);
       break;
     default:
-      authorization = absl::StrCat("Bearer ", daemon->SessionOf(data[1]));
+      authorization = absl::StrCat("Bearer ", daemon.SessionOf(selector));
       break;
   }
-  data += 2;
-  size -= 2;
+}
+
+// The Send* functions return false when they drop the input before calling (it does not parse,
+// plans too large a world, or asks for a method the daemon does not serve) and the caller skips
+// its check of the daemon; true otherwise.
+
+// A unary call with the request as parsed; one that does not parse is not sent, but the daemon
+// is still checked.
+template <typename Stub, typename Request, typename Response>
+bool SendUnary(const char* name, Stub* stub,
+               grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+               const uint8_t* data, size_t size) {
+  Request request;
+  if (Parse(data, size, &request)) Unary(name, stub, method, request);
+  return true;
+}
+
+// An AgentService call that speaks as member `speaker` - 1 (0 keeps the fuzzed credentials).
+template <typename Request, typename Response>
+bool SendUnaryAs(const char* name, Daemon* daemon, int speaker,
+                 grpc::Status (Agent::*method)(grpc::ClientContext*, const Request&, Response*),
+                 const uint8_t* data, size_t size) {
+  Request request;
+  if (!Parse(data, size, &request)) return false;
+  daemon->SpeakAs(speaker, &request);
+  Unary(name, daemon->agent(), method, request);
+  return true;
+}
+
+bool SendApplyTopology(Control* control, const uint8_t* data, size_t size) {
+  v1::ApplyTopologyRequest request;
+  if (!Parse(data, size, &request) || !SmallWorld(request.topology())) return false;
+  v1::ApplyTopologyResponse response;
+  const grpc::Status status = CallUnary(control, &Control::ApplyTopology, request, &response);
+  CheckStatus("ApplyTopology", status, false);
+  // Clusters other than the seeded one do not outlive their input.
+  if (status.ok() && response.created()) {
+    v1::DeleteClusterRequest remove;
+    remove.set_name(response.cluster().name());
+    v1::DeleteClusterResponse removed;
+    const grpc::Status deleted = CallUnary(control, &Control::DeleteCluster, remove, &removed);
+    if (!deleted.ok()) {
+      Fail(absl::StrCat("DeleteCluster of a cluster just created: ", deleted.error_message()));
+    }
+  }
+  return true;
+}
+
+// Any cluster but the seeded one.
+bool SendDeleteCluster(Control* control, const uint8_t* data, size_t size) {
+  v1::DeleteClusterRequest request;
+  if (Parse(data, size, &request) && request.name() != kCluster) {
+    Unary("DeleteCluster", control, &Control::DeleteCluster, request);
+  }
+  return true;
+}
+
+// Only changes whose world stays within kMaxWorld.
+bool SendReconfigure(Daemon* daemon, const uint8_t* data, size_t size) {
+  v1::ReconfigureRequest request;
+  if (!daemon->reconfigure_served() || !Parse(data, size, &request)) return false;
+  int64_t world = 4;  // the seeded cluster's
+  for (const auto& [name, dim_size] : request.change().set_dims()) {
+    world *= Clamped(dim_size);
+    if (world > kMaxWorld) return false;
+  }
+  Unary("Reconfigure", daemon->control(), &Control::Reconfigure, request);
+  return true;
+}
+
+bool SendWatchEvents(Daemon* daemon, const uint8_t* data, size_t size) {
+  v1::WatchEventsRequest request;
+  if (daemon->watch_events_served() && Parse(data, size, &request)) {
+    Stream("WatchEvents", daemon->control(), &Control::WatchEvents, request);
+  }
+  return true;
+}
+
+bool SendWatchPlan(Daemon* daemon, int speaker, const uint8_t* data, size_t size) {
+  v1::WatchPlanRequest request;
+  if (!Parse(data, size, &request)) return false;
+  daemon->SpeakAs(speaker, &request);
+  Stream("WatchPlan", daemon->agent(), &Agent::WatchPlan, request);
+  return true;
+}
+
+// KvGet waits for its key: cut short by kWaitDeadline.
+bool SendKvGet(Daemon* daemon, int speaker, const uint8_t* data, size_t size) {
+  v1::KvGetRequest request;
+  if (!Parse(data, size, &request)) return false;
+  daemon->SpeakAs(speaker, &request);
+  v1::KvGetResponse response;
+  CheckStatus("KvGet", CallUnary(daemon->agent(), &Agent::KvGet, request, &response, kWaitDeadline),
+              /*waits=*/true);
+  return true;
+}
+
+// Sends the request of method number `method` (0-17), parsed from `data`; false when the input
+// was dropped before any call, as above.
+bool SendRequest(Daemon* daemon, int method, int speaker, const uint8_t* data, size_t size) {
   Control* control = daemon->control();
   Agent* agent = daemon->agent();
   switch (method) {
-    case 0: {
-      v1::ApplyTopologyRequest request;
-      if (!Parse(data, size, &request) || !SmallWorld(request.topology())) return 0;
-      v1::ApplyTopologyResponse response;
-      const grpc::Status status =
-          CallUnary(control, &Control::ApplyTopology, request, &response);
-      CheckStatus("ApplyTopology", status, false);
-      // Clusters other than the seeded one do not outlive their input.
-      if (status.ok() && response.created()) {
-        v1::DeleteClusterRequest remove;
-        remove.set_name(response.cluster().name());
-        v1::DeleteClusterResponse removed;
-        const grpc::Status deleted = CallUnary(control, &Control::DeleteCluster, remove, &removed);
-        if (!deleted.ok()) {
-          Fail(absl::StrCat("DeleteCluster of a cluster just created: ", deleted.error_message()));
-        }
-      }
-      break;
-    }
-    case 1: {
-      v1::GetClusterRequest request;
-      if (Parse(data, size, &request)) Unary("GetCluster", control, &Control::GetCluster, request);
-      break;
-    }
-    case 2: {
-      v1::ListClustersRequest request;
-      if (Parse(data, size, &request)) {
-        Unary("ListClusters", control, &Control::ListClusters, request);
-      }
-      break;
-    }
-    case 3: {
-      v1::DeleteClusterRequest request;
-      if (Parse(data, size, &request) && request.name() != kCluster) {
-        Unary("DeleteCluster", control, &Control::DeleteCluster, request);
-      }
-      break;
-    }
-    case 4: {
-      v1::GetPlanRequest request;
-      if (Parse(data, size, &request)) Unary("GetPlan", control, &Control::GetPlan, request);
-      break;
-    }
-    case 5: {
-      v1::GetStatusRequest request;
-      if (Parse(data, size, &request)) Unary("GetStatus", control, &Control::GetStatus, request);
-      break;
-    }
-    case 6: {
-      v1::ReconfigureRequest request;
-      if (!daemon->reconfigure_served() || !Parse(data, size, &request)) return 0;
-      int64_t world = 4;  // the seeded cluster's
-      for (const auto& [name, dim_size] : request.change().set_dims()) {
-        world *= Clamped(dim_size);
-        if (world > kMaxWorld) return 0;
-      }
-      Unary("Reconfigure", control, &Control::Reconfigure, request);
-      break;
-    }
-    case 7: {
-      v1::WatchEventsRequest request;
-      if (daemon->watch_events_served() && Parse(data, size, &request)) {
-        Stream("WatchEvents", control, &Control::WatchEvents, request);
-      }
-      break;
-    }
-    case 8: {
-      v1::RegisterRequest request;
-      if (Parse(data, size, &request)) Unary("Register", agent, &Agent::Register, request);
-      break;
-    }
-    case 9: {
-      v1::WatchPlanRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Stream("WatchPlan", agent, &Agent::WatchPlan, request);
-      break;
-    }
-    case 10: {
-      v1::HeartbeatRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("Heartbeat", agent, &Agent::Heartbeat, request);
-      break;
-    }
-    case 11: {
-      v1::ReportGroupStatusRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("ReportGroupStatus", agent, &Agent::ReportGroupStatus, request);
-      break;
-    }
-    case 12: {
-      v1::KvSetRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("KvSet", agent, &Agent::KvSet, request);
-      break;
-    }
-    case 13: {
-      v1::KvGetRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      v1::KvGetResponse response;
-      CheckStatus("KvGet", CallUnary(agent, &Agent::KvGet, request, &response, kWaitDeadline),
-                  /*waits=*/true);
-      break;
-    }
-    case 14: {
-      v1::KvAddRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("KvAdd", agent, &Agent::KvAdd, request);
-      break;
-    }
-    case 15: {
-      v1::KvCompareSetRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("KvCompareSet", agent, &Agent::KvCompareSet, request);
-      break;
-    }
-    case 16: {
-      v1::KvCheckRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("KvCheck", agent, &Agent::KvCheck, request);
-      break;
-    }
-    default: {
-      v1::KvDeleteRequest request;
-      if (!Parse(data, size, &request)) return 0;
-      daemon->SpeakAs(speaker, &request);
-      Unary("KvDelete", agent, &Agent::KvDelete, request);
-      break;
-    }
+    case 0:
+      return SendApplyTopology(control, data, size);
+    case 1:
+      return SendUnary("GetCluster", control, &Control::GetCluster, data, size);
+    case 2:
+      return SendUnary("ListClusters", control, &Control::ListClusters, data, size);
+    case 3:
+      return SendDeleteCluster(control, data, size);
+    case 4:
+      return SendUnary("GetPlan", control, &Control::GetPlan, data, size);
+    case 5:
+      return SendUnary("GetStatus", control, &Control::GetStatus, data, size);
+    case 6:
+      return SendReconfigure(daemon, data, size);
+    case 7:
+      return SendWatchEvents(daemon, data, size);
+    case 8:
+      return SendUnary("Register", agent, &Agent::Register, data, size);
+    case 9:
+      return SendWatchPlan(daemon, speaker, data, size);
+    case 10:
+      return SendUnaryAs("Heartbeat", daemon, speaker, &Agent::Heartbeat, data, size);
+    case 11:
+      return SendUnaryAs("ReportGroupStatus", daemon, speaker, &Agent::ReportGroupStatus, data,
+                         size);
+    case 12:
+      return SendUnaryAs("KvSet", daemon, speaker, &Agent::KvSet, data, size);
+    case 13:
+      return SendKvGet(daemon, speaker, data, size);
+    case 14:
+      return SendUnaryAs("KvAdd", daemon, speaker, &Agent::KvAdd, data, size);
+    case 15:
+      return SendUnaryAs("KvCompareSet", daemon, speaker, &Agent::KvCompareSet, data, size);
+    case 16:
+      return SendUnaryAs("KvCheck", daemon, speaker, &Agent::KvCheck, data, size);
+    default:
+      return SendUnaryAs("KvDelete", daemon, speaker, &Agent::KvDelete, data, size);
   }
-  daemon->CheckAndRestore();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Daemon* daemon = new Daemon();
+  if (size < 2) return 0;
+  const int method = data[0] % 18;
+  const int speaker = data[1] % (kMembers + 1);
+  ChooseAuthorization(*daemon, method, data[1]);
+  if (SendRequest(daemon, method, speaker, data + 2, size - 2)) daemon->CheckAndRestore();
   return 0;
 }

@@ -332,6 +332,115 @@ double Median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
+// Columns of a results line after "rep kill", in RankMain's order.
+constexpr int kColumns = 9;
+constexpr const char* kColumnNames[kColumns] = {
+    "world4_bootstrap_ms", "shrink_ms",         "shrink_split_ms",
+    "shrink_validate_ms",  "shrink_ready_ms",   "fresh_bootstrap_ms",
+    "fresh_split_ms",      "fresh_validate_ms", "fresh_ready_ms"};
+
+// Forks one process per rank, each running RankMain; their pids by rank.
+std::vector<pid_t> StartRanks(const std::string& dir, int reps) {
+  std::vector<pid_t> children;
+  for (int rank = 0; rank < world_ranks; ++rank) {
+    const pid_t pid = fork();
+    if (pid == 0) RankMain(rank, dir, reps);
+    children.push_back(pid);
+  }
+  return children;
+}
+
+// Waits for every rank; false when one ended otherwise than expected (the leaving rank killed
+// with --kill_peer, every other rank exited 0).
+bool AwaitRanks(const std::vector<pid_t>& children) {
+  bool ok = true;
+  for (int rank = 0; rank < world_ranks; ++rank) {
+    int status = 0;
+    waitpid(children[rank], &status, 0);
+    const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const bool exited = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (rank == leaving_rank && absl::GetFlag(FLAGS_kill_peer) ? !killed : !exited) {
+      std::printf("rank %d ended unexpectedly (status %d)\n", rank, status);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+// The survivors' results files, merged per repetition.
+struct Results {
+  std::map<int, std::vector<double>> slowest;  // rep -> columns
+  std::map<int, int> kill_rep;                 // rep -> 1 when the leaving rank was killed
+  std::map<int, int> rows;                     // rep -> survivors that reported it
+};
+
+// Per repetition, the slowest survivor's time of each column.
+Results ReadResults(const std::string& dir) {
+  Results results;
+  for (int rank = 0; rank < leaving_rank; ++rank) {
+    std::ifstream in(absl::StrCat(dir, "/results-", rank, ".txt"));
+    int rep = 0;
+    int kill = 0;
+    while (in >> rep >> kill) {
+      std::vector<double>& row = results.slowest[rep];
+      row.resize(kColumns, 0);
+      for (int c = 0; c < kColumns; ++c) {
+        double value = 0;
+        in >> value;
+        row[c] = std::max(row[c], value);
+      }
+      results.kill_rep[rep] = kill;
+      ++results.rows[rep];
+    }
+  }
+  return results;
+}
+
+// Prints one line per repetition and collects the columns of the repetitions where the leaving
+// rank aborted; false when a survivor did not report a repetition.
+bool PrintRepetitions(const Results& results, std::vector<std::vector<double>>* abort_columns) {
+  bool ok = true;
+  for (const auto& [rep, row] : results.slowest) {
+    const int rows = results.rows.at(rep);
+    const int kill = results.kill_rep.at(rep);
+    if (rows != leaving_rank) {
+      std::printf("repetition %d: %d of %d survivors reported\n", rep, rows, leaving_rank);
+      ok = false;
+    }
+    std::printf("rep %d (rank %d %s): ", rep, leaving_rank, kill ? "killed" : "aborted");
+    for (int c = 0; c < kColumns; ++c) std::printf("%s %.1f  ", kColumnNames[c], row[c]);
+    std::printf("\n");
+    if (!kill) {
+      for (int c = 0; c < kColumns; ++c) (*abort_columns)[c].push_back(row[c]);
+    }
+  }
+  return ok;
+}
+
+// The summary line: medians over the aborting repetitions and, when it ran, the times of the
+// repetition whose leaving rank was killed (repetition `reps`).
+std::string SummaryJson(bool ok, int reps, const Results& results,
+                        const std::vector<std::vector<double>>& abort_columns) {
+  std::string json = absl::StrCat(
+      "{\"ok\": ", ok ? "true" : "false", ", \"world\": ", world_ranks, ", \"shrink_flags\": \"",
+      absl::GetFlag(FLAGS_shrink_with_abort) ? "abort" : "default", "\"",
+      ", \"reps\": ", abort_columns[0].size(), ", \"medians\": {");
+  for (int c = 0; c < kColumns; ++c) {
+    absl::StrAppend(&json, c ? ", " : "", "\"", kColumnNames[c], "\": ", Median(abort_columns[c]));
+  }
+  absl::StrAppend(&json, "}");
+  const auto killed = results.slowest.find(reps);
+  if (killed != results.slowest.end()) {
+    absl::StrAppend(&json, ", \"killed_peer\": {");
+    for (int c = 0; c < kColumns; ++c) {
+      absl::StrAppend(&json, c ? ", " : "", "\"", kColumnNames[c], "\": ", killed->second[c]);
+    }
+    absl::StrAppend(&json, "}");
+  }
+  absl::StrAppend(&json, "}");
+  return json;
+}
+
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   spdlog::set_level(absl::GetFlag(FLAGS_debug) ? spdlog::level::debug : spdlog::level::info);
@@ -345,82 +454,14 @@ int Main(int argc, char** argv) {
   leaving_rank = world_ranks - 1;
   std::system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str());
 
-  std::vector<pid_t> children;
-  for (int rank = 0; rank < world_ranks; ++rank) {
-    const pid_t pid = fork();
-    if (pid == 0) RankMain(rank, dir, reps);
-    children.push_back(pid);
-  }
-  bool ok = true;
-  for (int rank = 0; rank < world_ranks; ++rank) {
-    int status = 0;
-    waitpid(children[rank], &status, 0);
-    const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-    const bool exited = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (rank == leaving_rank && absl::GetFlag(FLAGS_kill_peer) ? !killed : !exited) {
-      std::printf("rank %d ended unexpectedly (status %d)\n", rank, status);
-      ok = false;
-    }
-  }
-
-  // Per repetition, the slowest survivor's time of each column.
-  constexpr int kColumns = 9;
-  const char* names[kColumns] = {"world4_bootstrap_ms", "shrink_ms",        "shrink_split_ms",
-                                 "shrink_validate_ms",  "shrink_ready_ms",  "fresh_bootstrap_ms",
-                                 "fresh_split_ms",      "fresh_validate_ms", "fresh_ready_ms"};
-  std::map<int, std::vector<double>> slowest;  // rep -> columns
-  std::map<int, int> kill_rep;
-  std::map<int, int> rows;
-  for (int rank = 0; rank < leaving_rank; ++rank) {
-    std::ifstream in(absl::StrCat(dir, "/results-", rank, ".txt"));
-    int rep = 0;
-    int kill = 0;
-    while (in >> rep >> kill) {
-      std::vector<double>& row = slowest[rep];
-      row.resize(kColumns, 0);
-      for (int c = 0; c < kColumns; ++c) {
-        double value = 0;
-        in >> value;
-        row[c] = std::max(row[c], value);
-      }
-      kill_rep[rep] = kill;
-      ++rows[rep];
-    }
-  }
+  bool ok = AwaitRanks(StartRanks(dir, reps));
+  const Results results = ReadResults(dir);
   std::vector<std::vector<double>> abort_columns(kColumns);
-  for (const auto& [rep, row] : slowest) {
-    if (rows[rep] != leaving_rank) {
-      std::printf("repetition %d: %d of %d survivors reported\n", rep, rows[rep], leaving_rank);
-      ok = false;
-    }
-    std::printf("rep %d (rank %d %s): ", rep, leaving_rank, kill_rep[rep] ? "killed" : "aborted");
-    for (int c = 0; c < kColumns; ++c) std::printf("%s %.1f  ", names[c], row[c]);
-    std::printf("\n");
-    if (!kill_rep[rep]) {
-      for (int c = 0; c < kColumns; ++c) abort_columns[c].push_back(row[c]);
-    }
-  }
-  if (static_cast<int>(slowest.size()) != reps + (absl::GetFlag(FLAGS_kill_peer) ? 1 : 0)) {
+  ok = PrintRepetitions(results, &abort_columns) && ok;
+  if (static_cast<int>(results.slowest.size()) != reps + (absl::GetFlag(FLAGS_kill_peer) ? 1 : 0)) {
     ok = false;
   }
-  std::string json = absl::StrCat("{\"ok\": ", ok ? "true" : "false", ", \"world\": ", world_ranks,
-                                  ", \"shrink_flags\": \"",
-                                  absl::GetFlag(FLAGS_shrink_with_abort) ? "abort" : "default", "\"",
-                                  ", \"reps\": ",
-                                  abort_columns[0].size(), ", \"medians\": {");
-  for (int c = 0; c < kColumns; ++c) {
-    absl::StrAppend(&json, c ? ", " : "", "\"", names[c], "\": ", Median(abort_columns[c]));
-  }
-  absl::StrAppend(&json, "}");
-  if (slowest.count(reps) != 0) {
-    absl::StrAppend(&json, ", \"killed_peer\": {");
-    for (int c = 0; c < kColumns; ++c) {
-      absl::StrAppend(&json, c ? ", " : "", "\"", names[c], "\": ", slowest[reps][c]);
-    }
-    absl::StrAppend(&json, "}");
-  }
-  absl::StrAppend(&json, "}");
-  std::printf("%s\n", json.c_str());
+  std::printf("%s\n", SummaryJson(ok, reps, results, abort_columns).c_str());
   return ok ? 0 : 1;
 }
 

@@ -151,6 +151,13 @@ struct Agent {
   std::unique_ptr<PlanWatch> watch;
 };
 
+// What the heartbeat phase measured, for the result line.
+struct HeartbeatPhase {
+  int64_t heartbeats_sent = 0;
+  int64_t scheduler_lag_max_ns = 0;  // longest delay from a heartbeat's due time to its send
+  int64_t client_threads = -1;       // halfway through; -1: not measured
+};
+
 // The whole run: registration, plan delivery, heartbeats, teardown.
 class LoadRun {
  public:
@@ -169,8 +176,12 @@ class LoadRun {
   void OnRegistered(int index, RegisterCall* call, const grpc::Status& status);
   void SendHeartbeat(int index);
   void OnHeartbeat(HeartbeatCall* call, const grpc::Status& status);
+  void RegisterAll();
+  bool AwaitPlans();
+  HeartbeatPhase RunHeartbeats();
   void CancelWatches();
-  void PrintResult(int64_t heartbeats_sent, int64_t scheduler_lag_max_ns, int64_t client_threads);
+  bool Failed(bool all_hold_plan);
+  void PrintResult(const HeartbeatPhase& heartbeats);
   v1::AgentService::Stub* StubFor(int index) { return stubs_[index % stubs_.size()].get(); }
   std::chrono::system_clock::time_point RpcDeadline() const {
     return std::chrono::system_clock::now() +
@@ -374,12 +385,24 @@ int LoadRun::Run() {
   RaiseOpenFilesLimit();
   if (!Connect()) return 1;
   MakeIdentities();
+  RegisterAll();
+  const bool all_hold_plan = AwaitPlans();
+  HeartbeatPhase heartbeats;
+  if (all_hold_plan && config_.duration_s > 0) heartbeats = RunHeartbeats();
+  if (heartbeats.client_threads < 0) heartbeats.client_threads = OwnThreads();
+
+  CancelWatches();
+  PrintResult(heartbeats);
+  return Failed(all_hold_plan) ? 1 : 0;
+}
+
+// Registration: `concurrency` calls in flight, each answer launches the next; returns once every
+// call is answered.
+void LoadRun::RegisterAll() {
   {
     absl::MutexLock lock(&mu_);
     register_latencies_ns_.reserve(config_.members);
   }
-
-  // Registration: `concurrency` calls in flight, each answer launches the next.
   const int initial = std::min(config_.concurrency, config_.members);
   next_register_.store(initial);
   for (int i = 0; i < initial; ++i) LaunchRegister(i);
@@ -391,8 +414,10 @@ int LoadRun::Run() {
     mu_.Await(absl::Condition(&all_answered));  // every call has a deadline
   }
   std::fprintf(stderr, "load_agents: %d registrations answered\n", config_.members);
+}
 
-  // Plan delivery: every member that registered must hold a plan.
+// Plan delivery: true when every member registered and holds a plan within --plan_timeout_s.
+bool LoadRun::AwaitPlans() {
   bool all_hold_plan = false;
   {
     const int expected = config_.members - static_cast<int>(register_errors_.load());
@@ -403,51 +428,54 @@ int LoadRun::Run() {
     all_hold_plan = mu_.AwaitWithTimeout(absl::Condition(&all_hold), config_.plan_timeout) &&
                     register_errors_.load() == 0;
   }
-  std::fprintf(stderr, "load_agents: plan delivery %s\n", all_hold_plan ? "complete" : "INCOMPLETE");
+  std::fprintf(stderr, "load_agents: plan delivery %s\n",
+               all_hold_plan ? "complete" : "INCOMPLETE");
+  return all_hold_plan;
+}
 
-  // Heartbeats: member i of round r is due at start + (r * members + i) * interval / members,
-  // so calls are spread evenly over every interval.
-  int64_t heartbeats_sent = 0;
-  int64_t scheduler_lag_max_ns = 0;
-  int64_t client_threads = -1;
-  if (all_hold_plan && config_.duration_s > 0) {
-    const int64_t interval_ns = int64_t{config_.heartbeat_interval_ms} * 1000000;
-    const int64_t rounds = std::max<int64_t>(
-        1, static_cast<int64_t>(config_.duration_s * 1000 / config_.heartbeat_interval_ms));
-    const int64_t total = rounds * config_.members;
-    {
-      absl::MutexLock lock(&mu_);
-      heartbeat_latencies_ns_.reserve(total);
-    }
-    const int64_t start = NowNs();
-    auto due = [&](int64_t k) {
-      return start + static_cast<int64_t>(static_cast<double>(k) * static_cast<double>(interval_ns) /
-                                          config_.members);
-    };
-    int64_t k = 0;
-    while (k < total) {
-      const int64_t now = NowNs();
-      while (k < total && due(k) <= now) {
-        scheduler_lag_max_ns = std::max(scheduler_lag_max_ns, now - due(k));
-        SendHeartbeat(static_cast<int>(k % config_.members));
-        ++heartbeats_sent;
-        ++k;
-      }
-      if (k == total / 2) client_threads = OwnThreads();
-      if (k < total) {
-        std::this_thread::sleep_for(std::chrono::nanoseconds(std::max<int64_t>(due(k) - NowNs(), 0)));
-      }
-    }
-    const absl::Time drain_deadline = absl::Now() + config_.rpc_timeout + absl::Seconds(1);
-    while (heartbeats_in_flight_.load() > 0 && absl::Now() < drain_deadline) {
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    std::fprintf(stderr, "load_agents: %" PRId64 " heartbeats sent\n", heartbeats_sent);
+// Heartbeats: member i of round r is due at start + (r * members + i) * interval / members,
+// so calls are spread evenly over every interval. Returns once every call is answered or a
+// second after the last call's deadline.
+HeartbeatPhase LoadRun::RunHeartbeats() {
+  HeartbeatPhase phase;
+  const int64_t interval_ns = int64_t{config_.heartbeat_interval_ms} * 1000000;
+  const int64_t rounds = std::max<int64_t>(
+      1, static_cast<int64_t>(config_.duration_s * 1000 / config_.heartbeat_interval_ms));
+  const int64_t total = rounds * config_.members;
+  {
+    absl::MutexLock lock(&mu_);
+    heartbeat_latencies_ns_.reserve(total);
   }
-  if (client_threads < 0) client_threads = OwnThreads();
+  const int64_t start = NowNs();
+  auto due = [&](int64_t k) {
+    return start + static_cast<int64_t>(static_cast<double>(k) * static_cast<double>(interval_ns) /
+                                        config_.members);
+  };
+  int64_t k = 0;
+  while (k < total) {
+    const int64_t now = NowNs();
+    while (k < total && due(k) <= now) {
+      phase.scheduler_lag_max_ns = std::max(phase.scheduler_lag_max_ns, now - due(k));
+      SendHeartbeat(static_cast<int>(k % config_.members));
+      ++phase.heartbeats_sent;
+      ++k;
+    }
+    if (k == total / 2) phase.client_threads = OwnThreads();
+    if (k < total) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(std::max<int64_t>(due(k) - NowNs(), 0)));
+    }
+  }
+  const absl::Time drain_deadline = absl::Now() + config_.rpc_timeout + absl::Seconds(1);
+  while (heartbeats_in_flight_.load() > 0 && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  std::fprintf(stderr, "load_agents: %" PRId64 " heartbeats sent\n", phase.heartbeats_sent);
+  return phase;
+}
 
-  CancelWatches();
-  PrintResult(heartbeats_sent, scheduler_lag_max_ns, client_threads);
+// Whether the run failed: a member without a plan, any RPC error, a wrong plan or a heartbeat
+// still unanswered; prints the first error then.
+bool LoadRun::Failed(bool all_hold_plan) {
   absl::MutexLock lock(&mu_);
   const bool failed = !all_hold_plan || register_errors_.load() > 0 || watch_errors_.load() > 0 ||
                       heartbeat_errors_.load() > 0 || plan_errors_.load() > 0 ||
@@ -455,11 +483,10 @@ int LoadRun::Run() {
   if (failed && !first_error_.empty()) {
     std::fprintf(stderr, "load_agents: first error: %s\n", first_error_.c_str());
   }
-  return failed ? 1 : 0;
+  return failed;
 }
 
-void LoadRun::PrintResult(int64_t heartbeats_sent, int64_t scheduler_lag_max_ns,
-                          int64_t client_threads) {
+void LoadRun::PrintResult(const HeartbeatPhase& heartbeats) {
   // Timings of registration and plan delivery, and a check of the ranks handed out.
   int64_t last_registered_ns = 0;
   int64_t first_plan_ns = 0;
@@ -512,13 +539,13 @@ void LoadRun::PrintResult(int64_t heartbeats_sent, int64_t scheduler_lag_max_ns,
       "\"heartbeat_max_ms\":%.3f,\"heartbeat_peak_in_flight\":%d,\"scheduler_lag_max_ms\":%.3f,"
       "\"client_threads\":%d,\"extra_plans\":%d,"
       "\"errors\":{\"register\":%d,\"watch\":%d,\"heartbeat\":%d,\"plan\":%d}}",
-      config_.heartbeat_interval_ms, config_.duration_s, heartbeats_sent,
+      config_.heartbeat_interval_ms, config_.duration_s, heartbeats.heartbeats_sent,
       static_cast<int64_t>(heartbeat_latencies_ns_.size()),
       Millis(Percentile(heartbeat_latencies_ns_, 0.50)),
       Millis(Percentile(heartbeat_latencies_ns_, 0.99)),
       Millis(heartbeat_latencies_ns_.empty() ? 0 : heartbeat_latencies_ns_.back()),
-      heartbeats_peak_in_flight_.load(), Millis(scheduler_lag_max_ns), client_threads,
-      extra_plans_.load(), register_errors_.load(), watch_errors_.load(),
+      heartbeats_peak_in_flight_.load(), Millis(heartbeats.scheduler_lag_max_ns),
+      heartbeats.client_threads, extra_plans_.load(), register_errors_.load(), watch_errors_.load(),
       heartbeat_errors_.load(), plan_errors_.load());
   std::printf("RESULT %s\n", json.c_str());
   std::fflush(stdout);
