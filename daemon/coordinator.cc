@@ -34,6 +34,14 @@ std::string Encode(const v1::Topology& topology) {
   return bytes;
 }
 
+// A report as the store keeps it: without the sender's session token (the store keeps no
+// secrets; replayed reports are the daemon's own, ReportSource::kDaemon).
+v1::ReportGroupStatusRequest WithoutSessionToken(const v1::ReportGroupStatusRequest& request) {
+  v1::ReportGroupStatusRequest stored = request;
+  stored.mutable_member()->clear_session_token();
+  return stored;
+}
+
 }  // namespace
 
 absl::Status Coordinator::CheckName(const std::string& field, const std::string& name) {
@@ -110,7 +118,8 @@ absl::Status Coordinator::Recover() {
     auto membership = std::make_unique<core::Membership>(entry->plan);
     for (const store::StoredMember& member : state.members) {
       absl::StatusOr<core::Membership::Registration> replayed = membership->Replay(
-          member.identity, member.capabilities, member.registered, now, member.session_token);
+          member.identity, member.capabilities, member.registered, now,
+          member.session_token_sha256);
       if (!replayed.ok()) {
         return absl::DataLossError(absl::StrCat("stored member ", member.identity.pod(),
                                                 " of cluster \"", name, "\" does not replay: ",
@@ -122,7 +131,8 @@ absl::Status Coordinator::Recover() {
     membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
     membership->SetEpochCause(entry->record.reason, 0, 0);
     for (const v1::ReportGroupStatusRequest& report : state.reports) {
-      absl::StatusOr<v1::Phase> replayed = membership->Report(report, now);
+      absl::StatusOr<v1::Phase> replayed =
+          membership->Report(report, now, core::Membership::ReportSource::kDaemon);
       if (!replayed.ok()) {
         spdlog::warn("cluster {}: a stored report of rank {} does not replay: {}", name,
                      report.rank(), replayed.status().ToString());
@@ -354,7 +364,8 @@ absl::StatusOr<core::Membership*> Coordinator::FindMembership(
   auto it = memberships_.find(member.cluster());
   if (it != memberships_.end()) {
     const core::Member* named = it->second->FindById(member.member_id());
-    if (named != nullptr && SameSecret(named->session_token, member.session_token())) {
+    if (named != nullptr && SameSecret(named->session_token_sha256,
+                                       core::SessionTokens::Digest(member.session_token()))) {
       return it->second.get();
     }
   }
@@ -444,7 +455,8 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     if (existing == nullptr) {
       // A new member is durable before it is admitted (and so before it gets its answer).
       RETURN_IF_ERROR(store_->AddMember(
-          identity.cluster(), store::StoredMember{identity, request.capabilities(), token, now}));
+          identity.cluster(), store::StoredMember{identity, request.capabilities(),
+                                                  core::SessionTokens::Digest(token), now}));
     }
     ASSIGN_OR_RETURN(core::Membership::Registration registration,
                      membership.Register(identity, request.capabilities(), now, token));
@@ -549,7 +561,8 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
   const v1::Phase before = membership->phase();
   RETURN_IF_ERROR(membership->CheckReport(request));
-  RETURN_IF_ERROR(store_->AddReport(request.member().cluster(), request.epoch(), request));
+  RETURN_IF_ERROR(
+      store_->AddReport(request.member().cluster(), request.epoch(), WithoutSessionToken(request)));
   ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(request, clock_->Now()));
   v1::ReportGroupStatusResponse response;
   response.set_cluster_phase(phase);

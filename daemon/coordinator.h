@@ -38,13 +38,15 @@ struct ClusterEvent {
 };
 
 // The daemon's one stateful object: owns the clusters, their current plans, their membership
-// and readiness, and the store. gRPC handlers call it; it never calls out while holding its
-// state lock.
+// and readiness, and the store. gRPC handlers call it.
 //
-// Threading: every public method is thread-safe. Mutations of topologies (apply, delete) are
-// serialized by `write_mu_`, which may be held across a store write; everything else takes
-// only `mu_`, which is never held across I/O or plan computation. The event listener runs on
-// the calling thread after the locks are released.
+// Threading: every public method is thread-safe. Changes of a cluster's topology or epoch
+// (apply, delete, reconfigure, an epoch the policy starts) are serialized by `write_mu_`, which
+// is held across their store write and while the event listener and event log run. Everything
+// else takes `mu_`: Register, ReportGroupStatus and CheckDeadlines hold it across their store
+// write (with --data_dir, a disk sync), so that a change is durable before any other call sees
+// it; reads hold it briefly. The event listener and event log never run under `mu_`; they run
+// on the calling thread.
 class Coordinator {
  public:
   using EventListener = std::function<void(const ClusterEvent&)>;

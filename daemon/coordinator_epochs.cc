@@ -120,7 +120,8 @@ void Coordinator::CheckDeadlines() {
       if (!stall.has_value()) continue;
       const int64_t epoch = stall->report.epoch();
       // Durable before it is applied, like a rank's own failure report (ReportGroupStatus).
-      absl::Status stored = membership->CheckReport(stall->report);
+      absl::Status stored =
+          membership->CheckReport(stall->report, core::Membership::ReportSource::kDaemon);
       if (stored.ok()) stored = store_->AddReport(name, epoch, stall->report);
       if (!stored.ok()) {
         // Nothing changed; the next tick tries again.

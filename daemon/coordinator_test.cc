@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 #include "tests/testing/fake_clock.h"
+#include "common/sha256.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
 #include "gmock/gmock.h"
@@ -309,6 +310,25 @@ TEST(CoordinatorRecoveryTest, MembersRanksAndReadinessSurviveARestart) {
     ASSERT_EQ(ready->state(), v1::PHASE_READY);
     before = *ready;
   }
+  // Nothing the store holds is a session token, neither the members nor the reports: only
+  // the tokens' digests.
+  {
+    auto loaded = store.LoadClusters();
+    ASSERT_THAT(loaded, IsOk());
+    ASSERT_EQ(loaded->size(), 1u);
+    ASSERT_EQ((*loaded)[0].reports.size(), 8u);
+    std::string everything;
+    for (const store::StoredMember& member : (*loaded)[0].members) {
+      everything += member.identity.DebugString() + member.session_token_sha256;
+    }
+    for (const v1::ReportGroupStatusRequest& report : (*loaded)[0].reports) {
+      everything += report.DebugString();
+    }
+    for (const v1::RegisterResponse& r : registered) {
+      EXPECT_EQ(everything.find(r.session_token()), std::string::npos);
+      EXPECT_NE(everything.find(Sha256::Hex(r.session_token())), std::string::npos);
+    }
+  }
   Coordinator second(&store, &clock);
   ASSERT_THAT(second.Recover(), IsOk());
   auto after = second.GetStatus("llama");
@@ -319,16 +339,25 @@ TEST(CoordinatorRecoveryTest, MembersRanksAndReadinessSurviveARestart) {
     EXPECT_EQ(after->members(i).member_id(), before.members(i).member_id());
     EXPECT_EQ(after->members(i).rank(), before.members(i).rank());
   }
-  // The same incarnation gets its member and token back; its credentials still work.
+  // The store keeps only digests: a member's token from before the restart still works...
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.mutable_member()->set_cluster("llama");
+  heartbeat.mutable_member()->set_member_id(registered[4].member_id());
+  heartbeat.mutable_member()->set_session_token(registered[4].session_token());
+  EXPECT_THAT(second.Heartbeat(heartbeat), IsOk());
+  // ...and the same incarnation registering again gets its member and a fresh token, which
+  // replaces the old one.
   auto again = second.Register(Agent(3));
   ASSERT_THAT(again, IsOk());
   EXPECT_EQ(again->member_id(), registered[4].member_id());
-  EXPECT_EQ(again->session_token(), registered[4].session_token());
-  v1::HeartbeatRequest heartbeat;
-  heartbeat.mutable_member()->set_cluster("llama");
-  heartbeat.mutable_member()->set_member_id(again->member_id());
+  EXPECT_NE(again->session_token(), registered[4].session_token());
+  EXPECT_THAT(second.Heartbeat(heartbeat), StatusIs(absl::StatusCode::kUnauthenticated));
   heartbeat.mutable_member()->set_session_token(again->session_token());
   EXPECT_THAT(second.Heartbeat(heartbeat), IsOk());
+  // Registering again in the same daemon's life returns the same token.
+  auto third = second.Register(Agent(3));
+  ASSERT_THAT(third, IsOk());
+  EXPECT_EQ(third->session_token(), again->session_token());
 }
 
 TEST(CoordinatorRecoveryTest, RefusedMemberWriteAdmitsNobody) {

@@ -24,7 +24,7 @@ inline constexpr size_t kMaxReportDetailLength = 256;
 // The agent layer of one epoch: what each rank's agent reported about the communicators it
 // formed and validated itself (ReportGroupStatusRequest.layer unset), one entry per kind and
 // backend part, and from that each rank's phase and the validation figures of every group.
-// The workload's own progress is WorkloadProgress's; Membership composes both.
+// The workload's own progress is WorkloadProgress's; EpochReadiness composes both.
 // Pure: no I/O, no clock reads. Thread-compatible.
 class AgentProgress {
  public:

@@ -149,6 +149,25 @@ std::vector<std::string> SpareIds(const std::vector<SpareMember>& spares) {
   return ids;
 }
 
+// The first spares take the missing ranks; the layout stays as it is. `what` describes them.
+PolicyDecision SparesTakeRanks(const PolicyInput& input, const std::vector<int64_t>& missing,
+                               const std::string& what, v1::EpochCause cause) {
+  PolicyDecision decision;
+  decision.action = Action::kNewEpoch;
+  decision.cause = cause;
+  decision.topology = input.current;
+  decision.assignment = input.assignment;
+  std::vector<std::string> taken;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    decision.assignment[static_cast<size_t>(missing[i])] = input.spares[i].member_id;
+    taken.push_back(input.spares[i].member_id);
+  }
+  decision.reason = absl::StrCat(what, "; ", missing.size(), " spare(s) take the rank(s) (",
+                                 absl::StrJoin(taken, ", "), "); ", SizesText(input.current),
+                                 " and world ", input.assignment.size(), " unchanged");
+  return decision;
+}
+
 // Lost and excluded ranks: spares take them, or their replicas are dropped.
 PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t>& missing) {
   const std::string what = DescribeMissing(input, missing);
@@ -158,22 +177,8 @@ PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t
   }
   const v1::EpochCause cause =
       any_lost ? v1::EPOCH_CAUSE_MEMBER_LOST : v1::EPOCH_CAUSE_MEMBER_EXCLUDED;
+  if (input.spares.size() >= missing.size()) return SparesTakeRanks(input, missing, what, cause);
   PolicyDecision decision;
-  if (input.spares.size() >= missing.size()) {
-    decision.action = Action::kNewEpoch;
-    decision.cause = cause;
-    decision.topology = input.current;
-    decision.assignment = input.assignment;
-    std::vector<std::string> taken;
-    for (size_t i = 0; i < missing.size(); ++i) {
-      decision.assignment[static_cast<size_t>(missing[i])] = input.spares[i].member_id;
-      taken.push_back(input.spares[i].member_id);
-    }
-    decision.reason = absl::StrCat(what, "; ", missing.size(), " spare(s) take the rank(s) (",
-                                   absl::StrJoin(taken, ", "), "); ", SizesText(input.current),
-                                   " and world ", input.assignment.size(), " unchanged");
-    return decision;
-  }
   const int64_t waiting = static_cast<int64_t>(missing.size() - input.spares.size());
   const std::string& replica_dim = input.declared.elastic().replica_dim();
   const int dim = DimIndex(input.current, replica_dim);
@@ -248,27 +253,22 @@ PolicyDecision ScaleUp(const PolicyInput& input, int64_t target) {
   return decision;
 }
 
-}  // namespace
+using SetDims = std::map<std::string, int64_t>;
 
-PolicyDecision ElasticPolicy::Decide(const PolicyInput& input) {
-  if (input.assignment.empty()) return {};
-  const std::vector<int64_t> missing = MissingRanks(input);
-  if (!missing.empty()) return HandleMissing(input, missing);
-  return ScaleUp(input, input.declared.elastic().max());
-}
+// What Reconfigure carries from step to step: the input as the steps so far leave it (who is
+// excluded, who is spare, the layout), the decision so far, the reasons to report, and whether
+// the decision only removes ranks (then previous_ranks maps the new ranks to the current ones).
+struct Reconfiguration {
+  std::string replica_dim;  // the declared one
+  PolicyInput step;
+  PolicyDecision decision;
+  std::vector<std::string> reasons;
+  bool only_removes = true;
+};
 
-absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& input,
-                                                          const v1::Change& change,
-                                                          v1::Topology* declared) {
-  if (input.assignment.empty()) {
-    return absl::FailedPreconditionError(
-        "the current epoch's ranks are not assigned yet (members are still registering)");
-  }
-  const int64_t world = static_cast<int64_t>(input.assignment.size());
-  *declared = input.declared;
-
-  // Check the whole change before using any of it. Maps iterate in key order: deterministic.
-  std::map<std::string, int64_t> set_dims(change.set_dims().begin(), change.set_dims().end());
+// The checks of a change's dims and method; its exclusions are checked as they are applied.
+absl::Status CheckDimsAndMethod(const PolicyInput& input, const v1::Change& change,
+                                const SetDims& set_dims) {
   for (const auto& [name, size] : set_dims) {
     if (DimIndex(input.current, name) < 0) {
       std::vector<std::string> names;
@@ -287,14 +287,19 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
     return absl::InvalidArgumentError(absl::StrCat("change.method must be \"split\" or \"init\", got \"",
                                                    absl::CHexEscape(change.method()), "\""));
   }
-  PolicyInput step = input;
-  int64_t newly_excluded = 0;
+  return absl::OkStatus();
+}
+
+// Excludes in `step` the members of the change's ranks and nodes (ranked or spare) and drops
+// them from its spares. Returns the members newly excluded, in the change's order;
+// INVALID_ARGUMENT naming the entry for a rank out of range or a node without members.
+absl::StatusOr<std::vector<std::string>> ExcludeMembers(const PolicyInput& input,
+                                                        const v1::Change& change,
+                                                        PolicyInput* step) {
+  const int64_t world = static_cast<int64_t>(input.assignment.size());
   std::vector<std::string> newly;
   auto exclude = [&](const std::string& id) {
-    if (step.excluded.insert(id).second) {
-      ++newly_excluded;
-      newly.push_back(id);
-    }
+    if (step->excluded.insert(id).second) newly.push_back(id);
   };
   for (int i = 0; i < change.exclude_ranks_size(); ++i) {
     const int64_t rank = change.exclude_ranks(i);
@@ -326,21 +331,30 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
                                                      absl::CHexEscape(node), "\""));
     }
   }
-  step.spares.erase(std::remove_if(step.spares.begin(), step.spares.end(),
-                                   [&](const SpareMember& spare) {
-                                     return step.excluded.count(spare.member_id) > 0;
-                                   }),
-                    step.spares.end());
+  step->spares.erase(std::remove_if(step->spares.begin(), step->spares.end(),
+                                    [&](const SpareMember& spare) {
+                                      return step->excluded.count(spare.member_id) > 0;
+                                    }),
+                     step->spares.end());
+  return newly;
+}
 
-  const std::vector<int64_t> current_sizes = Sizes(input.current);
-  bool sizes_change = false;
+// True when a dim of `set_dims` other than `skip` (nullptr: none) gets a size other than its
+// current one.
+bool AnySizeChanges(const v1::Topology& current, const SetDims& set_dims,
+                    const std::string* skip) {
+  const std::vector<int64_t> sizes = Sizes(current);
   for (const auto& [name, size] : set_dims) {
-    if (current_sizes[static_cast<size_t>(DimIndex(input.current, name))] != size) {
-      sizes_change = true;
-    }
+    if (skip != nullptr && name == *skip) continue;
+    if (sizes[static_cast<size_t>(DimIndex(current, name))] != size) return true;
   }
-  const bool method_change = !change.method().empty() && change.method() != input.current.method();
-  // The declared topology after the change: new sizes and method; a set replica dim is pinned.
+  return false;
+}
+
+// The declared topology after the change, normalized: new sizes and method; a set replica dim
+// is pinned (its max becomes the size, its min at most that).
+absl::Status DeclareChange(const PolicyInput& input, const v1::Change& change,
+                           const SetDims& set_dims, v1::Topology* declared) {
   const std::string& replica_dim = input.declared.elastic().replica_dim();
   for (const auto& [name, size] : set_dims) {
     const int index = DimIndex(*declared, name);
@@ -354,130 +368,190 @@ absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& inp
   declared->set_world_size(0);
   if (declared->nodes().count() > 0) declared->mutable_nodes()->set_count(0);
   ASSIGN_OR_RETURN(*declared, plan::TopologyValidator::Normalize(*declared));
+  return absl::OkStatus();
+}
+
+// Step 1, exclusions: spares take the ranks, or their replicas are dropped; the spares that
+// took ranks and the live members of dropped replicas change who is spare. FAILED_PRECONDITION
+// when the cluster would be DEGRADED.
+absl::Status ReplaceMissing(const PolicyInput& input, Reconfiguration* r) {
+  const std::vector<int64_t> missing = MissingRanks(r->step);
+  if (missing.empty()) return absl::OkStatus();
+  PolicyDecision handled = HandleMissing(r->step, missing);
+  if (handled.action == Action::kDegraded) {
+    return absl::FailedPreconditionError(absl::StrCat("refused: ", handled.reason));
+  }
+  if (handled.previous_ranks.empty()) r->only_removes = false;
+  r->decision = std::move(handled);
+  r->reasons.push_back(r->decision.reason);
+  std::set<std::string> ranked(r->decision.assignment.begin(), r->decision.assignment.end());
+  std::vector<SpareMember> spares;
+  for (const SpareMember& spare : r->step.spares) {
+    if (ranked.count(spare.member_id) == 0) spares.push_back(spare);
+  }
+  for (size_t rank = 0; rank < input.assignment.size(); ++rank) {
+    const std::string& id = input.assignment[rank];
+    if (ranked.count(id) == 0 && r->step.excluded.count(id) == 0 && r->step.lost.count(id) == 0) {
+      spares.push_back(SpareMember{id, input.nodes[rank], 0, 0});
+    }
+  }
+  r->step.spares = std::move(spares);
+  return absl::OkStatus();
+}
+
+// Step 2 when a dim other than the replica dim changes: a general re-layout, the live ranked
+// members in rank order, then the spares. FAILED_PRECONDITION when too few are live.
+absl::Status Relayout(const PolicyInput& input, const SetDims& set_dims,
+                      const v1::Topology& declared, Reconfiguration* r) {
+  std::vector<int64_t> sizes = Sizes(r->step.current);
+  for (const auto& [name, size] : set_dims) {
+    sizes[static_cast<size_t>(DimIndex(r->step.current, name))] = size;
+  }
+  ASSIGN_OR_RETURN(v1::Topology topology, Resize(r->step.current, sizes, declared));
+  const int64_t new_world = Product(sizes);
+  std::vector<std::string> candidates = r->step.assignment;
+  for (const SpareMember& spare : r->step.spares) candidates.push_back(spare.member_id);
+  if (static_cast<int64_t>(candidates.size()) < new_world) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        SizesText(topology), " needs ", new_world, " members; ", candidates.size(),
+        " are live (start members first: they wait as spares)"));
+  }
+  candidates.resize(static_cast<size_t>(new_world));
+  r->decision.action = Action::kNewEpoch;
+  r->decision.topology = std::move(topology);
+  r->decision.assignment = std::move(candidates);
+  r->only_removes = false;
+  r->reasons.push_back(absl::StrCat(SizesText(input.current), " -> ",
+                                    SizesText(r->decision.topology), ", world ",
+                                    input.assignment.size(), " -> ", new_world));
+  return absl::OkStatus();
+}
+
+// Step 2 shrinking the replica dim (at `dim`) to `target`: the replicas past it are dropped.
+absl::Status ShrinkReplicas(int dim, int64_t target, const v1::Topology& declared,
+                            Reconfiguration* r) {
+  std::vector<int64_t> sizes = Sizes(r->step.current);
+  const int64_t size = sizes[static_cast<size_t>(dim)];
+  sizes[static_cast<size_t>(dim)] = target;
+  ASSIGN_OR_RETURN(v1::Topology topology, Resize(r->step.current, sizes, declared));
+  std::vector<int64_t> keep(static_cast<size_t>(size), -1);
+  for (int64_t c = 0; c < target; ++c) keep[static_cast<size_t>(c)] = c;
+  PolicyDecision dropped = DropReplicas(r->step, dim, keep, topology);
+  if (r->only_removes) {
+    // Compose with step 1's removal so previous_ranks refer to the current epoch.
+    for (int64_t& previous : dropped.previous_ranks) {
+      previous = r->decision.previous_ranks[static_cast<size_t>(previous)];
+    }
+  }
+  r->decision = std::move(dropped);
+  r->reasons.push_back(absl::StrCat(r->replica_dim, " ", size, " -> ", target, ", world ",
+                                    r->step.assignment.size(), " -> ",
+                                    r->decision.assignment.size()));
+  return absl::OkStatus();
+}
+
+// Step 2 growing the replica dim (at `dim`) towards `target`, as far as live spares allow; the
+// reasons say how many more members the rest waits for. `world` is the current epoch's.
+void GrowReplicas(int dim, int64_t target, int64_t world, Reconfiguration* r) {
+  const int64_t size = Sizes(r->step.current)[static_cast<size_t>(dim)];
+  PolicyDecision grown = ScaleUp(r->step, target);
+  if (grown.action == Action::kNewEpoch) {
+    r->decision = std::move(grown);
+    r->only_removes = false;
+    r->reasons.push_back(r->decision.reason);
+  }
+  const int64_t reached = grown.action == Action::kNewEpoch
+                              ? Sizes(r->decision.topology)[static_cast<size_t>(dim)]
+                              : size;
+  if (reached < target) {
+    r->reasons.push_back(absl::StrCat(r->replica_dim, " target ", target, ": stays at ", reached,
+                                      " until ", (target - reached) * (world / size),
+                                      " more member(s) join"));
+  }
+}
+
+// Step 2, dim sizes: a general re-layout when a dim other than the replica dim changes,
+// otherwise the replica dim shrinks or grows to its set size.
+absl::Status ResizeDims(const PolicyInput& input, const SetDims& set_dims,
+                        const v1::Topology& declared, Reconfiguration* r) {
+  if (AnySizeChanges(input.current, set_dims, &r->replica_dim)) {
+    return Relayout(input, set_dims, declared, r);
+  }
+  const int replica_index = DimIndex(r->step.current, r->replica_dim);
+  auto it = set_dims.find(r->replica_dim);
+  if (it == set_dims.end() || replica_index < 0) return absl::OkStatus();
+  const int64_t size = Sizes(r->step.current)[static_cast<size_t>(replica_index)];
+  const int64_t target = it->second;
+  if (target < size) return ShrinkReplicas(replica_index, target, declared, r);
+  if (target > size) {
+    GrowReplicas(replica_index, target, static_cast<int64_t>(input.assignment.size()), r);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+PolicyDecision ElasticPolicy::Decide(const PolicyInput& input) {
+  if (input.assignment.empty()) return {};
+  const std::vector<int64_t> missing = MissingRanks(input);
+  if (!missing.empty()) return HandleMissing(input, missing);
+  return ScaleUp(input, input.declared.elastic().max());
+}
+
+absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& input,
+                                                          const v1::Change& change,
+                                                          v1::Topology* declared) {
+  if (input.assignment.empty()) {
+    return absl::FailedPreconditionError(
+        "the current epoch's ranks are not assigned yet (members are still registering)");
+  }
+  *declared = input.declared;
+
+  // Check the whole change before using any of it. Maps iterate in key order: deterministic.
+  const SetDims set_dims(change.set_dims().begin(), change.set_dims().end());
+  RETURN_IF_ERROR(CheckDimsAndMethod(input, change, set_dims));
+  Reconfiguration r;
+  r.replica_dim = input.declared.elastic().replica_dim();
+  r.step = input;
+  ASSIGN_OR_RETURN(std::vector<std::string> newly, ExcludeMembers(input, change, &r.step));
+  const bool sizes_change = AnySizeChanges(input.current, set_dims, nullptr);
+  const bool method_change = !change.method().empty() && change.method() != input.current.method();
+  RETURN_IF_ERROR(DeclareChange(input, change, set_dims, declared));
   const bool declared_change = declared->SerializeAsString() != input.declared.SerializeAsString();
-  if (!sizes_change && !method_change && newly_excluded == 0 && !declared_change) {
+  if (!sizes_change && !method_change && newly.empty() && !declared_change) {
     return absl::InvalidArgumentError(
         "change: nothing to change (dim sizes, exclusions and method are as they are)");
   }
-  step.declared = *declared;
+  r.step.declared = *declared;
 
-  // 1. Exclusions: spares take the ranks, or their replicas are dropped.
-  std::vector<std::string> reasons;
-  PolicyDecision decision;
-  decision.action = Action::kNone;
-  decision.topology = input.current;
-  decision.assignment = input.assignment;
-  for (size_t rank = 0; rank < decision.assignment.size(); ++rank) {
-    decision.previous_ranks.push_back(static_cast<int64_t>(rank));
+  r.decision.action = Action::kNone;
+  r.decision.topology = input.current;
+  r.decision.assignment = input.assignment;
+  for (size_t rank = 0; rank < r.decision.assignment.size(); ++rank) {
+    r.decision.previous_ranks.push_back(static_cast<int64_t>(rank));
   }
-  bool only_removes = true;
-  const std::vector<int64_t> missing = MissingRanks(step);
-  if (!missing.empty()) {
-    PolicyDecision handled = HandleMissing(step, missing);
-    if (handled.action == Action::kDegraded) {
-      return absl::FailedPreconditionError(absl::StrCat("refused: ", handled.reason));
-    }
-    if (handled.previous_ranks.empty()) only_removes = false;
-    decision = std::move(handled);
-    reasons.push_back(decision.reason);
-    // The spares that took ranks, or the members of dropped replicas, change who is spare.
-    std::set<std::string> ranked(decision.assignment.begin(), decision.assignment.end());
-    std::vector<SpareMember> spares;
-    for (const SpareMember& spare : step.spares) {
-      if (ranked.count(spare.member_id) == 0) spares.push_back(spare);
-    }
-    for (size_t rank = 0; rank < input.assignment.size(); ++rank) {
-      const std::string& id = input.assignment[rank];
-      if (ranked.count(id) == 0 && step.excluded.count(id) == 0 && step.lost.count(id) == 0) {
-        spares.push_back(SpareMember{id, input.nodes[rank], 0, 0});
-      }
-    }
-    step.spares = std::move(spares);
-  }
-  step.current = decision.topology;
-  step.assignment = decision.assignment;
-
+  // 1. Exclusions.
+  RETURN_IF_ERROR(ReplaceMissing(input, &r));
+  r.step.current = r.decision.topology;
+  r.step.assignment = r.decision.assignment;
   // 2. Dim sizes.
-  const int replica_index = DimIndex(step.current, replica_dim);
-  bool replica_only = true;
-  for (const auto& [name, size] : set_dims) {
-    if (name != replica_dim && current_sizes[static_cast<size_t>(DimIndex(input.current, name))] != size) {
-      replica_only = false;
-    }
-  }
-  std::vector<int64_t> sizes = Sizes(step.current);
-  if (!replica_only) {
-    // A general re-layout: the live ranked members in rank order, then the spares.
-    for (const auto& [name, size] : set_dims) {
-      sizes[static_cast<size_t>(DimIndex(step.current, name))] = size;
-    }
-    ASSIGN_OR_RETURN(v1::Topology topology, Resize(step.current, sizes, *declared));
-    const int64_t new_world = Product(sizes);
-    std::vector<std::string> candidates = step.assignment;
-    for (const SpareMember& spare : step.spares) candidates.push_back(spare.member_id);
-    if (static_cast<int64_t>(candidates.size()) < new_world) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          SizesText(topology), " needs ", new_world, " members; ", candidates.size(),
-          " are live (start members first: they wait as spares)"));
-    }
-    candidates.resize(static_cast<size_t>(new_world));
-    decision.action = Action::kNewEpoch;
-    decision.topology = std::move(topology);
-    decision.assignment = std::move(candidates);
-    only_removes = false;
-    reasons.push_back(absl::StrCat(SizesText(input.current), " -> ", SizesText(decision.topology),
-                                   ", world ", world, " -> ", new_world));
-  } else if (auto it = set_dims.find(replica_dim); it != set_dims.end() && replica_index >= 0) {
-    const int64_t size = sizes[static_cast<size_t>(replica_index)];
-    const int64_t target = it->second;
-    if (target < size) {
-      sizes[static_cast<size_t>(replica_index)] = target;
-      ASSIGN_OR_RETURN(v1::Topology topology, Resize(step.current, sizes, *declared));
-      std::vector<int64_t> keep(static_cast<size_t>(size), -1);
-      for (int64_t c = 0; c < target; ++c) keep[static_cast<size_t>(c)] = c;
-      PolicyDecision dropped = DropReplicas(step, replica_index, keep, topology);
-      if (only_removes) {
-        // Compose with step 1's removal so previous_ranks refer to the current epoch.
-        for (int64_t& previous : dropped.previous_ranks) {
-          previous = decision.previous_ranks[static_cast<size_t>(previous)];
-        }
-      }
-      decision = std::move(dropped);
-      reasons.push_back(absl::StrCat(replica_dim, " ", size, " -> ", target, ", world ",
-                                     step.assignment.size(), " -> ", decision.assignment.size()));
-    } else if (target > size) {
-      PolicyDecision grown = ScaleUp(step, target);
-      if (grown.action == Action::kNewEpoch) {
-        decision = std::move(grown);
-        only_removes = false;
-        reasons.push_back(decision.reason);
-      }
-      const int64_t reached = grown.action == Action::kNewEpoch
-                                  ? Sizes(decision.topology)[static_cast<size_t>(replica_index)]
-                                  : size;
-      if (reached < target) {
-        reasons.push_back(absl::StrCat(replica_dim, " target ", target, ": stays at ", reached,
-                                       " until ", (target - reached) * (world / size),
-                                       " more member(s) join"));
-      }
-    }
-  }
-
+  RETURN_IF_ERROR(ResizeDims(input, set_dims, *declared, &r));
   // 3. Method.
+  PolicyDecision& decision = r.decision;
   if (method_change) {
     decision.topology.set_method(change.method());
     decision.action = Action::kNewEpoch;
-    reasons.push_back(absl::StrCat("method ", input.current.method(), " -> ", change.method()));
+    r.reasons.push_back(absl::StrCat("method ", input.current.method(), " -> ", change.method()));
   }
-  if (!only_removes || decision.action != Action::kNewEpoch ||
+  if (!r.only_removes || decision.action != Action::kNewEpoch ||
       decision.assignment.size() == input.assignment.size()) {
     decision.previous_ranks.clear();
   }
-  if (reasons.empty()) reasons.push_back("declared topology updated");
+  if (r.reasons.empty()) r.reasons.push_back("declared topology updated");
   decision.excluded = std::move(newly);
-  decision.reason = absl::StrCat("reconfigure: ", absl::StrJoin(reasons, "; "));
+  decision.reason = absl::StrCat("reconfigure: ", absl::StrJoin(r.reasons, "; "));
   decision.cause = v1::EPOCH_CAUSE_RECONFIGURED;
-  return decision;
+  return std::move(r.decision);
 }
 
 v1::PlanDiff ElasticPolicy::Diff(const Layout& from, const Layout& to) {

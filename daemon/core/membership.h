@@ -2,58 +2,41 @@
 #define SPLITD_DAEMON_CORE_MEMBERSHIP_H_
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "daemon/core/agent_progress.h"
+#include "daemon/core/epoch_readiness.h"
+#include "daemon/core/epoch_timeline.h"
+#include "daemon/core/member_registry.h"
+#include "daemon/core/session_tokens.h"
+#include "daemon/core/stall_finder.h"
 #include "plan/split_plan.h"
-#include "daemon/core/workload_progress.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace splitd::core {
 
-// Bounds on what agents may send, so that no request can grow the daemon without limit.
-inline constexpr int64_t kMaxIdentityFieldLength = 253;  // a DNS name
-inline constexpr int64_t kMaxBackends = 16;
-// Members beyond the world size wait as spares, up to this many.
-inline constexpr int64_t kMaxSpares = 1024;
-
-// Whether a member can take part: alive (its lease holds), lost (its lease expired; it may
-// come back) or excluded for good (Reconfigure).
-enum class Liveness { kAlive, kLost, kExcluded };
-
-// One agent of a cluster as the daemon knows it.
-struct Member {
-  std::string member_id;        // "m-<registration order>"
-  std::string session_token;
-  v1::MemberIdentity identity;
-  v1::Capabilities capabilities;
-  int64_t order = 0;            // registration order, from 0
-  int64_t rank = -1;            // in the current epoch; -1 for spares and before assignment
-  absl::Time registered;
-  absl::Time last_seen;
-  Liveness liveness = Liveness::kAlive;
-};
-
-// Membership and readiness of one cluster's current epoch (docs/architecture.md, "Lifecycle of an epoch"):
-// who registered, which member holds which rank, what every rank reported, and from that the
-// phase of every rank, group and of the cluster. Each rank has two layers of progress: its
-// agent's own groups (AgentProgress) and its workload's (WorkloadProgress), which decides READY
-// too when the topology's `readiness` is "workload". The epoch's READY and FAILED are final
-// until the next epoch. Pure: no I/O, no clock reads, no randomness (time and fresh tokens are
-// passed in). Thread-compatible: the caller serializes access.
+// Membership and readiness of one cluster's current epoch (docs/architecture.md, "Lifecycle of
+// an epoch"): who registered, which member holds which rank, what every rank reported, and
+// from that the phase of every rank, group and of the cluster. It composes one part per job:
+// MemberRegistry (identities and ranks), Leases (liveness over time), SessionTokens
+// (credentials), EpochReadiness (both layers of progress and the epoch's phase), EpochTimeline
+// (the epoch's cause and timings), StallFinder (deadlines) and StatusRenderer (ClusterStatus);
+// its own part is the order of the checks and steps of each call. The epoch's READY and FAILED
+// are final until the next epoch. Pure: no I/O, no clock reads, no randomness (time and fresh
+// tokens are passed in). Thread-compatible: the caller serializes access. Pointers to members
+// it returns stay valid as long as the Membership, across moves too.
 class Membership {
  public:
+  using LivenessCounts = core::LivenessCounts;
+  using Stall = core::Stall;
+
   struct Registration {
     const Member* member = nullptr;
     bool rejoined = false;   // the same incarnation registered before
@@ -83,9 +66,12 @@ class Membership {
 
   // Register while replaying the store: a stored member on the (node, local_index) of an alive
   // one means the earlier one was lost before it; both get `now` as their last sign of life.
+  // The store keeps only the digest of a member's session token: the member's calls are checked
+  // against it, and when it registers again it gets a fresh token (its old one stays valid
+  // until then).
   absl::StatusOr<Registration> Replay(const v1::MemberIdentity& identity,
                                       const v1::Capabilities& capabilities, absl::Time registered,
-                                      absl::Time now, const std::string& session_token);
+                                      absl::Time now, const std::string& session_token_sha256);
 
   // What Register would do, without doing it: the member the incarnation already is, nullptr
   // when a new member would be admitted, or Register's error.
@@ -120,12 +106,12 @@ class Membership {
   std::vector<const Member*> Exclude(const std::vector<std::string>& member_ids);
 
   // The cluster is DEGRADED with `reason` (lost ranks nobody can take) until the next epoch.
-  void SetDegraded(const std::string& reason) { degraded_reason_ = reason; }
-  const std::string& degraded_reason() const { return degraded_reason_; }
+  void SetDegraded(const std::string& reason) { readiness_.SetDegraded(reason); }
+  const std::string& degraded_reason() const { return readiness_.degraded_reason(); }
 
   // Why the current epoch was started, and how long its cause took to detect and to plan.
   void SetEpochCause(const std::string& reason, double detect_ms, double plan_ms);
-  const std::string& epoch_reason() const { return epoch_reason_; }
+  const std::string& epoch_reason() const { return timeline_.reason(); }
 
   // Per-phase timings of the current epoch (EpochTimings in status.proto).
   v1::EpochTimings Timings() const;
@@ -138,12 +124,7 @@ class Membership {
   const Member* SessionHolder(const std::string& token) const;
 
   // Members by liveness; spares count as alive.
-  struct LivenessCounts {
-    int64_t alive = 0;
-    int64_t lost = 0;
-    int64_t excluded = 0;
-  };
-  LivenessCounts CountByLiveness() const;
+  LivenessCounts CountByLiveness() const { return members_.CountByLiveness(); }
 
   // Renews the member's lease; a lost member is alive again. An excluded member is answered
   // (member->liveness says so) so that it can stop.
@@ -163,9 +144,14 @@ class Membership {
   // (VALIDATING while agents are READY and workloads are not), and a workload's failure fails
   // the epoch for good, even if that workload restarts; with readiness "agent" the workload
   // layer is recorded and shown and changes no phase of the epoch.
-  absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now);
+  // `source` kDaemon: the report comes from the daemon itself (read back from the store, which
+  // keeps no session tokens, or a stall's report it wrote): its sender is taken by member id.
+  enum class ReportSource { kMember, kDaemon };
+  absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now,
+                                   ReportSource source = ReportSource::kMember);
   // Report's checks alone: OK when Report would accept `request`; changes nothing.
-  absl::Status CheckReport(const v1::ReportGroupStatusRequest& request) const;
+  absl::Status CheckReport(const v1::ReportGroupStatusRequest& request,
+                           ReportSource source = ReportSource::kMember) const;
 
   // OK when the member holds a rank of `epoch`, the current epoch: it may use that epoch's
   // rendezvous space. ABORTED for an old epoch, PERMISSION_DENIED for a spare.
@@ -173,39 +159,18 @@ class Membership {
 
   const plan::SplitPlan& plan() const { return *plan_; }
   const std::shared_ptr<const plan::SplitPlan>& shared_plan() const { return plan_; }
-  bool assigned() const { return assigned_; }
-  v1::Phase phase() const;
-  const std::string& reason() const { return reason_; }
-  int64_t member_count() const { return static_cast<int64_t>(members_.size()); }
+  bool assigned() const { return readiness_.assigned(); }
+  v1::Phase phase() const { return readiness_.Phase(*plan_); }
+  const std::string& reason() const { return readiness_.reason(); }
+  int64_t member_count() const { return members_.size(); }
   // Members that are alive and hold no rank, in the order they would take ranks.
   std::vector<const Member*> Spares() const;
   const Member* FindById(const std::string& member_id) const;
 
-  // Everything an operator asks about the epoch: members (ranked first, in rank order, then
-  // spares) with the phase of each layer and since when, per-kind READY/FAILED counts and
-  // validation figures (the agents'), the readiness and the workload layer's phase.
-  // O(world x kinds). Who holds the epoch back is HangAttribution's, from this.
+  // Everything an operator asks about the epoch (StatusRenderer::Render).
   v1::ClusterStatus Status() const;
 
-  // A rank that stayed in one phase past its deadline, and the FAILED report that records it
-  // (layer, rank, plan fingerprint, the rank's own credentials, `reason` as its error), to be
-  // made durable and applied through Report like the rank's own failure report.
-  struct Stall {
-    int64_t rank = -1;
-    const Member* member = nullptr;
-    v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED;
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;  // the phase it is stuck in
-    std::string reason;
-    v1::ReportGroupStatusRequest report;
-  };
-
-  // The slowest rank past a deadline at `now` (agent layer before workload layer, then the
-  // earlier phase, then the lower rank), or nullopt. Agent PLANNED and BOOTSTRAPPING count
-  // against bootstrap_ms from when the ranks were assigned, SPLITTING against split_ms and
-  // VALIDATING against validate_ms from their own start; with readiness "workload", a workload
-  // short of READY counts against workload_ms from the later of its phase's start and its
-  // agent's READY. 0 is no deadline. Ranks of excluded members are skipped (the elastic policy
-  // replaces them), as is everything before ranks are assigned and after FAILED or DEGRADED.
+  // The slowest rank past a deadline at `now`, or nullopt (StallFinder::Find).
   std::optional<Stall> FindStall(absl::Time now, const v1::Deadlines& deadlines) const;
 
   // Applies a stall's report (Report) without taking it for a sign of the member's life: the
@@ -213,48 +178,32 @@ class Membership {
   absl::StatusOr<v1::Phase> ApplyStall(const Stall& stall, absl::Time now);
 
  private:
-  // A rank's deadline that has passed: the layer and phase, since when and against what.
-  struct Overdue {
-    v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED;
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    absl::Time from;
-    int64_t deadline_ms = 0;
-    const char* field = "";  // in `deadlines`
-  };
-
-  absl::Status CheckIdentity(const v1::MemberIdentity& identity) const;
-  absl::StatusOr<v1::Phase> ReportImpl(const v1::ReportGroupStatusRequest& request,
-                                       absl::Time now, bool apply);
+  // CheckRendezvous for a member already authenticated.
+  absl::Status CheckEpochOf(const Member& member, int64_t epoch) const;
+  // The member `member_id` names; NOT_FOUND for none.
+  absl::StatusOr<const Member*> FindRegistered(const std::string& member_id) const;
+  // Register and Replay: admits a new member with the token (empty when replayed) and its
+  // digest, or finds the incarnation's member, giving it `session_token` when it has none.
+  absl::StatusOr<Registration> Admit(const v1::MemberIdentity& identity,
+                                     const v1::Capabilities& capabilities, absl::Time now,
+                                     const std::string& session_token,
+                                     const std::string& session_token_sha256);
+  // Report's checks of who sent `request`: its credentials, that it holds the rank it names
+  // in the current, assigned epoch. Returns the member.
+  absl::StatusOr<const Member*> CheckSender(const v1::ReportGroupStatusRequest& request,
+                                            ReportSource source) const;
+  // Ranks by `chosen` (member by rank), or by DefaultAssignment when empty; PLANNED from `now`.
   void AssignRanks(const std::vector<Member*>& chosen, absl::Time now);
-  int64_t AliveCount() const;
-  // Keeps the epoch's first failure as its reason.
-  void NoteFailure(const std::optional<std::string>& failure);
-  bool WaitsForWorkload() const;
-  std::optional<Overdue> RankOverdue(int64_t rank, absl::Time now,
-                                     const v1::Deadlines& deadlines) const;
-  void AddMemberStatus(const Member& member, v1::ClusterStatus* status) const;
+  // Assigns ranks when they are not assigned and enough members are alive; true when it did.
+  bool AssignWhenComplete(absl::Time now);
+  // Authenticate, for a member to change.
   absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
 
   std::shared_ptr<const plan::SplitPlan> plan_;
-  std::vector<std::unique_ptr<Member>> members_;           // by registration order
-  std::map<std::string, Member*> by_incarnation_;
-  std::map<std::string, Member*> by_id_;
-  // By the SHA-256 of the session token: a lookup's timing says nothing about the token.
-  std::unordered_map<std::string, Member*> by_session_digest_;
-  std::map<std::pair<std::string, int64_t>, Member*> by_slot_;  // (node, local_index)
-  std::vector<Member*> by_rank_;                            // world_size entries once assigned
-  bool assigned_ = false;
-  AgentProgress agents_;                                    // the agent layer, once assigned
-  WorkloadProgress workload_;                               // the workload layer, once assigned
-  bool workload_failed_ = false;  // a workload failed an epoch whose READY waits for workloads
-  absl::Time assigned_at_ = absl::InfinitePast();  // PLANNED's start
-  std::string reason_;                                      // first failure of the epoch
-  std::string degraded_reason_;
-  std::string epoch_reason_;
-  absl::Time epoch_started_ = absl::InfinitePast();
-  absl::Time ready_at_ = absl::InfinitePast();
-  double detect_ms_ = 0;
-  double plan_ms_ = 0;
+  MemberRegistry members_;
+  SessionTokens tokens_;
+  EpochReadiness readiness_;
+  EpochTimeline timeline_;
 };
 
 }  // namespace splitd::core

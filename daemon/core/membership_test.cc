@@ -696,7 +696,10 @@ TEST_F(StallTest, TheStallReportFailsTheRankLikeItsOwnFailureWithoutRenewingItsL
   EXPECT_EQ(report.phase(), v1::PHASE_FAILED);
   EXPECT_EQ(report.error(), stall->reason);
   EXPECT_EQ(report.member().member_id(), stall->member->member_id);
-  EXPECT_THAT(membership_.CheckReport(report), IsOk());
+  // The daemon's own report: it carries no session token and is taken by member id.
+  EXPECT_EQ(report.member().session_token(), "");
+  EXPECT_THAT(membership_.CheckReport(report, Membership::ReportSource::kDaemon), IsOk());
+  EXPECT_THAT(membership_.CheckReport(report), StatusIs(absl::StatusCode::kUnauthenticated));
 
   const int64_t seen = membership_.Status().members(0).last_seen().seconds();
   absl::StatusOr<v1::Phase> phase = membership_.ApplyStall(*stall, at);

@@ -22,7 +22,7 @@ namespace splitd::core {
 // progress because its rules differ: a workload may restart within an epoch (BOOTSTRAPPING
 // after READY or FAILED starts its rank over), and its groups are torch's, not the agent's
 // backend parts, so entries are per kind. Whether the layer decides the epoch's READY is the
-// caller's business (Membership, by the topology's `readiness`).
+// caller's business (EpochReadiness, by the topology's `readiness`).
 // Pure: no I/O, no clock reads. Thread-compatible.
 class WorkloadProgress {
  public:
