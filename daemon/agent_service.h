@@ -3,34 +3,32 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
-#include <set>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "daemon/authorizer.h"
 #include "daemon/coordinator.h"
 #include "daemon/rendezvous_spaces.h"
 #include "daemon/rpc_metrics.h"
+#include "daemon/service_call.h"
+#include "daemon/stream_registry.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 
 namespace splitd::daemon {
 
-// gRPC adapter for splitd.v1.AgentService on the callback API. Unary calls go to the
-// Coordinator, and the Kv* calls to the rendezvous space of (the member's cluster, the epoch)
-// once the Coordinator allowed them; WatchPlan streams stay open and are pushed a plan whenever
-// the Coordinator reports an event for their cluster; KvGet waits without holding a thread.
+// gRPC adapter for splitd.v1.AgentService on the callback API. Each call is put to the
+// Authorizer, then goes to the Coordinator, and the Kv* calls to the rendezvous space of (the
+// member's cluster, the epoch) once the Coordinator allowed them; WatchPlan streams stay open
+// and are pushed a plan whenever the Coordinator reports an event for their cluster; KvGet
+// waits without holding a thread.
 //
 // Threading: thread-safe. Must be told of every Coordinator event (OnClusterEvent) and shut
 // down (Shutdown) before the server stops, so open streams end promptly.
 class AgentService final : public v1::AgentService::CallbackService {
  public:
-  // `coordinator`, `spaces` and `authorizer` (null: no control tokens) must outlive the
-  // service. Register needs the cluster's join token when it has one (Coordinator::
-  // AuthorizeJoin); a control token there is PERMISSION_DENIED.
-  // `rpc_metrics` (null: calls are not counted) must outlive it too.
-  AgentService(Coordinator* coordinator, RendezvousSpaces* spaces,
-               const Authorizer* authorizer = nullptr, RpcMetrics* rpc_metrics = nullptr)
+  // `coordinator`, `spaces` and `authorizer` must outlive the service; so must `rpc_metrics`
+  // (null: calls are not counted).
+  AgentService(Coordinator* coordinator, RendezvousSpaces* spaces, const Authorizer* authorizer,
+               RpcMetrics* rpc_metrics = nullptr)
       : coordinator_(coordinator),
         spaces_(spaces),
         authorizer_(authorizer),
@@ -72,24 +70,22 @@ class AgentService final : public v1::AgentService::CallbackService {
   // Ends every open stream with UNAVAILABLE; new streams are refused from now on.
   void Shutdown();
 
-  class PlanWatcher;  // one WatchPlan stream
-
  private:
-  friend class PlanWatcher;
-  void Unregister(PlanWatcher* watcher);
-  RpcTimer Timer(const char* method) const {
-    return RpcTimer(rpc_metrics_, "splitd.v1.AgentService", method);
+  ServiceCall Call(grpc::CallbackServerContext* context, const char* method) const {
+    return ServiceCall(context, rpc_metrics_, "splitd.v1.AgentService", method);
   }
+  // The Authorizer's answer for `call`; `cluster` is the cluster a Register joins.
+  absl::Status Authorize(const ServiceCall& call, const std::string& cluster = "") const;
+  // The Coordinator's answer for `member` in the rendezvous space of `epoch`, then `op`'s.
+  template <typename Op>
+  absl::Status InSpace(const v1::MemberCredentials& member, int64_t epoch, Op op) const;
 
   Coordinator* const coordinator_;
   RendezvousSpaces* const spaces_;
   const Authorizer* const authorizer_;
   RpcMetrics* const rpc_metrics_;
   std::atomic<uint64_t> next_waiter_id_{1};
-
-  absl::Mutex mu_;
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::set<PlanWatcher*>> watchers_ ABSL_GUARDED_BY(mu_);
+  StreamRegistry streams_;  // WatchPlan streams, by cluster
 };
 
 }  // namespace splitd::daemon

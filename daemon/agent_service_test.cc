@@ -301,8 +301,7 @@ TEST_F(AgentServiceTest, CompareSetCheckAndDeleteWorkOnTheEpochsSpace) {
   std::vector<v1::MemberCredentials> members = RegisterWorld();
   EXPECT_THAT(KvCompareSet(members[0], "store/leader", "", "rank-0"), IsOkAndHolds("rank-0"));
   EXPECT_THAT(KvCompareSet(members[1], "store/leader", "", "rank-1"), IsOkAndHolds("rank-0"));
-  EXPECT_THAT(KvCompareSet(members[1], "store/leader", "rank-0", "rank-1"),
-              IsOkAndHolds("rank-1"));
+  EXPECT_THAT(KvCompareSet(members[1], "store/leader", "rank-0", "rank-1"), IsOkAndHolds("rank-1"));
   EXPECT_THAT(KvCompareSet(members[2], "store/absent", "x", "y"), IsOkAndHolds("x"));
   ASSERT_THAT(KvSet(members[2], "store/barrier/2", "1"), IsOk());
 
@@ -349,9 +348,9 @@ TEST_F(AgentServiceTest, BadStoreCallsNameTheFieldAndTheCaller) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("desired must be at most")));
   EXPECT_THAT(KvDelete(members[0], ""),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must not be empty")));
-  EXPECT_THAT(KvCheck(members[0], {"k", ""}, ""),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("keys[1]: key must not be empty")));
+  EXPECT_THAT(
+      KvCheck(members[0], {"k", ""}, ""),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keys[1]: key must not be empty")));
   v1::MemberCredentials other_member = members[0];
   other_member.set_member_id(members[1].member_id());
   EXPECT_THAT(KvCheck(other_member, {}, ""),

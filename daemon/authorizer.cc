@@ -88,8 +88,10 @@ bool TokenFile::Contains(const std::string& token) {
 }
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(const Options& options,
-                                                               const Clock* clock) {
+                                                               const Clock* clock,
+                                                               const Coordinator* coordinator) {
   std::unique_ptr<Authorizer> authorizer(new Authorizer());
+  authorizer->coordinator_ = coordinator;
   if (options.admin_token_file.empty()) {
     if (!options.observer_token_file.empty()) {
       return absl::InvalidArgumentError(
@@ -98,13 +100,13 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(const Options& op
     }
     return authorizer;
   }
-  auto admin = TokenFile::Load(options.admin_token_file, "admin_token_file", clock,
-                               options.recheck);
+  auto admin =
+      TokenFile::Load(options.admin_token_file, "admin_token_file", clock, options.recheck);
   if (!admin.ok()) return admin.status();
   authorizer->admin_ = *std::move(admin);
   if (!options.observer_token_file.empty()) {
-    auto observer = TokenFile::Load(options.observer_token_file, "observer_token_file", clock,
-                                    options.recheck);
+    auto observer =
+        TokenFile::Load(options.observer_token_file, "observer_token_file", clock, options.recheck);
     if (!observer.ok()) return observer.status();
     authorizer->observer_ = *std::move(observer);
   }
@@ -116,6 +118,116 @@ ControlRole Authorizer::RoleOf(const std::string& token) const {
   if (admin_->Contains(token)) return ControlRole::kAdmin;
   if (observer_ != nullptr && observer_->Contains(token)) return ControlRole::kObserver;
   return ControlRole::kNone;
+}
+
+namespace {
+
+constexpr absl::string_view kControlService = "splitd.v1.ControlService";
+constexpr absl::string_view kAgentService = "splitd.v1.AgentService";
+
+struct Rule {
+  absl::string_view service;
+  absl::string_view method;
+  Scope scope;
+  bool dry_run_reads = false;  // a dry run changes nothing: kControlRead
+};
+
+// Every method of both services (docs/security.md, "Tokens").
+constexpr Rule kRules[] = {
+    {kControlService, "ApplyTopology", Scope::kControlChange},
+    {kControlService, "DeleteCluster", Scope::kControlChange},
+    {kControlService, "Reconfigure", Scope::kControlChange, /*dry_run_reads=*/true},
+    {kControlService, "GetCluster", Scope::kControlRead},
+    {kControlService, "ListClusters", Scope::kControlRead},
+    {kControlService, "GetPlan", Scope::kControlRead},
+    {kControlService, "GetStatus", Scope::kControlRead},
+    {kControlService, "WatchEvents", Scope::kControlRead},
+    {kAgentService, "Register", Scope::kJoin},
+    {kAgentService, "WatchPlan", Scope::kSession},
+    {kAgentService, "Heartbeat", Scope::kSession},
+    {kAgentService, "ReportGroupStatus", Scope::kSession},
+    {kAgentService, "KvSet", Scope::kSession},
+    {kAgentService, "KvGet", Scope::kSession},
+    {kAgentService, "KvAdd", Scope::kSession},
+    {kAgentService, "KvCompareSet", Scope::kSession},
+    {kAgentService, "KvCheck", Scope::kSession},
+    {kAgentService, "KvDelete", Scope::kSession},
+};
+
+// "ControlService.Reconfigure": how messages name a method, without the package.
+std::string MethodName(absl::string_view service, absl::string_view method) {
+  return absl::StrCat(service.substr(service.rfind('.') + 1), ".", method);
+}
+
+}  // namespace
+
+absl::StatusOr<Scope> Authorizer::ScopeOf(absl::string_view service, absl::string_view method,
+                                          bool dry_run) {
+  for (const Rule& rule : kRules) {
+    if (rule.service != service || rule.method != method) continue;
+    if (dry_run && rule.dry_run_reads) return Scope::kControlRead;
+    return rule.scope;
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("no authorization rule for ", MethodName(service, method)));
+}
+
+absl::Status Authorizer::Authorize(const Call& call) const {
+  const absl::StatusOr<Scope> scope = ScopeOf(call.service, call.method, call.dry_run);
+  if (!scope.ok()) return scope.status();
+  switch (*scope) {
+    case Scope::kControlRead:
+      return AuthorizeControl(call, /*changes_state=*/false);
+    case Scope::kControlChange:
+      return AuthorizeControl(call, /*changes_state=*/true);
+    case Scope::kJoin:
+      return AuthorizeJoin(call);
+    case Scope::kSession:
+      // The Coordinator checks the request's MemberCredentials with the call itself.
+      return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("no authorization rule for ", MethodName(call.service, call.method)));
+}
+
+absl::Status Authorizer::AuthorizeControl(const Call& call, bool changes_state) const {
+  if (!enabled()) return absl::OkStatus();
+  const std::string method = MethodName(call.service, call.method);
+  if (!call.token.has_value()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        method, " needs a token: \"authorization: Bearer <token>\" (splitctl --token_file)"));
+  }
+  switch (RoleOf(*call.token)) {
+    case ControlRole::kAdmin:
+      return absl::OkStatus();
+    case ControlRole::kObserver:
+      if (!changes_state) return absl::OkStatus();
+      return absl::PermissionDeniedError(absl::StrCat(
+          method, " changes state; the observer token may only read (use an admin token)"));
+    case ControlRole::kNone:
+      break;
+  }
+  if (coordinator_ != nullptr && coordinator_->IsAgentToken(*call.token)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(method, " refuses agent tokens (join or session); use a control token"));
+  }
+  return absl::UnauthenticatedError(absl::StrCat("the token is not valid for ", method));
+}
+
+absl::Status Authorizer::AuthorizeJoin(const Call& call) const {
+  if (coordinator_ == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        MethodName(call.service, call.method), " is refused: no Coordinator holds join tokens"));
+  }
+  absl::Status allowed = coordinator_->AuthorizeJoin(call.cluster, call.token);
+  // The Coordinator knows agent tokens only: a control token is unknown to it, but valid for
+  // another scope.
+  if (allowed.code() == absl::StatusCode::kUnauthenticated && call.token.has_value() &&
+      RoleOf(*call.token) != ControlRole::kNone) {
+    return absl::PermissionDeniedError(
+        "Register refuses control tokens; agents present their cluster's join token");
+  }
+  return allowed;
 }
 
 }  // namespace splitd::daemon

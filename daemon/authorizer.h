@@ -8,9 +8,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "daemon/coordinator.h"
 #include "grpcpp/server_context.h"
 
 namespace splitd::daemon {
@@ -71,10 +73,25 @@ enum class ControlRole {
   kAdmin,     // everything
 };
 
-// The daemon's control tokens (--admin_token_file, --observer_token_file). Without an admin
-// token file the ControlService is open to every caller that reaches the port and clusters need
-// no join token; with one, every ControlService call needs a token and every cluster a join
-// token.
+// Which credential a method needs.
+enum class Scope {
+  kControlRead,    // the admin or observer token, when tokens are on
+  kControlChange,  // the admin token, when tokens are on
+  kJoin,           // the cluster's join token, when the cluster has one; no control token
+  kSession,        // the member's session token, in the request's MemberCredentials
+};
+
+// Decides whether a call of the daemon's services may proceed, and with which status code when
+// it may not: UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED for a valid token
+// used outside its scope (docs/security.md). Holds the control tokens (--admin_token_file,
+// --observer_token_file) and asks the Coordinator about agent tokens: a cluster's join token
+// (Coordinator::AuthorizeJoin) and whether a token belongs to an agent at all. A member's
+// session token travels in its request and is checked by the Coordinator with the call itself,
+// once; such calls are allowed here.
+//
+// Without an admin token file the ControlService is open to every caller that reaches the port
+// and clusters need no join token; with one, every ControlService call needs a control token and
+// every cluster a join token.
 //
 // Threading: thread-safe.
 class Authorizer {
@@ -85,20 +102,47 @@ class Authorizer {
     absl::Duration recheck = absl::Seconds(1);
   };
 
-  // Reads the files; INVALID_ARGUMENT naming the flag at fault.
-  static absl::StatusOr<std::unique_ptr<Authorizer>> Create(const Options& options,
-                                                            const Clock* clock);
+  // One call to decide on.
+  struct Call {
+    absl::string_view service;         // "splitd.v1.ControlService"
+    absl::string_view method;          // "Reconfigure"
+    std::optional<std::string> token;  // BearerToken of the call
+    std::string cluster;               // Register: the cluster it joins
+    bool dry_run = false;              // Reconfigure: a preview, which changes nothing
+  };
+
+  // Reads the files; INVALID_ARGUMENT naming the flag at fault. `coordinator` (which keeps join
+  // tokens and sessions) must outlive the Authorizer; without one every Register is refused
+  // and no token counts as an agent's.
+  static absl::StatusOr<std::unique_ptr<Authorizer>> Create(
+      const Options& options, const Clock* clock, const Coordinator* coordinator = nullptr);
+
+  // The credential `method` of `service` needs; PERMISSION_DENIED for a method without a rule,
+  // so that a new method is refused until it has one.
+  static absl::StatusOr<Scope> ScopeOf(absl::string_view service, absl::string_view method,
+                                       bool dry_run);
+
+  // OK when `call` may proceed; otherwise the status to answer it with, naming the method and
+  // never quoting the token.
+  absl::Status Authorize(const Call& call) const;
 
   // True when calls need tokens (an admin token file was given).
   bool enabled() const { return admin_ != nullptr; }
+
+  // True when ApplyTopology must leave every cluster with a join token.
+  bool JoinTokenRequired() const { return enabled(); }
 
   // What `token` may do on the ControlService.
   ControlRole RoleOf(const std::string& token) const;
 
  private:
   Authorizer() = default;
+  absl::Status AuthorizeControl(const Call& call, bool changes_state) const;
+  absl::Status AuthorizeJoin(const Call& call) const;
+
   std::unique_ptr<TokenFile> admin_;
   std::unique_ptr<TokenFile> observer_;
+  const Coordinator* coordinator_ = nullptr;
 };
 
 }  // namespace splitd::daemon

@@ -55,13 +55,11 @@ RpcMetrics::MethodSeries* RpcMetrics::SeriesOf(absl::string_view method) {
   return series.get();
 }
 
-void RpcMetrics::Record(absl::string_view method, grpc::StatusCode code,
-                        absl::Duration elapsed) {
+void RpcMetrics::Record(absl::string_view method, grpc::StatusCode code, absl::Duration elapsed) {
   MethodSeries* series = SeriesOf(method);
-  const size_t index =
-      code >= 0 && static_cast<size_t>(code) < series->requests.size()
-          ? static_cast<size_t>(code)
-          : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
+  const size_t index = code >= 0 && static_cast<size_t>(code) < series->requests.size()
+                           ? static_cast<size_t>(code)
+                           : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
   const std::string code_label = CodeLabel(static_cast<grpc::StatusCode>(index));
   metrics::Counter* counter = series->requests[index].load(std::memory_order_acquire);
   if (counter == nullptr) {
@@ -87,8 +85,7 @@ std::string RpcMetrics::MethodLabel(const char* method) {
   }
   std::string full_name(path.substr(1));
   full_name[slash - 1] = '.';
-  if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) ==
-      nullptr) {
+  if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) == nullptr) {
     return "unknown";
   }
   return std::string(path);

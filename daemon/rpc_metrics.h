@@ -63,7 +63,9 @@ class RpcTimer {
   RpcTimer(RpcMetrics* metrics, const char* service, const char* method)
       : metrics_(metrics), service_(service), method_(method), start_(absl::Now()) {}
 
-  // The method's short name ("Register"), for log lines.
+  // The service's full name ("splitd.v1.AgentService") and the method's short name
+  // ("Register"), for log lines and authorization.
+  const char* service() const { return service_; }
   const char* method() const { return method_; }
 
   void Record(grpc::StatusCode code) const;

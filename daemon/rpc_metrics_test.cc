@@ -64,8 +64,7 @@ class RpcMetricsTest : public ::testing::Test {
       return "";
     }
     EXPECT_EQ(result->status, 200);
-    EXPECT_EQ(result->get_header_value("Content-Type"),
-              "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(result->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
     return result->body;
   }
 

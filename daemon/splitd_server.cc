@@ -37,8 +37,24 @@ absl::Status SplitListen(const char* flag, const std::string& listen, std::strin
   }
   *host = listen.substr(0, colon);
   if (!absl::SimpleAtoi(listen.substr(colon + 1), port) || *port < 0 || *port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, " port must be 0..65535, got \"",
-                                                   listen.substr(colon + 1), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " port must be 0..65535, got \"", listen.substr(colon + 1), "\""));
+  }
+  return absl::OkStatus();
+}
+
+// Creates `data_dir` when it is set and missing.
+absl::Status MakeDataDir(const std::string& data_dir) {
+  if (data_dir.empty()) return absl::OkStatus();
+  std::error_code error;
+  // The state holds members' session tokens: a directory the daemon makes is its own only.
+  if (std::filesystem::create_directories(data_dir, error)) {
+    std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, error);
+  }
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data_dir ", data_dir, " cannot be created: ", error.message()));
   }
   return absl::OkStatus();
 }
@@ -56,81 +72,14 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     RETURN_IF_ERROR(
         SplitListen("metrics_listen", config.metrics_listen, &metrics_host, &metrics_port));
   }
-  if (!config.data_dir.empty()) {
-    std::error_code error;
-    // The state holds members' session tokens: a directory the daemon makes is its own only.
-    if (std::filesystem::create_directories(config.data_dir, error)) {
-      std::filesystem::permissions(config.data_dir, std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::replace, error);
-    }
-    if (error) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--data_dir ", config.data_dir, " cannot be created: ", error.message()));
-    }
-  }
+  RETURN_IF_ERROR(MakeDataDir(config.data_dir));
 
   std::unique_ptr<SplitdServer> server(new SplitdServer());
   server->shutdown_grace_ = config.shutdown_grace;
-  server->registry_ = std::make_unique<metrics::Registry>();
-  std::unique_ptr<store::StateStore> state_store;
-  if (config.data_dir.empty()) {
-    state_store = std::make_unique<store::MemoryStateStore>();
-  } else {
-    ASSIGN_OR_RETURN(state_store, store::LogStateStore::Open(config.data_dir));
-  }
-  server->store_ =
-      std::make_unique<store::TimedStateStore>(std::move(state_store), server->registry_.get());
-  server->events_ = std::make_unique<EventLog>(
-      4096, config.data_dir.empty() ? std::string()
-                                    : (std::filesystem::path(config.data_dir) / "audit.jsonl").string());
-  server->event_metrics_ =
-      std::make_unique<EventMetrics>(server->events_.get(), server->registry_.get());
-  server->coordinator_ =
-      std::make_unique<Coordinator>(server->store_.get(), clock, server->events_.get());
-  Authorizer::Options auth;
-  auth.admin_token_file = config.admin_token_file;
-  auth.observer_token_file = config.observer_token_file;
-  ASSIGN_OR_RETURN(server->authorizer_, Authorizer::Create(auth, clock));
-  // Calls are counted only when the counts are served.
-  if (!config.metrics_listen.empty()) {
-    server->rpc_metrics_ = std::make_unique<RpcMetrics>(server->registry_.get());
-  }
-  Coordinator* coordinator = server->coordinator_.get();
-  server->spaces_ = std::make_unique<RendezvousSpaces>(
-      RendezvousLimits{},
-      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key,
-                    const std::string& value) {
-        return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
-      },
-      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key) {
-        return coordinator->PersistRendezvousKeyDeletion(cluster, epoch, key);
-      });
-  server->control_service_ = std::make_unique<ControlService>(
-      server->coordinator_.get(), server->authorizer_.get(), server->rpc_metrics_.get(),
-      server->spaces_.get());
-  server->agent_service_ =
-      std::make_unique<AgentService>(server->coordinator_.get(), server->spaces_.get(),
-                                     server->authorizer_.get(), server->rpc_metrics_.get());
-  AgentService* agent_service = server->agent_service_.get();
-  server->coordinator_->SetEventListener(
-      [agent_service](const ClusterEvent& event) { agent_service->OnClusterEvent(event); });
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
+  RETURN_IF_ERROR(server->BuildState(config, clock));
+  server->BuildServices();
   int bound_port = 0;
-  builder.AddListeningPort(config.listen,
-                           config.credentials != nullptr ? config.credentials
-                                                         : grpc::InsecureServerCredentials(),
-                           &bound_port);
-  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
-  builder.SetMaxSendMessageSize(-1);
-  builder.RegisterService(server->control_service_.get());
-  builder.RegisterService(server->agent_service_.get());
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || bound_port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
-  }
+  RETURN_IF_ERROR(server->Listen(config, &bound_port));
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   health->SetServingStatus(false);
 
@@ -149,15 +98,7 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
   server->address_ = absl::StrCat(host, ":", bound_port);
   AddDaemonMetrics(server->registry_.get(), server->coordinator_.get(), server->spaces_.get());
   if (!config.metrics_listen.empty()) {
-    ASSIGN_OR_RETURN(server->metrics_http_,
-                     metrics::MetricsHttpServer::Start(metrics_host, metrics_port,
-                                                       server->registry_.get()));
-    server->metrics_address_ = absl::StrCat(metrics_host, ":", server->metrics_http_->port());
-    if (!config.metrics_port_file.empty()) {
-      RETURN_IF_ERROR(
-          WriteFileAtomically(config.metrics_port_file, server->metrics_address_ + "\n"));
-    }
-    spdlog::info("serving metrics on http://{}/metrics", server->metrics_address_);
+    RETURN_IF_ERROR(server->ServeMetrics(config, metrics_host, metrics_port));
   }
   health->SetServingStatus(true);
   if (!config.port_file.empty()) {
@@ -167,6 +108,82 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
                config.data_dir.empty() ? std::string("in memory only")
                                        : absl::StrCat("durable in ", config.data_dir));
   return server;
+}
+
+absl::Status SplitdServer::BuildState(const ServerConfig& config, const Clock* clock) {
+  registry_ = std::make_unique<metrics::Registry>();
+  std::unique_ptr<store::StateStore> state_store;
+  if (config.data_dir.empty()) {
+    state_store = std::make_unique<store::MemoryStateStore>();
+  } else {
+    ASSIGN_OR_RETURN(state_store, store::LogStateStore::Open(config.data_dir));
+  }
+  store_ = std::make_unique<store::TimedStateStore>(std::move(state_store), registry_.get());
+  events_ = std::make_unique<EventLog>(
+      4096, config.data_dir.empty()
+                ? std::string()
+                : (std::filesystem::path(config.data_dir) / "audit.jsonl").string());
+  event_metrics_ = std::make_unique<EventMetrics>(events_.get(), registry_.get());
+  coordinator_ = std::make_unique<Coordinator>(store_.get(), clock, events_.get());
+  Authorizer::Options auth;
+  auth.admin_token_file = config.admin_token_file;
+  auth.observer_token_file = config.observer_token_file;
+  ASSIGN_OR_RETURN(authorizer_, Authorizer::Create(auth, clock, coordinator_.get()));
+  // Calls are counted only when the counts are served.
+  if (!config.metrics_listen.empty()) {
+    rpc_metrics_ = std::make_unique<RpcMetrics>(registry_.get());
+  }
+  Coordinator* coordinator = coordinator_.get();
+  spaces_ = std::make_unique<RendezvousSpaces>(
+      RendezvousLimits{},
+      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key,
+                    const std::string& value) {
+        return coordinator->PersistRendezvousKey(cluster, epoch, key, value);
+      },
+      [coordinator](const std::string& cluster, int64_t epoch, const std::string& key) {
+        return coordinator->PersistRendezvousKeyDeletion(cluster, epoch, key);
+      });
+  return absl::OkStatus();
+}
+
+void SplitdServer::BuildServices() {
+  control_service_ = std::make_unique<ControlService>(coordinator_.get(), authorizer_.get(),
+                                                      rpc_metrics_.get(), spaces_.get());
+  agent_service_ = std::make_unique<AgentService>(coordinator_.get(), spaces_.get(),
+                                                  authorizer_.get(), rpc_metrics_.get());
+  AgentService* agent_service = agent_service_.get();
+  coordinator_->SetEventListener(
+      [agent_service](const ClusterEvent& event) { agent_service->OnClusterEvent(event); });
+}
+
+absl::Status SplitdServer::Listen(const ServerConfig& config, int* bound_port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(
+      config.listen,
+      config.credentials != nullptr ? config.credentials : grpc::InsecureServerCredentials(),
+      bound_port);
+  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(-1);
+  builder.RegisterService(control_service_.get());
+  builder.RegisterService(agent_service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || *bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SplitdServer::ServeMetrics(const ServerConfig& config, const std::string& host,
+                                        int port) {
+  ASSIGN_OR_RETURN(metrics_http_, metrics::MetricsHttpServer::Start(host, port, registry_.get()));
+  metrics_address_ = absl::StrCat(host, ":", metrics_http_->port());
+  if (!config.metrics_port_file.empty()) {
+    RETURN_IF_ERROR(WriteFileAtomically(config.metrics_port_file, metrics_address_ + "\n"));
+  }
+  spdlog::info("serving metrics on http://{}/metrics", metrics_address_);
+  return absl::OkStatus();
 }
 
 SplitdServer::~SplitdServer() { Shutdown(); }
@@ -183,8 +200,7 @@ void SplitdServer::Shutdown() {
   }
   agent_service_->Shutdown();
   control_service_->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(shutdown_grace_));
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(shutdown_grace_));
   server_->Wait();
   spdlog::info("stopped");
 }

@@ -3,25 +3,25 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/metrics_http.h"
 #include "daemon/agent_service.h"
 #include "daemon/authorizer.h"
-#include "daemon/rpc_metrics.h"
 #include "daemon/control_service.h"
 #include "daemon/coordinator.h"
+#include "daemon/event_log.h"
 #include "daemon/event_metrics.h"
 #include "daemon/rendezvous_spaces.h"
+#include "daemon/rpc_metrics.h"
 #include "daemon/store/state_store.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
-#include "absl/synchronization/notification.h"
-#include "daemon/event_log.h"
-#include <thread>
 
 namespace splitd::daemon {
 
@@ -57,9 +57,9 @@ struct ServerConfig {
 
 // The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services
 // (ControlService, AgentService, health, reflection), the server and its metrics (a registry fed
-// by the services' call reports, a timing store decorator and the event stream, served over HTTP when
-// metrics_listen is set). Health reports NOT_SERVING until state is recovered and again from the
-// moment shutdown starts.
+// by the services' call reports, a timing store decorator and the event stream, served over HTTP
+// when metrics_listen is set). Health reports NOT_SERVING until state is recovered and again from
+// the moment shutdown starts.
 //
 // Threading: Start, Shutdown and address are safe to call from any thread; Shutdown is
 // idempotent.
@@ -81,6 +81,16 @@ class SplitdServer {
 
  private:
   SplitdServer() = default;
+
+  // The metrics registry, store, event log, coordinator, authorizer, call metrics and rendezvous
+  // spaces.
+  absl::Status BuildState(const ServerConfig& config, const Clock* clock);
+  // The two services, the AgentService told of the Coordinator's events.
+  void BuildServices();
+  // Starts the gRPC server on config.listen; `bound_port` is the port it got.
+  absl::Status Listen(const ServerConfig& config, int* bound_port);
+  // Serves GET /metrics on host:port and writes config.metrics_port_file.
+  absl::Status ServeMetrics(const ServerConfig& config, const std::string& host, int port);
 
   std::string address_;
   std::string metrics_address_;

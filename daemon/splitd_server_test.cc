@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/status_matchers.h"
@@ -16,7 +17,6 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_cat.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 #include "splitd/v1/control_service.grpc.pb.h"
 
