@@ -16,7 +16,9 @@
 #include "plan/split_planner.h"
 #include "plan/topology_validator.h"
 #include "spdlog/spdlog.h"
+#include "daemon/core/rank_report.h"
 #include "daemon/core/status_fields.h"
+#include "daemon/report_conversion.h"
 
 namespace splitd::daemon {
 namespace {
@@ -132,7 +134,7 @@ absl::Status Coordinator::Recover() {
     membership->SetEpochCause(entry->record.reason, 0, 0);
     for (const v1::ReportGroupStatusRequest& report : state.reports) {
       absl::StatusOr<v1::Phase> replayed =
-          membership->Report(report, now, core::Membership::ReportSource::kDaemon);
+          membership->Report(ToRankReport(report), now, core::Membership::ReportSource::kDaemon);
       if (!replayed.ok()) {
         spdlog::warn("cluster {}: a stored report of rank {} does not replay: {}", name,
                      report.rank(), replayed.status().ToString());
@@ -560,10 +562,11 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
   absl::ReleasableMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
   const v1::Phase before = membership->phase();
-  RETURN_IF_ERROR(membership->CheckReport(request));
+  const core::RankReport report = ToRankReport(request);
+  RETURN_IF_ERROR(membership->CheckReport(report));
   RETURN_IF_ERROR(
       store_->AddReport(request.member().cluster(), request.epoch(), WithoutSessionToken(request)));
-  ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(request, clock_->Now()));
+  ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(report, clock_->Now()));
   v1::ReportGroupStatusResponse response;
   response.set_cluster_phase(phase);
   if (phase == before) return response;

@@ -129,6 +129,8 @@ class Coordinator {
   absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(
       const v1::MemberCredentials& member, int64_t known_epoch) const;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  // Records a rank's report as core::RankReport (ToRankReport). It is durable before it is
+  // applied; the store keeps the request without its session token.
   absl::StatusOr<v1::ReportGroupStatusResponse> ReportGroupStatus(
       const v1::ReportGroupStatusRequest& request);
   // OK when the member may use the rendezvous space of (its cluster, `epoch`).

@@ -11,6 +11,7 @@
 #include "daemon/coordinator.h"
 #include "plan/split_planner.h"
 #include "daemon/core/status_fields.h"
+#include "daemon/report_conversion.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
@@ -118,11 +119,13 @@ void Coordinator::CheckDeadlines() {
       const v1::Deadlines& deadlines = clusters_.at(name)->plan->topology.deadlines();
       std::optional<core::Membership::Stall> stall = membership->FindStall(now, deadlines);
       if (!stall.has_value()) continue;
-      const int64_t epoch = stall->report.epoch();
+      const int64_t epoch = stall->report.epoch;
       // Durable before it is applied, like a rank's own failure report (ReportGroupStatus).
       absl::Status stored =
           membership->CheckReport(stall->report, core::Membership::ReportSource::kDaemon);
-      if (stored.ok()) stored = store_->AddReport(name, epoch, stall->report);
+      if (stored.ok()) {
+        stored = store_->AddReport(name, epoch, ToReportRequest(name, stall->report));
+      }
       if (!stored.ok()) {
         // Nothing changed; the next tick tries again.
         spdlog::error("cluster {} epoch {}: {}; not failed yet: {}", name, epoch, stall->reason,

@@ -13,39 +13,39 @@ namespace splitd::core {
 namespace {
 
 // One entry's own checks; its kind index, or the error naming `field`.
-absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request,
-                               const v1::GroupReport& report, const std::string& field) {
+absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const RankReport& report,
+                               const RankReport::Group& entry, const std::string& field) {
   int kind_index = -1;
   for (size_t k = 0; k < plan.kinds.size(); ++k) {
-    if (plan.kinds[k].name == report.kind()) kind_index = static_cast<int>(k);
+    if (plan.kinds[k].name == entry.kind) kind_index = static_cast<int>(k);
   }
   if (kind_index < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ".kind \"", absl::CHexEscape(report.kind()), "\" is not a group kind of the plan"));
+        field, ".kind \"", absl::CHexEscape(entry.kind), "\" is not a group kind of the plan"));
   }
   const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
-  if (kind.group_of_rank[static_cast<size_t>(request.rank())] < 0) {
+  if (kind.group_of_rank[static_cast<size_t>(report.rank)] < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": rank ", request.rank(), " takes no part in kind ", kind.name));
+        absl::StrCat(field, ": rank ", report.rank, " takes no part in kind ", kind.name));
   }
   bool backend_known = false;
   for (absl::string_view part : absl::StrSplit(kind.backend, ',')) {
-    if (part == report.backend()) backend_known = true;
+    if (part == entry.backend) backend_known = true;
   }
   if (!backend_known) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ".backend \"", absl::CHexEscape(report.backend()), "\" is not part of kind ",
+        field, ".backend \"", absl::CHexEscape(entry.backend), "\" is not part of kind ",
         kind.name, "'s backend \"", kind.backend, "\""));
   }
-  if (!IsReportPhase(report.phase())) {
+  if (!IsReportPhase(entry.phase)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(report.phase())));
+        field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(entry.phase)));
   }
-  if (request.phase() == v1::PHASE_READY && report.phase() != v1::PHASE_READY &&
-      report.phase() != v1::PHASE_FAILED) {
+  if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
+      entry.phase != v1::PHASE_FAILED) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".phase must be READY or FAILED in a READY report, got ",
-        v1::Phase_Name(report.phase())));
+        v1::Phase_Name(entry.phase)));
   }
   return kind_index;
 }
@@ -71,28 +71,28 @@ void AgentProgress::Clear() {
 }
 
 absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
-    const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request) {
+    const plan::SplitPlan& plan, const RankReport& report) {
   const size_t kind_count = plan.kinds.size();
-  if (request.groups_size() > static_cast<int>(kind_count * 2)) {
+  if (report.groups.size() > kind_count * 2) {
     return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count * 2,
                                                    " entries (kinds x backends), got ",
-                                                   request.groups_size()));
+                                                   report.groups.size()));
   }
   EntriesByKind entries(kind_count);
-  for (int i = 0; i < request.groups_size(); ++i) {
+  for (size_t i = 0; i < report.groups.size(); ++i) {
     absl::StatusOr<int> kind_index =
-        CheckEntry(plan, request, request.groups(i), absl::StrCat("groups[", i, "]"));
+        CheckEntry(plan, report, report.groups[i], absl::StrCat("groups[", i, "]"));
     if (!kind_index.ok()) return kind_index.status();
-    entries[static_cast<size_t>(*kind_index)].push_back(&request.groups(i));
+    entries[static_cast<size_t>(*kind_index)].push_back(&report.groups[i]);
   }
   const bool preflight = !plan.topology.has_preflight() || plan.topology.preflight();
-  if (request.phase() == v1::PHASE_READY && preflight) {
+  if (report.phase == v1::PHASE_READY && preflight) {
     for (size_t k = 0; k < kind_count; ++k) {
       const plan::GroupKind& kind = plan.kinds[k];
-      if (kind.group_of_rank[static_cast<size_t>(request.rank())] >= 0 && entries[k].empty()) {
+      if (kind.group_of_rank[static_cast<size_t>(report.rank)] >= 0 && entries[k].empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "groups: phase READY needs a report for kind ", kind.name, " of rank ",
-            request.rank()));
+            report.rank));
       }
     }
   }
@@ -111,23 +111,23 @@ void AgentProgress::SetPhase(int64_t rank, v1::Phase phase, const std::string& r
 
 std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
                                                 const std::string& member_id,
-                                                const v1::ReportGroupStatusRequest& request,
+                                                const RankReport& report,
                                                 const EntriesByKind& entries, absl::Time now) {
-  const int64_t rank = request.rank();
+  const int64_t rank = report.rank;
   Rank& state = ranks_[static_cast<size_t>(rank)];
   // Phases only move forward within an epoch. Agents send progress without waiting for the
   // answer, so one may arrive after a later phase; it changes nothing.
-  if (request.phase() != v1::PHASE_FAILED &&
-      (state.phase == v1::PHASE_FAILED || request.phase() < state.phase)) {
+  if (report.phase != v1::PHASE_FAILED &&
+      (state.phase == v1::PHASE_FAILED || report.phase < state.phase)) {
     return std::nullopt;
   }
-  state.timings = request.timings();
-  state.detail = request.detail().substr(0, kMaxReportDetailLength);
+  state.timings = report.timings;
+  state.detail = report.detail.substr(0, kMaxReportDetailLength);
 
-  if (request.fingerprint() != plan.fingerprint) {
+  if (report.fingerprint != plan.fingerprint) {
     std::string reason = absl::StrCat("rank ", rank, " (member ", member_id,
                                       ") derived plan fingerprint ",
-                                      request.fingerprint().substr(0, 12), " but the plan's is ",
+                                      report.fingerprint.substr(0, 12), " but the plan's is ",
                                       plan.fingerprint.substr(0, 12));
     SetPhase(rank, v1::PHASE_FAILED, reason, now);
     return reason;
@@ -143,35 +143,35 @@ std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
     KindReport merged;
     merged.phase = v1::PHASE_READY;
     merged.allreduce_value = size;
-    for (const v1::GroupReport* report : entries[k]) {
-      v1::Phase phase = report->phase();
-      std::string error = report->error().substr(0, kMaxReportErrorLength);
-      if (phase == v1::PHASE_READY && report->allreduce_value() != size) {
+    for (const RankReport::Group* entry : entries[k]) {
+      v1::Phase phase = entry->phase;
+      std::string error = entry->error.substr(0, kMaxReportErrorLength);
+      if (phase == v1::PHASE_READY && entry->allreduce_value != size) {
         phase = v1::PHASE_FAILED;
-        error = absl::StrCat("all-reduce of ones gave ", report->allreduce_value(),
+        error = absl::StrCat("all-reduce of ones gave ", entry->allreduce_value,
                              ", expected the group size ", size);
       }
       if (phase == v1::PHASE_FAILED && failure.empty()) {
         failure = absl::StrCat("rank ", rank, " group ", kind.name, "[", group, "] (",
-                               report->backend(), "): ",
+                               entry->backend, "): ",
                                error.empty() ? std::string("failed") : error);
       }
       if (merged.phase != v1::PHASE_FAILED && (phase == v1::PHASE_FAILED || phase < merged.phase)) {
         merged.phase = phase;
       }
-      merged.allreduce_value = std::min(merged.allreduce_value, report->allreduce_value());
-      merged.latency_us = std::max(merged.latency_us, report->latency_us());
+      merged.allreduce_value = std::min(merged.allreduce_value, entry->allreduce_value);
+      merged.latency_us = std::max(merged.latency_us, entry->latency_us);
       merged.bus_bandwidth_gbps = merged.bus_bandwidth_gbps == 0
-                                      ? report->bus_bandwidth_gbps()
+                                      ? entry->bus_bandwidth_gbps
                                       : std::min(merged.bus_bandwidth_gbps,
-                                                 report->bus_bandwidth_gbps());
+                                                 entry->bus_bandwidth_gbps);
     }
     state.kinds[k] = merged;
   }
 
-  if (request.phase() == v1::PHASE_FAILED || !failure.empty()) {
+  if (report.phase == v1::PHASE_FAILED || !failure.empty()) {
     if (failure.empty()) {
-      const std::string error = request.error().substr(0, kMaxReportErrorLength);
+      const std::string error = report.error.substr(0, kMaxReportErrorLength);
       // A deadline's error names the rank, its pod and node already.
       failure = absl::StrContains(error, ") stuck in ") &&
                         absl::StartsWith(error, absl::StrCat("rank ", rank, " ("))
@@ -182,7 +182,7 @@ std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
     SetPhase(rank, v1::PHASE_FAILED, failure, now);
     return failure;
   }
-  SetPhase(rank, request.phase(), "", now);
+  SetPhase(rank, report.phase, "", now);
   return std::nullopt;
 }
 
@@ -190,7 +190,7 @@ void AgentProgress::Fill(int64_t rank, v1::MemberStatus* out) const {
   const Rank& state = ranks_[static_cast<size_t>(rank)];
   out->set_phase(state.phase);
   out->set_reason(state.reason);
-  *out->mutable_timings() = state.timings;
+  *out->mutable_timings() = ToPhaseTimings(state.timings);
   *out->mutable_phase_since() = ToTimestamp(state.since);
 }
 

@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/core/rank_report.h"
 #include "plan/split_plan.h"
-#include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 
 namespace splitd::core {
@@ -22,8 +22,8 @@ inline constexpr int64_t kMaxReportErrorLength = 4096;
 inline constexpr size_t kMaxReportDetailLength = 256;
 
 // The agent layer of one epoch: what each rank's agent reported about the communicators it
-// formed and validated itself (ReportGroupStatusRequest.layer unset), one entry per kind and
-// backend part, and from that each rank's phase and the validation figures of every group.
+// formed and validated itself (RankReport.layer unset), one entry per kind and backend part,
+// and from that each rank's phase and the validation figures of every group.
 // The workload's own progress is WorkloadProgress's; EpochReadiness composes both.
 // Pure: no I/O, no clock reads. Thread-compatible.
 class AgentProgress {
@@ -40,11 +40,11 @@ class AgentProgress {
     absl::Time since = absl::InfinitePast();  // start of `phase`
     std::string reason;                       // why it failed
     std::string detail;                       // what the agent last said it is doing
-    v1::PhaseTimings timings;
+    RankTimings timings;
     std::vector<KindReport> kinds;  // by kind index
   };
   // A report's group entries by kind index.
-  using EntriesByKind = std::vector<std::vector<const v1::GroupReport*>>;
+  using EntriesByKind = std::vector<std::vector<const RankReport::Group*>>;
 
   // Every rank of `plan` PLANNED since `start`, nothing reported.
   void Reset(const plan::SplitPlan& plan, absl::Time start);
@@ -60,7 +60,7 @@ class AgentProgress {
   // kind of the rank unless the topology turns preflight off (the agents form no groups then).
   // INVALID_ARGUMENT naming the field otherwise. Returns the entries by kind.
   static absl::StatusOr<EntriesByKind> CheckGroups(const plan::SplitPlan& plan,
-                                                   const v1::ReportGroupStatusRequest& request);
+                                                   const RankReport& report);
 
   // Records a checked report of the rank that `member_id` holds. Phases only move forward; a
   // report of an earlier phase (or anything but FAILED after FAILED) changes nothing. A
@@ -68,8 +68,8 @@ class AgentProgress {
   // all-reduce is not the group size fails the rank. Returns the reason when the rank FAILED
   // with this report, nullopt otherwise.
   std::optional<std::string> Apply(const plan::SplitPlan& plan, const std::string& member_id,
-                                   const v1::ReportGroupStatusRequest& request,
-                                   const EntriesByKind& entries, absl::Time now);
+                                   const RankReport& report, const EntriesByKind& entries,
+                                   absl::Time now);
 
   const Rank& rank(int64_t rank) const { return ranks_[static_cast<size_t>(rank)]; }
   const std::vector<Rank>& ranks() const { return ranks_; }

@@ -33,18 +33,18 @@ plan::SplitPlan MakePlan(const std::string& extra = "") {
   return *std::move(plan);
 }
 
-v1::ReportGroupStatusRequest Report(const plan::SplitPlan& plan, int64_t rank, v1::Phase phase) {
-  v1::ReportGroupStatusRequest request;
-  request.set_epoch(1);
-  request.set_rank(rank);
-  request.set_fingerprint(plan.fingerprint);
-  request.set_phase(phase);
-  return request;
+RankReport Report(const plan::SplitPlan& plan, int64_t rank, v1::Phase phase) {
+  RankReport report;
+  report.epoch = 1;
+  report.rank = rank;
+  report.fingerprint = plan.fingerprint;
+  report.phase = phase;
+  return report;
 }
 
 TEST(AgentProgressTest, ReadyNeedsEveryKindOnlyWithPreflight) {
   const plan::SplitPlan with = MakePlan();
-  v1::ReportGroupStatusRequest ready = Report(with, 0, v1::PHASE_READY);
+  const RankReport ready = Report(with, 0, v1::PHASE_READY);
   EXPECT_THAT(AgentProgress::CheckGroups(with, ready),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("groups: phase READY needs a report for kind tp of rank 0")));
@@ -62,8 +62,8 @@ TEST(AgentProgressTest, RecordsWhenEachPhaseStarted) {
   EXPECT_EQ(progress.count(v1::PHASE_PLANNED), 4);
 
   const AgentProgress::EntriesByKind none(plan.kinds.size());
-  v1::ReportGroupStatusRequest splitting = Report(plan, 2, v1::PHASE_SPLITTING);
-  splitting.set_detail("splitting dp");
+  RankReport splitting = Report(plan, 2, v1::PHASE_SPLITTING);
+  splitting.detail = "splitting dp";
   const absl::Time t1 = start + absl::Seconds(4);
   EXPECT_EQ(progress.Apply(plan, "m-2", splitting, none, t1), std::nullopt);
   // The same phase again keeps its start; an earlier one is ignored.
@@ -75,8 +75,8 @@ TEST(AgentProgressTest, RecordsWhenEachPhaseStarted) {
   EXPECT_EQ(progress.rank(2).since, t1);
   EXPECT_EQ(progress.rank(2).detail, "splitting dp");
 
-  v1::ReportGroupStatusRequest failed = Report(plan, 2, v1::PHASE_FAILED);
-  failed.set_error("connection reset");
+  RankReport failed = Report(plan, 2, v1::PHASE_FAILED);
+  failed.error = "connection reset";
   EXPECT_EQ(progress.Apply(plan, "m-2", failed, none, t1 + absl::Seconds(3)),
             "rank 2 (member m-2): connection reset");
   v1::MemberStatus status;

@@ -34,21 +34,21 @@ void EpochReadiness::Resume(absl::Time now) {
   workload_.Resume(now);
 }
 
-absl::StatusOr<AgentProgress::EntriesByKind> EpochReadiness::Check(
-    const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request) {
-  if (!IsReportPhase(request.phase())) {
+absl::StatusOr<AgentProgress::EntriesByKind> EpochReadiness::Check(const plan::SplitPlan& plan,
+                                                                     const RankReport& report) {
+  if (!IsReportPhase(report.phase)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "phase must be one of BOOTSTRAPPING, SPLITTING, VALIDATING, READY, FAILED, got ",
-        v1::Phase_Name(request.phase())));
+        v1::Phase_Name(report.phase)));
   }
-  if (request.fingerprint().empty()) {
+  if (report.fingerprint.empty()) {
     return absl::InvalidArgumentError("fingerprint must not be empty");
   }
-  if (request.layer() == v1::REPORT_LAYER_UNSPECIFIED) {
-    return AgentProgress::CheckGroups(plan, request);
+  if (report.layer == v1::REPORT_LAYER_UNSPECIFIED) {
+    return AgentProgress::CheckGroups(plan, report);
   }
-  if (request.layer() == v1::REPORT_LAYER_WORKLOAD) {
-    if (absl::Status status = WorkloadProgress::CheckGroups(plan, request.rank(), request);
+  if (report.layer == v1::REPORT_LAYER_WORKLOAD) {
+    if (absl::Status status = WorkloadProgress::CheckGroups(plan, report.rank, report);
         !status.ok()) {
       return status;
     }
@@ -57,20 +57,20 @@ absl::StatusOr<AgentProgress::EntriesByKind> EpochReadiness::Check(
   return absl::InvalidArgumentError(
       absl::StrCat("layer must be REPORT_LAYER_UNSPECIFIED (the agent's) or "
                    "REPORT_LAYER_WORKLOAD, got ",
-                   static_cast<int>(request.layer())));
+                   static_cast<int>(report.layer)));
 }
 
 void EpochReadiness::Apply(const plan::SplitPlan& plan, const std::string& member_id,
-                           const v1::ReportGroupStatusRequest& request,
-                           const AgentProgress::EntriesByKind& entries, absl::Time now) {
-  if (request.layer() == v1::REPORT_LAYER_WORKLOAD) {
-    std::optional<std::string> failure = workload_.Apply(plan, request, now);
+                           const RankReport& report, const AgentProgress::EntriesByKind& entries,
+                           absl::Time now) {
+  if (report.layer == v1::REPORT_LAYER_WORKLOAD) {
+    std::optional<std::string> failure = workload_.Apply(plan, report, now);
     if (WaitsForWorkload(plan)) {
       workload_failed_ = workload_failed_ || failure.has_value();
       NoteFailure(failure);
     }
   } else {
-    NoteFailure(agents_.Apply(plan, member_id, request, entries, now));
+    NoteFailure(agents_.Apply(plan, member_id, report, entries, now));
   }
   if (Phase(plan) == v1::PHASE_READY && ready_at_ == absl::InfinitePast()) ready_at_ = now;
 }

@@ -8,9 +8,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/core/agent_progress.h"
+#include "daemon/core/rank_report.h"
 #include "daemon/core/workload_progress.h"
 #include "plan/split_plan.h"
-#include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 
 namespace splitd::core {
@@ -38,13 +38,12 @@ class EpochReadiness {
   // rank): a phase a rank may report, a fingerprint, a known layer and that layer's group
   // checks. INVALID_ARGUMENT naming the field otherwise. Returns the agent layer's entries by
   // kind (none for the workload layer).
-  static absl::StatusOr<AgentProgress::EntriesByKind> Check(
-      const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request);
+  static absl::StatusOr<AgentProgress::EntriesByKind> Check(const plan::SplitPlan& plan,
+                                                            const RankReport& report);
 
   // Records a report Check accepted, of the rank `member_id` holds, at `now`; the epoch's
   // first failure becomes its reason, and its first READY is kept as the time it got there.
-  void Apply(const plan::SplitPlan& plan, const std::string& member_id,
-             const v1::ReportGroupStatusRequest& request,
+  void Apply(const plan::SplitPlan& plan, const std::string& member_id, const RankReport& report,
              const AgentProgress::EntriesByKind& entries, absl::Time now);
 
   // The epoch's phase: PENDING before ranks are assigned, then DEGRADED, FAILED, READY, or the

@@ -32,24 +32,23 @@ plan::SplitPlan MakePlan(const std::string& readiness) {
   return *std::move(plan);
 }
 
-v1::ReportGroupStatusRequest Report(const plan::SplitPlan& plan, int64_t rank, v1::Phase phase,
-                                    v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED) {
-  v1::ReportGroupStatusRequest request;
-  request.set_epoch(plan.epoch);
-  request.set_rank(rank);
-  request.set_fingerprint(plan.fingerprint);
-  request.set_phase(phase);
-  request.set_layer(layer);
-  return request;
+RankReport Report(const plan::SplitPlan& plan, int64_t rank, v1::Phase phase,
+                  v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED) {
+  RankReport report;
+  report.epoch = plan.epoch;
+  report.rank = rank;
+  report.fingerprint = plan.fingerprint;
+  report.phase = phase;
+  report.layer = layer;
+  return report;
 }
 
 class EpochReadinessTest : public ::testing::Test {
  protected:
-  void Apply(const plan::SplitPlan& plan, const v1::ReportGroupStatusRequest& request,
-             absl::Time at) {
-    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan, request);
+  void Apply(const plan::SplitPlan& plan, const RankReport& report, absl::Time at) {
+    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan, report);
     ASSERT_THAT(entries, IsOk());
-    readiness_.Apply(plan, absl::StrCat("m-", request.rank()), request, *entries, at);
+    readiness_.Apply(plan, absl::StrCat("m-", report.rank), report, *entries, at);
   }
 
   const absl::Time start_ = absl::FromUnixSeconds(1800000000);
@@ -83,9 +82,8 @@ TEST_F(EpochReadinessTest, WithWorkloadReadinessAWorkloadFailureFailsTheEpochFor
     Apply(plan, Report(plan, rank, v1::PHASE_READY), start_ + absl::Seconds(1));
   }
   EXPECT_EQ(readiness_.Phase(plan), v1::PHASE_VALIDATING);
-  v1::ReportGroupStatusRequest failed =
-      Report(plan, 1, v1::PHASE_FAILED, v1::REPORT_LAYER_WORKLOAD);
-  failed.set_error("nccl timeout");
+  RankReport failed = Report(plan, 1, v1::PHASE_FAILED, v1::REPORT_LAYER_WORKLOAD);
+  failed.error = "nccl timeout";
   Apply(plan, failed, start_ + absl::Seconds(2));
   EXPECT_EQ(readiness_.Phase(plan), v1::PHASE_FAILED);
   EXPECT_THAT(readiness_.reason(), HasSubstr("rank 1 workload"));
@@ -108,9 +106,9 @@ TEST_F(EpochReadinessTest, CheckNamesTheField) {
   const plan::SplitPlan plan = MakePlan("agent");
   EXPECT_THAT(EpochReadiness::Check(plan, Report(plan, 0, v1::PHASE_PLANNED)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("phase must be one of")));
-  v1::ReportGroupStatusRequest request = Report(plan, 0, v1::PHASE_SPLITTING);
-  request.clear_fingerprint();
-  EXPECT_THAT(EpochReadiness::Check(plan, request),
+  RankReport report = Report(plan, 0, v1::PHASE_SPLITTING);
+  report.fingerprint.clear();
+  EXPECT_THAT(EpochReadiness::Check(plan, report),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("fingerprint must not be empty")));
   EXPECT_THAT(EpochReadiness::Check(

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "daemon/core/rank_report.h"
+
 namespace splitd::core {
 
 void EpochTimeline::Start(absl::Time now) {
@@ -25,11 +27,11 @@ v1::EpochTimings EpochTimeline::Timings(const EpochReadiness& readiness) const {
   const double started_ms = absl::ToDoubleMilliseconds(started_ - absl::UnixEpoch());
   double received = 0;
   for (const AgentProgress::Rank& state : readiness.agents().ranks()) {
-    const v1::PhaseTimings& t = state.timings;
-    received = std::max(received, t.plan_received_unix_ms());
-    timings.set_bootstrap_ms(std::max(timings.bootstrap_ms(), t.bootstrap_ms()));
-    timings.set_split_ms(std::max(timings.split_ms(), t.split_ms()));
-    timings.set_validate_ms(std::max(timings.validate_ms(), t.validate_ms()));
+    const RankTimings& t = state.timings;
+    received = std::max(received, t.plan_received_unix_ms);
+    timings.set_bootstrap_ms(std::max(timings.bootstrap_ms(), t.bootstrap_ms));
+    timings.set_split_ms(std::max(timings.split_ms(), t.split_ms));
+    timings.set_validate_ms(std::max(timings.validate_ms(), t.validate_ms));
   }
   if (received > 0 && started_ != absl::InfinitePast()) {
     timings.set_deliver_ms(std::max(0.0, received - started_ms));

@@ -43,17 +43,17 @@ TEST(EpochTimelineTest, SlowestRankAndReadyFromTheEpochsStart) {
   EpochReadiness readiness;
   readiness.Start(plan, start);
   for (int64_t rank = 0; rank < 2; ++rank) {
-    v1::ReportGroupStatusRequest request;
-    request.set_epoch(1);
-    request.set_rank(rank);
-    request.set_fingerprint(plan.fingerprint);
-    request.set_phase(v1::PHASE_READY);
-    request.mutable_timings()->set_plan_received_unix_ms(
-        absl::ToDoubleMilliseconds(start - absl::UnixEpoch()) + 100 * (rank + 1));
-    request.mutable_timings()->set_bootstrap_ms(10.0 * (rank + 1));
-    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan, request);
+    RankReport report;
+    report.epoch = 1;
+    report.rank = rank;
+    report.fingerprint = plan.fingerprint;
+    report.phase = v1::PHASE_READY;
+    report.timings.plan_received_unix_ms =
+        absl::ToDoubleMilliseconds(start - absl::UnixEpoch()) + 100 * (rank + 1);
+    report.timings.bootstrap_ms = 10.0 * (rank + 1);
+    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan, report);
     ASSERT_TRUE(entries.ok()) << entries.status();
-    readiness.Apply(plan, "m", request, *entries, start + absl::Seconds(3));
+    readiness.Apply(plan, "m", report, *entries, start + absl::Seconds(3));
   }
   const v1::EpochTimings timings = timeline.Timings(readiness);
   EXPECT_DOUBLE_EQ(timings.deliver_ms(), 200);

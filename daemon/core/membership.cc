@@ -135,8 +135,13 @@ absl::StatusOr<Member*> Membership::FindMember(const v1::MemberCredentials& cred
 
 absl::StatusOr<const Member*> Membership::Authenticate(
     const v1::MemberCredentials& credentials) const {
-  const Member* member = members_.FindById(credentials.member_id());
-  if (absl::Status status = SessionTokens::Check(credentials, member, plan_->cluster);
+  return AuthenticateSession(credentials.member_id(), credentials.session_token());
+}
+
+absl::StatusOr<const Member*> Membership::AuthenticateSession(
+    const std::string& member_id, const std::string& session_token) const {
+  const Member* member = members_.FindById(member_id);
+  if (absl::Status status = SessionTokens::Check(member_id, session_token, member, plan_->cluster);
       !status.ok()) {
     return status;
   }
@@ -200,38 +205,37 @@ absl::Status Membership::CheckEpochOf(const Member& member, int64_t epoch) const
   return absl::OkStatus();
 }
 
-absl::StatusOr<const Member*> Membership::CheckSender(const v1::ReportGroupStatusRequest& request,
+absl::StatusOr<const Member*> Membership::CheckSender(const RankReport& report,
                                                       ReportSource source) const {
-  absl::StatusOr<const Member*> member = source == ReportSource::kDaemon
-                                             ? FindRegistered(request.member().member_id())
-                                             : Authenticate(request.member());
+  absl::StatusOr<const Member*> member =
+      source == ReportSource::kDaemon ? FindRegistered(report.member_id)
+                                      : AuthenticateSession(report.member_id, report.session_token);
   if (!member.ok()) return member.status();
-  if (absl::Status status = CheckEpochOf(**member, request.epoch()); !status.ok()) return status;
-  if (request.rank() != (*member)->rank) {
+  if (absl::Status status = CheckEpochOf(**member, report.epoch); !status.ok()) return status;
+  if (report.rank != (*member)->rank) {
     return absl::PermissionDeniedError(absl::StrCat("member ", (*member)->member_id,
                                                     " holds rank ", (*member)->rank,
-                                                    ", not rank ", request.rank()));
+                                                    ", not rank ", report.rank));
   }
   return member;
 }
 
-absl::Status Membership::CheckReport(const v1::ReportGroupStatusRequest& request,
-                                     ReportSource source) const {
-  if (absl::StatusOr<const Member*> sender = CheckSender(request, source); !sender.ok()) {
+absl::Status Membership::CheckReport(const RankReport& report, ReportSource source) const {
+  if (absl::StatusOr<const Member*> sender = CheckSender(report, source); !sender.ok()) {
     return sender.status();
   }
-  return EpochReadiness::Check(*plan_, request).status();
+  return EpochReadiness::Check(*plan_, report).status();
 }
 
-absl::StatusOr<v1::Phase> Membership::Report(const v1::ReportGroupStatusRequest& request,
-                                             absl::Time now, ReportSource source) {
-  absl::StatusOr<const Member*> sender = CheckSender(request, source);
+absl::StatusOr<v1::Phase> Membership::Report(const RankReport& report, absl::Time now,
+                                             ReportSource source) {
+  absl::StatusOr<const Member*> sender = CheckSender(report, source);
   if (!sender.ok()) return sender.status();
-  absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(*plan_, request);
+  absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(*plan_, report);
   if (!entries.ok()) return entries.status();
   // A report is a sign of the member's life, a workload's too: its agent relayed it.
   Leases::Touch(*members_.FindById((*sender)->member_id), now);
-  readiness_.Apply(*plan_, (*sender)->member_id, request, *entries, now);
+  readiness_.Apply(*plan_, (*sender)->member_id, report, *entries, now);
   return phase();
 }
 

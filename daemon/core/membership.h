@@ -13,6 +13,7 @@
 #include "daemon/core/epoch_readiness.h"
 #include "daemon/core/epoch_timeline.h"
 #include "daemon/core/member_registry.h"
+#include "daemon/core/rank_report.h"
 #include "daemon/core/session_tokens.h"
 #include "daemon/core/stall_finder.h"
 #include "plan/split_plan.h"
@@ -144,13 +145,14 @@ class Membership {
   // (VALIDATING while agents are READY and workloads are not), and a workload's failure fails
   // the epoch for good, even if that workload restarts; with readiness "agent" the workload
   // layer is recorded and shown and changes no phase of the epoch.
-  // `source` kDaemon: the report comes from the daemon itself (read back from the store, which
-  // keeps no session tokens, or a stall's report it wrote): its sender is taken by member id.
+  // `source` kMember: the sender is checked by the report's member id and session token.
+  // kDaemon: the report comes from the daemon itself (read back from the store, which keeps no
+  // session tokens, or a stall's report it wrote): its sender is taken by member id.
   enum class ReportSource { kMember, kDaemon };
-  absl::StatusOr<v1::Phase> Report(const v1::ReportGroupStatusRequest& request, absl::Time now,
+  absl::StatusOr<v1::Phase> Report(const RankReport& report, absl::Time now,
                                    ReportSource source = ReportSource::kMember);
-  // Report's checks alone: OK when Report would accept `request`; changes nothing.
-  absl::Status CheckReport(const v1::ReportGroupStatusRequest& request,
+  // Report's checks alone: OK when Report would accept `report`; changes nothing.
+  absl::Status CheckReport(const RankReport& report,
                            ReportSource source = ReportSource::kMember) const;
 
   // OK when the member holds a rank of `epoch`, the current epoch: it may use that epoch's
@@ -178,6 +180,9 @@ class Membership {
   absl::StatusOr<v1::Phase> ApplyStall(const Stall& stall, absl::Time now);
 
  private:
+  // Authenticate for a member id and session token given apart (a RankReport's sender, say).
+  absl::StatusOr<const Member*> AuthenticateSession(const std::string& member_id,
+                                                    const std::string& session_token) const;
   // CheckRendezvous for a member already authenticated.
   absl::Status CheckEpochOf(const Member& member, int64_t epoch) const;
   // The member `member_id` names; NOT_FOUND for none.
@@ -188,10 +193,9 @@ class Membership {
                                      const v1::Capabilities& capabilities, absl::Time now,
                                      const std::string& session_token,
                                      const std::string& session_token_sha256);
-  // Report's checks of who sent `request`: its credentials, that it holds the rank it names
+  // Report's checks of who sent `report`: its credentials, that it holds the rank it names
   // in the current, assigned epoch. Returns the member.
-  absl::StatusOr<const Member*> CheckSender(const v1::ReportGroupStatusRequest& request,
-                                            ReportSource source) const;
+  absl::StatusOr<const Member*> CheckSender(const RankReport& report, ReportSource source) const;
   // Ranks by `chosen` (member by rank), or by DefaultAssignment when empty; PLANNED from `now`.
   void AssignRanks(const std::vector<Member*>& chosen, absl::Time now);
   // Assigns ranks when they are not assigned and enough members are alive; true when it did.

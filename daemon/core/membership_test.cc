@@ -96,38 +96,40 @@ class MembershipTest : public ::testing::Test {
     return {};
   }
 
+  // A report of `rank` in `phase` for the current plan, sent with the rank's credentials.
+  RankReport ReportOfRank(int64_t rank, v1::Phase phase) const {
+    const v1::MemberCredentials credentials = CredentialsOfRank(rank);
+    RankReport report;
+    report.member_id = credentials.member_id();
+    report.session_token = credentials.session_token();
+    report.epoch = membership_.plan().epoch;
+    report.rank = rank;
+    report.fingerprint = membership_.plan().fingerprint;
+    report.phase = phase;
+    return report;
+  }
+
   // A READY report of `rank` with a passing validation of every kind.
-  v1::ReportGroupStatusRequest ReadyReport(int64_t rank) const {
-    v1::ReportGroupStatusRequest request;
-    *request.mutable_member() = CredentialsOfRank(rank);
-    request.set_epoch(membership_.plan().epoch);
-    request.set_rank(rank);
-    request.set_fingerprint(membership_.plan().fingerprint);
-    request.set_phase(v1::PHASE_READY);
+  RankReport ReadyReport(int64_t rank) const {
+    RankReport report = ReportOfRank(rank, v1::PHASE_READY);
     for (const char* kind : {"tp", "pp", "dp"}) {
-      v1::GroupReport* group = request.add_groups();
-      group->set_kind(kind);
-      group->set_backend("cpu:gloo");
-      group->set_phase(v1::PHASE_READY);
-      group->set_allreduce_value(2);
-      group->set_latency_us(100 + static_cast<double>(rank));
+      RankReport::Group& group = report.groups.emplace_back();
+      group.kind = kind;
+      group.backend = "cpu:gloo";
+      group.phase = v1::PHASE_READY;
+      group.allreduce_value = 2;
+      group.latency_us = 100 + static_cast<double>(rank);
     }
-    request.mutable_timings()->set_groups_ready_ms(12.5);
-    return request;
+    report.timings.groups_ready_ms = 12.5;
+    return report;
   }
 
   // A workload-layer report of `rank` in `phase`, without groups.
-  v1::ReportGroupStatusRequest WorkloadReport(int64_t rank, v1::Phase phase,
-                                              const std::string& detail = "") const {
-    v1::ReportGroupStatusRequest request;
-    *request.mutable_member() = CredentialsOfRank(rank);
-    request.set_epoch(membership_.plan().epoch);
-    request.set_rank(rank);
-    request.set_fingerprint(membership_.plan().fingerprint);
-    request.set_phase(phase);
-    request.set_layer(v1::REPORT_LAYER_WORKLOAD);
-    request.set_detail(detail);
-    return request;
+  RankReport WorkloadReport(int64_t rank, v1::Phase phase, const std::string& detail = "") const {
+    RankReport report = ReportOfRank(rank, phase);
+    report.layer = v1::REPORT_LAYER_WORKLOAD;
+    report.detail = detail;
+    return report;
   }
 
   // Every agent READY at `at`.
@@ -293,10 +295,10 @@ TEST_F(MembershipTest, ClusterIsReadyWhenEveryRankReportsPassingValidations) {
 TEST_F(MembershipTest, TheEpochIsAsFarAsItsSlowestRank) {
   RegisterWorld();
   for (int rank = 0; rank < 8; ++rank) {
-    v1::ReportGroupStatusRequest request = ReadyReport(rank);
-    request.clear_groups();
-    request.set_phase(rank == 4 ? v1::PHASE_BOOTSTRAPPING : v1::PHASE_VALIDATING);
-    ASSERT_THAT(membership_.Report(request, now_), IsOk());
+    RankReport report = ReadyReport(rank);
+    report.groups.clear();
+    report.phase = rank == 4 ? v1::PHASE_BOOTSTRAPPING : v1::PHASE_VALIDATING;
+    ASSERT_THAT(membership_.Report(report, now_), IsOk());
   }
   EXPECT_EQ(membership_.phase(), v1::PHASE_BOOTSTRAPPING);
 }
@@ -304,9 +306,9 @@ TEST_F(MembershipTest, TheEpochIsAsFarAsItsSlowestRank) {
 TEST_F(MembershipTest, LateProgressReportsDoNotMoveARankBack) {
   RegisterWorld();
   ASSERT_THAT(membership_.Report(ReadyReport(3), now_), IsOk());
-  v1::ReportGroupStatusRequest late = ReadyReport(3);
-  late.set_phase(v1::PHASE_SPLITTING);
-  for (v1::GroupReport& group : *late.mutable_groups()) group.set_phase(v1::PHASE_SPLITTING);
+  RankReport late = ReadyReport(3);
+  late.phase = v1::PHASE_SPLITTING;
+  for (RankReport::Group& group : late.groups) group.phase = v1::PHASE_SPLITTING;
   ASSERT_THAT(membership_.Report(late, now_), IsOk());
   const v1::ClusterStatus status = membership_.Status();
   EXPECT_EQ(status.members(3).phase(), v1::PHASE_READY);
@@ -319,11 +321,11 @@ TEST_F(MembershipTest, LateProgressReportsDoNotMoveARankBack) {
 
 TEST_F(MembershipTest, FailedValidationFailsTheClusterWithTheRankInTheReason) {
   RegisterWorld();
-  v1::ReportGroupStatusRequest request = ReadyReport(5);
-  request.set_phase(v1::PHASE_FAILED);
-  request.mutable_groups(1)->set_phase(v1::PHASE_FAILED);
-  request.mutable_groups(1)->set_error("timed out");
-  ASSERT_THAT(membership_.Report(request, now_), IsOk());
+  RankReport report = ReadyReport(5);
+  report.phase = v1::PHASE_FAILED;
+  report.groups[1].phase = v1::PHASE_FAILED;
+  report.groups[1].error = "timed out";
+  ASSERT_THAT(membership_.Report(report, now_), IsOk());
   const v1::ClusterStatus status = membership_.Status();
   EXPECT_EQ(status.state(), v1::PHASE_FAILED);
   EXPECT_THAT(status.reason(), HasSubstr("rank 5 group pp[3] (cpu:gloo): timed out"));
@@ -333,9 +335,9 @@ TEST_F(MembershipTest, FailedValidationFailsTheClusterWithTheRankInTheReason) {
 
 TEST_F(MembershipTest, WrongAllreduceValueFailsTheRank) {
   RegisterWorld();
-  v1::ReportGroupStatusRequest request = ReadyReport(2);
-  request.mutable_groups(2)->set_allreduce_value(1);
-  ASSERT_THAT(membership_.Report(request, now_), IsOk());
+  RankReport report = ReadyReport(2);
+  report.groups[2].allreduce_value = 1;
+  ASSERT_THAT(membership_.Report(report, now_), IsOk());
   EXPECT_EQ(membership_.phase(), v1::PHASE_FAILED);
   EXPECT_THAT(membership_.reason(),
               HasSubstr("rank 2 group dp[2] (cpu:gloo): all-reduce of ones gave 1"));
@@ -343,11 +345,11 @@ TEST_F(MembershipTest, WrongAllreduceValueFailsTheRank) {
 
 TEST_F(MembershipTest, FingerprintMismatchFailsTheClusterNamingTheRank) {
   RegisterWorld();
-  v1::ReportGroupStatusRequest request = ReadyReport(6);
-  request.set_phase(v1::PHASE_BOOTSTRAPPING);
-  request.clear_groups();
-  request.set_fingerprint(std::string(64, 'f'));
-  ASSERT_THAT(membership_.Report(request, now_), IsOk());
+  RankReport report = ReadyReport(6);
+  report.phase = v1::PHASE_BOOTSTRAPPING;
+  report.groups.clear();
+  report.fingerprint = std::string(64, 'f');
+  ASSERT_THAT(membership_.Report(report, now_), IsOk());
   EXPECT_EQ(membership_.phase(), v1::PHASE_FAILED);
   EXPECT_THAT(membership_.reason(), HasSubstr("rank 6"));
   EXPECT_THAT(membership_.reason(), HasSubstr("fingerprint ffffffffffff"));
@@ -355,34 +357,34 @@ TEST_F(MembershipTest, FingerprintMismatchFailsTheClusterNamingTheRank) {
 
 TEST_F(MembershipTest, ReportsAreRefusedForOldEpochsAndOtherRanks) {
   RegisterWorld();
-  const v1::ReportGroupStatusRequest old = ReadyReport(1);
+  const RankReport old = ReadyReport(1);
   membership_.StartEpoch(MakePlan(2), absl::UnixEpoch());
   EXPECT_TRUE(membership_.assigned());
   EXPECT_THAT(membership_.Report(old, now_),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("epoch 1 is over")));
 
-  v1::ReportGroupStatusRequest other = ReadyReport(1);
-  other.set_rank(2);
+  RankReport other = ReadyReport(1);
+  other.rank = 2;
   EXPECT_THAT(membership_.Report(other, now_),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not rank 2")));
 
-  v1::ReportGroupStatusRequest incomplete = ReadyReport(1);
-  incomplete.mutable_groups()->RemoveLast();
+  RankReport incomplete = ReadyReport(1);
+  incomplete.groups.pop_back();
   EXPECT_THAT(membership_.Report(incomplete, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kind dp of rank 1")));
 
-  v1::ReportGroupStatusRequest unknown = ReadyReport(1);
-  unknown.mutable_groups(0)->set_kind("xp");
+  RankReport unknown = ReadyReport(1);
+  unknown.groups[0].kind = "xp";
   EXPECT_THAT(membership_.Report(unknown, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups[0].kind \"xp\"")));
 
-  v1::ReportGroupStatusRequest backend = ReadyReport(1);
-  backend.mutable_groups(0)->set_backend("cuda:nccl");
+  RankReport backend = ReadyReport(1);
+  backend.groups[0].backend = "cuda:nccl";
   EXPECT_THAT(membership_.Report(backend, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups[0].backend")));
 
-  v1::ReportGroupStatusRequest no_phase = ReadyReport(1);
-  no_phase.set_phase(v1::PHASE_PENDING);
+  RankReport no_phase = ReadyReport(1);
+  no_phase.phase = v1::PHASE_PENDING;
   EXPECT_THAT(membership_.Report(no_phase, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("phase must be one of")));
   // Nothing of the refused reports was recorded.
@@ -418,9 +420,9 @@ TEST_F(MembershipTest, PhaseSinceIsTheAssignmentForPlannedAndEachReportedPhaseSt
   EXPECT_EQ(status.readiness(), "agent");
   EXPECT_EQ(status.workload_state(), v1::PHASE_UNSPECIFIED);
 
-  v1::ReportGroupStatusRequest splitting = ReadyReport(4);
-  splitting.clear_groups();
-  splitting.set_phase(v1::PHASE_SPLITTING);
+  RankReport splitting = ReadyReport(4);
+  splitting.groups.clear();
+  splitting.phase = v1::PHASE_SPLITTING;
   ASSERT_THAT(membership_.Report(splitting, now_ + absl::Seconds(7)), IsOk());
   ASSERT_THAT(membership_.Report(splitting, now_ + absl::Seconds(9)), IsOk());
   status = membership_.Status();
@@ -435,8 +437,8 @@ TEST_F(MembershipTest, WithAgentReadinessWorkloadReportsAreShownButDecideNothing
   ASSERT_EQ(membership_.phase(), v1::PHASE_READY);
   ASSERT_THAT(membership_.Report(WorkloadReport(3, v1::PHASE_SPLITTING, "creating tp"), now_),
               IsOk());
-  v1::ReportGroupStatusRequest failed = WorkloadReport(5, v1::PHASE_FAILED);
-  failed.set_error("CUDA out of memory");
+  RankReport failed = WorkloadReport(5, v1::PHASE_FAILED);
+  failed.error = "CUDA out of memory";
   absl::StatusOr<v1::Phase> phase = membership_.Report(failed, now_);
   ASSERT_THAT(phase, IsOk());
   EXPECT_EQ(*phase, v1::PHASE_READY);
@@ -464,12 +466,12 @@ TEST_F(WorkloadReadinessTest, ReadyOnlyOnceEveryAgentAndEveryWorkloadIs) {
   EXPECT_EQ(membership_.phase(), v1::PHASE_VALIDATING);
   EXPECT_EQ(membership_.Status().readiness(), "workload");
   for (int rank = 0; rank < 8; ++rank) {
-    v1::ReportGroupStatusRequest ready = WorkloadReport(rank, v1::PHASE_READY);
-    v1::GroupReport* group = ready.add_groups();
-    group->set_kind("dp");
-    group->set_phase(v1::PHASE_READY);
-    group->set_allreduce_value(2);
-    group->set_latency_us(80);
+    RankReport ready = WorkloadReport(rank, v1::PHASE_READY);
+    RankReport::Group& group = ready.groups.emplace_back();
+    group.kind = "dp";
+    group.phase = v1::PHASE_READY;
+    group.allreduce_value = 2;
+    group.latency_us = 80;
     absl::StatusOr<v1::Phase> phase = membership_.Report(ready, now_ + absl::Seconds(3));
     ASSERT_THAT(phase, IsOk());
     EXPECT_EQ(*phase, rank < 7 ? v1::PHASE_VALIDATING : v1::PHASE_READY) << rank;
@@ -490,8 +492,8 @@ TEST_F(WorkloadReadinessTest, ReadyOnlyOnceEveryAgentAndEveryWorkloadIs) {
 TEST_F(WorkloadReadinessTest, AWorkloadFailureFailsTheEpochForGoodNamingTheRank) {
   RegisterWorld();
   AllAgentsReady(now_);
-  v1::ReportGroupStatusRequest failed = WorkloadReport(3, v1::PHASE_FAILED);
-  failed.set_error("new_group timed out");
+  RankReport failed = WorkloadReport(3, v1::PHASE_FAILED);
+  failed.error = "new_group timed out";
   absl::StatusOr<v1::Phase> phase = membership_.Report(failed, now_);
   ASSERT_THAT(phase, IsOk());
   EXPECT_EQ(*phase, v1::PHASE_FAILED);
@@ -507,25 +509,25 @@ TEST_F(WorkloadReadinessTest, AWorkloadFailureFailsTheEpochForGoodNamingTheRank)
 
 TEST_F(WorkloadReadinessTest, WorkloadReportsGetTheAgentsChecks) {
   RegisterWorld();
-  const v1::ReportGroupStatusRequest old = WorkloadReport(1, v1::PHASE_SPLITTING);
-  v1::ReportGroupStatusRequest other_rank = WorkloadReport(1, v1::PHASE_SPLITTING);
-  other_rank.set_rank(2);
+  const RankReport old = WorkloadReport(1, v1::PHASE_SPLITTING);
+  RankReport other_rank = WorkloadReport(1, v1::PHASE_SPLITTING);
+  other_rank.rank = 2;
   EXPECT_THAT(membership_.Report(other_rank, now_),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not rank 2")));
-  v1::ReportGroupStatusRequest unknown_kind = WorkloadReport(1, v1::PHASE_SPLITTING);
-  unknown_kind.add_groups()->set_kind("xp");
+  RankReport unknown_kind = WorkloadReport(1, v1::PHASE_SPLITTING);
+  unknown_kind.groups.emplace_back().kind = "xp";
   EXPECT_THAT(membership_.Report(unknown_kind, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups[0].kind \"xp\"")));
-  v1::ReportGroupStatusRequest bad_layer = WorkloadReport(1, v1::PHASE_SPLITTING);
-  bad_layer.set_layer(static_cast<v1::ReportLayer>(7));
+  RankReport bad_layer = WorkloadReport(1, v1::PHASE_SPLITTING);
+  bad_layer.layer = static_cast<v1::ReportLayer>(7);
   EXPECT_THAT(membership_.Report(bad_layer, now_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("layer must be")));
   EXPECT_THAT(membership_.CheckReport(WorkloadReport(1, v1::PHASE_PLANNED)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("phase must be one of")));
   EXPECT_FALSE(membership_.Status().members(1).has_workload());
 
-  v1::ReportGroupStatusRequest mismatch = WorkloadReport(6, v1::PHASE_BOOTSTRAPPING);
-  mismatch.set_fingerprint(std::string(64, 'a'));
+  RankReport mismatch = WorkloadReport(6, v1::PHASE_BOOTSTRAPPING);
+  mismatch.fingerprint = std::string(64, 'a');
   ASSERT_THAT(membership_.Report(mismatch, now_), IsOk());
   EXPECT_EQ(membership_.phase(), v1::PHASE_FAILED);
   EXPECT_THAT(membership_.reason(),
@@ -550,11 +552,11 @@ class StallTest : public MembershipTest {
     RegisterWorld();
   }
   void Agent(int64_t rank, v1::Phase phase, double seconds, const std::string& detail = "") {
-    v1::ReportGroupStatusRequest request = ReadyReport(rank);
-    if (phase != v1::PHASE_READY) request.clear_groups();
-    request.set_phase(phase);
-    request.set_detail(detail);
-    ASSERT_THAT(membership_.Report(request, now_ + absl::Seconds(seconds)), IsOk());
+    RankReport report = ReadyReport(rank);
+    if (phase != v1::PHASE_READY) report.groups.clear();
+    report.phase = phase;
+    report.detail = detail;
+    ASSERT_THAT(membership_.Report(report, now_ + absl::Seconds(seconds)), IsOk());
   }
   void Agents(v1::Phase phase, double seconds) {
     for (int64_t rank = 0; rank < 8; ++rank) Agent(rank, phase, seconds);
@@ -691,13 +693,13 @@ TEST_F(StallTest, TheStallReportFailsTheRankLikeItsOwnFailureWithoutRenewingItsL
   // Rank 0's workload never reported: PLANNED since its agent's READY at 100 s, 41.2 s ago.
   EXPECT_EQ(stall->rank, 0);
   EXPECT_EQ(stall->phase, v1::PHASE_PLANNED);
-  const v1::ReportGroupStatusRequest& report = stall->report;
-  EXPECT_EQ(report.layer(), v1::REPORT_LAYER_WORKLOAD);
-  EXPECT_EQ(report.phase(), v1::PHASE_FAILED);
-  EXPECT_EQ(report.error(), stall->reason);
-  EXPECT_EQ(report.member().member_id(), stall->member->member_id);
+  const RankReport& report = stall->report;
+  EXPECT_EQ(report.layer, v1::REPORT_LAYER_WORKLOAD);
+  EXPECT_EQ(report.phase, v1::PHASE_FAILED);
+  EXPECT_EQ(report.error, stall->reason);
+  EXPECT_EQ(report.member_id, stall->member->member_id);
   // The daemon's own report: it carries no session token and is taken by member id.
-  EXPECT_EQ(report.member().session_token(), "");
+  EXPECT_EQ(report.session_token, "");
   EXPECT_THAT(membership_.CheckReport(report, Membership::ReportSource::kDaemon), IsOk());
   EXPECT_THAT(membership_.CheckReport(report), StatusIs(absl::StatusCode::kUnauthenticated));
 

@@ -21,21 +21,22 @@ const Member* SessionTokens::Holder(const std::string& token) const {
   return it == by_digest_.end() ? nullptr : it->second;
 }
 
-absl::Status SessionTokens::Check(const v1::MemberCredentials& credentials, const Member* member,
+absl::Status SessionTokens::Check(const std::string& member_id,
+                                  const std::string& session_token, const Member* member,
                                   const std::string& cluster) {
-  if (credentials.member_id().empty()) {
+  if (member_id.empty()) {
     return absl::InvalidArgumentError("member.member_id must not be empty");
   }
-  if (credentials.session_token().empty()) {
+  if (session_token.empty()) {
     return absl::UnauthenticatedError("member.session_token must not be empty");
   }
   if (member == nullptr) {
-    return absl::NotFoundError(absl::StrCat("member \"", absl::CHexEscape(credentials.member_id()),
+    return absl::NotFoundError(absl::StrCat("member \"", absl::CHexEscape(member_id),
                                             "\" is not registered in cluster \"", cluster, "\""));
   }
-  if (!SameSecret(member->session_token_sha256, Digest(credentials.session_token()))) {
+  if (!SameSecret(member->session_token_sha256, Digest(session_token))) {
     return absl::UnauthenticatedError(
-        absl::StrCat("member.session_token is wrong for member ", credentials.member_id()));
+        absl::StrCat("member.session_token is wrong for member ", member_id));
   }
   return absl::OkStatus();
 }

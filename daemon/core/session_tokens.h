@@ -30,7 +30,12 @@ class SessionTokens {
   // for none). INVALID_ARGUMENT for a missing member id, UNAUTHENTICATED for a missing or
   // wrong token, NOT_FOUND for an unknown member (in that order of checks).
   static absl::Status Check(const v1::MemberCredentials& credentials, const Member* member,
-                            const std::string& cluster);
+                            const std::string& cluster) {
+    return Check(credentials.member_id(), credentials.session_token(), member, cluster);
+  }
+  // The same checks of a member id and session token given apart.
+  static absl::Status Check(const std::string& member_id, const std::string& session_token,
+                            const Member* member, const std::string& cluster);
 
  private:
   std::unordered_map<std::string, const Member*> by_digest_;

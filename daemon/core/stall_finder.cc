@@ -64,20 +64,19 @@ std::optional<Overdue> RankOverdue(const plan::SplitPlan& plan, const MemberRegi
 }
 
 // The FAILED report that records `stall`, as its rank would have sent it.
-v1::ReportGroupStatusRequest StallReport(const plan::SplitPlan& plan,
-                                         const EpochReadiness& readiness, const Stall& stall) {
-  v1::ReportGroupStatusRequest report;
-  report.mutable_member()->set_cluster(plan.cluster);
-  report.mutable_member()->set_member_id(stall.member->member_id);
-  report.set_epoch(plan.epoch);
-  report.set_rank(stall.rank);
-  report.set_fingerprint(plan.fingerprint);
-  report.set_phase(v1::PHASE_FAILED);
-  report.set_error(stall.reason);
-  report.set_layer(stall.layer);
+RankReport StallReport(const plan::SplitPlan& plan, const EpochReadiness& readiness,
+                       const Stall& stall) {
+  RankReport report;
+  report.member_id = stall.member->member_id;
+  report.epoch = plan.epoch;
+  report.rank = stall.rank;
+  report.fingerprint = plan.fingerprint;
+  report.phase = v1::PHASE_FAILED;
+  report.error = stall.reason;
+  report.layer = stall.layer;
   // The agent layer keeps the timings its rank reported.
   if (stall.layer != v1::REPORT_LAYER_WORKLOAD) {
-    *report.mutable_timings() = readiness.agents().rank(stall.rank).timings;
+    report.timings = readiness.agents().rank(stall.rank).timings;
   }
   return report;
 }

@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "daemon/core/epoch_readiness.h"
 #include "daemon/core/member_registry.h"
+#include "daemon/core/rank_report.h"
 #include "plan/split_plan.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
@@ -16,15 +17,15 @@
 namespace splitd::core {
 
 // A rank that stayed in one phase past its deadline, and the FAILED report that records it
-// (layer, rank, plan fingerprint, the rank's own credentials, `reason` as its error), to be
-// made durable and applied like the rank's own failure report.
+// (layer, rank, plan fingerprint, the rank's member id without a session token, `reason` as its
+// error), to be made durable and applied like the rank's own failure report.
 struct Stall {
   int64_t rank = -1;
   const Member* member = nullptr;
   v1::ReportLayer layer = v1::REPORT_LAYER_UNSPECIFIED;
   v1::Phase phase = v1::PHASE_UNSPECIFIED;  // the phase it is stuck in
   std::string reason;
-  v1::ReportGroupStatusRequest report;
+  RankReport report;
 };
 
 // Finds the rank that holds an epoch past the topology's deadlines. Pure: time is an

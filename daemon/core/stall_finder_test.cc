@@ -49,14 +49,14 @@ class StallFinderTest : public ::testing::Test {
   }
 
   void Report(int64_t rank, v1::Phase phase, double seconds) {
-    v1::ReportGroupStatusRequest request;
-    request.set_epoch(1);
-    request.set_rank(rank);
-    request.set_fingerprint(plan_.fingerprint);
-    request.set_phase(phase);
-    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan_, request);
+    RankReport report;
+    report.epoch = 1;
+    report.rank = rank;
+    report.fingerprint = plan_.fingerprint;
+    report.phase = phase;
+    absl::StatusOr<AgentProgress::EntriesByKind> entries = EpochReadiness::Check(plan_, report);
     ASSERT_TRUE(entries.ok()) << entries.status();
-    readiness_.Apply(plan_, absl::StrCat("m-", rank), request, *entries,
+    readiness_.Apply(plan_, absl::StrCat("m-", rank), report, *entries,
                      start_ + absl::Seconds(seconds));
   }
 
@@ -76,11 +76,11 @@ TEST_F(StallFinderTest, TheRankInTheEarlierPhaseIsTheStallWithItsFailureReport) 
   EXPECT_EQ(stall->reason,
             "rank 1 (pod pod-1, node node-a) stuck in agent PLANNED for 61.0 s: deadline "
             "bootstrap_ms 60000");
-  EXPECT_EQ(stall->report.member().member_id(), "m-1");
-  EXPECT_EQ(stall->report.member().session_token(), "");  // the daemon's own report
-  EXPECT_EQ(stall->report.phase(), v1::PHASE_FAILED);
-  EXPECT_EQ(stall->report.error(), stall->reason);
-  EXPECT_EQ(stall->report.fingerprint(), plan_.fingerprint);
+  EXPECT_EQ(stall->report.member_id, "m-1");
+  EXPECT_EQ(stall->report.session_token, "");  // the daemon's own report
+  EXPECT_EQ(stall->report.phase, v1::PHASE_FAILED);
+  EXPECT_EQ(stall->report.error, stall->reason);
+  EXPECT_EQ(stall->report.fingerprint, plan_.fingerprint);
 }
 
 TEST_F(StallFinderTest, ExcludedRanksAndFinishedEpochsHoldNothingBack) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
+#include "daemon/core/rank_report.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "splitd/v1/status.pb.h"
 
@@ -21,6 +22,19 @@ inline google::protobuf::Timestamp ToTimestamp(absl::Time time) {
   ts.set_seconds(nanos / 1000000000);
   ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
   return ts;
+}
+
+// A rank's timings as status carries them (MemberStatus.timings).
+inline v1::PhaseTimings ToPhaseTimings(const RankTimings& timings) {
+  v1::PhaseTimings out;
+  out.set_bootstrap_ms(timings.bootstrap_ms);
+  out.set_split_ms(timings.split_ms);
+  out.set_validate_ms(timings.validate_ms);
+  out.set_groups_ready_ms(timings.groups_ready_ms);
+  out.set_plan_received_unix_ms(timings.plan_received_unix_ms);
+  out.set_world_connected_unix_ms(timings.world_connected_unix_ms);
+  out.set_groups_ready_unix_ms(timings.groups_ready_unix_ms);
+  return out;
 }
 
 }  // namespace splitd::core

@@ -35,22 +35,22 @@ void WorkloadProgress::Resume(absl::Time now) {
 }
 
 absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t rank,
-                                           const v1::ReportGroupStatusRequest& request) {
+                                           const RankReport& report) {
   const size_t kind_count = plan.kinds.size();
-  if (request.groups_size() > static_cast<int>(kind_count)) {
+  if (report.groups.size() > kind_count) {
     return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count,
                                                    " entries (one per kind) in a workload "
                                                    "report, got ",
-                                                   request.groups_size()));
+                                                   report.groups.size()));
   }
   std::vector<int> kind_of_entry;
-  for (int i = 0; i < request.groups_size(); ++i) {
-    const v1::GroupReport& report = request.groups(i);
+  for (size_t i = 0; i < report.groups.size(); ++i) {
+    const RankReport::Group& entry = report.groups[i];
     const std::string field = absl::StrCat("groups[", i, "]");
-    const int kind_index = KindIndex(plan, report.kind());
+    const int kind_index = KindIndex(plan, entry.kind);
     if (kind_index < 0) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".kind \"",
-                                                     absl::CHexEscape(report.kind()),
+                                                     absl::CHexEscape(entry.kind),
                                                      "\" is not a group kind of the plan"));
     }
     const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
@@ -65,16 +65,16 @@ absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t 
                                                        "])"));
       }
     }
-    if (!IsReportPhase(report.phase())) {
+    if (!IsReportPhase(entry.phase)) {
       return absl::InvalidArgumentError(absl::StrCat(
           field, ".phase must be one of BOOTSTRAPPING..FAILED, got ",
-          v1::Phase_Name(report.phase())));
+          v1::Phase_Name(entry.phase)));
     }
-    if (request.phase() == v1::PHASE_READY && report.phase() != v1::PHASE_READY &&
-        report.phase() != v1::PHASE_FAILED) {
+    if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
+        entry.phase != v1::PHASE_FAILED) {
       return absl::InvalidArgumentError(absl::StrCat(
           field, ".phase must be READY or FAILED in a READY report, got ",
-          v1::Phase_Name(report.phase())));
+          v1::Phase_Name(entry.phase)));
     }
     kind_of_entry.push_back(kind_index);
   }
@@ -91,11 +91,10 @@ void WorkloadProgress::SetPhase(int64_t rank, v1::Phase phase, absl::Time now) {
 }
 
 std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
-                                                   const v1::ReportGroupStatusRequest& request,
-                                                   absl::Time now) {
-  const int64_t rank = request.rank();
+                                                   const RankReport& report, absl::Time now) {
+  const int64_t rank = report.rank;
   Rank& state = ranks_[static_cast<size_t>(rank)];
-  const v1::Phase to = request.phase();
+  const v1::Phase to = report.phase;
   const bool restart = to == v1::PHASE_BOOTSTRAPPING &&
                        (state.phase == v1::PHASE_READY || state.phase == v1::PHASE_FAILED);
   // Reports are relayed without waiting for the answer, so a late one may arrive after a later
@@ -110,9 +109,9 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
     SetPhase(rank, v1::PHASE_PLANNED, now);  // so that BOOTSTRAPPING below starts a new since
   }
 
-  if (request.fingerprint() != plan.fingerprint) {
+  if (report.fingerprint != plan.fingerprint) {
     std::string reason = absl::StrCat("rank ", rank, " workload: derived plan fingerprint ",
-                                      request.fingerprint().substr(0, 12),
+                                      report.fingerprint.substr(0, 12),
                                       " but the plan's is ", plan.fingerprint.substr(0, 12));
     SetPhase(rank, v1::PHASE_FAILED, now);
     state.reason = reason;
@@ -120,16 +119,16 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
   }
 
   std::string failure;
-  for (const v1::GroupReport& report : request.groups()) {
-    const size_t k = static_cast<size_t>(KindIndex(plan, report.kind()));
+  for (const RankReport::Group& entry : report.groups) {
+    const size_t k = static_cast<size_t>(KindIndex(plan, entry.kind));
     const plan::GroupKind& kind = plan.kinds[k];
     const int32_t group = kind.group_of_rank[static_cast<size_t>(rank)];
     const double size = static_cast<double>(kind.offsets[group + 1] - kind.offsets[group]);
-    KindReport merged{report.phase(), report.allreduce_value(), report.latency_us()};
-    std::string error = report.error().substr(0, kMaxReportErrorLength);
+    KindReport merged{entry.phase, entry.allreduce_value, entry.latency_us};
+    std::string error = entry.error.substr(0, kMaxReportErrorLength);
     if (merged.phase == v1::PHASE_READY && merged.allreduce_value != size) {
       merged.phase = v1::PHASE_FAILED;
-      error = absl::StrCat("all-reduce of ones gave ", report.allreduce_value(),
+      error = absl::StrCat("all-reduce of ones gave ", entry.allreduce_value,
                            ", expected the group size ", size);
     }
     if (merged.phase == v1::PHASE_FAILED && failure.empty()) {
@@ -141,7 +140,7 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
 
   if (to == v1::PHASE_FAILED || !failure.empty()) {
     if (failure.empty()) {
-      const std::string error = request.error().substr(0, kMaxReportErrorLength);
+      const std::string error = report.error.substr(0, kMaxReportErrorLength);
       // An error that names the rank itself (a deadline's) needs no second name.
       failure = absl::StartsWith(error, absl::StrCat("rank ", rank, " "))
                     ? error
@@ -153,7 +152,7 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
     return failure;
   }
   SetPhase(rank, to, now);
-  state.reason = request.detail().substr(0, kMaxReportDetailLength);
+  state.reason = report.detail.substr(0, kMaxReportDetailLength);
   return std::nullopt;
 }
 

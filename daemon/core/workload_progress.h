@@ -10,18 +10,17 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "daemon/core/agent_progress.h"
+#include "daemon/core/rank_report.h"
 #include "plan/split_plan.h"
-#include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/status.pb.h"
 
 namespace splitd::core {
 
 // The workload layer of one epoch: what each rank's workload (the training or serving process
-// beside its agent) reported about its own groups, relayed by the agent
-// (ReportGroupStatusRequest.layer = REPORT_LAYER_WORKLOAD). Kept apart from the agents' own
-// progress because its rules differ: a workload may restart within an epoch (BOOTSTRAPPING
-// after READY or FAILED starts its rank over), and its groups are torch's, not the agent's
-// backend parts, so entries are per kind. Whether the layer decides the epoch's READY is the
+// beside its agent) reported about its own groups, relayed by the agent (RankReport.layer =
+// REPORT_LAYER_WORKLOAD). Kept apart from the agents' own progress because its rules differ: a
+// workload may restart within an epoch (BOOTSTRAPPING after READY or FAILED starts its rank
+// over), and its groups are torch's, not the agent's backend parts, so entries are per kind. Whether the layer decides the epoch's READY is the
 // caller's business (EpochReadiness, by the topology's `readiness`).
 // Pure: no I/O, no clock reads. Thread-compatible.
 class WorkloadProgress {
@@ -51,7 +50,7 @@ class WorkloadProgress {
   // (READY or FAILED in a READY report). INVALID_ARGUMENT naming `groups[i]` otherwise.
   // Backends are not checked: a workload may form a kind on other backends than the agent.
   static absl::Status CheckGroups(const plan::SplitPlan& plan, int64_t rank,
-                                  const v1::ReportGroupStatusRequest& request);
+                                  const RankReport& report);
 
   // Records a report CheckGroups accepted, of `rank` held by `member_id`. A rank moves forward
   // only, except that FAILED is always taken and BOOTSTRAPPING after READY or FAILED starts it
@@ -59,8 +58,8 @@ class WorkloadProgress {
   // the plan's, a FAILED report, a failed group or a READY group whose all-reduce is not the
   // group size fails the rank. Returns the reason ("rank 3 workload: ...") when the rank
   // FAILED with this report, nullopt otherwise.
-  std::optional<std::string> Apply(const plan::SplitPlan& plan,
-                                   const v1::ReportGroupStatusRequest& request, absl::Time now);
+  std::optional<std::string> Apply(const plan::SplitPlan& plan, const RankReport& report,
+                                   absl::Time now);
 
   const Rank& rank(int64_t rank) const { return ranks_[static_cast<size_t>(rank)]; }
   // Ranks whose workload is in `phase`.

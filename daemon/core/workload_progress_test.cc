@@ -40,25 +40,24 @@ class WorkloadProgressTest : public ::testing::Test {
  protected:
   WorkloadProgressTest() : plan_(MakePlan()) { progress_.Reset(plan_, start_); }
 
-  v1::ReportGroupStatusRequest Report(int64_t rank, v1::Phase phase,
-                                      const std::string& detail = "") const {
-    v1::ReportGroupStatusRequest request;
-    request.set_epoch(1);
-    request.set_rank(rank);
-    request.set_fingerprint(plan_.fingerprint);
-    request.set_phase(phase);
-    request.set_layer(v1::REPORT_LAYER_WORKLOAD);
-    request.set_detail(detail);
-    return request;
+  RankReport Report(int64_t rank, v1::Phase phase, const std::string& detail = "") const {
+    RankReport report;
+    report.epoch = 1;
+    report.rank = rank;
+    report.fingerprint = plan_.fingerprint;
+    report.phase = phase;
+    report.layer = v1::REPORT_LAYER_WORKLOAD;
+    report.detail = detail;
+    return report;
   }
 
-  static void AddGroup(v1::ReportGroupStatusRequest* request, const std::string& kind,
-                       v1::Phase phase, double value) {
-    v1::GroupReport* group = request->add_groups();
-    group->set_kind(kind);
-    group->set_phase(phase);
-    group->set_allreduce_value(value);
-    group->set_latency_us(50);
+  static void AddGroup(RankReport* report, const std::string& kind, v1::Phase phase,
+                       double value) {
+    RankReport::Group& group = report->groups.emplace_back();
+    group.kind = kind;
+    group.phase = phase;
+    group.allreduce_value = value;
+    group.latency_us = 50;
   }
 
   plan::SplitPlan plan_;
@@ -92,13 +91,13 @@ TEST_F(WorkloadProgressTest, RefusesMalformedGroupsNamingTheEntry) {
        "groups must have at most 3 entries (one per kind)"},
   };
   for (const Case& c : cases) {
-    v1::ReportGroupStatusRequest request = Report(c.rank, c.phase);
-    for (const auto& [kind, phase] : c.groups) AddGroup(&request, kind, phase, 2);
-    EXPECT_THAT(WorkloadProgress::CheckGroups(plan_, c.rank, request),
+    RankReport report = Report(c.rank, c.phase);
+    for (const auto& [kind, phase] : c.groups) AddGroup(&report, kind, phase, 2);
+    EXPECT_THAT(WorkloadProgress::CheckGroups(plan_, c.rank, report),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.name;
   }
-  v1::ReportGroupStatusRequest fine = Report(0, v1::PHASE_READY);
+  RankReport fine = Report(0, v1::PHASE_READY);
   AddGroup(&fine, "pair", v1::PHASE_READY, 2);
   EXPECT_THAT(WorkloadProgress::CheckGroups(plan_, 0, fine), IsOk());
 }
@@ -125,7 +124,7 @@ TEST_F(WorkloadProgressTest, MovesForwardAndKeepsThePhaseStartWithinAPhase) {
 }
 
 TEST_F(WorkloadProgressTest, BootstrappingAfterReadyOrFailedStartsTheRankOver) {
-  v1::ReportGroupStatusRequest ready = Report(0, v1::PHASE_READY);
+  RankReport ready = Report(0, v1::PHASE_READY);
   AddGroup(&ready, "tp", v1::PHASE_READY, 2);
   ASSERT_EQ(progress_.Apply(plan_, ready, start_ + absl::Seconds(1)), std::nullopt);
   ASSERT_EQ(progress_.rank(0).phase, v1::PHASE_READY);
@@ -151,18 +150,18 @@ TEST_F(WorkloadProgressTest, BootstrappingAfterReadyOrFailedStartsTheRankOver) {
 }
 
 TEST_F(WorkloadProgressTest, FailuresNameTheRankAndGroup) {
-  v1::ReportGroupStatusRequest wrong_value = Report(3, v1::PHASE_VALIDATING);
+  RankReport wrong_value = Report(3, v1::PHASE_VALIDATING);
   AddGroup(&wrong_value, "dp", v1::PHASE_READY, 1);
   EXPECT_EQ(progress_.Apply(plan_, wrong_value, start_),
             "rank 3 workload group dp[1]: all-reduce of ones gave 1, expected the group size 2");
 
-  v1::ReportGroupStatusRequest error = Report(2, v1::PHASE_FAILED);
-  error.set_error("NCCL error: unhandled system error");
+  RankReport error = Report(2, v1::PHASE_FAILED);
+  error.error = "NCCL error: unhandled system error";
   EXPECT_EQ(progress_.Apply(plan_, error, start_),
             "rank 2 workload: NCCL error: unhandled system error");
 
-  v1::ReportGroupStatusRequest other_plan = Report(1, v1::PHASE_BOOTSTRAPPING);
-  other_plan.set_fingerprint(std::string(64, 'e'));
+  RankReport other_plan = Report(1, v1::PHASE_BOOTSTRAPPING);
+  other_plan.fingerprint = std::string(64, 'e');
   std::optional<std::string> mismatch = progress_.Apply(plan_, other_plan, start_);
   ASSERT_TRUE(mismatch.has_value());
   EXPECT_THAT(*mismatch, HasSubstr("rank 1 workload: derived plan fingerprint eeeeeeeeeeee"));
@@ -171,7 +170,7 @@ TEST_F(WorkloadProgressTest, FailuresNameTheRankAndGroup) {
 
 TEST_F(WorkloadProgressTest, LayerIsReadyWhenEveryRankIsAndFillShowsItsGroups) {
   for (int64_t rank = 0; rank < 4; ++rank) {
-    v1::ReportGroupStatusRequest ready = Report(rank, v1::PHASE_READY);
+    RankReport ready = Report(rank, v1::PHASE_READY);
     AddGroup(&ready, "tp", v1::PHASE_READY, 2);
     ASSERT_EQ(progress_.Apply(plan_, ready, start_ + absl::Seconds(rank)), std::nullopt);
     EXPECT_EQ(progress_.LayerPhase(), rank < 3 ? v1::PHASE_PLANNED : v1::PHASE_READY);
