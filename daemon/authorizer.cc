@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/bearer_token.h"
+#include "common/same_secret.h"
 #include "common/sha256.h"
 #include "spdlog/spdlog.h"
 
@@ -219,15 +220,29 @@ absl::Status Authorizer::AuthorizeJoin(const Call& call) const {
     return absl::PermissionDeniedError(absl::StrCat(
         MethodName(call.service, call.method), " is refused: no Coordinator holds join tokens"));
   }
-  absl::Status allowed = coordinator_->AuthorizeJoin(call.cluster, call.token);
-  // The Coordinator knows agent tokens only: a control token is unknown to it, but valid for
-  // another scope.
-  if (allowed.code() == absl::StatusCode::kUnauthenticated && call.token.has_value() &&
-      RoleOf(*call.token) != ControlRole::kNone) {
+  const absl::StatusOr<std::string> required = coordinator_->JoinTokenDigest(call.cluster);
+  if (!required.ok()) return required.status();
+  if (required->empty()) return absl::OkStatus();
+  if (!call.token.has_value()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "cluster \"", call.cluster,
+        "\" needs its join token: \"authorization: Bearer <token>\" (splitd-agent "
+        "--join_token_file)"));
+  }
+  const std::string& token = *call.token;
+  if (!token.empty() && SameSecret(*required, Sha256::Hex(token))) return absl::OkStatus();
+  // A valid token of another scope: a control token, another cluster's join token, a session.
+  if (RoleOf(token) != ControlRole::kNone) {
     return absl::PermissionDeniedError(
         "Register refuses control tokens; agents present their cluster's join token");
   }
-  return allowed;
+  if (coordinator_->IsAgentToken(token)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the token is not cluster \"", call.cluster,
+        "\"'s join token (it is another cluster's join token or a member's session)"));
+  }
+  return absl::UnauthenticatedError(
+      absl::StrCat("the join token is not valid for cluster \"", call.cluster, "\""));
 }
 
 }  // namespace splitd::daemon

@@ -84,8 +84,8 @@ enum class Scope {
 // Decides whether a call of the daemon's services may proceed, and with which status code when
 // it may not: UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED for a valid token
 // used outside its scope (docs/security.md). Holds the control tokens (--admin_token_file,
-// --observer_token_file) and asks the Coordinator about agent tokens: a cluster's join token
-// (Coordinator::AuthorizeJoin) and whether a token belongs to an agent at all. A member's
+// --observer_token_file) and asks the Coordinator for facts about agent tokens: a cluster's join
+// token digest (Coordinator::JoinTokenDigest) and whether a token belongs to an agent at all. A member's
 // session token travels in its request and is checked by the Coordinator with the call itself,
 // once; such calls are allowed here.
 //

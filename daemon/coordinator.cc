@@ -211,18 +211,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
         "cluster needs a join token (splitctl apply --join_token_file)");
   }
   if (current != nullptr && Encode(current->record.topology) == Encode(normalized)) {
-    if (join_digest != current->record.join_token_sha256) {
-      // A new join token alone: stored at the same epoch.
-      store::ClusterRecord record = current->record;
-      record.join_token_sha256 = join_digest;
-      RETURN_IF_ERROR(store_->PutCluster(record));
-      absl::MutexLock lock(&mu_);
-      clusters_[normalized.cluster()] = current = MakeEntry(std::move(record), *current->plan);
-      spdlog::info("cluster {}: join token replaced", normalized.cluster());
-    }
-    absl::MutexLock lock(&mu_);
-    return ApplyResult{ToProto(*current, memberships_.at(normalized.cluster())->phase()),
-                       /*created=*/false, /*changed=*/false};
+    return ApplySameTopology(std::move(current), join_digest);
   }
 
   const int64_t epoch = current == nullptr ? 1 : current->record.epoch + 1;
@@ -248,6 +237,30 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
 
   // Persist before publishing: no reader sees an epoch the store does not hold.
   RETURN_IF_ERROR(store_->PutCluster(entry->record));
+  const v1::Phase phase = PublishAppliedEpoch(entry, current == nullptr);
+  return ApplyResult{ToProto(*entry, phase), /*created=*/current == nullptr, /*changed=*/true};
+}
+
+absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplySameTopology(
+    std::shared_ptr<const ClusterEntry> current, const std::string& join_digest) {
+  const std::string name = current->record.topology.cluster();
+  if (join_digest != current->record.join_token_sha256) {
+    // A new join token alone: stored at the same epoch.
+    store::ClusterRecord record = current->record;
+    record.join_token_sha256 = join_digest;
+    RETURN_IF_ERROR(store_->PutCluster(record));
+    absl::MutexLock lock(&mu_);
+    clusters_[name] = current = MakeEntry(std::move(record), *current->plan);
+    spdlog::info("cluster {}: join token replaced", name);
+  }
+  absl::MutexLock lock(&mu_);
+  return ApplyResult{ToProto(*current, memberships_.at(name)->phase()), /*created=*/false,
+                     /*changed=*/false};
+}
+
+v1::Phase Coordinator::PublishAppliedEpoch(const std::shared_ptr<ClusterEntry>& entry,
+                                           bool created) {
+  const int64_t epoch = entry->record.epoch;
   v1::Phase phase;
   {
     absl::MutexLock lock(&mu_);
@@ -266,14 +279,13 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
   Emit(v1::EVENT_KIND_EPOCH_STARTED, entry->record.topology.cluster(), epoch, nullptr, phase,
        absl::StrCat(entry->record.reason, ": world ", entry->plan->world_size, ", ",
                     entry->plan->kinds.size(), " group kinds"),
-       /*timings=*/nullptr,
-       current == nullptr ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
+       /*timings=*/nullptr, created ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
   Notify(ClusterEvent{entry->record.topology.cluster(), epoch, /*deleted=*/false});
   spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
-               entry->record.topology.cluster(), current == nullptr ? "created" : "updated",
-               epoch, entry->plan->world_size, entry->plan->kinds.size(),
+               entry->record.topology.cluster(), created ? "created" : "updated", epoch,
+               entry->plan->world_size, entry->plan->kinds.size(),
                entry->plan->fingerprint.substr(0, 12));
-  return ApplyResult{ToProto(*entry, phase), /*created=*/current == nullptr, /*changed=*/true};
+  return phase;
 }
 
 absl::StatusOr<v1::Cluster> Coordinator::GetCluster(const std::string& name) const {
@@ -405,30 +417,13 @@ bool Coordinator::IsAgentToken(const std::string& token) const {
   return HoldsAgentToken(token, digest);
 }
 
-absl::Status Coordinator::AuthorizeJoin(const std::string& cluster,
-                                        const std::optional<std::string>& token) const {
+absl::StatusOr<std::string> Coordinator::JoinTokenDigest(const std::string& cluster) const {
   RETURN_IF_ERROR(CheckRecovered());
   if (cluster.empty()) return absl::InvalidArgumentError("identity.cluster must not be empty");
-  const std::string digest = token.has_value() && !token->empty() ? Sha256::Hex(*token) : "";
   absl::MutexLock lock(&mu_);
   auto it = clusters_.find(cluster);
   if (it == clusters_.end()) return NotFound(cluster);
-  const std::string& required = it->second->record.join_token_sha256;
-  if (required.empty()) return absl::OkStatus();
-  if (!token.has_value()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "cluster \"", cluster,
-        "\" needs its join token: \"authorization: Bearer <token>\" (splitd-agent "
-        "--join_token_file)"));
-  }
-  if (!digest.empty() && SameSecret(required, digest)) return absl::OkStatus();
-  if (!digest.empty() && HoldsAgentToken(*token, digest)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the token is not cluster \"", cluster,
-        "\"'s join token (it is another cluster's join token or a member's session)"));
-  }
-  return absl::UnauthenticatedError(
-      absl::StrCat("the join token is not valid for cluster \"", cluster, "\""));
+  return it->second->record.join_token_sha256;
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
@@ -511,8 +506,9 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
   int64_t rank = -1;
   {
     absl::MutexLock lock(&mu_);
+    // FindMembership has checked the session: the member exists and holds this token.
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(member));
-    ASSIGN_OR_RETURN(const core::Member* found, membership->Authenticate(member));
+    const core::Member* found = membership->FindById(member.member_id());
     if (!membership->assigned() || membership->plan().epoch <= known_epoch) return std::nullopt;
     entry = clusters_.at(member.cluster());
     rank = found->rank;

@@ -134,12 +134,10 @@ class Coordinator {
   absl::StatusOr<v1::ReportGroupStatusResponse> ReportGroupStatus(
       const v1::ReportGroupStatusRequest& request);
   // OK when the member may use the rendezvous space of (its cluster, `epoch`).
-  // Whether Register may join `cluster` with `token` (the call's bearer token; nullopt: none).
-  // OK for a cluster without a join token or with the right one; NOT_FOUND for an unknown
-  // cluster (agents wait for it); UNAUTHENTICATED for a missing or unknown token;
-  // PERMISSION_DENIED for another cluster's join token or a member's session token.
-  absl::Status AuthorizeJoin(const std::string& cluster,
-                             const std::optional<std::string>& token) const;
+  // The lowercase hex SHA-256 of `cluster`'s join token, "" when it has none (for the
+  // Authorizer, which decides whether Register may join). NOT_FOUND for an unknown cluster
+  // (agents wait for it), INVALID_ARGUMENT for an empty name.
+  absl::StatusOr<std::string> JoinTokenDigest(const std::string& cluster) const;
 
   // True when `token` is some cluster's join token or some member's session token.
   bool IsAgentToken(const std::string& token) const;
@@ -171,12 +169,12 @@ class Coordinator {
   absl::StatusOr<std::shared_ptr<const ClusterEntry>> Find(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
   static v1::Cluster ToProto(const ClusterEntry& entry, v1::Phase phase);
-  // The membership of `member.cluster`; INVALID_ARGUMENT / NOT_FOUND / UNAVAILABLE otherwise.
   // True when `token` is a member's session token or `join_digest` a join token's digest.
   bool HoldsAgentToken(const std::string& token, const std::string& join_digest) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The member's cluster, once its session token is checked: UNAUTHENTICATED for a missing or
-  // unknown token, PERMISSION_DENIED for the token of another member (of any cluster).
+  // unknown token, PERMISSION_DENIED for the token of another member (of any cluster);
+  // INVALID_ARGUMENT, NOT_FOUND or UNAVAILABLE otherwise.
   absl::StatusOr<core::Membership*> FindMembership(const v1::MemberCredentials& member) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const ClusterEvent& event) const;
@@ -187,6 +185,15 @@ class Coordinator {
   // says so is made durable first (Recover replays it like a rank's own), then applied, then
   // STALLED and PHASE_CHANGED are emitted.
   void CheckDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
+  // ApplyTopology of the topology `current` already has: stores a new join token (digest) at
+  // the same epoch, or nothing.
+  absl::StatusOr<ApplyResult> ApplySameTopology(std::shared_ptr<const ClusterEntry> current,
+                                                const std::string& join_digest)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Makes the stored `entry` (a new epoch of ApplyTopology) current, starts its membership's
+  // epoch, emits EPOCH_STARTED and notifies; returns the epoch's phase.
+  v1::Phase PublishAppliedEpoch(const std::shared_ptr<ClusterEntry>& entry, bool created)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Publishes a new epoch of `current`'s cluster; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                           store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
