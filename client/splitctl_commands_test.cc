@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "splitd/v1/control_service.grpc.pb.h"
+#include "tests/testing/local_grpc_server.h"
 #include "yaml-cpp/yaml.h"
 
 namespace splitd::cli {
@@ -176,14 +177,10 @@ struct Result {
 class SplitctlCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port, 0);
-    address_ = absl::StrCat("127.0.0.1:", port);
+    auto server = testing::StartLocalGrpcServer({&service_});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server->server);
+    address_ = server->address;
   }
 
   void TearDown() override {

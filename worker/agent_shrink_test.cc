@@ -18,11 +18,11 @@
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
+#include "tests/testing/fake_agent_service.h"
+#include "tests/testing/local_grpc_server.h"
 #include "worker/agent.h"
 
 namespace splitd::worker {
@@ -57,13 +57,8 @@ std::vector<std::unique_ptr<Agent>>* StoppedAgents::agents_ =
 
 // A daemon stand-in for one member: streams the plans the test queues, records reports, and
 // keeps a rendezvous space per epoch (KvSet/KvGet with wait/KvAdd) that tests may seed.
-class FakeDaemon final : public v1::AgentService::Service {
+class FakeDaemon final : public testing::FakeAgentService {
  public:
-  void Publish(v1::WatchPlanResponse message) {
-    absl::MutexLock lock(&mu_);
-    plans_.push_back(std::move(message));
-  }
-
   // Stands in for the other ranks of `epoch`: sets counter `key` before the agent gets there.
   void SeedCounter(int64_t epoch, const std::string& key, int64_t value) {
     absl::MutexLock lock(&mu_);
@@ -92,14 +87,10 @@ class FakeDaemon final : public v1::AgentService::Service {
 
   // Waits until a report of `epoch` with `phase` arrived; false after 20 s.
   bool AwaitReport(int64_t epoch, v1::Phase phase) {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      for (const auto& report : reports_) {
-        if (report.epoch() == epoch && report.phase() == phase) return true;
-      }
-      return false;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(20));
+    return testing::FakeAgentService::AwaitReport(
+        [epoch, phase](const v1::ReportGroupStatusRequest& report) {
+          return report.epoch() == epoch && report.phase() == phase;
+        });
   }
 
   // Waits until READY of `epoch` and its three progress reports arrived: progress goes out
@@ -110,44 +101,6 @@ class FakeDaemon final : public v1::AgentService::Service {
       if (!AwaitReport(epoch, phase)) return false;
     }
     return true;
-  }
-
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*,
-                        v1::RegisterResponse* response) override {
-    response->set_member_id("m-1");
-    response->set_session_token("secret");
-    response->set_heartbeat_interval_ms(50);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status WatchPlan(grpc::ServerContext* context, const v1::WatchPlanRequest*,
-                         grpc::ServerWriter<v1::WatchPlanResponse>* writer) override {
-    size_t sent = 0;
-    while (!context->IsCancelled()) {
-      std::vector<v1::WatchPlanResponse> to_send;
-      {
-        absl::MutexLock lock(&mu_);
-        auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return plans_.size() > sent; };
-        mu_.AwaitWithTimeout(absl::Condition(&more), absl::Milliseconds(10));
-        to_send.assign(plans_.begin() + static_cast<long>(sent), plans_.end());
-        sent = plans_.size();
-      }
-      for (const auto& message : to_send) writer->Write(message);
-    }
-    return grpc::Status::OK;
-  }
-
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
-                         v1::HeartbeatResponse* response) override {
-    response->set_epoch(request->epoch());
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ReportGroupStatus(grpc::ServerContext*, const v1::ReportGroupStatusRequest* request,
-                                 v1::ReportGroupStatusResponse*) override {
-    absl::MutexLock lock(&mu_);
-    reports_.push_back(*request);
-    return grpc::Status::OK;
   }
 
   grpc::Status KvSet(grpc::ServerContext*, const v1::KvSetRequest* request,
@@ -190,8 +143,6 @@ class FakeDaemon final : public v1::AgentService::Service {
 
  private:
   absl::Mutex mu_;
-  std::vector<v1::WatchPlanResponse> plans_ ABSL_GUARDED_BY(mu_);
-  std::vector<v1::ReportGroupStatusRequest> reports_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<int64_t, std::string>, std::string> values_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<int64_t, std::string>, int64_t> counters_ ABSL_GUARDED_BY(mu_);
 };
@@ -343,13 +294,10 @@ v1::WatchPlanResponse ShrinkPlan(int64_t shrinks, int64_t rank) {
 class AgentShrinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&daemon_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    auto server = testing::StartLocalGrpcServer({&daemon_});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server->server);
+    address_ = server->address;
   }
   void TearDown() override {
     if (agent_ != nullptr) agent_->Stop();

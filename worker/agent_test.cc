@@ -11,11 +11,11 @@
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
+#include "tests/testing/fake_agent_service.h"
+#include "tests/testing/local_grpc_server.h"
 
 namespace splitd::worker {
 namespace {
@@ -25,83 +25,15 @@ using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
 
 // A daemon stand-in: accepts one member, streams the plans the test queues, records reports.
-class FakeAgentService final : public v1::AgentService::Service {
+class FakeDaemon final : public testing::FakeAgentService {
  public:
-  void Publish(v1::WatchPlanResponse message) {
-    absl::MutexLock lock(&mu_);
-    plans_.push_back(std::move(message));
-  }
-
-  std::vector<v1::ReportGroupStatusRequest> reports() {
-    absl::MutexLock lock(&mu_);
-    return reports_;
-  }
+  using testing::FakeAgentService::AwaitReport;
 
   // Waits until a report with `phase` arrived; false after 20 s.
   bool AwaitReport(v1::Phase phase) {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      for (const auto& report : reports_) {
-        if (report.phase() == phase) return true;
-      }
-      return false;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(20));
+    return AwaitReport(
+        [phase](const v1::ReportGroupStatusRequest& report) { return report.phase() == phase; });
   }
-
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* request,
-                        v1::RegisterResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    identity_ = request->identity();
-    response->set_member_id("m-1");
-    response->set_session_token("secret");
-    response->set_heartbeat_interval_ms(50);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status WatchPlan(grpc::ServerContext* context, const v1::WatchPlanRequest* request,
-                         grpc::ServerWriter<v1::WatchPlanResponse>* writer) override {
-    if (request->member().session_token() != "secret") {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "bad token");
-    }
-    size_t sent = 0;
-    while (!context->IsCancelled()) {
-      std::vector<v1::WatchPlanResponse> to_send;
-      {
-        absl::MutexLock lock(&mu_);
-        auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return plans_.size() > sent; };
-        mu_.AwaitWithTimeout(absl::Condition(&more), absl::Milliseconds(10));
-        to_send.assign(plans_.begin() + static_cast<long>(sent), plans_.end());
-        sent = plans_.size();
-      }
-      for (const auto& message : to_send) writer->Write(message);
-    }
-    return grpc::Status::OK;
-  }
-
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
-                         v1::HeartbeatResponse* response) override {
-    response->set_epoch(request->epoch());
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ReportGroupStatus(grpc::ServerContext*, const v1::ReportGroupStatusRequest* request,
-                                 v1::ReportGroupStatusResponse*) override {
-    absl::MutexLock lock(&mu_);
-    reports_.push_back(*request);
-    return grpc::Status::OK;
-  }
-
-  v1::MemberIdentity identity() {
-    absl::MutexLock lock(&mu_);
-    return identity_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<v1::WatchPlanResponse> plans_ ABSL_GUARDED_BY(mu_);
-  std::vector<v1::ReportGroupStatusRequest> reports_ ABSL_GUARDED_BY(mu_);
-  v1::MemberIdentity identity_ ABSL_GUARDED_BY(mu_);
 };
 
 // A backend that forms every group at once and validates with the group size.
@@ -160,13 +92,10 @@ v1::WatchPlanResponse PlanOfOne(const std::string& backend) {
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    auto server = testing::StartLocalGrpcServer({&service_});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server->server);
+    address_ = server->address;
   }
   void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
 
@@ -188,7 +117,7 @@ class AgentTest : public ::testing::Test {
     return phases;
   }
 
-  FakeAgentService service_;
+  FakeDaemon service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int builder_calls_ = 0;

@@ -3,7 +3,6 @@
 // until READY. The plan files the agents write must agree with the daemon's GetPlan.
 
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -19,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -28,7 +28,6 @@ using ::splitd::testing::CommandResult;
 using ::splitd::testing::IsOk;
 using ::splitd::testing::RunCommand;
 using ::splitd::testing::RunfilePath;
-using ::splitd::testing::StatusIs;
 using ::splitd::testing::Subprocess;
 using ::testing::HasSubstr;
 
@@ -60,56 +59,32 @@ std::string ReadFile(const std::string& path) {
 class AgentsEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunCommand({"mkdir", "-p", dir_})->exit_code, 0);
-    const std::string port_file = dir_ + "/splitd.port";
-    std::remove(port_file.c_str());
-    auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file, "--log_level=info"});
+    dir_ = testing::FreshTestDir("");
+    auto daemon = testing::StartDaemon(dir_ + "/splitd.port", {"--log_level=info"});
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
   }
 
   void TearDown() override {
-    for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) {
-      auto status = agent->Wait(absl::Seconds(20));
-      EXPECT_THAT(status, IsOk());
-      if (status.ok()) {
-        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-            << "agent exit status " << *status << "\n" << agent->Stderr();
-      }
-    }
-    if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
-    }
+    testing::TerminateAll(agents_, /*expect_zero_exit=*/true);
+    if (daemon_ != nullptr) testing::Terminate(*daemon_, /*expect_zero_exit=*/false);
   }
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "",
                          absl::Duration timeout = absl::Seconds(60)) {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, timeout);
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    return testing::RunSplitctl(address_, args, stdin_text, timeout);
   }
 
   // Starts the agent of local index `index` (one node, so index = rank).
   void StartAgent(const std::string& cluster, int index, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {
-        RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=" + cluster,
-        absl::StrCat("--node=node-", index / 4), absl::StrCat("--local_index=", index % 4),
-        absl::StrCat("--pod=agent-", index), "--host=127.0.0.1",
-        absl::StrCat("--plan_file=", dir_, "/plan-", index, ".json"), "--timeout_ms=30000"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto agent = Subprocess::Start(argv);
-    ASSERT_THAT(agent, IsOk());
-    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+    extra.insert(extra.begin(), {absl::StrCat("--plan_file=", dir_, "/plan-", index, ".json"),
+                                 "--timeout_ms=30000"});
+    auto agent = testing::StartOrFail(testing::AgentArgv(
+        address_, cluster, absl::StrCat("node-", index / 4), index % 4,
+        absl::StrCat("agent-", index), extra));
+    ASSERT_NE(agent, nullptr);
+    agents_.push_back(std::move(agent));
   }
 
   std::string AgentLogs() const {
@@ -120,21 +95,14 @@ class AgentsEndToEndTest : public ::testing::Test {
 
   // Runs `splitctl status --watch` until READY or FAILED; returns the last JSON object.
   nlohmann::json WatchUntilDone(const std::string& cluster, int* exit_code) {
-    CommandResult watched =
-        Splitctl({"status", cluster, "--watch", "--interval=0.2s", "--watch_timeout=120s", "-o",
-                  "json"},
-                 "", absl::Seconds(150));
+    CommandResult watched = Splitctl(testing::WatchStatusArgs(cluster), "", absl::Seconds(150));
     *exit_code = watched.exit_code;
-    std::string last;
-    std::istringstream lines(watched.out);
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) last = line;
-    }
-    if (!nlohmann::json::accept(last)) {
+    nlohmann::json last = testing::LastJsonLine(watched.out);
+    if (last.is_null()) {
       ADD_FAILURE() << "no status from splitctl: " << watched.out << watched.err;
       return nlohmann::json::object();
     }
-    return nlohmann::json::parse(last);
+    return last;
   }
 
   void ReachesReadyAndPlanFilesAgreeWithGetPlan(const std::string& method) {
@@ -207,11 +175,7 @@ TEST_F(AgentsEndToEndTest, EightAgentsReachReadyWithSplit) {
   daemon_->Signal(SIGKILL);
   ASSERT_THAT(daemon_->Wait(absl::Seconds(10)), IsOk());
   absl::SleepFor(absl::Seconds(2));
-  for (const auto& agent : agents_) {
-    EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
-                StatusIs(absl::StatusCode::kDeadlineExceeded))
-        << "agent exited\n" << agent->Stderr();
-  }
+  testing::ExpectAllRunning(agents_);
   daemon_.reset();
 }
 
@@ -258,11 +222,7 @@ backend: "cpu:gloo,cuda:nccl"
   EXPECT_THAT(status["reason"].get<std::string>(),
               ::testing::ContainsRegex("backend cuda:nccl is not available on this agent "
                                        "\\(backend unavailable: .*(NCCL|CUDA|libnccl|cuda)"));
-  for (const auto& agent : agents_) {
-    EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
-                StatusIs(absl::StatusCode::kDeadlineExceeded))
-        << "agent exited\n" << agent->Stderr();
-  }
+  testing::ExpectAllRunning(agents_);
 }
 
 TEST_F(AgentsEndToEndTest, BadAgentFlagsExitWithTwoAndOneLine) {

@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 #include "splitd/v1/control_service.grpc.pb.h"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -102,13 +103,9 @@ class AuthEndToEndTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) ASSERT_THAT(agent->Wait(absl::Seconds(20)), IsOk());
+    testing::TerminateAll(agents_, /*expect_zero_exit=*/false);
     if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      auto status = daemon_->Wait(absl::Seconds(20));
-      ASSERT_THAT(status, IsOk());
-      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << daemon_->Stderr();
+      testing::Terminate(*daemon_, /*expect_zero_exit=*/true);
       // Not a single token in the log (at debug level), the audit trail or the stored state.
       std::string stored;
       for (const auto& entry : std::filesystem::recursive_directory_iterator(data_dir_)) {
@@ -123,17 +120,13 @@ class AuthEndToEndTest : public ::testing::Test {
   }
 
   void StartDaemon() {
-    const std::string port_file = ::testing::TempDir() + "/auth_splitd.port";
-    std::remove(port_file.c_str());
-    auto daemon = Subprocess::Start(
-        {RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0", "--port_file=" + port_file,
-         "--data_dir=" + data_dir_, "--log_level=debug", "--admin_token_file=" + admin_file_,
+    auto daemon = testing::StartDaemon(
+        ::testing::TempDir() + "/auth_splitd.port",
+        {"--data_dir=" + data_dir_, "--log_level=debug", "--admin_token_file=" + admin_file_,
          "--observer_token_file=" + observer_file_});
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
     auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     control_ = v1::ControlService::NewStub(channel);
     agent_ = v1::AgentService::NewStub(channel);
@@ -175,13 +168,8 @@ class AuthEndToEndTest : public ::testing::Test {
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "",
                          std::vector<std::string> env = {}) {
-    std::vector<std::string> argv = {"env"};
-    argv.insert(argv.end(), env.begin(), env.end());
-    argv.insert(argv.end(), {RunfilePath("client/splitctl"), "--addr", address_, "--timeout", "5"});
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, absl::Seconds(120));
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    args.insert(args.begin(), {"--timeout", "5"});
+    return testing::RunSplitctl(address_, args, stdin_text, absl::Seconds(120), env);
   }
 
   std::string data_dir_;
@@ -547,20 +535,18 @@ TEST_F(AuthEndToEndTest, SplitctlAndAgentsCarryTheirTokensFromFiles) {
 
   // Two agents with alpha's join token (one by flag, one by environment) reach READY.
   for (int index = 0; index < 2; ++index) {
-    std::vector<std::string> argv = {
-        RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=alpha",
-        "--node=node-0", absl::StrCat("--local_index=", index),
-        absl::StrCat("--pod=agent-", index), "--host=127.0.0.1", "--nccl_library=",
-        "--timeout_ms=30000"};
+    std::vector<std::string> extra = {"--nccl_library=", "--timeout_ms=30000"};
     std::vector<std::string> env;
     if (index == 0) {
-      argv.push_back("--join_token_file=" + join_alpha_file_);
+      extra.push_back("--join_token_file=" + join_alpha_file_);
     } else {
       env.push_back("SPLITD_JOIN_TOKEN_FILE=" + join_alpha_file_);
     }
-    auto agent = Subprocess::Start(argv, env);
-    ASSERT_THAT(agent, IsOk());
-    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+    auto agent = testing::StartOrFail(
+        testing::AgentArgv(address_, "alpha", "node-0", index, absl::StrCat("agent-", index), extra),
+        env);
+    ASSERT_NE(agent, nullptr);
+    agents_.push_back(std::move(agent));
   }
   CommandResult watched = Splitctl({"--token_file", observer_one_file_, "status", "alpha",
                                     "--watch", "--interval=0.2s", "--watch_timeout=90s"});

@@ -3,12 +3,9 @@
 // `splitd-agent` processes keep running, and the cluster ends READY with nothing lost.
 
 #include <signal.h>
-#include <sys/wait.h>
 
-#include <fstream>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -26,9 +24,6 @@ namespace {
 
 using ::splitd::testing::CommandResult;
 using ::splitd::testing::IsOk;
-using ::splitd::testing::RunCommand;
-using ::splitd::testing::RunfilePath;
-using ::splitd::testing::StatusIs;
 using ::splitd::testing::Subprocess;
 
 constexpr int kWorld = 8;
@@ -43,32 +38,21 @@ dims:
 class DaemonRestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunCommand({"rm", "-rf", dir_})->exit_code, 0);
-    ASSERT_EQ(RunCommand({"mkdir", "-p", dir_})->exit_code, 0);
+    dir_ = testing::FreshTestDir("");
     StartDaemon("127.0.0.1:0");
   }
 
   void TearDown() override {
-    for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) EXPECT_THAT(agent->Wait(absl::Seconds(20)), IsOk());
-    if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
-    }
+    testing::TerminateAll(agents_, /*expect_zero_exit=*/false);
+    if (daemon_ != nullptr) testing::Terminate(*daemon_, /*expect_zero_exit=*/false);
   }
 
   void StartDaemon(const std::string& listen) {
-    const std::string port_file = dir_ + "/splitd.port";
-    std::remove(port_file.c_str());
-    auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=" + listen,
-                                     "--port_file=" + port_file, "--data_dir=" + dir_ + "/data"});
+    auto daemon =
+        testing::StartDaemon(dir_ + "/splitd.port", {"--data_dir=" + dir_ + "/data"}, listen);
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
   }
 
   // SIGKILL, then a new daemon on the same address and data directory.
@@ -81,20 +65,15 @@ class DaemonRestartTest : public ::testing::Test {
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "",
                          absl::Duration timeout = absl::Seconds(60)) {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, timeout);
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    return testing::RunSplitctl(address_, args, stdin_text, timeout);
   }
 
   void StartAgent(int index) {
-    auto agent = Subprocess::Start(
-        {RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=durable",
-         absl::StrCat("--node=node-", index / 4), absl::StrCat("--local_index=", index % 4),
-         absl::StrCat("--pod=agent-", index), "--host=127.0.0.1", "--timeout_ms=60000"});
-    ASSERT_THAT(agent, IsOk());
-    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+    auto agent = testing::StartOrFail(
+        testing::AgentArgv(address_, "durable", absl::StrCat("node-", index / 4), index % 4,
+                           absl::StrCat("agent-", index), {"--timeout_ms=60000"}));
+    ASSERT_NE(agent, nullptr);
+    agents_.push_back(std::move(agent));
   }
 
   nlohmann::json Status() {
@@ -105,16 +84,8 @@ class DaemonRestartTest : public ::testing::Test {
 
   // Polls until the cluster is READY (or FAILED); returns the last status.
   nlohmann::json WaitUntilDone() {
-    CommandResult watched = Splitctl({"status", "durable", "--watch", "--interval=0.2s",
-                                      "--watch_timeout=120s", "-o", "json"},
-                                     "", absl::Seconds(150));
-    std::string last;
-    std::istringstream lines(watched.out);
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) last = line;
-    }
-    if (!nlohmann::json::accept(last)) return {};
-    return nlohmann::json::parse(last);
+    return testing::LastJsonLine(
+        Splitctl(testing::WatchStatusArgs("durable"), "", absl::Seconds(150)).out);
   }
 
   std::string Logs() const {
@@ -132,13 +103,7 @@ class DaemonRestartTest : public ::testing::Test {
     return ranks;
   }
 
-  void ExpectAgentsAlive() {
-    for (const auto& agent : agents_) {
-      EXPECT_THAT(agent->Wait(absl::Milliseconds(1)),
-                  StatusIs(absl::StatusCode::kDeadlineExceeded))
-          << "agent exited\n" << agent->Stderr();
-    }
-  }
+  void ExpectAgentsAlive() { testing::ExpectAllRunning(agents_); }
 
   std::string dir_;
   std::string address_;

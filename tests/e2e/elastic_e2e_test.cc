@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -44,54 +44,33 @@ elastic: {min: )", min, R"(, heartbeat_interval_ms: 200, lease_timeout_ms: 2000}
 class ElasticEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunCommand({"mkdir", "-p", dir_})->exit_code, 0);
-    const std::string port_file = dir_ + "/splitd.port";
-    std::remove(port_file.c_str());
-    auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file, "--data_dir=" + dir_ + "/data",
-                                     "--log_level=info"});
+    dir_ = testing::FreshTestDir("");
+    auto daemon = testing::StartDaemon(dir_ + "/splitd.port",
+                                       {"--data_dir=" + dir_ + "/data", "--log_level=info"});
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
   }
 
   void TearDown() override {
-    for (auto& [name, agent] : agents_) {
-      agent->Signal(SIGCONT);
-      agent->Signal(SIGTERM);
-    }
-    for (auto& [name, agent] : agents_) {
-      auto status = agent->Wait(absl::Seconds(20));
-      EXPECT_THAT(status, IsOk()) << name;
-    }
-    if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
-    }
+    for (auto& [name, agent] : agents_) agent->Signal(SIGCONT);
+    std::vector<std::unique_ptr<Subprocess>> agents;
+    for (auto& [name, agent] : agents_) agents.push_back(std::move(agent));
+    testing::TerminateAll(agents, /*expect_zero_exit=*/false);
+    if (daemon_ != nullptr) testing::Terminate(*daemon_, /*expect_zero_exit=*/false);
   }
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "") {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, absl::Seconds(60));
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    return testing::RunSplitctl(address_, args, stdin_text);
   }
 
   Subprocess* StartAgent(const std::string& cluster, const std::string& node, int local_index) {
     const std::string name = absl::StrCat(node, "-", local_index);
-    auto agent = Subprocess::Start(
-        {RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=" + cluster,
-         "--node=" + node, absl::StrCat("--local_index=", local_index), "--pod=agent-" + name,
-         "--host=127.0.0.1", absl::StrCat("--plan_file=", dir_, "/plan-", name, ".json"),
-         "--timeout_ms=20000"});
-    EXPECT_THAT(agent, IsOk());
-    if (!agent.ok()) return nullptr;
-    agents_.emplace_back(name, std::make_unique<Subprocess>(*std::move(agent)));
+    auto agent = testing::StartOrFail(testing::AgentArgv(
+        address_, cluster, node, local_index, "agent-" + name,
+        {absl::StrCat("--plan_file=", dir_, "/plan-", name, ".json"), "--timeout_ms=20000"}));
+    if (agent == nullptr) return nullptr;
+    agents_.emplace_back(name, std::move(agent));
     return agents_.back().second.get();
   }
 

@@ -7,9 +7,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -32,8 +33,6 @@ namespace {
 
 using ::splitd::testing::CommandResult;
 using ::splitd::testing::IsOk;
-using ::splitd::testing::RunCommand;
-using ::splitd::testing::RunfilePath;
 using ::splitd::testing::Subprocess;
 
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
@@ -74,21 +73,16 @@ std::optional<nlohmann::json> GetJson(int port, const std::string& path,
 class MetricsEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/metrics_e2e";
-    ASSERT_EQ(RunCommand({"mkdir", "-p", dir_})->exit_code, 0);
-    const std::string port_file = dir_ + "/splitd.port";
+    dir_ = testing::FreshTestDir("metrics_e2e_");
     const std::string metrics_port_file = dir_ + "/splitd.metrics_port";
-    std::remove(port_file.c_str());
     std::remove(metrics_port_file.c_str());
-    auto daemon = Subprocess::Start(
-        {RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0", "--port_file=" + port_file,
-         "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file,
-         "--data_dir=" + dir_ + "/state"});
+    auto daemon = testing::StartDaemon(
+        dir_ + "/splitd.port", {"--metrics_listen=127.0.0.1:0",
+                                "--metrics_port_file=" + metrics_port_file,
+                                "--data_dir=" + dir_ + "/state"});
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
     auto metrics_address = testing::WaitForFileLine(metrics_port_file, absl::Seconds(30));
     ASSERT_THAT(metrics_address, IsOk()) << daemon_->Stderr();
     metrics_address_ = *metrics_address;
@@ -99,30 +93,20 @@ class MetricsEndToEndTest : public ::testing::Test {
       prometheus_->Signal(SIGTERM);
       if (!prometheus_->Wait(absl::Seconds(20)).ok()) prometheus_->Signal(SIGKILL);
     }
-    for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) EXPECT_THAT(agent->Wait(absl::Seconds(20)), IsOk());
-    if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      EXPECT_THAT(daemon_->Wait(absl::Seconds(20)), IsOk());
-    }
+    testing::TerminateAll(agents_, /*expect_zero_exit=*/false);
+    if (daemon_ != nullptr) testing::Terminate(*daemon_, /*expect_zero_exit=*/false);
   }
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "",
                          absl::Duration timeout = absl::Seconds(60)) {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, timeout);
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    return testing::RunSplitctl(address_, args, stdin_text, timeout);
   }
 
   void StartAgent(const std::string& cluster, int index) {
-    auto agent = Subprocess::Start(
-        {RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=" + cluster,
-         "--node=node-0", absl::StrCat("--local_index=", index),
-         absl::StrCat("--pod=agent-", index), "--host=127.0.0.1", "--timeout_ms=30000"});
-    ASSERT_THAT(agent, IsOk());
-    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+    auto agent = testing::StartOrFail(testing::AgentArgv(
+        address_, cluster, "node-0", index, absl::StrCat("agent-", index), {"--timeout_ms=30000"}));
+    ASSERT_NE(agent, nullptr);
+    agents_.push_back(std::move(agent));
   }
 
   // Starts Prometheus scraping the daemon every second, with its data in the test's directory.

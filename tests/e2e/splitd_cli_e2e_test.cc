@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -29,29 +30,18 @@ using ::testing::Not;
 class SplitdCliEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string port_file = ::testing::TempDir() + "/splitd.port";
-    std::remove(port_file.c_str());
     // A fresh durable state per test.
-    const std::string data_dir =
-        ::testing::TempDir() + "/data-" +
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunCommand({"rm", "-rf", data_dir})->exit_code, 0);
-    auto daemon = Subprocess::Start({RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file, "--data_dir=" + data_dir,
-                                     "--log_format=json", "--log_level=debug"});
+    const std::string dir = testing::FreshTestDir("cli-");
+    auto daemon = testing::StartDaemon(
+        dir + "/splitd.port",
+        {"--data_dir=" + dir + "/data", "--log_format=json", "--log_level=debug"});
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
   }
 
   CommandResult Splitctl(std::vector<std::string> args, const std::string& stdin_text = "") {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text);
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    return testing::RunSplitctl(address_, args, stdin_text);
   }
 
   static std::string Example(const std::string& name) {

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/splitd_processes.h"
 #include "tests/testing/subprocess.h"
 
 namespace splitd {
@@ -88,44 +89,21 @@ class TlsEndToEndTest : public ::testing::Test {
   static std::string File(const std::string& name) { return *dir_ + "/" + name; }
 
   void TearDown() override {
-    for (auto& agent : agents_) agent->Signal(SIGTERM);
-    for (auto& agent : agents_) {
-      auto status = agent->Wait(absl::Seconds(20));
-      ASSERT_THAT(status, IsOk());
-      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-          << "agent exit status " << *status << "\n" << agent->Stderr();
-    }
-    if (daemon_ != nullptr) {
-      daemon_->Signal(SIGTERM);
-      auto status = daemon_->Wait(absl::Seconds(20));
-      ASSERT_THAT(status, IsOk());
-      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-          << "daemon exit status " << *status << "\n" << daemon_->Stderr();
-    }
+    testing::TerminateAll(agents_, /*expect_zero_exit=*/true);
+    if (daemon_ != nullptr) testing::Terminate(*daemon_, /*expect_zero_exit=*/true);
   }
 
   void StartDaemon(std::vector<std::string> flags) {
-    const std::string port_file = ::testing::TempDir() + "/splitd.port";
-    std::remove(port_file.c_str());
-    std::vector<std::string> argv = {RunfilePath("daemon/splitd"), "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    auto daemon = Subprocess::Start(argv);
+    auto daemon = testing::StartDaemon(::testing::TempDir() + "/splitd.port", flags);
     ASSERT_THAT(daemon, IsOk());
-    daemon_ = std::make_unique<Subprocess>(*std::move(daemon));
-    auto address = testing::WaitForFileLine(port_file, absl::Seconds(30));
-    ASSERT_THAT(address, IsOk()) << daemon_->Stderr();
-    address_ = *address;
+    daemon_ = std::move(daemon->process);
+    address_ = daemon->address;
   }
 
   CommandResult Splitctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60),
                          const std::string& stdin_text = "") {
-    std::vector<std::string> argv = {RunfilePath("client/splitctl"), "--addr", address_,
-                                     "--timeout", "5"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = RunCommand(argv, stdin_text, timeout);
-    EXPECT_THAT(result, IsOk());
-    return result.ok() ? *result : CommandResult{};
+    args.insert(args.begin(), {"--timeout", "5"});
+    return testing::RunSplitctl(address_, args, stdin_text, timeout);
   }
 
   static std::vector<std::string> TrustCa() { return {"--tls_ca", File("ca.pem")}; }
@@ -224,30 +202,21 @@ TEST_F(TlsEndToEndTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
 
   for (int index = 0; index < 2; ++index) {
-    std::vector<std::string> argv = {
-        RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=tls",
-        "--node=node-0", absl::StrCat("--local_index=", index),
-        absl::StrCat("--pod=agent-", index), "--host=127.0.0.1", "--nccl_library=",
-        "--timeout_ms=30000"};
-    argv = Concat(argv, ClientCert());
-    auto agent = Subprocess::Start(argv);
-    ASSERT_THAT(agent, IsOk());
-    agents_.push_back(std::make_unique<Subprocess>(*std::move(agent)));
+    auto agent = testing::StartOrFail(testing::AgentArgv(
+        address_, "tls", "node-0", index, absl::StrCat("agent-", index),
+        Concat({"--nccl_library=", "--timeout_ms=30000"}, ClientCert())));
+    ASSERT_NE(agent, nullptr);
+    agents_.push_back(std::move(agent));
   }
 
   CommandResult watched =
-      Splitctl(Concat(ClientCert(), {"status", "tls", "--watch", "--interval=0.2s",
-                                     "--watch_timeout=90s", "-o", "json"}),
+      Splitctl(Concat(ClientCert(), testing::WatchStatusArgs("tls", absl::Seconds(90))),
                absl::Seconds(120));
-  std::string last;
-  std::istringstream lines(watched.out);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) last = line;
-  }
+  const nlohmann::json last = testing::LastJsonLine(watched.out);
   ASSERT_EQ(watched.exit_code, 0) << watched.out << watched.err << agents_[0]->Stderr()
                                   << agents_[1]->Stderr();
-  ASSERT_TRUE(nlohmann::json::accept(last)) << watched.out;
-  const nlohmann::json status = nlohmann::json::parse(last);
+  ASSERT_FALSE(last.is_null()) << watched.out;
+  const nlohmann::json& status = last;
   EXPECT_EQ(status["state"], "READY");
   ASSERT_EQ(status["members"].size(), 2u);
   for (const nlohmann::json& member : status["members"]) EXPECT_EQ(member["phase"], "READY");

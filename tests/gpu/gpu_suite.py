@@ -5,7 +5,7 @@ PyTorch reference program).
 
   python3 gpu_suite.py --pack DIR --out DIR [--tests] [--bench] [--runs 3]
 
---tests: the daemon plus one agent per GPU at world 2 (TP2) and 4 (TP2 PP2), each method
+--tests: the daemon plus one agent per GPU at world 1 (TP1), 2 (TP2) and 4 (TP2 PP2), each method
 (split, init) and backend string (cuda:nccl; cpu:gloo,cuda:nccl at world 4): every run must reach
 READY with every validation all-reduce equal to its group size. Prints "PASS name" / "FAIL name".
 --elastic: at world 4 (TP2 x DP2, cuda:nccl, elastic lease 1 s), kill -9 of the agent of rank 3
@@ -34,7 +34,7 @@ SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
 
 
 def topology(name, world, method, backend):
-    dims = "  - {name: tp, size: 2}\n"
+    dims = "  - {name: tp, size: %d}\n" % min(world, 2)
     groups = "  - {name: tp, dims: [tp]}\n"
     if world >= 4:
         dims += "  - {name: pp, size: 2}\n"
@@ -102,7 +102,7 @@ def check_ready(status, world):
     if status.get("state") != "READY":
         problems.append("state %s: %s" % (status.get("state"), status.get("reason")))
         return problems
-    sizes = {"tp": 2, "pp": 2, "dp": world // 4}
+    sizes = {"tp": min(world, 2), "pp": 2, "dp": world // 4}
     for kind, group in status.get("groups", {}).items():
         if group["ready"] != group["groups"]:
             problems.append("%s: %d of %d groups ready" % (kind, group["ready"], group["groups"]))
@@ -298,7 +298,8 @@ def run_elastic(args, results):
 
 def run_tests(args, gpus, results):
     cases = []
-    for world in (2, 4):
+    # World 1 (one GPU) still runs the NCCL builder's bootstrap, split or init, and validation.
+    for world in (1, 2, 4):
         if world > gpus:
             continue
         for method in ("split", "init"):

@@ -8,7 +8,6 @@
 // depend on the number of members. Prints one `RESULT {json}` line; exits 1 when any RPC failed
 // or not every member received its plan, 2 on bad flags.
 
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,7 +15,6 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +31,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
+#include "tests/load/agent_client.h"
 
 ABSL_FLAG(std::string, daemon, "127.0.0.1:7070", "splitd address HOST:PORT");
 ABSL_FLAG(std::string, cluster, "load", "cluster to join (its topology must be applied)");
@@ -48,14 +47,6 @@ ABSL_FLAG(double, rpc_timeout_s, 30, "deadline of every unary call");
 namespace splitd::load {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             SteadyClock::now().time_since_epoch())
-      .count();
-}
-
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
@@ -65,27 +56,6 @@ int64_t Percentile(const std::vector<int64_t>& sorted, double p) {
   size_t index = static_cast<size_t>(p * static_cast<double>(sorted.size()));
   if (index >= sorted.size()) index = sorted.size() - 1;
   return sorted[index];
-}
-
-// Threads of this process, from /proc/self/status; -1 when unreadable.
-int64_t OwnThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoll(line.substr(8));
-  }
-  return -1;
-}
-
-// Sets the open-files soft limit to the hard limit; streams share a few connections, but the
-// daemon under test may run beside us with the same limits, and gRPC opens a few fds per channel.
-void RaiseOpenFilesLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) std::perror("load_agents: setrlimit");
-  }
 }
 
 struct Config {
@@ -102,40 +72,7 @@ struct Config {
 };
 
 class LoadRun;
-
-// The WatchPlan stream of one simulated member. Lives until the run ends (after OnDone).
-class PlanWatch final : public grpc::ClientReadReactor<v1::WatchPlanResponse> {
- public:
-  PlanWatch(LoadRun* run, int index) : run_(run), index_(index) {}
-
-  void Start(v1::AgentService::Stub* stub, const v1::MemberCredentials& member) {
-    *request_.mutable_member() = member;
-    stub->async()->WatchPlan(&context_, &request_, this);
-    StartRead(&response_);
-    StartCall();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-
- private:
-  LoadRun* const run_;
-  const int index_;
-  grpc::ClientContext context_;
-  v1::WatchPlanRequest request_;
-  v1::WatchPlanResponse response_;
-};
-
-// One unary call in flight; deleted by its completion callback.
-template <typename Request, typename Response>
-struct UnaryCall {
-  grpc::ClientContext context;
-  Request request;
-  Response response;
-  int64_t start_ns = 0;
-};
+using Watch = PlanWatch<LoadRun>;
 using RegisterCall = UnaryCall<v1::RegisterRequest, v1::RegisterResponse>;
 using HeartbeatCall = UnaryCall<v1::HeartbeatRequest, v1::HeartbeatResponse>;
 
@@ -148,7 +85,7 @@ struct Agent {
   std::atomic<int64_t> plan_ns{0};  // first plan received
   int64_t rank = -2;          // -2: no plan yet
   int64_t epoch = 0;
-  std::unique_ptr<PlanWatch> watch;
+  std::unique_ptr<Watch> watch;
 };
 
 // What the heartbeat phase measured, for the result line.
@@ -184,12 +121,10 @@ class LoadRun {
   void PrintResult(const HeartbeatPhase& heartbeats);
   v1::AgentService::Stub* StubFor(int index) { return stubs_[index % stubs_.size()].get(); }
   std::chrono::system_clock::time_point RpcDeadline() const {
-    return std::chrono::system_clock::now() +
-           std::chrono::microseconds(absl::ToInt64Microseconds(config_.rpc_timeout));
+    return DeadlineIn(config_.rpc_timeout);
   }
 
   const Config config_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs_;
   std::vector<Agent> agents_;
 
@@ -215,46 +150,16 @@ class LoadRun {
   std::string first_error_ ABSL_GUARDED_BY(mu_);
 };
 
-void PlanWatch::OnReadDone(bool ok) {
-  if (!ok) return;  // the stream is over; OnDone follows
-  run_->OnPlan(index_, response_);
-  StartRead(&response_);
-}
-
-void PlanWatch::OnDone(const grpc::Status& status) { run_->OnWatchDone(index_, status); }
-
 bool LoadRun::Connect() {
-  const int count =
-      std::max(1, (config_.members + config_.streams_per_channel - 1) / config_.streams_per_channel);
-  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(30);
-  for (int c = 0; c < count; ++c) {
-    grpc::ChannelArguments args;
-    // A distinct argument and a local subchannel pool: one TCP connection per channel.
-    args.SetInt("splitd.load.channel", c);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel =
-        grpc::CreateCustomChannel(config_.daemon, grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(deadline)) {
-      std::fprintf(stderr, "load_agents: cannot connect to %s\n", config_.daemon.c_str());
-      return false;
-    }
-    stubs_.push_back(v1::AgentService::NewStub(channel));
-    channels_.push_back(std::move(channel));
-  }
-  return true;
+  stubs_ = ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel, 0,
+                        "load_agents");
+  return !stubs_.empty();
 }
 
 void LoadRun::MakeIdentities() {
   absl::BitGen random;
   for (int i = 0; i < config_.members; ++i) {
-    v1::MemberIdentity& identity = agents_[i].identity;
-    identity.set_cluster(config_.cluster);
-    identity.set_pod(absl::StrCat("load-", i));
-    identity.set_node(absl::StrCat("node-", i / 8));
-    identity.set_host("127.0.0.1");
-    identity.set_local_index(i % 8);
-    identity.set_incarnation(absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(random),
-                                             absl::Uniform<uint64_t>(random)));
+    agents_[i].identity = MemberIdentityFor(config_.cluster, "load-", i, random);
   }
 }
 
@@ -281,7 +186,7 @@ void LoadRun::OnRegistered(int index, RegisterCall* call, const grpc::Status& st
     agent.credentials.set_cluster(config_.cluster);
     agent.credentials.set_member_id(call->response.member_id());
     agent.credentials.set_session_token(call->response.session_token());
-    agent.watch = std::make_unique<PlanWatch>(this, index);
+    agent.watch = std::make_unique<Watch>(this, index);
     watches_started_.fetch_add(1);
     agent.watch->Start(StubFor(index), agent.credentials);
   } else {
@@ -382,7 +287,7 @@ void LoadRun::CancelWatches() {
 }
 
 int LoadRun::Run() {
-  RaiseOpenFilesLimit();
+  RaiseOpenFilesLimit("load_agents");
   if (!Connect()) return 1;
   MakeIdentities();
   RegisterAll();

@@ -29,6 +29,8 @@ import threading
 import time
 import urllib.request
 
+from daemon_procs import proc_status, wait_for_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstore_rdzv_bench.py")
@@ -39,20 +41,6 @@ dims:
   - {{name: dp, size: {dp}}}
 nodes: {{gpus_per_node: 8}}
 """
-
-
-def proc_status(pid):
-    """VmRSS, VmHWM (KiB) and Threads of a process; None once it is gone."""
-    fields = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "Threads"):
-                    fields[key] = int(value.split()[0])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields
 
 
 class Sampler(threading.Thread):
@@ -79,19 +67,6 @@ class Sampler(threading.Thread):
     def stop(self):
         self.stop_event.set()
         self.join()
-
-
-def wait_for_port(port_file, daemon, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if daemon.poll() is not None:
-            raise RuntimeError("splitd exited with %d before serving" % daemon.returncode)
-        if os.path.exists(port_file):
-            text = open(port_file).read().strip()
-            if text:
-                return text
-        time.sleep(0.01)
-    raise RuntimeError("splitd did not write %s within %.0f s" % (port_file, timeout))
 
 
 class Scraper(threading.Thread):

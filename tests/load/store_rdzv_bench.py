@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 
+from daemon_procs import proc_status, wait_for_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstore_rdzv_bench.py")
@@ -70,38 +72,11 @@ def wait_for_quiet(args, what):
     return load
 
 
-def proc_status(pid):
-    """VmRSS and VmHWM (KiB) and Threads of a process; None once it is gone."""
-    fields = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "Threads"):
-                    fields[key] = int(value.split()[0])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields
-
-
 def cpu_seconds(pid):
     """User + system CPU time of a process so far."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_port(port_file, daemon, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if daemon.poll() is not None:
-            raise RuntimeError("splitd exited with %d before serving" % daemon.returncode)
-        if os.path.exists(port_file):
-            text = open(port_file).read().strip()
-            if text:
-                return text
-        time.sleep(0.01)
-    raise RuntimeError("splitd did not write %s within %.0f s" % (port_file, timeout))
 
 
 def read_tagged_line(proc, tag, deadline):

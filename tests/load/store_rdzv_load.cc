@@ -18,7 +18,6 @@
 // `RESULT {json}` line with steady-clock instants (CLOCK_MONOTONIC, comparable between processes
 // of one machine); exits 1 when a call failed or a rank did not finish, 2 on bad flags.
 
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,7 +25,6 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -45,6 +43,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
+#include "tests/load/agent_client.h"
 
 ABSL_FLAG(std::string, daemon, "127.0.0.1:7070", "splitd address HOST:PORT");
 ABSL_FLAG(std::string, cluster, "rdzv", "cluster to join (its topology, of world --world, applied)");
@@ -66,35 +65,6 @@ namespace {
 constexpr char kUniqueIdKey[] = "unique_id";
 constexpr char kCounterKey[] = "joined";
 constexpr char kAllJoinedKey[] = "all_joined";
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::chrono::system_clock::time_point DeadlineIn(absl::Duration timeout) {
-  return std::chrono::system_clock::now() +
-         std::chrono::microseconds(absl::ToInt64Microseconds(timeout));
-}
-
-int64_t OwnThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoll(line.substr(8));
-  }
-  return -1;
-}
-
-void RaiseOpenFilesLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) std::perror("store_rdzv_load: setrlimit");
-  }
-}
 
 // The unique id rank 0 publishes; every rank checks it received exactly this.
 std::string UniqueId(int bytes) {
@@ -120,36 +90,7 @@ struct Config {
 };
 
 class StoreRun;
-
-// The WatchPlan stream of one member: tells it its epoch and rank. Lives until the run ends.
-class PlanWatch final : public grpc::ClientReadReactor<v1::WatchPlanResponse> {
- public:
-  PlanWatch(StoreRun* run, int index) : run_(run), index_(index) {}
-
-  void Start(v1::AgentService::Stub* stub, const v1::MemberCredentials& member) {
-    *request_.mutable_member() = member;
-    stub->async()->WatchPlan(&context_, &request_, this);
-    StartRead(&response_);
-    StartCall();
-  }
-  void Cancel() { context_.TryCancel(); }
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-
- private:
-  StoreRun* const run_;
-  const int index_;
-  grpc::ClientContext context_;
-  v1::WatchPlanRequest request_;
-  v1::WatchPlanResponse response_;
-};
-
-template <typename Request, typename Response>
-struct UnaryCall {
-  grpc::ClientContext context;
-  Request request;
-  Response response;
-};
+using Watch = PlanWatch<StoreRun>;
 
 // One simulated member. Each field is written by one phase's callbacks (which gRPC runs one at
 // a time per member, since a member has one store call in flight) and read after that phase.
@@ -159,7 +100,7 @@ struct Member {
   std::atomic<bool> registered{false};
   std::atomic<int64_t> epoch{0};
   std::atomic<int64_t> rank{-2};  // -2: no plan yet
-  std::unique_ptr<PlanWatch> watch;
+  std::unique_ptr<Watch> watch;
   int64_t start_ns = 0;     // first store call sent
   int64_t id_ns = 0;        // unique id received
   int64_t added_ns = 0;     // KvAdd answered
@@ -196,7 +137,6 @@ class StoreRun {
 
   const Config config_;
   const std::string unique_id_ = UniqueId(config_.id_bytes);
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs_;
   std::vector<Member> members_;
 
@@ -225,14 +165,6 @@ class StoreRun {
   std::string first_error_ ABSL_GUARDED_BY(mu_);
 };
 
-void PlanWatch::OnReadDone(bool ok) {
-  if (!ok) return;  // OnDone follows
-  run_->OnPlan(index_, response_);
-  StartRead(&response_);
-}
-
-void PlanWatch::OnDone(const grpc::Status& status) { run_->OnWatchDone(index_, status); }
-
 void StoreRun::Note(const char* step, const grpc::Status& status) {
   absl::MutexLock lock(&mu_);
   if (first_error_.empty()) {
@@ -247,24 +179,9 @@ bool StoreRun::AwaitCount(const int* counter, int target, absl::Duration timeout
 }
 
 bool StoreRun::Connect() {
-  const int count = std::max(
-      1, (config_.members + config_.streams_per_channel - 1) / config_.streams_per_channel);
-  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(30);
-  for (int c = 0; c < count; ++c) {
-    grpc::ChannelArguments args;
-    // A distinct argument and a local subchannel pool: one TCP connection per channel.
-    args.SetInt("splitd.load.channel", config_.first + c);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel =
-        grpc::CreateCustomChannel(config_.daemon, grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(deadline)) {
-      std::fprintf(stderr, "store_rdzv_load: cannot connect to %s\n", config_.daemon.c_str());
-      return false;
-    }
-    stubs_.push_back(v1::AgentService::NewStub(channel));
-    channels_.push_back(std::move(channel));
-  }
-  return true;
+  stubs_ = ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel,
+                        config_.first, "store_rdzv_load");
+  return !stubs_.empty();
 }
 
 void StoreRun::LaunchRegister(int index) {
@@ -286,7 +203,7 @@ void StoreRun::LaunchRegister(int index) {
           member.credentials.set_member_id(call->response.member_id());
           member.credentials.set_session_token(call->response.session_token());
           member.registered.store(true);
-          member.watch = std::make_unique<PlanWatch>(this, index);
+          member.watch = std::make_unique<Watch>(this, index);
           member.watch->Start(StubFor(index), member.credentials);
         } else {
           Note("Register", status);
@@ -519,19 +436,11 @@ void StoreRun::CancelWatches() {
 }
 
 int StoreRun::Run() {
-  RaiseOpenFilesLimit();
+  RaiseOpenFilesLimit("store_rdzv_load");
   if (!Connect()) return 1;
   absl::BitGen random;
   for (int i = 0; i < config_.members; ++i) {
-    const int global = config_.first + i;
-    v1::MemberIdentity& identity = members_[i].identity;
-    identity.set_cluster(config_.cluster);
-    identity.set_pod(absl::StrCat("rdzv-", global));
-    identity.set_node(absl::StrCat("node-", global / 8));
-    identity.set_host("127.0.0.1");
-    identity.set_local_index(global % 8);
-    identity.set_incarnation(absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(random),
-                                             absl::Uniform<uint64_t>(random)));
+    members_[i].identity = MemberIdentityFor(config_.cluster, "rdzv-", config_.first + i, random);
   }
 
   std::thread heartbeats;

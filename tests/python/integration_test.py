@@ -15,13 +15,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from splitd_procs import (binaries as find_binaries, logs_tail, poll, read_text,  # noqa: E402
+                          require_torch)
+
 WORKER = os.path.join(HERE, "torch_worker.py")
-DEADLINE_S = 120
 
 TOPOLOGY = """cluster: pyt
 dims:
@@ -38,24 +40,6 @@ backend: "cpu:gloo"
 
 EPOCH1 = {"tp": [[0, 1], [2, 3]], "dp": [[0, 2], [1, 3]], "ep": [[0, 1, 2, 3]], "pair": [[0, 1]]}
 EPOCH2 = {"tp": [[0, 1]], "dp": [[0], [1]], "ep": [[0, 1]], "pair": [[0, 1]]}
-
-
-def read_text(path):
-    with open(path) as f:
-        return f.read()
-
-
-def poll(condition, what, alive=(), timeout=DEADLINE_S):
-    """Waits for `condition`; fails at once when a process of `alive` (name, Popen) exits."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for name, proc in alive:
-            if proc.poll() is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode} while waiting for "
-                                     f"{what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class IntegrationTest(unittest.TestCase):
@@ -105,30 +89,12 @@ class IntegrationTest(unittest.TestCase):
 
     @classmethod
     def logs_tail(cls, lines=15):
-        out = []
-        for name in sorted(os.listdir(cls.dir)):
-            if name.endswith(".log") or name.endswith(".jsonl"):
-                with open(os.path.join(cls.dir, name), errors="replace") as f:
-                    tail = f.read().splitlines()[-lines:]
-                out.append(f"--- {name}\n" + "\n".join(tail))
-        return "\n".join(out)
+        return logs_tail(cls.dir, lines)
 
     @classmethod
     def _run_scenario(cls):
-        bindir = os.environ.get("SPLITD_BIN")
-        binaries = {name: os.path.join(bindir or "", path) for name, path in
-                    [("splitd", "daemon/splitd"), ("agent", "worker/splitd-agent"),
-                     ("splitctl", "client/splitctl")]}
-        missing = [p for p in binaries.values() if not os.access(p, os.X_OK)]
-        if not bindir or missing:
-            raise AssertionError(f"SPLITD_BIN must name a bazel-bin with the splitd binaries; "
-                                 f"missing: {missing or 'SPLITD_BIN'}")
-        probe = subprocess.run([sys.executable, "-c", "import torch.distributed as d; "
-                                "assert d.is_available() and d.is_gloo_available()"],
-                               capture_output=True, text=True)
-        if probe.returncode != 0:
-            raise AssertionError(f"{sys.executable} cannot import torch with Gloo "
-                                 f"(Debian: apt-get install python3-torch): {probe.stderr[-300:]}")
+        binaries = find_binaries()
+        require_torch()
 
         port_file = os.path.join(cls.dir, "port")
         daemon = cls._spawn("splitd", [binaries["splitd"], "--listen", "127.0.0.1:0",

@@ -42,6 +42,17 @@ def poll(condition, what, alive=(), timeout=DEADLINE_S, interval=0.05):
         time.sleep(interval)
 
 
+def logs_tail(directory, lines=15):
+    """The last `lines` lines of every .log and .jsonl file of `directory`, each under its name."""
+    out = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".log") or name.endswith(".jsonl"):
+            with open(os.path.join(directory, name), errors="replace") as f:
+                tail = f.read().splitlines()[-lines:]
+            out.append(f"--- {name}\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
 def binaries():
     bindir = os.environ.get("SPLITD_BIN")
     found = {name: os.path.join(bindir or "", path) for name, path in
@@ -143,13 +154,7 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def logs_tail(self, lines=15):
-        out = []
-        for name in sorted(os.listdir(self.dir)):
-            if name.endswith(".log") or name.endswith(".jsonl"):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    tail = f.read().splitlines()[-lines:]
-                out.append(f"--- {name}\n" + "\n".join(tail))
-        return "\n".join(out)
+        return logs_tail(self.dir, lines)
 
     # ---- splitctl ----
 
