@@ -207,8 +207,7 @@ std::string ClusterPrinter::Describe(const v1::Cluster& cluster, absl::Time now)
                     "\n");
   }
   absl::StrAppend(&out, "Nodes:        ", Nodes(topology, world_size),
-                  "\nValidation:   ", Validation(topology),
-                  "\nReadiness:    ", Readiness(topology),
+                  "\nValidation:   ", Validation(topology), "\nReadiness:    ", Readiness(topology),
                   "\nDeadlines:    ", Deadlines(topology),
                   "\nJoin token:   ", cluster.join_token_set() ? "required" : "none",
                   "\nCreated:      ", Time(cluster.create_time(), now),

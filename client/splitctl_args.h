@@ -70,8 +70,8 @@ struct SplitctlArgs {
   // status --watch: poll every `interval` and print each change until the cluster is READY
   // (exit 0) or FAILED (exit 1), `watch_timeout` passes (zero: never) or a signal arrives.
   // --interval and --watch_timeout need --watch.
-  bool watch = false;                                  // status --watch
-  absl::Duration interval = absl::Seconds(1);          // status --interval, > 0
+  bool watch = false;                                   // status --watch
+  absl::Duration interval = absl::Seconds(1);           // status --interval, > 0
   absl::Duration watch_timeout = absl::ZeroDuration();  // status --watch_timeout, >= 0
 
   // reconfigure NAME: --set DIM=N (repeatable), --exclude-rank R and --exclude-node NODE

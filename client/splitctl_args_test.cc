@@ -134,9 +134,9 @@ std::vector<ValidCase> ValidCases() {
     c.watch = true;
   }
   {
-    ValidCase& c = add("StatusWatchWithIntervalAndTimeout",
-                       {"status", "-w", "--interval", "250ms", "--watch_timeout=90", "llama",
-                        "-o", "json"});
+    ValidCase& c =
+        add("StatusWatchWithIntervalAndTimeout",
+            {"status", "-w", "--interval", "250ms", "--watch_timeout=90", "llama", "-o", "json"});
     c.command = Command::kStatus;
     c.cluster = "llama";
     c.output = OutputFormat::kJson;
@@ -235,10 +235,10 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 TEST(SplitctlArgsTest, TlsFlagsBeforeOrAfterTheCommand) {
-  absl::StatusOr<SplitctlArgs> args = SplitctlArgs::Parse(
-      {"--tls_ca", "ca.pem", "get", "clusters", "--tls_cert=c.pem", "--tls_key", "c.key",
-       "--tls_server_name", "splitd.example", "--tls"},
-      kEnvAddress);
+  absl::StatusOr<SplitctlArgs> args =
+      SplitctlArgs::Parse({"--tls_ca", "ca.pem", "get", "clusters", "--tls_cert=c.pem", "--tls_key",
+                           "c.key", "--tls_server_name", "splitd.example", "--tls"},
+                          kEnvAddress);
   ASSERT_THAT(args, IsOk());
   EXPECT_EQ(args->tls_ca, "ca.pem");
   EXPECT_EQ(args->tls_cert, "c.pem");
@@ -256,13 +256,14 @@ TEST(SplitctlArgsTest, TlsFlagsBeforeOrAfterTheCommand) {
 
 TEST(SplitctlArgsTest, UsageListsEveryCommandAndOption) {
   const std::string usage = SplitctlUsage();
-  for (const char* word :
-       {"apply -f FILE", "get clusters", "describe cluster NAME", "plan NAME", "--group KIND",
-        "--rank R", "status NAME", "delete cluster NAME", "--addr HOST:PORT", "SPLITD_ADDR",
-        "--timeout SECONDS", "-o, --output FORMAT", "--watch",
-        "--interval SECONDS", "--watch_timeout SECONDS", "--version", "-h, --help",
-        "--plaintext", "--tls ", "--tls_ca FILE", "--tls_cert FILE", "--tls_key FILE",
-        "--tls_server_name", "SPLITD_TLS_CA"}) {
+  for (const char* word : {"apply -f FILE",  "get clusters",        "describe cluster NAME",
+                           "plan NAME",      "--group KIND",        "--rank R",
+                           "status NAME",    "delete cluster NAME", "--addr HOST:PORT",
+                           "SPLITD_ADDR",    "--timeout SECONDS",   "-o, --output FORMAT",
+                           "--watch",        "--interval SECONDS",  "--watch_timeout SECONDS",
+                           "--version",      "-h, --help",          "--plaintext",
+                           "--tls ",         "--tls_ca FILE",       "--tls_cert FILE",
+                           "--tls_key FILE", "--tls_server_name",   "SPLITD_TLS_CA"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

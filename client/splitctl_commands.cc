@@ -30,9 +30,9 @@
 #include "client/splitctl_args.h"
 #include "client/status_printer.h"
 #include "client/table_printer.h"
-#include "common/grpc_logging.h"
 #include "common/bearer_token.h"
 #include "common/error_table.h"
+#include "common/grpc_logging.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/tls_credentials.h"
@@ -180,9 +180,9 @@ std::string EventLine(const v1::Event& event) {
   absl::ConsumePrefix(&short_kind, "EVENT_KIND_");
   std::string who;
   if (!event.member_id().empty()) {
-    who = absl::StrCat(" (", event.member_id(),
-                       event.rank() >= 0 ? absl::StrCat(" rank ", event.rank()) : std::string(),
-                       ")");
+    who =
+        absl::StrCat(" (", event.member_id(),
+                     event.rank() >= 0 ? absl::StrCat(" rank ", event.rank()) : std::string(), ")");
   }
   return absl::StrCat("event ", event.sequence(), " ", short_kind, " epoch ", event.epoch(), who,
                       event.reason().empty() ? "" : ": ", event.reason());
@@ -581,8 +581,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs&
   DiscardGrpcLogs();
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-  ASSIGN_OR_RETURN(ClientSecurity security,
-                   MakeClientSecurity(tls, args.address, &channel_args));
+  ASSIGN_OR_RETURN(ClientSecurity security, MakeClientSecurity(tls, args.address, &channel_args));
   ASSIGN_OR_RETURN(std::string token,
                    ReadClientToken(args.token_file, "SPLITD_TOKEN_FILE", "token_file"));
   return CreateChannelWithToken(args.address, security.credentials, channel_args, token);

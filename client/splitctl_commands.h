@@ -43,8 +43,7 @@ int RunSplitctl(const std::vector<std::string>& args, std::ostream& out, std::os
 // The same with stdin and the default address given, for tests; `clock` drives `status --watch`
 // (null: the real clock, with SIGINT/SIGTERM handlers installed while watching).
 int RunSplitctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-                std::ostream& err, absl::string_view default_address,
-                WatchClock* clock = nullptr);
+                std::ostream& err, absl::string_view default_address, WatchClock* clock = nullptr);
 
 }  // namespace splitd::cli
 

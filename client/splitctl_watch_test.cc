@@ -31,8 +31,8 @@
 namespace splitd::cli {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -236,8 +236,8 @@ TEST_F(SplitctlWatchTest, JsonLinesPrintEachChangeOnceAndExitZeroWhenReady) {
   EXPECT_EQ(ready["members"][1]["timings"]["groups_ready_ms"], 151.0);
   EXPECT_EQ(ready["groups"]["tp"]["median_latency_us"], 12.0);
   EXPECT_EQ(service_.calls(), 5u);
-  EXPECT_THAT(clock_.sleeps(), ElementsAre(absl::Seconds(1), absl::Seconds(1), absl::Seconds(1),
-                                           absl::Seconds(1)));
+  EXPECT_THAT(clock_.sleeps(),
+              ElementsAre(absl::Seconds(1), absl::Seconds(1), absl::Seconds(1), absl::Seconds(1)));
 }
 
 TEST_F(SplitctlWatchTest, TableSeparatesChangesWithTheTime) {
@@ -307,8 +307,8 @@ TEST_F(SplitctlWatchTest, WatchTimeoutEndsWithOneErrorLine) {
   EXPECT_THAT(States(result.out), ElementsAre("PENDING"));
   EXPECT_EQ(result.err, "error: timed out waiting for READY\n");
   // Polls at 0, 1, 2 and at the deadline itself.
-  EXPECT_THAT(clock_.sleeps(), ElementsAre(absl::Seconds(1), absl::Seconds(1),
-                                           absl::Milliseconds(500)));
+  EXPECT_THAT(clock_.sleeps(),
+              ElementsAre(absl::Seconds(1), absl::Seconds(1), absl::Milliseconds(500)));
   EXPECT_EQ(service_.calls(), 4u);
 }
 

@@ -113,8 +113,7 @@ nlohmann::ordered_json MemberToJson(const v1::MemberStatus& member) {
       {"phase", StatusPrinter::PhaseName(member.phase())},
       {"reason", member.reason()},
       {"timings", TimingsToJson(member.timings())},
-      {"backends",
-       std::vector<std::string>(member.backends().begin(), member.backends().end())},
+      {"backends", std::vector<std::string>(member.backends().begin(), member.backends().end())},
       {"last_seen", StatusPrinter::TimeToJson(member.last_seen())},
       {"phase_since", StatusPrinter::TimeToJson(member.phase_since())},
   };
@@ -295,8 +294,7 @@ std::string StatusPrinter::Table(const v1::ClusterStatus& status, absl::Time now
         {"KIND", "GROUPS", "READY", "FAILED", "MAX_LATENCY_US", "MEDIAN_LATENCY_US"});
     for (const v1::GroupKindStatus& kind : status.groups()) {
       groups.AddRow({kind.kind(), absl::StrCat(kind.groups()), absl::StrCat(kind.ready()),
-                     absl::StrCat(kind.failed()), MaxLatency(kind),
-                     Figure(MedianLatencyUs(kind))});
+                     absl::StrCat(kind.failed()), MaxLatency(kind), Figure(MedianLatencyUs(kind))});
     }
     absl::StrAppend(&out, groups.Render("  "));
   }

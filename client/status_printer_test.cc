@@ -133,9 +133,17 @@ TEST(StatusPrinterTest, TableWithoutMembers) {
 TEST(StatusPrinterTest, WaitingLineForTheAgentLayer) {
   v1::WaitingRank waiting;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
-    rank: 5 member_id: "m-5" pod: "p" node: "n" layer: "agent" phase: PHASE_PLANNED
-    seconds: 12 last_heartbeat_seconds: 11.8 state: MEMBER_STATE_ACTIVE
-  )pb", &waiting));
+                                                              rank: 5
+                                                              member_id: "m-5"
+                                                              pod: "p"
+                                                              node: "n"
+                                                              layer: "agent"
+                                                              phase: PHASE_PLANNED
+                                                              seconds: 12
+                                                              last_heartbeat_seconds: 11.8
+                                                              state: MEMBER_STATE_ACTIVE
+                                                            )pb",
+                                                            &waiting));
   EXPECT_EQ(StatusPrinter::WaitingLine(waiting),
             "waiting for rank 5 (pod p, node n): PLANNED for 12.0 s, last heartbeat 11.8 s ago");
   waiting.set_detail("keys w/store/rank_3");
@@ -147,9 +155,18 @@ TEST(StatusPrinterTest, WaitingLineForTheAgentLayer) {
 TEST(StatusPrinterTest, WaitingLineForTheWorkloadLayer) {
   v1::WaitingRank waiting;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
-    rank: 5 member_id: "m-5" pod: "p" node: "n" layer: "workload" phase: PHASE_SPLITTING
-    seconds: 12 last_heartbeat_seconds: 0.4 state: MEMBER_STATE_ACTIVE detail: "creating dp"
-  )pb", &waiting));
+                                                              rank: 5
+                                                              member_id: "m-5"
+                                                              pod: "p"
+                                                              node: "n"
+                                                              layer: "workload"
+                                                              phase: PHASE_SPLITTING
+                                                              seconds: 12
+                                                              last_heartbeat_seconds: 0.4
+                                                              state: MEMBER_STATE_ACTIVE
+                                                              detail: "creating dp"
+                                                            )pb",
+                                                            &waiting));
   EXPECT_EQ(StatusPrinter::WaitingLine(waiting),
             "waiting for rank 5 (pod p, node n): workload SPLITTING (creating dp) for 12.0 s, "
             "last heartbeat 0.4 s ago");
@@ -158,10 +175,17 @@ TEST(StatusPrinterTest, WaitingLineForTheWorkloadLayer) {
 TEST(StatusPrinterTest, WaitingLineSaysTheMemberIsLost) {
   v1::WaitingRank waiting;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
-    rank: 3 member_id: "m-3" pod: "pod-3" node: "node-b" layer: "agent"
-    phase: PHASE_BOOTSTRAPPING seconds: 40.3 last_heartbeat_seconds: 31
-    state: MEMBER_STATE_LOST
-  )pb", &waiting));
+                                                              rank: 3
+                                                              member_id: "m-3"
+                                                              pod: "pod-3"
+                                                              node: "node-b"
+                                                              layer: "agent"
+                                                              phase: PHASE_BOOTSTRAPPING
+                                                              seconds: 40.3
+                                                              last_heartbeat_seconds: 31
+                                                              state: MEMBER_STATE_LOST
+                                                            )pb",
+                                                            &waiting));
   EXPECT_EQ(StatusPrinter::WaitingLine(waiting),
             "waiting for rank 3 (pod pod-3, node node-b): BOOTSTRAPPING for 40.3 s, last "
             "heartbeat 31.0 s ago, member LOST");
@@ -174,7 +198,10 @@ TEST(StatusPrinterTest, WaitingLineSaysTheMemberIsLost) {
 // Ranks 0..count-1 waited for, longest first, `total` of them in all.
 v1::ClusterStatus WaitingStatus(int count, int64_t total) {
   v1::ClusterStatus status = Parse(R"pb(
-    cluster: "c" epoch: 3 state: PHASE_SPLITTING readiness: "workload"
+    cluster: "c"
+    epoch: 3
+    state: PHASE_SPLITTING
+    readiness: "workload"
     workload_state: PHASE_SPLITTING
   )pb");
   for (int rank = 0; rank < count; ++rank) {
@@ -237,14 +264,21 @@ TEST(StatusPrinterTest, TableListsExactlyFiveWaitingRanksWithoutMore) {
 
 TEST(StatusPrinterTest, TableShowsTimeInPhaseAndWorkloadPhase) {
   v1::ClusterStatus status = Parse(R"pb(
-    cluster: "c" state: PHASE_VALIDATING
+    cluster: "c"
+    state: PHASE_VALIDATING
     members {
-      member_id: "m-0" rank: 0 state: MEMBER_STATE_ACTIVE phase: PHASE_READY
+      member_id: "m-0"
+      rank: 0
+      state: MEMBER_STATE_ACTIVE
+      phase: PHASE_READY
       phase_since { seconds: 1714557600 nanos: 200000000 }
       workload { phase: PHASE_VALIDATING }
     }
     members {
-      member_id: "m-1" rank: 1 state: MEMBER_STATE_ACTIVE phase: PHASE_VALIDATING
+      member_id: "m-1"
+      rank: 1
+      state: MEMBER_STATE_ACTIVE
+      phase: PHASE_VALIDATING
       phase_since { seconds: 1714557700 }
       workload { reason: "connecting" }
     }
@@ -264,9 +298,8 @@ TEST(StatusPrinterTest, JsonHasEveryKey) {
   nlohmann::ordered_json json = StatusPrinter::ToJson(ExampleStatus());
   EXPECT_THAT(Keys(json), ElementsAre("cluster", "epoch", "state", "fingerprint", "reason",
                                       "world_size", "registered_members", "lost_members",
-                                      "excluded_members", "epoch_reason", "readiness",
-                                      "waiting_on", "waiting_on_total", "timings", "members",
-                                      "groups"));
+                                      "excluded_members", "epoch_reason", "readiness", "waiting_on",
+                                      "waiting_on_total", "timings", "members", "groups"));
   EXPECT_EQ(json["state"], "DEGRADED");
   EXPECT_EQ(json["readiness"], "agent");
   EXPECT_TRUE(json["waiting_on"].is_array());
@@ -291,17 +324,25 @@ TEST(StatusPrinterTest, JsonHasEveryKey) {
 
 TEST(StatusPrinterTest, JsonMembersCarryPhaseSinceWorkloadAndAwaitedKeys) {
   const v1::ClusterStatus status = Parse(R"pb(
-    cluster: "c" state: PHASE_VALIDATING readiness: "workload" workload_state: PHASE_SPLITTING
+    cluster: "c"
+    state: PHASE_VALIDATING
+    readiness: "workload"
+    workload_state: PHASE_SPLITTING
     members {
-      member_id: "m-0" rank: 0 state: MEMBER_STATE_ACTIVE phase: PHASE_READY
+      member_id: "m-0"
+      rank: 0
+      state: MEMBER_STATE_ACTIVE
+      phase: PHASE_READY
       last_seen { seconds: 1714557630 }
       phase_since { seconds: 1714557600 nanos: 250000000 }
       workload {
-        phase: PHASE_SPLITTING phase_since { seconds: 1714557605 nanos: 500000000 }
+        phase: PHASE_SPLITTING
+        phase_since { seconds: 1714557605 nanos: 500000000 }
         reason: "creating dp"
         groups { kind: "tp" phase: PHASE_READY allreduce_value: 2 latency_us: 310.5 }
       }
-      waiting_for_keys: "w/store/a" waiting_for_keys: "w/store/b"
+      waiting_for_keys: "w/store/a"
+      waiting_for_keys: "w/store/b"
     }
   )pb");
   // Through text, as a script reading `-o json` sees it.
@@ -320,7 +361,11 @@ TEST(StatusPrinterTest, JsonMembersCarryPhaseSinceWorkloadAndAwaitedKeys) {
 
 TEST(StatusPrinterTest, JsonWorkloadBeforeItsFirstReport) {
   const v1::ClusterStatus status = Parse(R"pb(
-    cluster: "c" members { member_id: "m-0" workload {} }
+    cluster: "c"
+    members {
+      member_id: "m-0"
+      workload {}
+    }
   )pb");
   const nlohmann::ordered_json json = StatusPrinter::ToJson(status);
   EXPECT_FALSE(json.contains("workload_state"));
@@ -332,10 +377,21 @@ TEST(StatusPrinterTest, JsonWorkloadBeforeItsFirstReport) {
 
 TEST(StatusPrinterTest, JsonWaitingOnHasExactlyItsKeys) {
   const v1::ClusterStatus status = Parse(R"pb(
-    cluster: "c" state: PHASE_BOOTSTRAPPING readiness: "agent" waiting_on_total: 40
+    cluster: "c"
+    state: PHASE_BOOTSTRAPPING
+    readiness: "agent"
+    waiting_on_total: 40
     waiting_on {
-      rank: 5 member_id: "m-5" pod: "p" node: "n" layer: "agent" phase: PHASE_PLANNED
-      seconds: 12 last_heartbeat_seconds: 11.75 state: MEMBER_STATE_LOST detail: "w/x"
+      rank: 5
+      member_id: "m-5"
+      pod: "p"
+      node: "n"
+      layer: "agent"
+      phase: PHASE_PLANNED
+      seconds: 12
+      last_heartbeat_seconds: 11.75
+      state: MEMBER_STATE_LOST
+      detail: "w/x"
     }
     waiting_on { rank: 6 layer: "workload" phase: PHASE_SPLITTING }
   )pb");
@@ -356,8 +412,7 @@ TEST(StatusPrinterTest, JsonWaitingOnHasExactlyItsKeys) {
 
 TEST(StatusPrinterTest, JsonMembersCarryIdentityStateAndTimings) {
   // Through text, as a script reading `-o json` sees it.
-  const nlohmann::json json =
-      nlohmann::json::parse(StatusPrinter::ToJson(ExampleStatus()).dump());
+  const nlohmann::json json = nlohmann::json::parse(StatusPrinter::ToJson(ExampleStatus()).dump());
   ASSERT_TRUE(json["members"].is_array());
   ASSERT_EQ(json["members"].size(), 3u);
   const nlohmann::json& first = json["members"][0];
@@ -386,8 +441,7 @@ TEST(StatusPrinterTest, JsonMembersCarryIdentityStateAndTimings) {
 }
 
 TEST(StatusPrinterTest, JsonGroupsByKind) {
-  const nlohmann::json json =
-      nlohmann::json::parse(StatusPrinter::ToJson(ExampleStatus()).dump());
+  const nlohmann::json json = nlohmann::json::parse(StatusPrinter::ToJson(ExampleStatus()).dump());
   ASSERT_TRUE(json["groups"].is_object());
   ASSERT_EQ(json["groups"].size(), 2u);
   const nlohmann::json& tp = json["groups"]["tp"];

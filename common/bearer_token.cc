@@ -58,8 +58,8 @@ absl::Status CheckTokenText(absl::string_view token, absl::string_view what) {
   }
   for (char c : token) {
     if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": a token may hold only printable ASCII characters without spaces"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": a token may hold only printable ASCII characters without spaces"));
     }
   }
   return absl::OkStatus();
@@ -102,8 +102,8 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", tokens.status().message()));
   }
   if (tokens->size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " holds ",
-                                                   tokens->size(), " tokens; give one"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", path, " holds ", tokens->size(), " tokens; give one"));
   }
   return std::move(tokens->front());
 }

@@ -11,12 +11,12 @@
 namespace splitd {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using ::splitd::testing::IsOk;
 using ::splitd::testing::IsOkAndHolds;
 using ::splitd::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(SameSecretTest, ComparesContentAndLength) {
   EXPECT_TRUE(SameSecret("abcdef", "abcdef"));
@@ -31,9 +31,10 @@ TEST(CheckTokenTextTest, AcceptsPrintableTokensOfSensibleLength) {
 }
 
 TEST(CheckTokenTextTest, RefusesShortLongAndSpacedTokensWithoutQuotingThem) {
-  EXPECT_THAT(CheckTokenText("short-secret", "join_token"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("join_token: a token must be 16 to 1024 characters long, got 12")));
+  EXPECT_THAT(
+      CheckTokenText("short-secret", "join_token"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("join_token: a token must be 16 to 1024 characters long, got 12")));
   EXPECT_THAT(CheckTokenText("short-secret", "join_token"),
               StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("short-secret"))));
   EXPECT_THAT(CheckTokenText(std::string(kMaxTokenLength + 1, 'x'), "f"),
@@ -54,15 +55,17 @@ TEST(ParseTokenFileTest, SkipsCommentsAndBlankLinesAndTrims) {
 TEST(ParseTokenFileTest, NamesTheFileAndLineOfABadToken) {
   EXPECT_THAT(ParseTokenFile("good-token-0123456789\nbad\n", "/etc/admin"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/etc/admin:2: a token")));
-  EXPECT_THAT(ParseTokenFile("# only a comment\n\n", "/etc/admin"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/etc/admin: holds no token")));
+  EXPECT_THAT(
+      ParseTokenFile("# only a comment\n\n", "/etc/admin"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/etc/admin: holds no token")));
 }
 
 TEST(ReadTokenFileTest, ReadsOneTokenAndNamesTheFlagOnErrors) {
   const std::string dir = ::testing::TempDir();
   const std::string one = dir + "/one_token";
   std::ofstream(one) << "the-only-token-0123456789\n";
-  EXPECT_THAT(ReadTokenFile(one, "token_file"), IsOkAndHolds(std::string("the-only-token-0123456789")));
+  EXPECT_THAT(ReadTokenFile(one, "token_file"),
+              IsOkAndHolds(std::string("the-only-token-0123456789")));
 
   const std::string two = dir + "/two_tokens";
   std::ofstream(two) << "first-token-0123456789\nsecond-token-0123456789\n";

@@ -52,8 +52,8 @@ constexpr ErrorCode kTable[] = {
     {Code::kResourceExhausted,
      "a request too large, too many spares, a rendezvous space over its byte limit, or the "
      "data directory's disk is full (nothing was changed)",
-     "send less, or free space; the same request fails again until then", A::kGiveUp,
-     A::kRetry, 413, ""},
+     "send less, or free space; the same request fails again until then", A::kGiveUp, A::kRetry,
+     413, ""},
     {Code::kUnavailable,
      "the daemon is starting (state not loaded) or stopping, a stream write failed, a state "
      "write failed (nothing was changed), or the daemon is unreachable",
@@ -61,8 +61,8 @@ constexpr ErrorCode kTable[] = {
     {Code::kDeadlineExceeded,
      "a rendezvous get or wait whose keys were not set before its deadline; a call that took "
      "longer than the caller's deadline",
-     "retry, or find the rank that did not set its keys (`splitctl status`)", A::kRetry,
-     A::kRetry, 504, ""},
+     "retry, or find the rank that did not set its keys (`splitctl status`)", A::kRetry, A::kRetry,
+     504, ""},
     {Code::kCancelled, "the caller cancelled the call, or a waiting call's client went away",
      "nothing: the caller asked for it", A::kGiveUp, A::kRetry, 499, ""},
     {Code::kDataLoss,

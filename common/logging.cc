@@ -16,11 +16,21 @@ void AppendJsonString(spdlog::string_view_t text, spdlog::memory_buf_t& out) {
   out.push_back('"');
   for (char c : text) {
     switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out.append(std::string_view("\\u00"));
@@ -52,11 +62,11 @@ absl::Status SetupLogging(const std::string& program, const std::string& level,
                           const std::string& format) {
   spdlog::level::level_enum parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--log_level must be trace|debug|info|warn|error|off, got \"", level, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_level must be trace|debug|info|warn|error|off, got \"", level, "\""));
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      program, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>(program, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "text") {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %n: %v");
   } else if (format == "json") {

@@ -26,8 +26,8 @@ bool ValidName(const std::string& name, bool allow_colon) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                        (allow_colon && c == ':');
+    const bool letter =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (allow_colon && c == ':');
     if (!letter && !(i > 0 && c >= '0' && c <= '9')) return false;
   }
   return true;
@@ -77,9 +77,8 @@ const char* TypeName(Type type) {
 
 // `{a="x",b="y"}` for the family's label names and `values`, plus an optional last label (a
 // histogram's "le"); empty when there are no labels at all.
-std::string LabelText(const std::vector<std::string>& names,
-                      const std::vector<std::string>& values, const std::string& extra_name = "",
-                      const std::string& extra_value = "") {
+std::string LabelText(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                      const std::string& extra_name = "", const std::string& extra_value = "") {
   std::vector<std::string> pairs;
   for (size_t i = 0; i < names.size(); ++i) {
     pairs.push_back(absl::StrCat(names[i], "=\"", EscapeLabelValue(values[i]), "\""));
@@ -204,28 +203,25 @@ void CallbackGaugeFamily::RenderSamples(std::string* out) const {
 
 CounterFamily& Registry::AddCounter(const std::string& name, const std::string& help,
                                     std::vector<std::string> label_names) {
-  return static_cast<CounterFamily&>(
-      Add(std::make_unique<CounterFamily>(
-          Descriptor{name, help, Type::kCounter, std::move(label_names)},
-          [] { return std::make_unique<Counter>(); })));
+  return static_cast<CounterFamily&>(Add(std::make_unique<CounterFamily>(
+      Descriptor{name, help, Type::kCounter, std::move(label_names)},
+      [] { return std::make_unique<Counter>(); })));
 }
 
 GaugeFamily& Registry::AddGauge(const std::string& name, const std::string& help,
                                 std::vector<std::string> label_names) {
-  return static_cast<GaugeFamily&>(
-      Add(std::make_unique<GaugeFamily>(
-          Descriptor{name, help, Type::kGauge, std::move(label_names)},
-          [] { return std::make_unique<Gauge>(); })));
+  return static_cast<GaugeFamily&>(Add(
+      std::make_unique<GaugeFamily>(Descriptor{name, help, Type::kGauge, std::move(label_names)},
+                                    [] { return std::make_unique<Gauge>(); })));
 }
 
 HistogramFamily& Registry::AddHistogram(const std::string& name, const std::string& help,
                                         std::vector<std::string> label_names,
                                         std::vector<double> bounds) {
   Histogram check(bounds);  // bad bounds fail here, at registration, not at first use
-  return static_cast<HistogramFamily&>(
-      Add(std::make_unique<HistogramFamily>(
-          Descriptor{name, help, Type::kHistogram, std::move(label_names)},
-          [bounds] { return std::make_unique<Histogram>(bounds); })));
+  return static_cast<HistogramFamily&>(Add(std::make_unique<HistogramFamily>(
+      Descriptor{name, help, Type::kHistogram, std::move(label_names)},
+      [bounds] { return std::make_unique<Histogram>(bounds); })));
 }
 
 void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
@@ -279,8 +275,7 @@ std::string FormatValue(double value) {
                                        ? std::chars_format::fixed
                                        : std::chars_format::scientific;
   char buffer[64];
-  const std::to_chars_result result =
-      std::to_chars(buffer, buffer + sizeof(buffer), value, format);
+  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value, format);
   return std::string(buffer, result.ptr);
 }
 

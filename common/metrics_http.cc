@@ -56,8 +56,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   });
   while (!http.is_running() && !returned->load()) absl::SleepFor(absl::Milliseconds(1));
   if (!http.is_running()) {
-    return absl::UnavailableError(absl::StrCat("metrics server on ", host, ":", server->port_,
-                                               " stopped at once"));
+    return absl::UnavailableError(
+        absl::StrCat("metrics server on ", host, ":", server->port_, " stopped at once"));
   }
   return server;
 }

@@ -24,8 +24,7 @@ class MetricsHttpServer {
  public:
   // Listens on `host` (a name or address; "[v6]" brackets allowed) and `port` (0: any free
   // port) and serves until Shutdown. UNAVAILABLE when it cannot listen there.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host,
-                                                                  int port,
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host, int port,
                                                                   const Registry* registry);
   ~MetricsHttpServer();
 

@@ -17,8 +17,8 @@ TEST(MetricsTest, RendersASmallRegistryExactly) {
   Registry registry;
   CounterFamily& requests =
       registry.AddCounter("app_requests_total", "Requests served.", {"method", "code"});
-  Gauge& temperature = registry.AddGauge("app_temperature_celsius", "Current temperature.")
-                           .WithLabels({});
+  Gauge& temperature =
+      registry.AddGauge("app_temperature_celsius", "Current temperature.").WithLabels({});
   HistogramFamily& latency =
       registry.AddHistogram("app_latency_seconds", "Request latency.", {"method"}, {0.1, 1});
   registry.AddCallbackGauge("app_items", "Items by state.", {"state"}, [] {
@@ -103,11 +103,10 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
 TEST(MetricsTest, EmptyHistogramRendersZeroBuckets) {
   Registry registry;
   registry.AddHistogram("app_wait_seconds", "Waits.", {"phase"}, {0.0005}).WithLabels({"x"});
-  EXPECT_THAT(registry.Render(),
-              HasSubstr("app_wait_seconds_bucket{phase=\"x\",le=\"0.0005\"} 0\n"
-                        "app_wait_seconds_bucket{phase=\"x\",le=\"+Inf\"} 0\n"
-                        "app_wait_seconds_sum{phase=\"x\"} 0\n"
-                        "app_wait_seconds_count{phase=\"x\"} 0\n"));
+  EXPECT_THAT(registry.Render(), HasSubstr("app_wait_seconds_bucket{phase=\"x\",le=\"0.0005\"} 0\n"
+                                           "app_wait_seconds_bucket{phase=\"x\",le=\"+Inf\"} 0\n"
+                                           "app_wait_seconds_sum{phase=\"x\"} 0\n"
+                                           "app_wait_seconds_count{phase=\"x\"} 0\n"));
 }
 
 TEST(MetricsTest, FormatsValuesAsTheTextFormatReadsThem) {

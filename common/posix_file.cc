@@ -67,8 +67,8 @@ absl::Status PosixError(int error, absl::string_view action, absl::string_view p
 int WriteAllAt(int fd, off_t offset, absl::string_view data) {
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                               offset + static_cast<off_t>(done));
+    const ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, offset + static_cast<off_t>(done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;

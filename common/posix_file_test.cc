@@ -101,8 +101,8 @@ TEST(ReplaceFileTest, FailedRenameKeepsTheOldFile) {
   const std::string target = dir + "/target";
   ASSERT_EQ(mkdir(target.c_str(), 0755), 0);
   ASSERT_EQ(mkdir((target + "/inside").c_str(), 0755), 0);  // a non-empty directory
-  EXPECT_THAT(WriteFileAtomically(target, "x"), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                         HasSubstr("rename to " + target)));
+  EXPECT_THAT(WriteFileAtomically(target, "x"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("rename to " + target)));
   EXPECT_THAT(ListDir(dir), ElementsAre("target"));
 }
 

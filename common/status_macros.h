@@ -10,10 +10,10 @@
 #define SPLITD_CONCAT_(a, b) SPLITD_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    ::absl::Status splitd_status_ = (expr);           \
-    if (!splitd_status_.ok()) return splitd_status_;  \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::absl::Status splitd_status_ = (expr);          \
+    if (!splitd_status_.ok()) return splitd_status_; \
   } while (false)
 
 // `ASSIGN_OR_RETURN(T x, StatusOrExpr);` declares/assigns `x` or returns the error.

@@ -88,8 +88,8 @@ absl::StatusOr<KeyPtr> PrivateKey(absl::string_view flag, const std::string& pat
   KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   ERR_clear_error();
   if (key == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        FlagFile(flag, path), ": no unencrypted PEM private key in it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(FlagFile(flag, path), ": no unencrypted PEM private key in it"));
   }
   return key;
 }
@@ -124,8 +124,8 @@ absl::StatusOr<std::string> ReadCaBundle(absl::string_view flag, const std::stri
 
 absl::Status NeedsBoth(const std::string& cert_file, const std::string& key_file) {
   if (cert_file.empty() != key_file.empty()) {
-    return absl::InvalidArgumentError(
-        cert_file.empty() ? "--tls_key needs --tls_cert" : "--tls_cert needs --tls_key");
+    return absl::InvalidArgumentError(cert_file.empty() ? "--tls_key needs --tls_cert"
+                                                        : "--tls_cert needs --tls_key");
   }
   return absl::OkStatus();
 }
@@ -169,10 +169,10 @@ absl::StatusOr<ServerSecurity> MakeServerSecurity(const ServerTlsOptions& option
   ServerSecurity security;
   if (!tls) {
     if (!options.plaintext && !IsLoopbackAddress(listen)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--listen ", listen,
-          " is not a loopback address: give --tls_cert and --tls_key to serve TLS, or "
-          "--plaintext to serve without it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--listen ", listen,
+                       " is not a loopback address: give --tls_cert and --tls_key to serve TLS, or "
+                       "--plaintext to serve without it"));
     }
     security.credentials = grpc::InsecureServerCredentials();
     security.plaintext = true;
@@ -194,8 +194,7 @@ absl::StatusOr<ServerSecurity> MakeServerSecurity(const ServerTlsOptions& option
 }
 
 bool ClientTlsOptions::AsksForTls() const {
-  return tls || !ca_file.empty() || !cert_file.empty() || !key_file.empty() ||
-         !server_name.empty();
+  return tls || !ca_file.empty() || !cert_file.empty() || !key_file.empty() || !server_name.empty();
 }
 
 ClientTlsOptions WithEnvironmentDefaults(ClientTlsOptions options) {

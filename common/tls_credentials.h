@@ -41,12 +41,12 @@ absl::StatusOr<ServerSecurity> MakeServerSecurity(const ServerTlsOptions& option
 
 // How a client (splitd-agent, splitctl) reaches the daemon, as its flags give it.
 struct ClientTlsOptions {
-  bool plaintext = false;    // --plaintext
-  bool tls = false;          // --tls: TLS even to a loopback address
-  std::string ca_file;       // --tls_ca: CA bundle the daemon's certificate must chain to
-  std::string cert_file;     // --tls_cert: client certificate chain (mutual TLS)
-  std::string key_file;      // --tls_key: its private key
-  std::string server_name;   // --tls_server_name: name to verify instead of the address's host
+  bool plaintext = false;   // --plaintext
+  bool tls = false;         // --tls: TLS even to a loopback address
+  std::string ca_file;      // --tls_ca: CA bundle the daemon's certificate must chain to
+  std::string cert_file;    // --tls_cert: client certificate chain (mutual TLS)
+  std::string key_file;     // --tls_key: its private key
+  std::string server_name;  // --tls_server_name: name to verify instead of the address's host
 
   // Any option that asks for TLS.
   bool AsksForTls() const;

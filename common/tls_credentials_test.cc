@@ -55,8 +55,9 @@ TEST(MakeServerSecurityTest, NonLoopbackNeedsTlsOrPlaintext) {
 TEST(MakeServerSecurityTest, FlagCombinationsNameTheFlag) {
   ServerTlsOptions cert_only;
   cert_only.cert_file = "/x.pem";
-  EXPECT_THAT(MakeServerSecurity(cert_only, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls_cert needs --tls_key")));
+  EXPECT_THAT(
+      MakeServerSecurity(cert_only, "127.0.0.1:0"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls_cert needs --tls_key")));
   ServerTlsOptions ca_only;
   ca_only.client_ca_file = "/ca.pem";
   EXPECT_THAT(MakeServerSecurity(ca_only, "127.0.0.1:0"),
@@ -73,10 +74,10 @@ TEST(MakeServerSecurityTest, UnreadableAndInvalidFilesNameTheFlagAndFile) {
   ServerTlsOptions missing;
   missing.cert_file = "/nonexistent/cert.pem";
   missing.key_file = "/nonexistent/key.pem";
-  EXPECT_THAT(MakeServerSecurity(missing, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("--tls_cert /nonexistent/cert.pem"),
-                             HasSubstr("cannot read"))));
+  EXPECT_THAT(
+      MakeServerSecurity(missing, "127.0.0.1:0"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("--tls_cert /nonexistent/cert.pem"), HasSubstr("cannot read"))));
   ServerTlsOptions garbage;
   garbage.cert_file = WriteTemp("garbage.pem", "not a certificate\n");
   garbage.key_file = WriteTemp("garbage.key", "not a key\n");
@@ -120,14 +121,15 @@ TEST(MakeClientSecurityTest, ConflictsAndBadFilesNameTheFlag) {
                        HasSubstr("--plaintext conflicts with --tls_ca")));
   ClientTlsOptions key_only;
   key_only.key_file = "/k.pem";
-  EXPECT_THAT(MakeClientSecurity(key_only, "127.0.0.1:7070", &args),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls_key needs --tls_cert")));
+  EXPECT_THAT(
+      MakeClientSecurity(key_only, "127.0.0.1:7070", &args),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls_key needs --tls_cert")));
   ClientTlsOptions bad_ca;
   bad_ca.ca_file = WriteTemp("bad-ca.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
-  EXPECT_THAT(MakeClientSecurity(bad_ca, "127.0.0.1:7070", &args),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("--tls_ca " + bad_ca.ca_file),
-                             HasSubstr("no PEM certificate"))));
+  EXPECT_THAT(
+      MakeClientSecurity(bad_ca, "127.0.0.1:7070", &args),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("--tls_ca " + bad_ca.ca_file), HasSubstr("no PEM certificate"))));
 }
 
 TEST(WithEnvironmentDefaultsTest, FlagsWinThenTlsVariablesThenPlaintext) {

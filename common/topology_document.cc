@@ -146,7 +146,8 @@ absl::Status TypeError(const std::string& path, absl::string_view expected,
       absl::StrCat(path, ": expected ", expected, ", got ", Describe(node)));
 }
 
-// RankList is written as the bare list of its ranks (as docs/plan-format.md writes it: `split_ranks: [[0, 3], ...]`).
+// RankList is written as the bare list of its ranks (as docs/plan-format.md writes it:
+// `split_ranks: [[0, 3], ...]`).
 bool IsRankList(const Descriptor* descriptor) { return descriptor == v1::RankList::descriptor(); }
 
 bool ParseBool(absl::string_view text, bool* value) {

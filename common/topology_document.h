@@ -11,11 +11,11 @@
 
 namespace splitd {
 
-// Reads and writes the topology document operators declare (docs/architecture.md, "Topology and plan"): YAML or
-// JSON with the proto's field names (snake_case; the protobuf JSON camelCase names are accepted
-// too). The document differs from the proto in one place: `groups[i].split_ranks` is a list of
-// rank lists (`[[0, 3], [1, 2]]`) where the proto has `[{ranks: [0, 3]}, ...]`; both shapes are
-// read, the list shape is written.
+// Reads and writes the topology document operators declare (docs/architecture.md, "Topology and
+// plan"): YAML or JSON with the proto's field names (snake_case; the protobuf JSON camelCase names
+// are accepted too). The document differs from the proto in one place: `groups[i].split_ranks` is a
+// list of rank lists (`[[0, 3], [1, 2]]`) where the proto has `[{ranks: [0, 3]}, ...]`; both shapes
+// are read, the list shape is written.
 //
 // Only the shape of the document is checked here (syntax, known fields, value types); whether
 // the topology makes sense is the daemon's call (plan::TopologyValidator). Stateless and
@@ -32,8 +32,8 @@ class TopologyDocument {
   // whose aliases expand beyond what its size allows.
   static absl::StatusOr<v1::Topology> Parse(absl::string_view text);
 
-  // The document as YAML in the style of docs/plan-format.md (block mappings and lists at the top, flow
-  // style for small leaves); Parse(ToYaml(t)) equals t.
+  // The document as YAML in the style of docs/plan-format.md (block mappings and lists at the top,
+  // flow style for small leaves); Parse(ToYaml(t)) equals t.
   static std::string ToYaml(const v1::Topology& topology);
 
   // The document as indented JSON, keys in field order; Parse(ToJson(t)) equals t.

@@ -32,8 +32,7 @@ std::optional<std::string> BearerToken(const grpc::ServerContextBase& context) {
 absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Load(std::string path, std::string flag,
                                                            const Clock* clock,
                                                            absl::Duration recheck) {
-  std::unique_ptr<TokenFile> file(
-      new TokenFile(std::move(path), std::move(flag), clock, recheck));
+  std::unique_ptr<TokenFile> file(new TokenFile(std::move(path), std::move(flag), clock, recheck));
   absl::MutexLock lock(&file->mu_);
   if (absl::Status status = file->Read(Stamp{}); !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", file->flag_, ": ", status.message()));
@@ -224,10 +223,10 @@ absl::Status Authorizer::AuthorizeJoin(const Call& call) const {
   if (!required.ok()) return required.status();
   if (required->empty()) return absl::OkStatus();
   if (!call.token.has_value()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "cluster \"", call.cluster,
-        "\" needs its join token: \"authorization: Bearer <token>\" (splitd-agent "
-        "--join_token_file)"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("cluster \"", call.cluster,
+                     "\" needs its join token: \"authorization: Bearer <token>\" (splitd-agent "
+                     "--join_token_file)"));
   }
   const std::string& token = *call.token;
   if (!token.empty() && SameSecret(*required, Sha256::Hex(token))) return absl::OkStatus();
@@ -237,9 +236,9 @@ absl::Status Authorizer::AuthorizeJoin(const Call& call) const {
         "Register refuses control tokens; agents present their cluster's join token");
   }
   if (coordinator_->IsAgentToken(token)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the token is not cluster \"", call.cluster,
-        "\"'s join token (it is another cluster's join token or a member's session)"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("the token is not cluster \"", call.cluster,
+                     "\"'s join token (it is another cluster's join token or a member's session)"));
   }
   return absl::UnauthenticatedError(
       absl::StrCat("the join token is not valid for cluster \"", call.cluster, "\""));

@@ -85,9 +85,9 @@ enum class Scope {
 // it may not: UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED for a valid token
 // used outside its scope (docs/security.md). Holds the control tokens (--admin_token_file,
 // --observer_token_file) and asks the Coordinator for facts about agent tokens: a cluster's join
-// token digest (Coordinator::JoinTokenDigest) and whether a token belongs to an agent at all. A member's
-// session token travels in its request and is checked by the Coordinator with the call itself,
-// once; such calls are allowed here.
+// token digest (Coordinator::JoinTokenDigest) and whether a token belongs to an agent at all. A
+// member's session token travels in its request and is checked by the Coordinator with the call
+// itself, once; such calls are allowed here.
 //
 // Without an admin token file the ControlService is open to every caller that reaches the port
 // and clusters need no join token; with one, every ControlService call needs a control token and

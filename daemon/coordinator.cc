@@ -7,18 +7,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "common/bearer_token.h"
 #include "common/random.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
-#include "plan/split_planner.h"
-#include "plan/topology_validator.h"
-#include "spdlog/spdlog.h"
 #include "daemon/core/rank_report.h"
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "plan/split_planner.h"
+#include "plan/topology_validator.h"
+#include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
 namespace {
@@ -49,8 +49,8 @@ v1::ReportGroupStatusRequest WithoutSessionToken(const v1::ReportGroupStatusRequ
 absl::Status Coordinator::CheckName(const std::string& field, const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
   if (name.size() > static_cast<size_t>(plan::kMaxNameLength)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
-                                                   plan::kMaxNameLength, " characters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be at most ", plan::kMaxNameLength, " characters"));
   }
   return absl::OkStatus();
 }
@@ -110,8 +110,8 @@ absl::Status Coordinator::Recover() {
     absl::StatusOr<plan::SplitPlan> plan =
         plan::SplitPlanner::Build(record.PlanTopology(), record.epoch);
     if (!plan.ok()) {
-      return absl::DataLossError(absl::StrCat("stored cluster \"", name,
-                                              "\" no longer plans: ", plan.status().message()));
+      return absl::DataLossError(
+          absl::StrCat("stored cluster \"", name, "\" no longer plans: ", plan.status().message()));
     }
     std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), *std::move(plan));
     // Replaying the admitted members and the epoch's reports through the same pure logic
@@ -119,13 +119,13 @@ absl::Status Coordinator::Recover() {
     const absl::Time now = clock_->Now();
     auto membership = std::make_unique<core::Membership>(entry->plan);
     for (const store::StoredMember& member : state.members) {
-      absl::StatusOr<core::Membership::Registration> replayed = membership->Replay(
-          member.identity, member.capabilities, member.registered, now,
-          member.session_token_sha256);
+      absl::StatusOr<core::Membership::Registration> replayed =
+          membership->Replay(member.identity, member.capabilities, member.registered, now,
+                             member.session_token_sha256);
       if (!replayed.ok()) {
-        return absl::DataLossError(absl::StrCat("stored member ", member.identity.pod(),
-                                                " of cluster \"", name, "\" does not replay: ",
-                                                replayed.status().message()));
+        return absl::DataLossError(
+            absl::StrCat("stored member ", member.identity.pod(), " of cluster \"", name,
+                         "\" does not replay: ", replayed.status().message()));
       }
       ++members;
     }
@@ -189,8 +189,8 @@ absl::StatusOr<std::shared_ptr<const Coordinator::ClusterEntry>> Coordinator::Fi
   return it->second;
 }
 
-absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
-    const v1::Topology& topology, const JoinToken& join) {
+absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::Topology& topology,
+                                                                    const JoinToken& join) {
   RETURN_IF_ERROR(CheckRecovered());
   ASSIGN_OR_RETURN(v1::Topology normalized, plan::TopologyValidator::Normalize(topology));
   if (!join.token.empty()) RETURN_IF_ERROR(CheckTokenText(join.token, "join_token"));
@@ -202,7 +202,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(
     auto it = clusters_.find(normalized.cluster());
     if (it != clusters_.end()) current = it->second;
   }
-  const std::string join_digest = !join.token.empty() ? Sha256::Hex(join.token)
+  const std::string join_digest = !join.token.empty()  ? Sha256::Hex(join.token)
                                   : current != nullptr ? current->record.join_token_sha256
                                                        : std::string();
   if (join.required && join_digest.empty()) {
@@ -293,8 +293,8 @@ absl::StatusOr<v1::Cluster> Coordinator::GetCluster(const std::string& name) con
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
   absl::MutexLock lock(&mu_);
   auto membership = memberships_.find(name);
-  return ToProto(*entry, membership == memberships_.end() ? v1::PHASE_PENDING
-                                                          : membership->second->phase());
+  return ToProto(
+      *entry, membership == memberships_.end() ? v1::PHASE_PENDING : membership->second->phase());
 }
 
 absl::StatusOr<std::vector<v1::Cluster>> Coordinator::ListClusters() const {
@@ -330,7 +330,7 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
 }
 
 absl::StatusOr<v1::Plan> Coordinator::GetPlan(const std::string& name,
-                                             const plan::PlanFilter& filter) const {
+                                              const plan::PlanFilter& filter) const {
   RETURN_IF_ERROR(CheckName("cluster", name));
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
   return plan::PlanView::ToProto(*entry->plan, filter);
@@ -396,8 +396,7 @@ absl::StatusOr<core::Membership*> Coordinator::FindMembership(
       "its state); register again");
 }
 
-bool Coordinator::HoldsAgentToken(const std::string& token,
-                                  const std::string& join_digest) const {
+bool Coordinator::HoldsAgentToken(const std::string& token, const std::string& join_digest) const {
   bool found = false;
   for (const auto& [name, membership] : memberships_) {
     found |= membership->SessionHolder(token) != nullptr;
@@ -478,16 +477,16 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     if (!registration.rejoined) kind = v1::EVENT_KIND_MEMBER_JOINED;
     if (registration.returned) kind = v1::EVENT_KIND_MEMBER_RETURNED;
     // A new spare or a returning member may let the policy grow or heal the cluster.
-    reconcile = membership.assigned() && !assigned &&
-                (registration.returned || (!registration.rejoined && registration.member->rank < 0));
+    reconcile =
+        membership.assigned() && !assigned &&
+        (registration.returned || (!registration.rejoined && registration.member->rank < 0));
     spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
                  registration.returned   ? "member returned:"
                  : registration.rejoined ? "member rejoined:"
                                          : "member registered:",
                  registration.member->member_id, identity.pod(), identity.node(),
                  identity.local_index(),
-                 assigned ? absl::StrCat("; world complete, ranks assigned for epoch ",
-                                         event.epoch)
+                 assigned ? absl::StrCat("; world complete, ranks assigned for epoch ", event.epoch)
                           : std::string());
   }
   if (kind != v1::EVENT_KIND_UNSPECIFIED) {
@@ -529,15 +528,16 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
     ASSIGN_OR_RETURN(core::Membership::HeartbeatResult result,
                      membership->Heartbeat(request.member(), clock_->Now()));
-    const v1::Elastic& elastic = clusters_.at(request.member().cluster())->record.topology.elastic();
+    const v1::Elastic& elastic =
+        clusters_.at(request.member().cluster())->record.topology.elastic();
     response.set_epoch(result.epoch);
     response.set_lease_remaining_ms(elastic.lease_timeout_ms());
     response.set_heartbeat_interval_ms(elastic.heartbeat_interval_ms());
     if (result.member->liveness == core::Liveness::kExcluded) {
       response.set_excluded(true);
       response.set_reason(absl::StrCat("member ", result.member->member_id,
-                                       " was excluded from cluster \"",
-                                       request.member().cluster(), "\""));
+                                       " was excluded from cluster \"", request.member().cluster(),
+                                       "\""));
     }
     returned = result.returned;
     member_copy = *result.member;
@@ -546,8 +546,8 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   if (returned) {
     spdlog::info("cluster {}: member {} is alive again", request.member().cluster(),
                  member_copy.member_id);
-    Emit(v1::EVENT_KIND_MEMBER_RETURNED, request.member().cluster(), response.epoch(),
-         &member_copy, phase, absl::StrCat(member_copy.member_id, " heartbeats again"));
+    Emit(v1::EVENT_KIND_MEMBER_RETURNED, request.member().cluster(), response.epoch(), &member_copy,
+         phase, absl::StrCat(member_copy.member_id, " heartbeats again"));
     Reconcile(request.member().cluster(), 0);
   }
   return response;

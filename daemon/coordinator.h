@@ -17,13 +17,13 @@
 #include "daemon/core/elastic_policy.h"
 #include "daemon/core/hang_attribution.h"
 #include "daemon/core/membership.h"
+#include "daemon/event_log.h"
+#include "daemon/store/cluster_record.h"
+#include "daemon/store/state_store.h"
 #include "plan/plan_view.h"
 #include "plan/split_plan.h"
-#include "daemon/store/cluster_record.h"
-#include "daemon/event_log.h"
-#include "daemon/store/state_store.h"
-#include "splitd/v1/control_service.pb.h"
 #include "splitd/v1/agent_service.pb.h"
+#include "splitd/v1/control_service.pb.h"
 #include "splitd/v1/plan.pb.h"
 #include "splitd/v1/status.pb.h"
 #include "splitd/v1/topology.pb.h"
@@ -86,15 +86,14 @@ class Coordinator {
 
   // The join token an ApplyTopology call gives its cluster.
   struct JoinToken {
-    std::string token;  // empty: keep the cluster's current one (or none)
+    std::string token;      // empty: keep the cluster's current one (or none)
     bool required = false;  // refuse to leave the cluster without one
   };
 
   // Creates or updates a cluster. The same (normalized) topology again is a no-op (apart from a
   // new join token, stored at the same epoch); a different one starts epoch + 1.
   // INVALID_ARGUMENT (field named) for a bad topology or join token; nothing is stored.
-  absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology,
-                                            const JoinToken& join);
+  absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology, const JoinToken& join);
   absl::StatusOr<ApplyResult> ApplyTopology(const v1::Topology& topology) {
     return ApplyTopology(topology, JoinToken());
   }
@@ -126,8 +125,8 @@ class Coordinator {
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   // The plan the member should form next: the current epoch's, once ranks are assigned, when it
   // is newer than `known_epoch`; nullopt while there is none.
-  absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(
-      const v1::MemberCredentials& member, int64_t known_epoch) const;
+  absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(const v1::MemberCredentials& member,
+                                                                int64_t known_epoch) const;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   // Records a rank's report as core::RankReport (ToRankReport). It is durable before it is
   // applied; the store keeps the request without its session token.
@@ -153,7 +152,6 @@ class Coordinator {
     int64_t excluded_members = 0;
   };
   Counts CountClustersAndMembers() const;
-
 
  private:
   struct ClusterEntry {
@@ -199,8 +197,7 @@ class Coordinator {
                           store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
                           absl::Time decided, v1::EpochCause cause)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record,
-                                                 plan::SplitPlan plan);
+  static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record, plan::SplitPlan plan);
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
                                   const core::Membership& membership) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -9,9 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "daemon/coordinator.h"
-#include "plan/split_planner.h"
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
+#include "plan/split_planner.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
@@ -81,7 +81,8 @@ void Coordinator::Tick() {
       Loss loss{name, 0};
       for (const core::Member* member : expired) {
         // Detection: from the member's last sign of life to now.
-        loss.detect_ms = std::max(loss.detect_ms, absl::ToDoubleMilliseconds(now - member->last_seen));
+        loss.detect_ms =
+            std::max(loss.detect_ms, absl::ToDoubleMilliseconds(now - member->last_seen));
         lost.emplace_back(name, *member);
         epochs.push_back(membership->plan().epoch);
       }
@@ -147,8 +148,7 @@ void Coordinator::CheckDeadlines() {
     Emit(v1::EVENT_KIND_STALLED, s.cluster, s.epoch, &s.member, s.phase, s.stall);
     spdlog::info("cluster {} epoch {}: {}: {}", s.cluster, s.epoch, v1::Phase_Name(s.phase),
                  s.reason);
-    Emit(v1::EVENT_KIND_PHASE_CHANGED, s.cluster, s.epoch, nullptr, s.phase, s.reason,
-         &s.timings);
+    Emit(v1::EVENT_KIND_PHASE_CHANGED, s.cluster, s.epoch, nullptr, s.phase, s.reason, &s.timings);
   }
 }
 
@@ -211,8 +211,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
 
 absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                                      store::ClusterRecord record, plan::SplitPlan plan,
-                                     double detect_ms, absl::Time decided,
-                                     v1::EpochCause cause) {
+                                     double detect_ms, absl::Time decided, v1::EpochCause cause) {
   const std::string name = record.topology.cluster();
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
   RETURN_IF_ERROR(store_->PutCluster(entry->record));
@@ -247,9 +246,8 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
     const v1::ReconfigureRequest& request) {
   RETURN_IF_ERROR(CheckName("cluster", request.cluster()));
   if (request.expected_epoch() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected_epoch must be >= 1 (the epoch the caller saw), got ",
-                     request.expected_epoch()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected_epoch must be >= 1 (the epoch the caller saw), got ", request.expected_epoch()));
   }
   absl::MutexLock write_lock(&write_mu_);
   const absl::Time decided = clock_->Now();
@@ -300,7 +298,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
   ASSIGN_OR_RETURN(*response.mutable_plan(), plan::PlanView::ToProto(*plan, {}));
   response.mutable_plan()->set_reason(decision.reason);
   *response.mutable_diff() = core::ElasticPolicy::Diff({entry->plan.get(), input.assignment},
-                                                      {&*plan, decision.assignment});
+                                                       {&*plan, decision.assignment});
   if (request.dry_run()) return response;
   std::vector<core::Member> excluded;
   {
@@ -315,8 +313,8 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
   for (const core::Member& member : excluded) {
     Emit(v1::EVENT_KIND_MEMBER_EXCLUDED, request.cluster(), entry->record.epoch + 1, &member,
          v1::PHASE_UNSPECIFIED,
-         absl::StrCat(member.member_id, " (rank ", member.rank, ", node ",
-                      member.identity.node(), ") excluded"));
+         absl::StrCat(member.member_id, " (rank ", member.rank, ", node ", member.identity.node(),
+                      ") excluded"));
   }
   return response;
 }

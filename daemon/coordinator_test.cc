@@ -5,14 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
-#include "tests/testing/fake_clock.h"
+#include "absl/time/time.h"
 #include "common/sha256.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace splitd::daemon {
 namespace {
@@ -136,7 +136,8 @@ TEST_F(CoordinatorTest, InvalidTopologyIsRefusedAndNothingIsStored) {
   auto stored = store_.LoadClusters();
   ASSERT_THAT(stored, IsOk());
   EXPECT_TRUE(stored->empty());
-  EXPECT_THAT(coordinator_.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  EXPECT_THAT(coordinator_.GetCluster("llama"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
 }
 
 TEST_F(CoordinatorTest, InvalidUpdateKeepsThePreviousEpoch) {
@@ -157,7 +158,8 @@ TEST_F(CoordinatorTest, StoreFailureIsReturnedAndNothingIsPublished) {
   ASSERT_THAT(coordinator.Recover(), IsOk());
   EXPECT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
-  EXPECT_THAT(coordinator.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  EXPECT_THAT(coordinator.GetCluster("llama"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
 }
 
 TEST_F(CoordinatorTest, ListsClustersSortedByName) {
@@ -178,8 +180,10 @@ TEST_F(CoordinatorTest, DeleteReturnsTheLastEpochAndForgetsTheCluster) {
   auto epoch = coordinator_.DeleteCluster("llama");
   ASSERT_THAT(epoch, IsOk());
   EXPECT_EQ(*epoch, 2);
-  EXPECT_THAT(coordinator_.GetCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
-  EXPECT_THAT(coordinator_.DeleteCluster("llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  EXPECT_THAT(coordinator_.GetCluster("llama"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
+  EXPECT_THAT(coordinator_.DeleteCluster("llama"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("llama")));
   auto stored = store_.LoadClusters();
   ASSERT_THAT(stored, IsOk());
   EXPECT_TRUE(stored->empty());
@@ -191,10 +195,14 @@ TEST_F(CoordinatorTest, DeleteReturnsTheLastEpochAndForgetsTheCluster) {
 }
 
 TEST_F(CoordinatorTest, EmptyNamesAreInvalid) {
-  EXPECT_THAT(coordinator_.GetCluster(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
-  EXPECT_THAT(coordinator_.DeleteCluster(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
-  EXPECT_THAT(coordinator_.GetPlan("", {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
-  EXPECT_THAT(coordinator_.GetStatus(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
+  EXPECT_THAT(coordinator_.GetCluster(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+  EXPECT_THAT(coordinator_.DeleteCluster(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+  EXPECT_THAT(coordinator_.GetPlan("", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
+  EXPECT_THAT(coordinator_.GetStatus(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cluster")));
 }
 
 TEST_F(CoordinatorTest, PlanIsExpandedAndFilteredByGroupAndRank) {
@@ -240,7 +248,8 @@ TEST(CoordinatorRecoveryTest, CallsBeforeRecoveryAreUnavailable) {
   Coordinator coordinator(&store, &clock);
   EXPECT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("starting")));
-  EXPECT_THAT(coordinator.ListClusters(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("starting")));
+  EXPECT_THAT(coordinator.ListClusters(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("starting")));
 }
 
 TEST(CoordinatorRecoveryTest, RecoverRestoresClustersWithTheSamePlans) {
@@ -516,10 +525,10 @@ TEST(CoordinatorWorkloadTest, WorkloadReadinessIsReadyOnlyOnceEveryWorkloadRepor
   const std::string fingerprint = applied->cluster.fingerprint();
   const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
   for (int64_t rank = 0; rank < 8; ++rank) {
-    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint,
-                                                       v1::PHASE_READY,
-                                                       v1::REPORT_LAYER_UNSPECIFIED)),
-                IsOk());
+    ASSERT_THAT(
+        coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint, v1::PHASE_READY,
+                                               v1::REPORT_LAYER_UNSPECIFIED)),
+        IsOk());
   }
   auto status = coordinator.GetStatus("llama");
   ASSERT_THAT(status, IsOk());
@@ -531,8 +540,8 @@ TEST(CoordinatorWorkloadTest, WorkloadReadinessIsReadyOnlyOnceEveryWorkloadRepor
   EXPECT_EQ(status->waiting_on(0).layer(), "workload");
 
   for (int64_t rank = 0; rank < 8; ++rank) {
-    auto response = coordinator.ReportGroupStatus(Progress(
-        members[rank], rank, fingerprint, v1::PHASE_READY, v1::REPORT_LAYER_WORKLOAD));
+    auto response = coordinator.ReportGroupStatus(
+        Progress(members[rank], rank, fingerprint, v1::PHASE_READY, v1::REPORT_LAYER_WORKLOAD));
     ASSERT_THAT(response, IsOk());
     EXPECT_EQ(response->cluster_phase(), rank < 7 ? v1::PHASE_VALIDATING : v1::PHASE_READY);
   }
@@ -559,15 +568,15 @@ TEST(CoordinatorWorkloadTest, ARankPastItsDeadlineFailsTheEpochDurablyAndIsNamed
   const std::string fingerprint = applied->cluster.fingerprint();
   const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
   for (int64_t rank = 0; rank < 8; ++rank) {
-    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint,
-                                                       v1::PHASE_READY,
-                                                       v1::REPORT_LAYER_UNSPECIFIED)),
-                IsOk());
-    ASSERT_THAT(coordinator.ReportGroupStatus(Progress(
-                    members[rank], rank, fingerprint,
-                    rank == 3 ? v1::PHASE_SPLITTING : v1::PHASE_READY, v1::REPORT_LAYER_WORKLOAD,
-                    rank == 3 ? "creating dp" : "")),
-                IsOk());
+    ASSERT_THAT(
+        coordinator.ReportGroupStatus(Progress(members[rank], rank, fingerprint, v1::PHASE_READY,
+                                               v1::REPORT_LAYER_UNSPECIFIED)),
+        IsOk());
+    ASSERT_THAT(
+        coordinator.ReportGroupStatus(Progress(
+            members[rank], rank, fingerprint, rank == 3 ? v1::PHASE_SPLITTING : v1::PHASE_READY,
+            v1::REPORT_LAYER_WORKLOAD, rank == 3 ? "creating dp" : "")),
+        IsOk());
   }
   clock.Advance(absl::Seconds(29));
   coordinator.Tick();

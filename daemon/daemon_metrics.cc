@@ -44,8 +44,8 @@ std::vector<metrics::LabeledValue> MemberGauges(const Coordinator& coordinator) 
 
 void AddDaemonMetrics(metrics::Registry* registry, const Coordinator* coordinator,
                       const RendezvousSpaces* spaces) {
-  registry->AddGauge("splitd_build_info", "Always 1; the daemon's release in `version`.",
-                     {"version"})
+  registry
+      ->AddGauge("splitd_build_info", "Always 1; the daemon's release in `version`.", {"version"})
       .WithLabels({kVersion})
       .Set(1);
   registry->AddCallbackGauge("splitd_clusters", "Clusters, by the phase of their current epoch.",
@@ -53,12 +53,12 @@ void AddDaemonMetrics(metrics::Registry* registry, const Coordinator* coordinato
   registry->AddCallbackGauge("splitd_members",
                              "Members of every cluster, by liveness (spares count as alive).",
                              {"state"}, [coordinator] { return MemberGauges(*coordinator); });
-  registry->AddCallbackGauge(
-      "splitd_rendezvous_keys", "Keys held in the rendezvous spaces of every cluster and epoch.",
-      {}, [spaces] {
-        return std::vector<metrics::LabeledValue>{
-            {{}, static_cast<double>(spaces->TotalKeyCount())}};
-      });
+  registry->AddCallbackGauge("splitd_rendezvous_keys",
+                             "Keys held in the rendezvous spaces of every cluster and epoch.", {},
+                             [spaces] {
+                               return std::vector<metrics::LabeledValue>{
+                                   {{}, static_cast<double>(spaces->TotalKeyCount())}};
+                             });
 }
 
 }  // namespace splitd::daemon

@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "tests/testing/fake_clock.h"
 #include "common/metrics.h"
 #include "common/status_matchers.h"
 #include "common/version.h"
@@ -15,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/coordinator_calls.h"
+#include "tests/testing/fake_clock.h"
 
 namespace splitd::daemon {
 namespace {

@@ -40,8 +40,7 @@ uint64_t EventLog::Append(v1::Event event, absl::Time now) {
   return sequence;
 }
 
-std::optional<v1::Event> EventLog::Next(uint64_t after_sequence,
-                                        const std::string& cluster) const {
+std::optional<v1::Event> EventLog::Next(uint64_t after_sequence, const std::string& cluster) const {
   absl::MutexLock lock(&mu_);
   if (events_.empty()) return std::nullopt;
   const uint64_t first = events_.front().sequence();

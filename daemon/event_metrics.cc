@@ -70,8 +70,8 @@ void EventMetrics::Observe(const v1::Event& event) {
   if (event.kind() == v1::EVENT_KIND_PHASE_CHANGED && event.phase() == v1::PHASE_READY &&
       event.has_timings()) {
     const std::pair<const char*, double> phases[] = {
-        {"deliver", timings.deliver_ms()},   {"bootstrap", timings.bootstrap_ms()},
-        {"split", timings.split_ms()},       {"validate", timings.validate_ms()},
+        {"deliver", timings.deliver_ms()}, {"bootstrap", timings.bootstrap_ms()},
+        {"split", timings.split_ms()},     {"validate", timings.validate_ms()},
         {"ready", timings.ready_ms()},
     };
     for (const auto& [phase, ms] : phases) phases_.WithLabels({phase}).Observe(ms / 1000);

@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "tests/testing/fake_clock.h"
 #include "common/metrics.h"
 #include "common/status_matchers.h"
 #include "daemon/coordinator.h"
@@ -13,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/coordinator_calls.h"
+#include "tests/testing/fake_clock.h"
 
 namespace splitd::daemon {
 namespace {
@@ -115,9 +115,9 @@ TEST(EventMetricsTest, ReadyEpochsObserveEveryLaterPhase) {
 
 TEST(EventMetricsTest, CountsOnlyEventsAfterItsStartAndStopsWhenDestroyed) {
   EventLog events;
-  events.Append(EpochStarted("topology applied: world 2, 1 group kinds", 0,
-                             v1::EPOCH_CAUSE_CREATED),
-                absl::Now());
+  events.Append(
+      EpochStarted("topology applied: world 2, 1 group kinds", 0, v1::EPOCH_CAUSE_CREATED),
+      absl::Now());
   metrics::Registry registry;
   {
     EventMetrics metrics(&events, &registry);
@@ -125,9 +125,9 @@ TEST(EventMetricsTest, CountsOnlyEventsAfterItsStartAndStopsWhenDestroyed) {
                                v1::EPOCH_CAUSE_TOPOLOGY_CHANGED),
                   absl::Now());
   }
-  events.Append(EpochStarted("topology changed: world 8, 1 group kinds", 0,
-                             v1::EPOCH_CAUSE_TOPOLOGY_CHANGED),
-                absl::Now());
+  events.Append(
+      EpochStarted("topology changed: world 8, 1 group kinds", 0, v1::EPOCH_CAUSE_TOPOLOGY_CHANGED),
+      absl::Now());
   const std::string text = registry.Render();
   EXPECT_THAT(text, Not(HasSubstr("cause=\"created\"")));
   EXPECT_THAT(text, HasSubstr("splitd_epoch_transitions_total{cause=\"topology_changed\"} 1\n"));

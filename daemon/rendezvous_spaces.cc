@@ -52,8 +52,8 @@ void RendezvousSpaces::Run(std::vector<Completion>& completions) {
 absl::Status RendezvousSpaces::CheckKey(const std::string& key) const {
   if (key.empty()) return absl::InvalidArgumentError("key must not be empty");
   if (static_cast<int64_t>(key.size()) > limits_.max_key_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("key must be at most ", limits_.max_key_bytes,
-                                                   " bytes, got ", key.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("key must be at most ", limits_.max_key_bytes, " bytes, got ", key.size()));
   }
   return absl::OkStatus();
 }
@@ -73,9 +73,8 @@ absl::Status RendezvousSpaces::CheckKeys(const std::vector<std::string>& keys) c
 
 absl::Status RendezvousSpaces::CheckValue(const char* field, const std::string& value) const {
   if (static_cast<int64_t>(value.size()) > limits_.max_value_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
-                                                   limits_.max_value_bytes, " bytes, got ",
-                                                   value.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be at most ", limits_.max_value_bytes, " bytes, got ", value.size()));
   }
   return absl::OkStatus();
 }
@@ -213,8 +212,8 @@ absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_
   return result;
 }
 
-absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& cluster,
-                                                         int64_t epoch, const std::string& key,
+absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& cluster, int64_t epoch,
+                                                         const std::string& key,
                                                          const std::string& expected,
                                                          std::string desired) {
   RETURN_IF_ERROR(CheckKey(key));
@@ -246,8 +245,8 @@ absl::StatusOr<RendezvousSpaces::CheckResult> RendezvousSpaces::Check(
     const std::string& prefix) const {
   RETURN_IF_ERROR(CheckKeys(keys));
   if (static_cast<int64_t>(prefix.size()) > limits_.max_key_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prefix must be at most ", limits_.max_key_bytes, " bytes, got ", prefix.size()));
+    return absl::InvalidArgumentError(absl::StrCat("prefix must be at most ", limits_.max_key_bytes,
+                                                   " bytes, got ", prefix.size()));
   }
   CheckResult result;
   absl::MutexLock lock(&mu_);
@@ -289,9 +288,9 @@ absl::StatusOr<bool> RendezvousSpaces::Delete(const std::string& cluster, int64_
   return true;
 }
 
-void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch,
-                           const std::string& member_id, std::vector<std::string> keys,
-                           absl::Time deadline, uint64_t waiter_id, GetCallback done) {
+void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch, const std::string& member_id,
+                           std::vector<std::string> keys, absl::Time deadline, uint64_t waiter_id,
+                           GetCallback done) {
   if (keys.empty()) {
     done(absl::InvalidArgumentError("keys must not be empty"));
     return;

@@ -28,11 +28,11 @@ struct RendezvousLimits {
   absl::Duration max_wait = absl::Minutes(10);
 };
 
-// The small key-value spaces agents bootstrap through, one per (cluster, epoch) (docs/architecture.md,
-// "Rendezvous"): set, get that waits for its keys until a deadline, an atomic counter, and the
-// rest of what torch.distributed's Store needs (compare-and-set, check, delete), so a workload
-// can use a space as its Store. Keys of finished epochs are dropped, and whoever waits on them
-// is told (ABORTED).
+// The small key-value spaces agents bootstrap through, one per (cluster, epoch)
+// (docs/architecture.md, "Rendezvous"): set, get that waits for its keys until a deadline, an
+// atomic counter, and the rest of what torch.distributed's Store needs (compare-and-set, check,
+// delete), so a workload can use a space as its Store. Keys of finished epochs are dropped, and
+// whoever waits on them is told (ABORTED).
 //
 // Threading: thread-safe. Callbacks of Get run on the thread that completes them (a write, the
 // deadline thread, Drop or Get itself when the keys already exist), never under the lock.
@@ -157,8 +157,7 @@ class RendezvousSpaces {
                                  size_t value_size) const;
   // Checks room, persists, stores `value` and collects the waiters a new key completes.
   absl::Status WriteLocked(const SpaceKey& id, const std::string& key, std::string value,
-                           std::vector<Completion>* completions)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                           std::vector<Completion>* completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Parks waiter `id` on the first of its keys that is missing, or completes it (and forgets
   // it) when all exist.
   void Park(Space& space, uint64_t id, std::vector<Completion>* completions)

@@ -100,8 +100,7 @@ TEST(RendezvousSpacesTest, SpacesAreScopedByClusterAndEpoch) {
   ASSERT_THAT(spaces.Set("c", 1, "k", "epoch1"), IsOk());
   ASSERT_THAT(spaces.Set("d", 2, "k", "other"), IsOk());
   Completion completion;
-  spaces.Get("c", 2, "m-0", {"k"}, absl::Now() + absl::Milliseconds(50), 1,
-             completion.Callback());
+  spaces.Get("c", 2, "m-0", {"k"}, absl::Now() + absl::Milliseconds(50), 1, completion.Callback());
   ASSERT_TRUE(completion.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_THAT(completion.result,
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("first missing: \"k\"")));
@@ -110,8 +109,7 @@ TEST(RendezvousSpacesTest, SpacesAreScopedByClusterAndEpoch) {
 TEST(RendezvousSpacesTest, CancelledWaiterIsNeverCompleted) {
   RendezvousSpaces spaces;
   Completion completion;
-  spaces.Get("c", 1, "m-0", {"k"}, absl::Now() + absl::Milliseconds(100), 3,
-             completion.Callback());
+  spaces.Get("c", 1, "m-0", {"k"}, absl::Now() + absl::Milliseconds(100), 3, completion.Callback());
   EXPECT_TRUE(spaces.Cancel(3));
   ASSERT_THAT(spaces.Set("c", 1, "k", "v"), IsOk());
   absl::SleepFor(absl::Milliseconds(300));
@@ -287,9 +285,9 @@ TEST(RendezvousSpacesTest, CheckSaysWhetherKeysExistAndCountsUnderAPrefix) {
   EXPECT_THAT(spaces.Check("c", 1, {}, "zzz"), IsOkAndHolds(FieldsAre(true, 0)));
   EXPECT_THAT(spaces.Check("c", 2, {}, ""), IsOkAndHolds(FieldsAre(true, 0)));
   EXPECT_THAT(spaces.Check("c", 2, {"rank/0"}, ""), IsOkAndHolds(FieldsAre(false, 0)));
-  EXPECT_THAT(spaces.Check("c", 1, {"rank/0", ""}, ""),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("keys[1]: key must not be empty")));
+  EXPECT_THAT(
+      spaces.Check("c", 1, {"rank/0", ""}, ""),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keys[1]: key must not be empty")));
   EXPECT_THAT(spaces.Check("c", 1, {}, std::string(513, 'p')),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("prefix must be at most 512 bytes, got 513")));
@@ -304,9 +302,8 @@ TEST(RendezvousSpacesTest, WaitingKeysNamesEachMemberAndTheKeysItStillLacks) {
   spaces.Get("c", 1, "m-1", {"a", "b", "c"}, absl::InfiniteFuture(), 1, first.Callback());
   spaces.Get("c", 1, "m-2", {"c"}, absl::InfiniteFuture(), 2, second.Callback());
   spaces.Get("c", 1, "", {"d"}, absl::InfiniteFuture(), 3, anonymous.Callback());
-  EXPECT_THAT(spaces.WaitingKeys("c", 1),
-              UnorderedElementsAre(Pair("m-1", ElementsAre("b", "c")),
-                                   Pair("m-2", ElementsAre("c"))));
+  EXPECT_THAT(spaces.WaitingKeys("c", 1), UnorderedElementsAre(Pair("m-1", ElementsAre("b", "c")),
+                                                               Pair("m-2", ElementsAre("c"))));
   EXPECT_THAT(spaces.WaitingKeys("c", 2), IsEmpty());
 
   ASSERT_THAT(spaces.Set("c", 1, "b", "v"), IsOk());
@@ -329,8 +326,7 @@ TEST(RendezvousSpacesTest, WaitingKeysListsAtMostEightKeysPerMember) {
   spaces.Get("c", 1, "m-1", {"k0", "other"}, absl::InfiniteFuture(), 2, two.Callback());
   const auto waiting = spaces.WaitingKeys("c", 1);
   ASSERT_EQ(waiting.size(), 1u);
-  EXPECT_THAT(waiting.at("m-1"),
-              ElementsAre("k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"));
+  EXPECT_THAT(waiting.at("m-1"), ElementsAre("k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"));
   EXPECT_TRUE(spaces.Cancel(1));
   EXPECT_TRUE(spaces.Cancel(2));
 }
@@ -344,8 +340,8 @@ TEST(RendezvousSpacesTest, EveryChangeIsPersistedBeforeItIsApplied) {
   ASSERT_THAT(spaces.Add("c", 1, "n", 2), IsOkAndHolds(2));
   ASSERT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(true));
   ASSERT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(false));  // no change
-  EXPECT_THAT(recorder.writes, ElementsAre("put c/1/k=v", "put c/1/k=w", "put c/1/n=2",
-                                           "delete c/1/k"));
+  EXPECT_THAT(recorder.writes,
+              ElementsAre("put c/1/k=v", "put c/1/k=w", "put c/1/n=2", "delete c/1/k"));
 }
 
 TEST(RendezvousSpacesTest, PersistFailureRefusesTheChange) {

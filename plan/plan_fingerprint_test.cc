@@ -9,11 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace splitd::plan {
@@ -34,7 +34,8 @@ SplitPlan BuildOrDie(const v1::Topology& topology, int64_t epoch = 1) {
   return plan.ok() ? *std::move(plan) : SplitPlan{};
 }
 
-// The vLLM example of docs/plan-format.md: world 8, DP2 PP2 TP2, with an EP kind and an explicit kind.
+// The vLLM example of docs/plan-format.md: world 8, DP2 PP2 TP2, with an EP kind and an explicit
+// kind.
 constexpr char kVllm[] = R"pb(
   cluster: "llama-serve"
   dims { name: "tp" size: 2 }

@@ -13,8 +13,8 @@ namespace splitd::plan {
 
 // Which part of a plan an operator asked for (GetPlan).
 struct PlanFilter {
-  std::string group;           // only this kind; empty = all kinds
-  std::optional<int64_t> rank; // only the groups holding this rank
+  std::string group;            // only this kind; empty = all kinds
+  std::optional<int64_t> rank;  // only the groups holding this rank
 };
 
 // Renders a SplitPlan as the v1.Plan message operators see. Pure.
@@ -26,9 +26,9 @@ class PlanView {
   // takes no part is listed with no split_ranks.
   static absl::StatusOr<v1::Plan> ToProto(const SplitPlan& plan, const PlanFilter& filter);
 
-  // What agents receive (docs/architecture.md, "Scale"): the normalized topology (the generator) and,
-  // per kind, its settings and counts; split_ranks only for explicit lists, so the message does
-  // not grow with the world for generated kinds.
+  // What agents receive (docs/architecture.md, "Scale"): the normalized topology (the generator)
+  // and, per kind, its settings and counts; split_ranks only for explicit lists, so the message
+  // does not grow with the world for generated kinds.
   static v1::Plan ToAgentProto(const SplitPlan& plan);
 
  private:

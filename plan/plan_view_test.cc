@@ -7,11 +7,11 @@
 
 #include "absl/status/status.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/plan.pb.h"
 #include "splitd/v1/topology.pb.h"
 

@@ -15,10 +15,10 @@ namespace splitd::plan {
 // Immutable once built; safe to read from many threads.
 struct GroupKind {
   std::string name;
-  std::string backend;              // e.g. "cpu:gloo,cuda:nccl"
-  std::string mesh;                 // "" = the topology's main dims
-  std::string local;                // "" or "node"
-  std::vector<std::string> dims;    // generator; empty for explicit lists
+  std::string backend;            // e.g. "cpu:gloo,cuda:nccl"
+  std::string mesh;               // "" = the topology's main dims
+  std::string local;              // "" or "node"
+  std::vector<std::string> dims;  // generator; empty for explicit lists
   bool explicit_lists = false;
 
   // Group i holds ranks[offsets[i] .. offsets[i + 1]); offsets.size() == group_count() + 1.
@@ -40,10 +40,10 @@ struct SplitPlan {
   std::string cluster;
   int64_t epoch = 0;
   int64_t world_size = 0;
-  std::string method;           // "split" or "init"
-  v1::Topology topology;        // normalized (TopologyValidator::Normalize)
-  std::vector<GroupKind> kinds; // in the topology's group order
-  std::string fingerprint;      // lowercase hex SHA-256 (PlanFingerprint)
+  std::string method;            // "split" or "init"
+  v1::Topology topology;         // normalized (TopologyValidator::Normalize)
+  std::vector<GroupKind> kinds;  // in the topology's group order
+  std::string fingerprint;       // lowercase hex SHA-256 (PlanFingerprint)
 
   // The kind named `name`, or nullptr.
   const GroupKind* FindKind(const std::string& name) const {

@@ -10,7 +10,8 @@
 
 namespace splitd::plan {
 
-// Turns a topology into a SplitPlan (docs/architecture.md, "Topology and plan"; docs/plan-format.md). Pure; stateless.
+// Turns a topology into a SplitPlan (docs/architecture.md, "Topology and plan";
+// docs/plan-format.md). Pure; stateless.
 class SplitPlanner {
  public:
   // Normalizes and validates `topology` (TopologyValidator), expands every group kind in

@@ -235,16 +235,17 @@ absl::Status ValidateElastic(v1::Topology* topology) {
     if (elastic->min() == 0) elastic->set_min(1);
     if (elastic->max() == 0) elastic->set_max(size);
     if (elastic->min() < 1 || elastic->min() > size) {
-      return Invalid("elastic.min must be in [1, ", size, "] (the size of ",
-                     elastic->replica_dim(), "), got ", elastic->min());
+      return Invalid("elastic.min must be in [1, ", size, "] (the size of ", elastic->replica_dim(),
+                     "), got ", elastic->min());
     }
     if (elastic->max() < size || elastic->max() > kMaxDimSize) {
-      return Invalid("elastic.max must be in [", size, ", ", kMaxDimSize, "] (at least the size of ",
-                     elastic->replica_dim(), "), got ", elastic->max());
+      return Invalid("elastic.max must be in [", size, ", ", kMaxDimSize,
+                     "] (at least the size of ", elastic->replica_dim(), "), got ", elastic->max());
     }
   } else if (elastic->min() != 0 || elastic->max() != 0) {
-    return Invalid("elastic.min and elastic.max need a replica dim (elastic.replica_dim, or a dim "
-                   "named dp)");
+    return Invalid(
+        "elastic.min and elastic.max need a replica dim (elastic.replica_dim, or a dim "
+        "named dp)");
   }
   if (elastic->heartbeat_interval_ms() == 0) {
     elastic->set_heartbeat_interval_ms(kDefaultHeartbeatIntervalMs);

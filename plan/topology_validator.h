@@ -34,16 +34,15 @@ class TopologyValidator {
  public:
   // Returns the normalized topology: method "split" when empty, backend "cpu:gloo" when empty,
   // one group kind per dim of `dims` when `groups` is empty, each group's backend inherited from
-  // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in, elastic defaults filled in
-  // (replica dim "dp" when there is one, min 1, max its size, heartbeat 2 s, lease 5 heartbeats).
-  // `readiness` must be "", "agent" or "workload" and is kept as given: "" means "agent" (see
-  // Readiness), and leaving it empty keeps the normalized encoding of documents that predate
-  // the field byte for byte, so re-applying them is still a no-op. `preflight` and `deadlines`
-  // are kept as given too (unset preflight means true; each deadline in [0, kMaxDeadlineMs],
-  // 0 meaning none).
-  // Any violation gives INVALID_ARGUMENT with a message that starts with the field path and
-  // names the offending value, e.g. `dims[1].size must be >= 1, got 0`.
-  // Overlapping explicit lists are refused here (one rank bitmap, O(world)); the rule that
+  // the topology's when empty, validation.allreduce_elements defaulted, world_size filled in,
+  // elastic defaults filled in (replica dim "dp" when there is one, min 1, max its size, heartbeat
+  // 2 s, lease 5 heartbeats). `readiness` must be "", "agent" or "workload" and is kept as given:
+  // "" means "agent" (see Readiness), and leaving it empty keeps the normalized encoding of
+  // documents that predate the field byte for byte, so re-applying them is still a no-op.
+  // `preflight` and `deadlines` are kept as given too (unset preflight means true; each deadline in
+  // [0, kMaxDeadlineMs], 0 meaning none). Any violation gives INVALID_ARGUMENT with a message that
+  // starts with the field path and names the offending value, e.g. `dims[1].size must be >= 1, got
+  // 0`. Overlapping explicit lists are refused here (one rank bitmap, O(world)); the rule that
   // needs the expanded groups (`local: node` crossing a node boundary) is checked by
   // SplitPlanner::Build. Explicit lists come back in canonical order (sorted by first member,
   // each list's own order kept), so list i of the normalized topology is group i of the plan.

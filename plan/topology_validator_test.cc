@@ -228,8 +228,7 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"RankRepeatedInList",
                     Group(R"(name: "c" split_ranks { ranks: 0 ranks: 1 ranks: 1 })"),
                     "groups[0].split_ranks[0][2]: rank 1 is repeated in the same list"},
-        InvalidCase{"OverlappingLists",
-                    Group(R"(name: "c" split_ranks { ranks: 0 ranks: 3 }
+        InvalidCase{"OverlappingLists", Group(R"(name: "c" split_ranks { ranks: 0 ranks: 3 }
                              split_ranks { ranks: 1 ranks: 2 }
                              split_ranks { ranks: 4 ranks: 3 })"),
                     "groups[0].split_ranks[2][1]: rank 3 is already in groups[0].split_ranks[0]"},

@@ -46,8 +46,7 @@ const char* PhaseName(v1::Phase phase) {
 
 Agent::Agent(AgentOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
              GroupBuilderFactories factories, FaultInjection faults)
-    : Agent(std::move(options), v1::AgentService::NewStub(channel), std::move(factories),
-            faults) {}
+    : Agent(std::move(options), v1::AgentService::NewStub(channel), std::move(factories), faults) {}
 
 Agent::Agent(AgentOptions options, std::unique_ptr<v1::AgentService::StubInterface> stub,
              GroupBuilderFactories factories, FaultInjection faults)

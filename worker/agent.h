@@ -2,10 +2,10 @@
 #define SPLITD_WORKER_AGENT_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,9 +83,9 @@ struct AgentState {
   std::string error;                        // why it FAILED, when it did
 };
 
-// The worker agent's lifecycle (docs/architecture.md, "Lifecycle of an epoch", "Bootstrap and split"):
-// Register (with backoff while the daemon or the cluster is not there yet) → WatchPlan → for
-// each new epoch: derive and check the plan, report BOOTSTRAPPING, bootstrap one world per
+// The worker agent's lifecycle (docs/architecture.md, "Lifecycle of an epoch", "Bootstrap and
+// split"): Register (with backoff while the daemon or the cluster is not there yet) → WatchPlan →
+// for each new epoch: derive and check the plan, report BOOTSTRAPPING, bootstrap one world per
 // backend, report SPLITTING, form the groups, report VALIDATING, validate, report READY or
 // FAILED with per-group figures and timings, write the plan file → heartbeats until the next
 // epoch, when the old groups are released and the new ones formed. A broken stream is

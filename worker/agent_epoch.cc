@@ -84,8 +84,8 @@ void LogOutcome(const std::string& prefix, v1::Phase phase,
   spdlog::info(
       "{}: {} — bootstrap {:.1f} ms, split {:.1f} ms, validate {:.1f} ms, groups ready "
       "{:.1f} ms after the plan",
-      prefix, PhaseName(phase), timings.bootstrap_ms(), timings.split_ms(),
-      timings.validate_ms(), timings.groups_ready_ms());
+      prefix, PhaseName(phase), timings.bootstrap_ms(), timings.split_ms(), timings.validate_ms(),
+      timings.groups_ready_ms());
 }
 
 }  // namespace
@@ -176,8 +176,7 @@ Agent::ShrinkSource Agent::LetGoOfHeldEpoch(const v1::WatchPlanResponse& message
   ShrinkSource shrink;
   shrink.epoch = plan.shrinks_epoch();
   shrink.previous_ranks.assign(plan.previous_ranks().begin(), plan.previous_ranks().end());
-  const bool shrinks_held =
-      shrink.epoch != 0 && held_.has_value() && held_->epoch == shrink.epoch;
+  const bool shrinks_held = shrink.epoch != 0 && held_.has_value() && held_->epoch == shrink.epoch;
   if (!builders_.empty()) {
     spdlog::info("epoch {}: releasing the groups of epoch {}", plan.epoch(), held_->epoch);
     if (shrinks_held && message.rank() >= 0) {
@@ -190,10 +189,9 @@ Agent::ShrinkSource Agent::LetGoOfHeldEpoch(const v1::WatchPlanResponse& message
         }
       }
     } else {
-      AbortDeviceBuilders(&builders_,
-                          absl::StrCat("epoch ", plan.epoch(), shrinks_held
-                                                                   ? ": no rank in the shrunk world"
-                                                                   : ": a new epoch"));
+      AbortDeviceBuilders(&builders_, absl::StrCat("epoch ", plan.epoch(),
+                                                   shrinks_held ? ": no rank in the shrunk world"
+                                                                : ": a new epoch"));
     }
     ReleaseBuilders();
   }
@@ -206,8 +204,8 @@ std::optional<DerivedPlan> Agent::DeriveOrFail(const v1::WatchPlanResponse& mess
   DerivationOptions derivation;
   derivation.host = options_.host;
   derivation.timeout = options_.timeout;
-  derivation.device_index = static_cast<int>(
-      options_.device_index >= 0 ? options_.device_index : options_.local_index);
+  derivation.device_index =
+      static_cast<int>(options_.device_index >= 0 ? options_.device_index : options_.local_index);
   std::string derived_fingerprint;
   absl::StatusOr<DerivedPlan> derived =
       faults_.corrupt_fingerprint
@@ -272,7 +270,7 @@ void Agent::HandlePlan(const v1::WatchPlanResponse& message) {
 }
 
 absl::StatusOr<bool> Agent::AgreeOnShrink(RendezvousClient* rendezvous, const std::string& backend,
-                                           int world_size, bool able, absl::Duration timeout) {
+                                          int world_size, bool able, absl::Duration timeout) {
   // Each rank counts itself in after its refusal (if any) is counted; the last one in reads
   // the refusals, all of them counted by then, and publishes the decision everyone waits for.
   // O(1) keys and calls per rank.
@@ -356,10 +354,11 @@ absl::Status Agent::ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
     const absl::Status status =
         held->builder->ShrinkWorld(held->spec, shrink->previous_ranks, rendezvous);
     if (status.ok()) {
-      spdlog::info("{}: {} world shrunk from {} to {} ranks in {:.1f} ms (vote {:.1f} ms, "
-                   "shrink {:.1f} ms; no fresh bootstrap)",
-                   prefix, held->backend, held_size, held->spec.world_size,
-                   Millis(absl::Now() - start), Millis(voted - start), Millis(absl::Now() - voted));
+      spdlog::info(
+          "{}: {} world shrunk from {} to {} ranks in {:.1f} ms (vote {:.1f} ms, "
+          "shrink {:.1f} ms; no fresh bootstrap)",
+          prefix, held->backend, held_size, held->spec.world_size, Millis(absl::Now() - start),
+          Millis(voted - start), Millis(absl::Now() - voted));
       return absl::OkStatus();
     }
     why = absl::StrCat("the shrink failed after ", absl::FormatDuration(absl::Now() - voted), ": ",
@@ -379,10 +378,11 @@ absl::Status Agent::ShrinkOrBootstrap(HeldBuilder* held, ShrinkSource* shrink,
   const absl::Time fresh = absl::Now();
   const absl::Status status = held->builder->BootstrapWorld(held->spec, rendezvous);
   if (status.ok()) {
-    spdlog::info("{}: {} world of {} connected by a fresh bootstrap in {:.1f} ms ({:.1f} ms "
-                 "since the shrink vote began)",
-                 prefix, held->backend, held->spec.world_size, Millis(absl::Now() - fresh),
-                 Millis(absl::Now() - start));
+    spdlog::info(
+        "{}: {} world of {} connected by a fresh bootstrap in {:.1f} ms ({:.1f} ms "
+        "since the shrink vote began)",
+        prefix, held->backend, held->spec.world_size, Millis(absl::Now() - fresh),
+        Millis(absl::Now() - start));
   }
   return status;
 }
@@ -435,8 +435,8 @@ bool Agent::SendProgress(EpochWork* work, v1::Phase phase) {
 
 std::shared_ptr<GrpcRendezvousClient> Agent::OpenRendezvous(int64_t epoch) {
   const v1::MemberCredentials credentials = Credentials();
-  auto rendezvous = std::make_shared<GrpcRendezvousClient>(stub_.get(), credentials, epoch,
-                                                           options_.rpc_timeout);
+  auto rendezvous =
+      std::make_shared<GrpcRendezvousClient>(stub_.get(), credentials, epoch, options_.rpc_timeout);
   absl::MutexLock lock(&mu_);
   rendezvous_ = rendezvous;
   return rendezvous;
@@ -479,8 +479,7 @@ std::optional<absl::Time> Agent::ConnectWorlds(const DerivedPlan& derived, Epoch
 
 std::optional<absl::Time> Agent::FormAllGroups(const DerivedPlan& derived, EpochWork* work,
                                                RendezvousClient* rendezvous,
-                                               absl::Time bootstrapped,
-                                               const std::string& prefix) {
+                                               absl::Time bootstrapped, const std::string& prefix) {
   for (HeldBuilder& held : builders_) {
     const absl::Status status = held.builder->FormGroups(held.spec, rendezvous);
     if (Superseded(work->epoch)) {
@@ -489,8 +488,8 @@ std::optional<absl::Time> Agent::FormAllGroups(const DerivedPlan& derived, Epoch
     }
     if (!status.ok()) {
       FailEpoch(work, &derived,
-                absl::StrCat("rank ", work->rank, ": backend ", held.backend, ": ",
-                             derived.method, " of the groups failed: ", status.ToString()));
+                absl::StrCat("rank ", work->rank, ": backend ", held.backend, ": ", derived.method,
+                             " of the groups failed: ", status.ToString()));
       return std::nullopt;
     }
   }

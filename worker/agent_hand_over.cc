@@ -61,9 +61,9 @@ PlanFile MakePlanFile(const std::string& cluster, const std::string& socket, int
 
 void Agent::WritePlanFile(const EpochWork& work, const DerivedPlan* derived,
                           const std::string& state, const std::string& error) {
-  const PlanFile file = MakePlanFile(options_.cluster, options_.workload_socket, work.rank,
-                                     work.epoch, work.fingerprint, derived, state, error,
-                                     work.timings);
+  const PlanFile file =
+      MakePlanFile(options_.cluster, options_.workload_socket, work.rank, work.epoch,
+                   work.fingerprint, derived, state, error, work.timings);
   if (bridge_ != nullptr) {
     bridge_->Publish(HandOver{work.epoch, work.rank, state, work.fingerprint, file.ToJson(true)});
   }
@@ -112,8 +112,8 @@ absl::Status Agent::StartWorkloadEndpoint() {
       });
   if (absl::Status started = endpoint_->Start(); !started.ok()) {
     endpoint_.reset();
-    return absl::Status(started.code(), absl::StrCat("workload endpoint (--workload_socket): ",
-                                                     started.message()));
+    return absl::Status(started.code(),
+                        absl::StrCat("workload endpoint (--workload_socket): ", started.message()));
   }
   spdlog::info("workload endpoint on {} (mode {:04o})", options_.workload_socket,
                options_.workload_socket_mode);

@@ -56,9 +56,9 @@ void Agent::ReportProgress(const EpochWork& work, v1::Phase phase) {
   stub_->async()->ReportGroupStatus(
       &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
         if (!status.ok()) {
-          spdlog::debug("epoch {} rank {}: progress report {} not taken: {}",
-                        call->request.epoch(), call->request.rank(),
-                        PhaseName(call->request.phase()), status.error_message());
+          spdlog::debug("epoch {} rank {}: progress report {} not taken: {}", call->request.epoch(),
+                        call->request.rank(), PhaseName(call->request.phase()),
+                        status.error_message());
         }
         absl::MutexLock lock(&mu_);
         async_calls_.erase(&call->context);
@@ -104,12 +104,11 @@ absl::Status Agent::Report(const EpochWork& work, v1::Phase phase, const std::st
     const absl::Duration delay = backoff.NextDelay();
     if (DaemonErrorCode(last.code()).on_session_call == AgentAction::kWaitForDaemon) {
       --attempt;
-      spdlog::warn("epoch {} rank {}: report of {} waits for the daemon: {}", work.epoch,
-                   work.rank, PhaseName(phase), last.ToString());
+      spdlog::warn("epoch {} rank {}: report of {} waits for the daemon: {}", work.epoch, work.rank,
+                   PhaseName(phase), last.ToString());
     } else {
       spdlog::warn("epoch {} rank {}: report of {} failed (attempt {} of {}): {}", work.epoch,
-                   work.rank, PhaseName(phase), attempt, options_.report_attempts,
-                   last.ToString());
+                   work.rank, PhaseName(phase), attempt, options_.report_attempts, last.ToString());
     }
     if (attempt < options_.report_attempts && SleepOrStop(delay)) return last;
   }

@@ -190,9 +190,8 @@ void Agent::HeartbeatLoop() {
       absl::MutexLock lock(&mu_);
       interval = heartbeat_interval_;
       // Sleeps one interval, cut short by Stop() or a registration (which sets a new interval).
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || heartbeat_now_;
-      };
+      auto woken = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || heartbeat_now_; };
       mu_.AwaitWithTimeout(absl::Condition(&woken), interval);
       if (stopping_) return;
       if (heartbeat_now_) {

@@ -14,12 +14,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 #include "tests/testing/fake_agent_service.h"
 #include "tests/testing/local_grpc_server.h"
@@ -96,8 +96,8 @@ class FakeDaemon final : public testing::FakeAgentService {
   // Waits until READY of `epoch` and its three progress reports arrived: progress goes out
   // without waiting, and an agent must not be torn down with such calls still in flight.
   bool AwaitReady(int64_t epoch) {
-    for (v1::Phase phase : {v1::PHASE_READY, v1::PHASE_BOOTSTRAPPING, v1::PHASE_SPLITTING,
-                            v1::PHASE_VALIDATING}) {
+    for (v1::Phase phase :
+         {v1::PHASE_READY, v1::PHASE_BOOTSTRAPPING, v1::PHASE_SPLITTING, v1::PHASE_VALIDATING}) {
       if (!AwaitReport(epoch, phase)) return false;
     }
     return true;
@@ -391,8 +391,8 @@ TEST_F(AgentShrinkTest, ANewEpochDoesNotWaitForTheOldCommunicatorsTeardown) {
   run_.join();
   EXPECT_THAT(log_.events(),
               ElementsAre("b1 bootstrap 1 (3 ranks)", "b1 form 1", "b1 abort 1 (background)",
-                          "b2 bootstrap 2 (2 ranks)", "b2 form 2", "b2 release 2",
-                          "b2 destroyed", "b1 destroyed"));
+                          "b2 bootstrap 2 (2 ranks)", "b2 form 2", "b2 release 2", "b2 destroyed",
+                          "b1 destroyed"));
 }
 
 TEST_F(AgentShrinkTest, WithoutHeldCommunicatorsVotesNoAndBootstraps) {

@@ -7,12 +7,12 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 #include "tests/testing/fake_agent_service.h"
 #include "tests/testing/local_grpc_server.h"
@@ -21,8 +21,8 @@ namespace splitd::worker {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 // A daemon stand-in: accepts one member, streams the plans the test queues, records reports.
 class FakeDaemon final : public testing::FakeAgentService {
@@ -99,8 +99,7 @@ class AgentTest : public ::testing::Test {
   }
   void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
 
-  std::unique_ptr<Agent> MakeAgent(AgentOptions options,
-                                   FaultInjection faults = FaultInjection()) {
+  std::unique_ptr<Agent> MakeAgent(AgentOptions options, FaultInjection faults = FaultInjection()) {
     options.cluster = "solo";
     options.pod = "pod-0";
     options.node = "node-0";

@@ -17,8 +17,9 @@ Backends DefaultBackends(const BackendOptions& options) {
   Backends backends;
   backends.factories["cpu:gloo"] = [] { return MakeGlooGroupBuilder(); };
   if (!options.try_nccl) {
-    backends.unavailable["cuda:nccl"] = "backend unavailable: NCCL is turned off (--nccl_library "
-                                        "is empty)";
+    backends.unavailable["cuda:nccl"] =
+        "backend unavailable: NCCL is turned off (--nccl_library "
+        "is empty)";
     return backends;
   }
   if (options.nccl_eager_connect) {

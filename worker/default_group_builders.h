@@ -12,10 +12,10 @@ namespace splitd::worker {
 
 // Which device backends to try.
 struct BackendOptions {
-  bool try_nccl = true;              // --nccl_library "" turns NCCL off
-  nccl::LibraryOptions nccl_library;  // --nccl_library, --cudart_library
-  bool nccl_nonblocking = false;      // --nccl_nonblocking
-  bool nccl_eager_connect = false;    // --nccl_eager_connect (NCCL_RUNTIME_CONNECT=0)
+  bool try_nccl = true;                 // --nccl_library "" turns NCCL off
+  nccl::LibraryOptions nccl_library;    // --nccl_library, --cudart_library
+  bool nccl_nonblocking = false;        // --nccl_nonblocking
+  bool nccl_eager_connect = false;      // --nccl_eager_connect (NCCL_RUNTIME_CONNECT=0)
   bool nccl_serial_validation = false;  // --nccl_serial_validation
   // Device to make the CUDA context of right away, in the background, so that the first plan
   // does not pay for it; -1 for none.
@@ -24,9 +24,9 @@ struct BackendOptions {
 
 // What this process can form, found out once at start.
 struct Backends {
-  GroupBuilderFactories factories;                   // "cpu:gloo", and "cuda:nccl" when loaded
-  std::map<std::string, std::string> unavailable;     // backend -> why not
-  std::string device_type = "cpu";                    // "cuda" when NCCL loaded
+  GroupBuilderFactories factories;                 // "cpu:gloo", and "cuda:nccl" when loaded
+  std::map<std::string, std::string> unavailable;  // backend -> why not
+  std::string device_type = "cpu";                 // "cuda" when NCCL loaded
   int64_t nccl_version = 0;
   int64_t device_count = 0;
 };

@@ -16,11 +16,11 @@ namespace splitd::worker {
 
 // This rank's group of one kind.
 struct GroupAssignment {
-  std::string kind;             // group kind name (tp, pp, ...)
-  int kind_index = 0;           // position of the kind in the plan
-  int64_t group_index = 0;      // index of the group within its kind (canonical order)
-  std::vector<int32_t> members; // global ranks in local-rank order; contains `rank`
-  int local_rank = 0;           // position of this rank in `members`
+  std::string kind;              // group kind name (tp, pp, ...)
+  int kind_index = 0;            // position of the kind in the plan
+  int64_t group_index = 0;       // index of the group within its kind (canonical order)
+  std::vector<int32_t> members;  // global ranks in local-rank order; contains `rank`
+  int local_rank = 0;            // position of this rank in `members`
 };
 
 // What a backend needs to form this rank's groups of one epoch.
@@ -35,10 +35,10 @@ struct WorldSpec {
   // those this rank takes no part in: a collective split (ncclCommSplit) needs every rank of
   // the world in every kind, with NOCOLOR where it is no member.
   std::vector<std::pair<int, std::string>> kinds;
-  int device_index = 0;                 // the member's local device (GPU) index
+  int device_index = 0;  // the member's local device (GPU) index
   int64_t allreduce_elements = 1024;
-  int64_t bandwidth_bytes = 0;          // 0: no bandwidth measurement
-  std::string host = "127.0.0.1";       // address this rank's transport listens on
+  int64_t bandwidth_bytes = 0;                 // 0: no bandwidth measurement
+  std::string host = "127.0.0.1";              // address this rank's transport listens on
   absl::Duration timeout = absl::Seconds(60);  // bound on every bootstrap step and collective
 };
 
@@ -47,8 +47,8 @@ struct GroupValidation {
   std::string kind;
   int64_t group_index = 0;
   bool ok = false;
-  double allreduce_value = 0;   // what the all-reduce of ones produced (min over elements)
-  double latency_us = 0;        // the validation all-reduce, wall time on this rank
+  double allreduce_value = 0;     // what the all-reduce of ones produced (min over elements)
+  double latency_us = 0;          // the validation all-reduce, wall time on this rank
   double bus_bandwidth_gbps = 0;  // 2(n-1)/n * bytes / t, when bandwidth_bytes > 0
   std::string error;
 };
@@ -85,10 +85,11 @@ class GroupBuilder {
   // Forms the world of `spec` (a later epoch) from the world this builder holds by removing
   // ranks, without a fresh bootstrap: new rank r is the held world's rank `previous_ranks[r]`
   // (ascending); the held ranks missing from it are removed and may be dead. The held subgroups
-  // and the held world are torn down as by AbortInBackground, without waiting. On success the builder holds `spec`'s world as after BootstrapWorld, and
-  // FormGroups follows. Collective over the remaining ranks only: every rank of `spec` calls it,
-  // the removed ones must not. UNIMPLEMENTED when the backend cannot shrink; nothing was touched
-  // then. After any other error the held world may be gone: Abort, then BootstrapWorld.
+  // and the held world are torn down as by AbortInBackground, without waiting. On success the
+  // builder holds `spec`'s world as after BootstrapWorld, and FormGroups follows. Collective over
+  // the remaining ranks only: every rank of `spec` calls it, the removed ones must not.
+  // UNIMPLEMENTED when the backend cannot shrink; nothing was touched then. After any other error
+  // the held world may be gone: Abort, then BootstrapWorld.
   virtual absl::Status ShrinkWorld(const WorldSpec& spec,
                                    const std::vector<int32_t>& previous_ranks,
                                    RendezvousClient* rendezvous) {

@@ -143,7 +143,8 @@ absl::Status WorkloadSocketOptions(splitd::worker::AgentOptions* options) {
   if (mode.empty() || end == nullptr || *end != '\0' || bits > 0777 || (bits & 0600) != 0600) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--workload_socket_mode must be octal permission bits with owner read and write (0600, "
-        "0660, ...), got \"", mode, "\""));
+        "0660, ...), got \"",
+        mode, "\""));
   }
   options->workload_socket_mode = static_cast<unsigned>(bits);
   return absl::OkStatus();
@@ -247,9 +248,8 @@ absl::Status BuildOptions(splitd::worker::AgentOptions* options,
   }
   options->device_index = absl::GetFlag(FLAGS_device);
   if (options->device_index < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--device must be >= 0 (or -1 for --local_index), got ",
-                     options->device_index));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device must be >= 0 (or -1 for --local_index), got ", options->device_index));
   }
   if (options->device_index < 0) options->device_index = options->local_index;
   const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
@@ -355,10 +355,10 @@ int main(int argc, char** argv) {
   options.unavailable_backends = backends.unavailable;
   options.hold_device_communicators = absl::GetFlag(FLAGS_hold_communicators);
 
-  splitd::worker::Agent agent(options,
-                              splitd::CreateChannelWithToken(daemon, security->credentials,
-                                                             channel_args, join_token),
-                              std::move(backends.factories), faults);
+  splitd::worker::Agent agent(
+      options,
+      splitd::CreateChannelWithToken(daemon, security->credentials, channel_args, join_token),
+      std::move(backends.factories), faults);
 
   std::thread signal_thread([&agent, &stop_signals] {
     int signal_number = 0;

@@ -33,7 +33,7 @@ WorldSpec BaseWorldSpec(const DerivedPlan& out, const v1::Validation& validation
   spec.world_size = out.world_size;
   spec.method = out.method;
   spec.allreduce_elements = validation.allreduce_elements() > 0 ? validation.allreduce_elements()
-                                                                 : kDefaultAllreduceElements;
+                                                                : kDefaultAllreduceElements;
   spec.bandwidth_bytes = validation.bandwidth_bytes();
   spec.host = options.host;
   spec.timeout = options.timeout;
@@ -126,9 +126,9 @@ absl::StatusOr<DerivedPlan> DerivePlan(const v1::WatchPlanResponse& message,
   return Derive(message, options, /*corrupt_fingerprint=*/false, derived_fingerprint);
 }
 
-absl::StatusOr<DerivedPlan> DerivePlanWithCorruptedFingerprint(
-    const v1::WatchPlanResponse& message, const DerivationOptions& options,
-    std::string* derived_fingerprint) {
+absl::StatusOr<DerivedPlan> DerivePlanWithCorruptedFingerprint(const v1::WatchPlanResponse& message,
+                                                               const DerivationOptions& options,
+                                                               std::string* derived_fingerprint) {
   return Derive(message, options, /*corrupt_fingerprint=*/true, derived_fingerprint);
 }
 

@@ -35,9 +35,9 @@ struct BackendWorld {
 // gathering the layout over the world first.
 struct KindLayout {
   std::string kind;
-  std::string backend;            // e.g. "cpu:gloo,cuda:nccl"
-  std::vector<int32_t> ranks;     // the groups back to back, in canonical order
-  std::vector<int64_t> offsets;   // group i is ranks[offsets[i], offsets[i + 1])
+  std::string backend;           // e.g. "cpu:gloo,cuda:nccl"
+  std::vector<int32_t> ranks;    // the groups back to back, in canonical order
+  std::vector<int64_t> offsets;  // group i is ranks[offsets[i], offsets[i + 1])
 };
 
 // What one agent forms at one epoch, derived from the generator and checked against the

@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 #include "splitd/v1/agent_service.pb.h"
 
 namespace splitd::worker {

@@ -9,8 +9,8 @@
 
 namespace splitd::worker {
 
-// What sidecar mode hands the workload (docs/architecture.md, "Bootstrap and split"): this rank's plan as
-// one JSON document,
+// What sidecar mode hands the workload (docs/architecture.md, "Bootstrap and split"): this rank's
+// plan as one JSON document,
 //
 //   {"cluster": "llama-serve", "rank": 5, "world_size": 8, "epoch": 3,
 //    "fingerprint": "72d5...", "method": "split", "state": "READY",

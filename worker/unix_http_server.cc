@@ -130,9 +130,8 @@ struct UnixHttpServerCallbacks {
   }
 
   static MHD_Result OnRequest(void* self, MHD_Connection* connection, const char* url,
-                              const char* method, const char* /*version*/,
-                              const char* upload_data, size_t* upload_data_size,
-                              void** call_state) {
+                              const char* method, const char* /*version*/, const char* upload_data,
+                              size_t* upload_data_size, void** call_state) {
     auto* server = static_cast<UnixHttpServer*>(self);
     if (*call_state == nullptr) {  // headers are in: start collecting the body
       auto call = std::make_unique<Call>();
@@ -174,7 +173,7 @@ struct UnixHttpServerCallbacks {
       response = server->handler_(call->request, gone);
     } catch (const std::exception& error) {  // a handler bug must not take the agent down
       response = HttpResponse{500, absl::StrCat(R"({"error":{"code":"INTERNAL","message":")",
-                                                "internal error","\"}}")};
+                                                "internal error", "\"}}")};
       spdlog::error("workload endpoint: {} {}: {}", call->request.method, call->request.path,
                     error.what());
     }
@@ -211,9 +210,8 @@ absl::Status UnixHttpServer::Start() {
       0, nullptr, nullptr, &UnixHttpServerCallbacks::OnRequest, this, MHD_OPTION_LISTEN_SOCKET,
       listen_fd_, MHD_OPTION_NOTIFY_COMPLETED, &UnixHttpServerCallbacks::OnCompleted, this,
       MHD_OPTION_CONNECTION_LIMIT, options_.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-      options_.idle_timeout_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, size_t{64} << 10, MHD_OPTION_EXTERNAL_LOGGER,
-      &UnixHttpServerCallbacks::Log, this, MHD_OPTION_END);
+      options_.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, size_t{64} << 10,
+      MHD_OPTION_EXTERNAL_LOGGER, &UnixHttpServerCallbacks::Log, this, MHD_OPTION_END);
   if (daemon_ == nullptr) {
     ::close(listen_fd_);
     listen_fd_ = -1;

@@ -117,15 +117,19 @@ absl::StatusOr<absl::Duration> WaitField(const Json& body, const char* name, int
 
 const absl::flat_hash_map<std::string, StoreOp::Kind>& StoreOps() {
   static const auto* ops = new absl::flat_hash_map<std::string, StoreOp::Kind>{
-      {"set", StoreOp::Kind::kSet},         {"get", StoreOp::Kind::kGet},
-      {"wait", StoreOp::Kind::kWait},       {"add", StoreOp::Kind::kAdd},
-      {"compare_set", StoreOp::Kind::kCompareSet}, {"check", StoreOp::Kind::kCheck},
-      {"delete", StoreOp::Kind::kDelete},   {"num_keys", StoreOp::Kind::kNumKeys}};
+      {"set", StoreOp::Kind::kSet},
+      {"get", StoreOp::Kind::kGet},
+      {"wait", StoreOp::Kind::kWait},
+      {"add", StoreOp::Kind::kAdd},
+      {"compare_set", StoreOp::Kind::kCompareSet},
+      {"check", StoreOp::Kind::kCheck},
+      {"delete", StoreOp::Kind::kDelete},
+      {"num_keys", StoreOp::Kind::kNumKeys}};
   return *ops;
 }
 
-#define API_ASSIGN(lhs, expr)                           \
-  auto lhs##_or = (expr);                               \
+#define API_ASSIGN(lhs, expr)                          \
+  auto lhs##_or = (expr);                              \
   if (!lhs##_or.ok()) return Error(lhs##_or.status()); \
   lhs = *std::move(lhs##_or)
 
@@ -189,20 +193,28 @@ Json StoreAnswer(const StoreOp& op, const StoreResult& result) {
       for (const std::string& value : result.values) values.push_back(absl::Base64Escape(value));
       return Json{{"values", std::move(values)}};
     }
-    case Kind::kAdd: return Json{{"value", result.number}};
-    case Kind::kCompareSet: return Json{{"value", absl::Base64Escape(result.value)}};
-    case Kind::kCheck: return Json{{"exists", result.flag}};
-    case Kind::kDelete: return Json{{"deleted", result.flag}};
-    case Kind::kNumKeys: return Json{{"num_keys", result.number}};
-    default: return Json::object();
+    case Kind::kAdd:
+      return Json{{"value", result.number}};
+    case Kind::kCompareSet:
+      return Json{{"value", absl::Base64Escape(result.value)}};
+    case Kind::kCheck:
+      return Json{{"exists", result.flag}};
+    case Kind::kDelete:
+      return Json{{"deleted", result.flag}};
+    case Kind::kNumKeys:
+      return Json{{"num_keys", result.number}};
+    default:
+      return Json::object();
   }
 }
 
 absl::StatusOr<v1::Phase> ParsePhase(const std::string& name, const std::string& field) {
-  static const auto* phases = new absl::flat_hash_map<std::string, v1::Phase>{
-      {"BOOTSTRAPPING", v1::PHASE_BOOTSTRAPPING}, {"SPLITTING", v1::PHASE_SPLITTING},
-      {"VALIDATING", v1::PHASE_VALIDATING},       {"READY", v1::PHASE_READY},
-      {"FAILED", v1::PHASE_FAILED}};
+  static const auto* phases =
+      new absl::flat_hash_map<std::string, v1::Phase>{{"BOOTSTRAPPING", v1::PHASE_BOOTSTRAPPING},
+                                                      {"SPLITTING", v1::PHASE_SPLITTING},
+                                                      {"VALIDATING", v1::PHASE_VALIDATING},
+                                                      {"READY", v1::PHASE_READY},
+                                                      {"FAILED", v1::PHASE_FAILED}};
   auto it = phases->find(absl::AsciiStrToUpper(name));
   if (it == phases->end()) {
     return Invalid(absl::StrCat(field, " must be BOOTSTRAPPING, SPLITTING, VALIDATING, READY or ",
@@ -299,8 +311,8 @@ HttpResponse WorkloadApi::Error(const absl::Status& status) {
 HttpResponse WorkloadApi::Handle(const HttpRequest& request, const ClientGone& gone) const {
   const std::string& path = request.path;
   auto wrong_method = [&](const char* wanted) {
-    HttpResponse response = Error(Invalid(
-        absl::StrCat(path, " takes ", wanted, ", not ", request.method)));
+    HttpResponse response =
+        Error(Invalid(absl::StrCat(path, " takes ", wanted, ", not ", request.method)));
     response.status = 405;
     return response;
   };
@@ -318,9 +330,9 @@ HttpResponse WorkloadApi::Handle(const HttpRequest& request, const ClientGone& g
   }
   if (absl::string_view op = path; absl::ConsumePrefix(&op, "/v1/store/")) {
     if (StoreOps().find(std::string(op)) == StoreOps().end()) {
-      return Error(absl::NotFoundError(absl::StrCat(
-          "unknown store operation \"", op,
-          "\": set, get, wait, add, compare_set, check, delete or num_keys")));
+      return Error(absl::NotFoundError(
+          absl::StrCat("unknown store operation \"", op,
+                       "\": set, get, wait, add, compare_set, check, delete or num_keys")));
     }
     if (request.method != "POST") return wrong_method("POST");
     return HandleStore(std::string(op), request, gone);
@@ -335,12 +347,12 @@ HttpResponse WorkloadApi::HandlePlan(const HttpRequest& request, const ClientGon
   int64_t timeout_ms = 0;
   API_ASSIGN(timeout_ms, QueryInt(request.query, "timeout_ms", kDefaultPlanWaitMs));
   if (timeout_ms < 0 || timeout_ms > kMaxWaitMs) {
-    return Error(Invalid(absl::StrCat("timeout_ms must be in [0, ", kMaxWaitMs, "], got ",
-                                      timeout_ms)));
+    return Error(
+        Invalid(absl::StrCat("timeout_ms must be in [0, ", kMaxWaitMs, "], got ", timeout_ms)));
   }
   std::string document;
-  API_ASSIGN(document, backend_->PlanDocument(after, absl::Now() + absl::Milliseconds(timeout_ms),
-                                              gone));
+  API_ASSIGN(document,
+             backend_->PlanDocument(after, absl::Now() + absl::Milliseconds(timeout_ms), gone));
   return HttpResponse{200, std::move(document)};
 }
 

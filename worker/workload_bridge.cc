@@ -253,8 +253,8 @@ absl::StatusOr<v1::Phase> WorkloadBridge::Report(const v1::ReportGroupStatusRequ
   if (!fenced.ok()) return fenced.status();
   const auto& [member, held] = *fenced;
   if (report.rank() != held.rank) {
-    return absl::InvalidArgumentError(absl::StrCat("rank must be ", held.rank,
-                                                   " (this agent's rank), got ", report.rank()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank must be ", held.rank, " (this agent's rank), got ", report.rank()));
   }
   v1::ReportGroupStatusRequest request = report;
   *request.mutable_member() = member;

@@ -32,22 +32,20 @@ absl::Status CheckGroupAssignments(const WorldSpec& spec) {
     const std::string field =
         absl::StrCat("groups[", i, "] (", group.kind, "/", group.group_index, ")");
     if (!kind_indexes.insert(group.kind_index).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".kind_index ", group.kind_index, " repeats: one group per kind per rank"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".kind_index ", group.kind_index,
+                                                     " repeats: one group per kind per rank"));
     }
     if (group.members.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".members is empty"));
     }
     if (group.local_rank < 0 || group.local_rank >= static_cast<int>(group.members.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".local_rank must be in [0, ",
-                                                     group.members.size(), "), got ",
-                                                     group.local_rank));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".local_rank must be in [0, ", group.members.size(), "), got ", group.local_rank));
     }
     const int32_t at_local_rank = group.members[static_cast<size_t>(group.local_rank)];
     if (at_local_rank != spec.rank) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".members[", group.local_rank,
-                                                     "] is ", at_local_rank, ", not this rank ",
-                                                     spec.rank));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".members[", group.local_rank, "] is ",
+                                                     at_local_rank, ", not this rank ", spec.rank));
     }
     std::set<int32_t> seen;
     for (int32_t member : group.members) {
@@ -56,8 +54,7 @@ absl::Status CheckGroupAssignments(const WorldSpec& spec) {
             field, ".members holds ", member, ", outside the world [0, ", spec.world_size, ")"));
       }
       if (!seen.insert(member).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(field, ".members holds ", member, " twice"));
+        return absl::InvalidArgumentError(absl::StrCat(field, ".members holds ", member, " twice"));
       }
     }
   }

@@ -20,8 +20,8 @@ absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const RankReport& re
     if (plan.kinds[k].name == entry.kind) kind_index = static_cast<int>(k);
   }
   if (kind_index < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".kind \"", absl::CHexEscape(entry.kind), "\" is not a group kind of the plan"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ".kind \"", absl::CHexEscape(entry.kind),
+                                                   "\" is not a group kind of the plan"));
   }
   const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
   if (kind.group_of_rank[static_cast<size_t>(report.rank)] < 0) {
@@ -33,9 +33,9 @@ absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const RankReport& re
     if (part == entry.backend) backend_known = true;
   }
   if (!backend_known) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".backend \"", absl::CHexEscape(entry.backend), "\" is not part of kind ",
-        kind.name, "'s backend \"", kind.backend, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".backend \"", absl::CHexEscape(entry.backend),
+                     "\" is not part of kind ", kind.name, "'s backend \"", kind.backend, "\""));
   }
   if (!IsReportPhase(entry.phase)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -43,9 +43,9 @@ absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const RankReport& re
   }
   if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
       entry.phase != v1::PHASE_FAILED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".phase must be READY or FAILED in a READY report, got ",
-        v1::Phase_Name(entry.phase)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".phase must be READY or FAILED in a READY report, got ",
+                     v1::Phase_Name(entry.phase)));
   }
   return kind_index;
 }
@@ -70,8 +70,8 @@ void AgentProgress::Clear() {
   counts_.fill(0);
 }
 
-absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
-    const plan::SplitPlan& plan, const RankReport& report) {
+absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(const plan::SplitPlan& plan,
+                                                                        const RankReport& report) {
   const size_t kind_count = plan.kinds.size();
   if (report.groups.size() > kind_count * 2) {
     return absl::InvalidArgumentError(absl::StrCat("groups must have at most ", kind_count * 2,
@@ -91,8 +91,7 @@ absl::StatusOr<AgentProgress::EntriesByKind> AgentProgress::CheckGroups(
       const plan::GroupKind& kind = plan.kinds[k];
       if (kind.group_of_rank[static_cast<size_t>(report.rank)] >= 0 && entries[k].empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "groups: phase READY needs a report for kind ", kind.name, " of rank ",
-            report.rank));
+            "groups: phase READY needs a report for kind ", kind.name, " of rank ", report.rank));
       }
     }
   }
@@ -125,10 +124,9 @@ std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
   state.detail = report.detail.substr(0, kMaxReportDetailLength);
 
   if (report.fingerprint != plan.fingerprint) {
-    std::string reason = absl::StrCat("rank ", rank, " (member ", member_id,
-                                      ") derived plan fingerprint ",
-                                      report.fingerprint.substr(0, 12), " but the plan's is ",
-                                      plan.fingerprint.substr(0, 12));
+    std::string reason = absl::StrCat(
+        "rank ", rank, " (member ", member_id, ") derived plan fingerprint ",
+        report.fingerprint.substr(0, 12), " but the plan's is ", plan.fingerprint.substr(0, 12));
     SetPhase(rank, v1::PHASE_FAILED, reason, now);
     return reason;
   }
@@ -152,19 +150,19 @@ std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
                              ", expected the group size ", size);
       }
       if (phase == v1::PHASE_FAILED && failure.empty()) {
-        failure = absl::StrCat("rank ", rank, " group ", kind.name, "[", group, "] (",
-                               entry->backend, "): ",
-                               error.empty() ? std::string("failed") : error);
+        failure =
+            absl::StrCat("rank ", rank, " group ", kind.name, "[", group, "] (", entry->backend,
+                         "): ", error.empty() ? std::string("failed") : error);
       }
       if (merged.phase != v1::PHASE_FAILED && (phase == v1::PHASE_FAILED || phase < merged.phase)) {
         merged.phase = phase;
       }
       merged.allreduce_value = std::min(merged.allreduce_value, entry->allreduce_value);
       merged.latency_us = std::max(merged.latency_us, entry->latency_us);
-      merged.bus_bandwidth_gbps = merged.bus_bandwidth_gbps == 0
-                                      ? entry->bus_bandwidth_gbps
-                                      : std::min(merged.bus_bandwidth_gbps,
-                                                 entry->bus_bandwidth_gbps);
+      merged.bus_bandwidth_gbps =
+          merged.bus_bandwidth_gbps == 0
+              ? entry->bus_bandwidth_gbps
+              : std::min(merged.bus_bandwidth_gbps, entry->bus_bandwidth_gbps);
     }
     state.kinds[k] = merged;
   }
@@ -176,8 +174,8 @@ std::optional<std::string> AgentProgress::Apply(const plan::SplitPlan& plan,
       failure = absl::StrContains(error, ") stuck in ") &&
                         absl::StartsWith(error, absl::StrCat("rank ", rank, " ("))
                     ? error
-                    : absl::StrCat("rank ", rank, " (member ", member_id, "): ",
-                                   error.empty() ? std::string("failed") : error);
+                    : absl::StrCat("rank ", rank, " (member ", member_id,
+                                   "): ", error.empty() ? std::string("failed") : error);
     }
     SetPhase(rank, v1::PHASE_FAILED, failure, now);
     return failure;

@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -24,8 +24,8 @@ plan::SplitPlan MakePlan(const std::string& extra = "") {
   v1::Topology topology;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
       absl::StrCat(R"pb(cluster: "demo"
-                       dims { name: "tp" size: 2 }
-                       dims { name: "dp" size: 2 })pb",
+                        dims { name: "tp" size: 2 }
+                        dims { name: "dp" size: 2 })pb",
                    extra),
       &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);

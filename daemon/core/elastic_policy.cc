@@ -196,10 +196,10 @@ PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t
   const int64_t min = input.declared.elastic().min();
   if (new_size < std::max<int64_t>(min, 1)) {
     decision.action = Action::kDegraded;
-    decision.reason = absl::StrCat(what, "; dropping ", dropped.size(), " ", replica_dim,
-                                   " replica(s) would leave ", replica_dim, "=", new_size,
-                                   ", below the minimum ", min, ": waiting for ", waiting,
-                                   " member(s)");
+    decision.reason =
+        absl::StrCat(what, "; dropping ", dropped.size(), " ", replica_dim,
+                     " replica(s) would leave ", replica_dim, "=", new_size, ", below the minimum ",
+                     min, ": waiting for ", waiting, " member(s)");
     return decision;
   }
   std::vector<int64_t> new_sizes = sizes;
@@ -207,9 +207,9 @@ PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t
   absl::StatusOr<v1::Topology> topology = Resize(input.current, new_sizes, input.declared);
   if (!topology.ok()) {
     decision.action = Action::kDegraded;
-    decision.reason = absl::StrCat(what, "; cannot drop to ", replica_dim, "=", new_size, " (",
-                                   topology.status().message(), "): waiting for ", waiting,
-                                   " member(s)");
+    decision.reason =
+        absl::StrCat(what, "; cannot drop to ", replica_dim, "=", new_size, " (",
+                     topology.status().message(), "): waiting for ", waiting, " member(s)");
     return decision;
   }
   std::vector<int64_t> keep(static_cast<size_t>(size), -1);
@@ -222,10 +222,10 @@ PolicyDecision HandleMissing(const PolicyInput& input, const std::vector<int64_t
   const int64_t world = static_cast<int64_t>(input.assignment.size());
   const int64_t new_world = static_cast<int64_t>(decision.assignment.size());
   const int64_t freed = world - new_world - static_cast<int64_t>(missing.size());
-  decision.reason = absl::StrCat(
-      what, "; ", input.spares.size(), " spare(s): dropped ", replica_dim, " replica(s) ",
-      absl::StrJoin(dropped, ","), " of ", size, ": ", replica_dim, " ", size, " -> ", new_size,
-      ", world ", world, " -> ", new_world, "; ", freed, " member(s) become spares");
+  decision.reason = absl::StrCat(what, "; ", input.spares.size(), " spare(s): dropped ",
+                                 replica_dim, " replica(s) ", absl::StrJoin(dropped, ","), " of ",
+                                 size, ": ", replica_dim, " ", size, " -> ", new_size, ", world ",
+                                 world, " -> ", new_world, "; ", freed, " member(s) become spares");
   return decision;
 }
 
@@ -273,19 +273,19 @@ absl::Status CheckDimsAndMethod(const PolicyInput& input, const v1::Change& chan
     if (DimIndex(input.current, name) < 0) {
       std::vector<std::string> names;
       for (const v1::Dim& dim : input.current.dims()) names.push_back(dim.name());
-      return absl::InvalidArgumentError(absl::StrCat("change.set_dims: unknown dim \"",
-                                                     absl::CHexEscape(name), "\" (dims: ",
-                                                     absl::StrJoin(names, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("change.set_dims: unknown dim \"", absl::CHexEscape(name),
+                       "\" (dims: ", absl::StrJoin(names, ", "), ")"));
     }
     if (size < 1 || size > plan::kMaxWorldSize) {
-      return absl::InvalidArgumentError(absl::StrCat("change.set_dims[\"", name,
-                                                     "\"] must be in [1, ", plan::kMaxWorldSize,
-                                                     "], got ", size));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "change.set_dims[\"", name, "\"] must be in [1, ", plan::kMaxWorldSize, "], got ", size));
     }
   }
   if (!change.method().empty() && change.method() != "split" && change.method() != "init") {
-    return absl::InvalidArgumentError(absl::StrCat("change.method must be \"split\" or \"init\", got \"",
-                                                   absl::CHexEscape(change.method()), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("change.method must be \"split\" or \"init\", got \"",
+                     absl::CHexEscape(change.method()), "\""));
   }
   return absl::OkStatus();
 }
@@ -326,9 +326,8 @@ absl::StatusOr<std::vector<std::string>> ExcludeMembers(const PolicyInput& input
       }
     }
     if (!found) {
-      return absl::InvalidArgumentError(absl::StrCat("change.exclude_nodes[", i,
-                                                     "]: no member on node \"",
-                                                     absl::CHexEscape(node), "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "change.exclude_nodes[", i, "]: no member on node \"", absl::CHexEscape(node), "\""));
     }
   }
   step->spares.erase(std::remove_if(step->spares.begin(), step->spares.end(),
@@ -341,8 +340,7 @@ absl::StatusOr<std::vector<std::string>> ExcludeMembers(const PolicyInput& input
 
 // True when a dim of `set_dims` other than `skip` (nullptr: none) gets a size other than its
 // current one.
-bool AnySizeChanges(const v1::Topology& current, const SetDims& set_dims,
-                    const std::string* skip) {
+bool AnySizeChanges(const v1::Topology& current, const SetDims& set_dims, const std::string* skip) {
   const std::vector<int64_t> sizes = Sizes(current);
   for (const auto& [name, size] : set_dims) {
     if (skip != nullptr && name == *skip) continue;
@@ -412,9 +410,9 @@ absl::Status Relayout(const PolicyInput& input, const SetDims& set_dims,
   std::vector<std::string> candidates = r->step.assignment;
   for (const SpareMember& spare : r->step.spares) candidates.push_back(spare.member_id);
   if (static_cast<int64_t>(candidates.size()) < new_world) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        SizesText(topology), " needs ", new_world, " members; ", candidates.size(),
-        " are live (start members first: they wait as spares)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(SizesText(topology), " needs ", new_world, " members; ", candidates.size(),
+                     " are live (start members first: they wait as spares)"));
   }
   candidates.resize(static_cast<size_t>(new_world));
   r->decision.action = Action::kNewEpoch;

@@ -41,12 +41,12 @@ struct PolicyDecision {
   // kNewEpoch: set when the new epoch only removes ranks: each new rank's current rank.
   std::vector<int64_t> previous_ranks;
   std::vector<std::string> excluded;  // Reconfigure: members it newly excludes
-  std::string reason;  // one line with counts (kNewEpoch, kDegraded)
+  std::string reason;                 // one line with counts (kNewEpoch, kDegraded)
   v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED;  // kNewEpoch: why
 };
 
-// The failure-handling and scaling policy (docs/architecture.md, "Elastic reconfiguration"). Pure and
-// deterministic; thread-compatible (stateless).
+// The failure-handling and scaling policy (docs/architecture.md, "Elastic reconfiguration"). Pure
+// and deterministic; thread-compatible (stateless).
 //
 // Replicas are the slices of the replica dim: ranks that share its coordinate. When ranks lose
 // their members (lost or excluded), spares take those ranks first (same layout, same ranks for

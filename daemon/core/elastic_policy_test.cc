@@ -5,18 +5,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
-#include "plan/topology_validator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
+#include "plan/topology_validator.h"
 
 namespace splitd::core {
 namespace {
 
 using Action = PolicyDecision::Action;
+using ::splitd::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::splitd::testing::StatusIs;
 
 // TP2 x DP4 (world 8): dp replica r holds ranks 2r and 2r+1.
 v1::Topology Topology(int64_t tp, int64_t dp, int64_t min = 0, int64_t max = 0) {
@@ -249,16 +249,18 @@ TEST(ElasticPolicyTest, ReconfigureRefusesBadChangesNamingTheField) {
   EXPECT_THAT(ElasticPolicy::Reconfigure(input, change, &declared),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing to change")));
   (*change.mutable_set_dims())["ep"] = 2;
-  EXPECT_THAT(ElasticPolicy::Reconfigure(input, change, &declared),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("change.set_dims: unknown dim")));
+  EXPECT_THAT(
+      ElasticPolicy::Reconfigure(input, change, &declared),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("change.set_dims: unknown dim")));
   change.Clear();
   (*change.mutable_set_dims())["dp"] = 0;
   EXPECT_THAT(ElasticPolicy::Reconfigure(input, change, &declared),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("change.set_dims[\"dp\"]")));
   change.Clear();
   change.add_exclude_ranks(4);
-  EXPECT_THAT(ElasticPolicy::Reconfigure(input, change, &declared),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("change.exclude_ranks[0] = 4")));
+  EXPECT_THAT(
+      ElasticPolicy::Reconfigure(input, change, &declared),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("change.exclude_ranks[0] = 4")));
   change.Clear();
   change.add_exclude_nodes("nowhere");
   EXPECT_THAT(ElasticPolicy::Reconfigure(input, change, &declared),
@@ -301,7 +303,8 @@ TEST(ElasticPolicyTest, DiffCountsKeptRemovedAddedGroupsAndMoves) {
   absl::StatusOr<plan::SplitPlan> from = plan::SplitPlanner::Build(input.current, 1);
   absl::StatusOr<plan::SplitPlan> to = plan::SplitPlanner::Build(decision.topology, 2);
   ASSERT_TRUE(from.ok() && to.ok());
-  const v1::PlanDiff diff = ElasticPolicy::Diff({&*from, input.assignment}, {&*to, decision.assignment});
+  const v1::PlanDiff diff =
+      ElasticPolicy::Diff({&*from, input.assignment}, {&*to, decision.assignment});
   EXPECT_EQ(diff.from_world_size(), 8);
   EXPECT_EQ(diff.to_world_size(), 6);
   ASSERT_EQ(diff.kinds_size(), 2);

@@ -35,7 +35,7 @@ void EpochReadiness::Resume(absl::Time now) {
 }
 
 absl::StatusOr<AgentProgress::EntriesByKind> EpochReadiness::Check(const plan::SplitPlan& plan,
-                                                                     const RankReport& report) {
+                                                                   const RankReport& report) {
   if (!IsReportPhase(report.phase)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "phase must be one of BOOTSTRAPPING, SPLITTING, VALIDATING, READY, FAILED, got ",

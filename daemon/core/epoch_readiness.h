@@ -70,8 +70,8 @@ class EpochReadiness {
   void NoteFailure(const std::optional<std::string>& failure);
 
   bool assigned_ = false;
-  AgentProgress agents_;       // the agent layer, once assigned
-  WorkloadProgress workload_;  // the workload layer, once assigned
+  AgentProgress agents_;          // the agent layer, once assigned
+  WorkloadProgress workload_;     // the workload layer, once assigned
   bool workload_failed_ = false;  // a workload failed an epoch whose READY waits for workloads
   absl::Time assigned_at_ = absl::InfinitePast();
   absl::Time ready_at_ = absl::InfinitePast();

@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -22,11 +22,13 @@ using ::testing::HasSubstr;
 // World 2, one kind, no preflight groups: an agent's READY needs no entries.
 plan::SplitPlan MakePlan(const std::string& readiness) {
   v1::Topology topology;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat(R"pb(cluster: "demo" dims { name: "dp" size: 2 } preflight: false
-                       readiness: ")pb",
-                   readiness, "\""),
-      &topology));
+  EXPECT_TRUE(
+      google::protobuf::TextFormat::ParseFromString(absl::StrCat(R"pb(cluster: "demo"
+                                                                      dims { name: "dp" size: 2 }
+                                                                      preflight: false
+                                                                      readiness: ")pb",
+                                                                 readiness, "\""),
+                                                    &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_THAT(plan, IsOk());
   return *std::move(plan);
@@ -108,9 +110,9 @@ TEST_F(EpochReadinessTest, CheckNamesTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("phase must be one of")));
   RankReport report = Report(plan, 0, v1::PHASE_SPLITTING);
   report.fingerprint.clear();
-  EXPECT_THAT(EpochReadiness::Check(plan, report),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("fingerprint must not be empty")));
+  EXPECT_THAT(
+      EpochReadiness::Check(plan, report),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fingerprint must not be empty")));
   EXPECT_THAT(EpochReadiness::Check(
                   plan, Report(plan, 0, v1::PHASE_SPLITTING, static_cast<v1::ReportLayer>(7))),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("layer must be")));

@@ -3,10 +3,10 @@
 #include <utility>
 
 #include "absl/time/time.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -14,8 +14,10 @@ namespace {
 // World 2, no preflight groups.
 plan::SplitPlan MakePlan() {
   v1::Topology topology;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(cluster: "demo" dims { name: "dp" size: 2 } preflight: false)pb", &topology));
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(cluster: "demo"
+                                                                 dims { name: "dp" size: 2 }
+                                                                 preflight: false)pb",
+                                                            &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_TRUE(plan.ok()) << plan.status();
   return *std::move(plan);

@@ -20,8 +20,8 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
 // Keys as a member's status shows them: the first few, then how many more.
 std::vector<std::string> ShownKeys(const std::vector<std::string>& keys) {
   std::vector<std::string> shown(
-      keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(
-                                       std::min(keys.size(), kMaxWaitingKeysShown)));
+      keys.begin(),
+      keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), kMaxWaitingKeysShown)));
   if (keys.size() > kMaxWaitingKeysShown) {
     shown.push_back(absl::StrCat("(+", keys.size() - kMaxWaitingKeysShown, " more)"));
   }
@@ -31,8 +31,8 @@ std::vector<std::string> ShownKeys(const std::vector<std::string>& keys) {
 // "a, b, c, d (+3 more)".
 std::string KeysText(const std::vector<std::string>& keys) {
   const size_t shown = std::min(keys.size(), kMaxWaitingKeysShown);
-  std::string text = absl::StrJoin(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(shown),
-                                   ", ");
+  std::string text =
+      absl::StrJoin(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(shown), ", ");
   if (keys.size() > shown) absl::StrAppend(&text, " (+", keys.size() - shown, " more)");
   return text;
 }
@@ -59,8 +59,8 @@ const char* AwaitedLayer(const v1::ClusterStatus& status) {
     if (member.rank() < 0) continue;
     if (member.phase() != v1::PHASE_READY) return kAgent;
     workload_reported = workload_reported || member.has_workload();
-    workload_short = workload_short || !member.has_workload() ||
-                     member.workload().phase() != v1::PHASE_READY;
+    workload_short =
+        workload_short || !member.has_workload() || member.workload().phase() != v1::PHASE_READY;
   }
   if (!workload_short) return "";
   if (status.readiness() == kWorkload || workload_reported) return kWorkload;

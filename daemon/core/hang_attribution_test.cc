@@ -81,8 +81,8 @@ v1::ClusterStatus Cluster(v1::Phase state, const std::string& readiness,
 std::vector<std::string> Waiting(const v1::ClusterStatus& status) {
   std::vector<std::string> out;
   for (const v1::WaitingRank& rank : status.waiting_on()) {
-    out.push_back(absl::StrCat(rank.rank(), ":", rank.layer(), ":",
-                               v1::Phase_Name(rank.phase()).substr(6)));
+    out.push_back(
+        absl::StrCat(rank.rank(), ":", rank.layer(), ":", v1::Phase_Name(rank.phase()).substr(6)));
   }
   return out;
 }
@@ -145,9 +145,9 @@ TEST(HangAttributionTest, NamesTheRanksThatHoldTheEpochBack) {
 }
 
 TEST(HangAttributionTest, EntriesSayWhatTheRankIsDoing) {
-  v1::ClusterStatus status = Cluster(v1::PHASE_VALIDATING, "workload",
-                                     {{kReady, 910, kActive, kSplit, 950.5, "creating tp"},
-                                      {kReady, 910, kActive, kSplit, 940}});
+  v1::ClusterStatus status = Cluster(
+      v1::PHASE_VALIDATING, "workload",
+      {{kReady, 910, kActive, kSplit, 950.5, "creating tp"}, {kReady, 910, kActive, kSplit, 940}});
   const HangAttribution::WaitingKeys waiting = {
       {"m-1", {"w/a", "w/b", "w/c", "w/d", "w/e", "w/f"}}};
   HangAttribution::Fill(waiting, kNow, &status);
@@ -171,9 +171,9 @@ TEST(HangAttributionTest, EntriesSayWhatTheRankIsDoing) {
   // Once rank 0 waits too, both are listed and say for what.
   HangAttribution::WaitingKeys both = waiting;
   both["m-0"] = {"w/store_based_barrier"};
-  status = Cluster(v1::PHASE_VALIDATING, "workload",
-                   {{kReady, 910, kActive, kSplit, 950.5, "creating tp"},
-                    {kReady, 910, kActive, kSplit, 940}});
+  status = Cluster(
+      v1::PHASE_VALIDATING, "workload",
+      {{kReady, 910, kActive, kSplit, 950.5, "creating tp"}, {kReady, 910, kActive, kSplit, 940}});
   HangAttribution::Fill(both, kNow, &status);
   ASSERT_EQ(status.waiting_on_size(), 2);
   EXPECT_EQ(status.waiting_on(0).rank(), 1);

@@ -30,7 +30,8 @@ TEST_F(LeasesTest, ExpireMarksOnlyMembersSilentPastTheLease) {
   Member* talkative = Add("b");
   Leases::Touch(*talkative, start_ + absl::Seconds(5));
   EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(10), lease_).empty());
-  const std::vector<const Member*> lost = Leases::Expire(registry_, start_ + absl::Seconds(11), lease_);
+  const std::vector<const Member*> lost =
+      Leases::Expire(registry_, start_ + absl::Seconds(11), lease_);
   ASSERT_EQ(lost.size(), 1u);
   EXPECT_EQ(lost[0], quiet);
   EXPECT_EQ(quiet->liveness, Liveness::kLost);

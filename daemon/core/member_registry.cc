@@ -17,9 +17,8 @@ absl::Status CheckText(absl::string_view field, const std::string& value, bool r
     return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
   }
   if (static_cast<int64_t>(value.size()) > kMaxIdentityFieldLength) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must be at most ",
-                                                   kMaxIdentityFieldLength, " bytes, got ",
-                                                   value.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be at most ", kMaxIdentityFieldLength, " bytes, got ", value.size()));
   }
   return absl::OkStatus();
 }
@@ -82,14 +81,14 @@ absl::StatusOr<const Member*> MemberRegistry::CheckAdmission(
     const Member* member = it->second;
     if (member->identity.node() != identity.node() ||
         member->identity.local_index() != identity.local_index()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "incarnation ", identity.incarnation(), " registered before as node \"",
-          member->identity.node(), "\" local_index ", member->identity.local_index()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("incarnation ", identity.incarnation(), " registered before as node \"",
+                       member->identity.node(), "\" local_index ", member->identity.local_index()));
     }
     if (member->liveness == Liveness::kExcluded) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "member ", member->member_id, " (incarnation ", identity.incarnation(),
-          ") was excluded from cluster \"", plan.cluster, "\""));
+      return absl::FailedPreconditionError(
+          absl::StrCat("member ", member->member_id, " (incarnation ", identity.incarnation(),
+                       ") was excluded from cluster \"", plan.cluster, "\""));
     }
     return member;
   }
@@ -101,9 +100,9 @@ absl::StatusOr<const Member*> MemberRegistry::CheckAdmission(
         " is held by member ", other->member_id, " (pod \"", other->identity.pod(), "\")"));
   }
   if (AliveCount() >= plan.world_size + kMaxSpares) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "cluster \"", plan.cluster, "\" has ", AliveCount(),
-        " alive members, the world size plus ", kMaxSpares, " spares"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cluster \"", plan.cluster, "\" has ", AliveCount(),
+                     " alive members, the world size plus ", kMaxSpares, " spares"));
   }
   return nullptr;
 }
@@ -196,7 +195,8 @@ std::vector<Member*> MemberRegistry::Resolve(const std::vector<std::string>& ids
 void MemberRegistry::AssignRanks(const std::vector<Member*>& chosen) {
   ClearRanks();
   by_rank_ = chosen;
-  for (size_t rank = 0; rank < chosen.size(); ++rank) chosen[rank]->rank = static_cast<int64_t>(rank);
+  for (size_t rank = 0; rank < chosen.size(); ++rank)
+    chosen[rank]->rank = static_cast<int64_t>(rank);
 }
 
 void MemberRegistry::ClearRanks() {

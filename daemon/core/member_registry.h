@@ -28,15 +28,15 @@ enum class Liveness { kAlive, kLost, kExcluded };
 
 // One agent of a cluster as the daemon knows it.
 struct Member {
-  std::string member_id;        // "m-<registration order>"
+  std::string member_id;  // "m-<registration order>"
   // The session token it holds: in memory only, and empty for a member replayed from the store
   // until it registers again (Membership::Register gives it a fresh one).
   std::string session_token;
   std::string session_token_sha256;  // lowercase hex; what the store keeps and calls are checked by
   v1::MemberIdentity identity;
   v1::Capabilities capabilities;
-  int64_t order = 0;            // registration order, from 0
-  int64_t rank = -1;            // in the current epoch; -1 for spares and before assignment
+  int64_t order = 0;  // registration order, from 0
+  int64_t rank = -1;  // in the current epoch; -1 for spares and before assignment
   absl::Time registered;
   absl::Time last_seen;
   Liveness liveness = Liveness::kAlive;

@@ -8,10 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -25,8 +25,9 @@ using ::testing::IsEmpty;
 // World 2, one dim.
 plan::SplitPlan MakePlan() {
   v1::Topology topology;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(cluster: "demo" dims { name: "dp" size: 2 })pb", &topology));
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(cluster: "demo"
+                                                                 dims { name: "dp" size: 2 })pb",
+                                                            &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_THAT(plan, IsOk());
   return *std::move(plan);

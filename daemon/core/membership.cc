@@ -16,15 +16,16 @@ absl::StatusOr<const Member*> Membership::CheckRegister(
   return members_.CheckAdmission(*plan_, identity, capabilities);
 }
 
-absl::StatusOr<Membership::Registration> Membership::Register(
-    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time now,
-    const std::string& session_token) {
+absl::StatusOr<Membership::Registration> Membership::Register(const v1::MemberIdentity& identity,
+                                                              const v1::Capabilities& capabilities,
+                                                              absl::Time now,
+                                                              const std::string& session_token) {
   return Admit(identity, capabilities, now, session_token, SessionTokens::Digest(session_token));
 }
 
 absl::StatusOr<Membership::Registration> Membership::Replay(
-    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities,
-    absl::Time registered, absl::Time now, const std::string& session_token_sha256) {
+    const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time registered,
+    absl::Time now, const std::string& session_token_sha256) {
   if (Member* holder = members_.FindBySlot(identity.node(), identity.local_index());
       holder != nullptr && holder->liveness == Liveness::kAlive &&
       holder->identity.incarnation() != identity.incarnation()) {
@@ -152,8 +153,8 @@ absl::StatusOr<const Member*> Membership::FindRegistered(const std::string& memb
   const Member* member = members_.FindById(member_id);
   if (member == nullptr) {
     return absl::NotFoundError(absl::StrCat("member \"", absl::CHexEscape(member_id),
-                                            "\" is not registered in cluster \"",
-                                            plan_->cluster, "\""));
+                                            "\" is not registered in cluster \"", plan_->cluster,
+                                            "\""));
   }
   return member;
 }
@@ -182,13 +183,13 @@ absl::Status Membership::CheckRendezvous(const v1::MemberCredentials& credential
 
 absl::Status Membership::CheckEpochOf(const Member& member, int64_t epoch) const {
   if (epoch < plan_->epoch) {
-    return absl::AbortedError(absl::StrCat("epoch ", epoch, " is over; cluster \"",
-                                           plan_->cluster, "\" is at epoch ", plan_->epoch));
+    return absl::AbortedError(absl::StrCat("epoch ", epoch, " is over; cluster \"", plan_->cluster,
+                                           "\" is at epoch ", plan_->epoch));
   }
   if (epoch > plan_->epoch) {
-    return absl::FailedPreconditionError(absl::StrCat("epoch ", epoch, " has not started; cluster \"",
-                                                      plan_->cluster, "\" is at epoch ",
-                                                      plan_->epoch));
+    return absl::FailedPreconditionError(
+        absl::StrCat("epoch ", epoch, " has not started; cluster \"", plan_->cluster,
+                     "\" is at epoch ", plan_->epoch));
   }
   if (!readiness_.assigned()) {
     return absl::FailedPreconditionError(
@@ -213,9 +214,8 @@ absl::StatusOr<const Member*> Membership::CheckSender(const RankReport& report,
   if (!member.ok()) return member.status();
   if (absl::Status status = CheckEpochOf(**member, report.epoch); !status.ok()) return status;
   if (report.rank != (*member)->rank) {
-    return absl::PermissionDeniedError(absl::StrCat("member ", (*member)->member_id,
-                                                    " holds rank ", (*member)->rank,
-                                                    ", not rank ", report.rank));
+    return absl::PermissionDeniedError(absl::StrCat("member ", (*member)->member_id, " holds rank ",
+                                                    (*member)->rank, ", not rank ", report.rank));
   }
   return member;
 }

@@ -40,9 +40,9 @@ class Membership {
 
   struct Registration {
     const Member* member = nullptr;
-    bool rejoined = false;   // the same incarnation registered before
-    bool returned = false;   // ... and had been lost
-    bool assigned = false;   // this registration completed the world: ranks were assigned
+    bool rejoined = false;  // the same incarnation registered before
+    bool returned = false;  // ... and had been lost
+    bool assigned = false;  // this registration completed the world: ranks were assigned
   };
 
   struct HeartbeatResult {

@@ -11,10 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -71,9 +71,9 @@ class MembershipTest : public ::testing::Test {
     int n = 0;
     for (const std::string node : {"node-b", "node-a"}) {
       for (int index = 3; index >= 0; --index) {
-        absl::StatusOr<Membership::Registration> registration = membership_.Register(
-            Identity(node, index, absl::StrCat("inc-", node, index)), Gloo(), now_,
-            absl::StrCat("token-", n++));
+        absl::StatusOr<Membership::Registration> registration =
+            membership_.Register(Identity(node, index, absl::StrCat("inc-", node, index)), Gloo(),
+                                 now_, absl::StrCat("token-", n++));
         ASSERT_THAT(registration, IsOk());
       }
     }
@@ -87,8 +87,7 @@ class MembershipTest : public ::testing::Test {
         credentials.set_cluster("demo");
         credentials.set_member_id(member.member_id());
         // Tokens were handed out in registration order: "m-<n>" got "token-<n>".
-        credentials.set_session_token(
-            absl::StrCat("token-", member.member_id().substr(2)));
+        credentials.set_session_token(absl::StrCat("token-", member.member_id().substr(2)));
         return credentials;
       }
     }
@@ -221,8 +220,8 @@ TEST_F(MembershipTest, MalformedIdentitiesNameTheField) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"no pod", [](v1::MemberIdentity* i) { i->clear_pod(); },
-       absl::StatusCode::kInvalidArgument, "identity.pod must not be empty"},
+      {"no pod", [](v1::MemberIdentity* i) { i->clear_pod(); }, absl::StatusCode::kInvalidArgument,
+       "identity.pod must not be empty"},
       {"no node", [](v1::MemberIdentity* i) { i->clear_node(); },
        absl::StatusCode::kInvalidArgument, "identity.node must not be empty"},
       {"no host", [](v1::MemberIdentity* i) { i->clear_host(); },
@@ -394,7 +393,8 @@ TEST_F(MembershipTest, ReportsAreRefusedForOldEpochsAndOtherRanks) {
 
 TEST_F(MembershipTest, NewEpochKeepsMembersAndResetsReports) {
   RegisterWorld();
-  for (int rank = 0; rank < 8; ++rank) ASSERT_THAT(membership_.Report(ReadyReport(rank), now_), IsOk());
+  for (int rank = 0; rank < 8; ++rank)
+    ASSERT_THAT(membership_.Report(ReadyReport(rank), now_), IsOk());
   ASSERT_EQ(membership_.phase(), v1::PHASE_READY);
   membership_.StartEpoch(MakePlan(2), absl::UnixEpoch());
   EXPECT_EQ(membership_.phase(), v1::PHASE_PLANNED);
@@ -647,8 +647,8 @@ TEST_F(StallTest, FindsTheSlowestRankPastItsDeadline) {
        [this] { membership_.Exclude({membership_.Assignment()[0]}); }, 61,
        "rank 1 (pod pod-node-a-1, node node-a) stuck in agent PLANNED for 61.0 s: deadline "
        "bootstrap_ms 60000"},
-      {"a FAILED epoch has no deadline", "agent",
-       [this] { Agent(2, v1::PHASE_FAILED, 1); }, 600, ""},
+      {"a FAILED epoch has no deadline", "agent", [this] { Agent(2, v1::PHASE_FAILED, 1); }, 600,
+       ""},
   };
   for (const Case& c : cases) {
     Start(c.readiness);

@@ -21,9 +21,8 @@ const Member* SessionTokens::Holder(const std::string& token) const {
   return it == by_digest_.end() ? nullptr : it->second;
 }
 
-absl::Status SessionTokens::Check(const std::string& member_id,
-                                  const std::string& session_token, const Member* member,
-                                  const std::string& cluster) {
+absl::Status SessionTokens::Check(const std::string& member_id, const std::string& session_token,
+                                  const Member* member, const std::string& cluster) {
   if (member_id.empty()) {
     return absl::InvalidArgumentError("member.member_id must not be empty");
   }

@@ -12,8 +12,8 @@ namespace splitd::core {
 
 // The members' credentials: the session token each member got at registration, checked on
 // every later call by its SHA-256 digest (the store keeps only the digest), and looked up by
-// that digest so that a lookup's timing says nothing about the token. Pure: no I/O. Thread-compatible. The `Member`s it points at are the
-// MemberRegistry's and must outlive it.
+// that digest so that a lookup's timing says nothing about the token. Pure: no I/O.
+// Thread-compatible. The `Member`s it points at are the MemberRegistry's and must outlive it.
 class SessionTokens {
  public:
   // `member` holds the token whose digest is its session_token_sha256 from now on; a digest it

@@ -88,17 +88,16 @@ std::optional<Stall> StallFinder::Find(const plan::SplitPlan& plan, const Member
                                        const v1::Deadlines& deadlines) {
   const v1::Phase current = readiness.Phase(plan);
   if (current < v1::PHASE_PLANNED || current > v1::PHASE_VALIDATING) return std::nullopt;
-  if (deadlines.bootstrap_ms() == 0 && deadlines.split_ms() == 0 &&
-      deadlines.validate_ms() == 0 && deadlines.workload_ms() == 0) {
+  if (deadlines.bootstrap_ms() == 0 && deadlines.split_ms() == 0 && deadlines.validate_ms() == 0 &&
+      deadlines.workload_ms() == 0) {
     return std::nullopt;
   }
   int64_t slowest = -1;
   Overdue overdue;
   for (int64_t rank = 0; rank < plan.world_size; ++rank) {
     std::optional<Overdue> found = RankOverdue(plan, members, readiness, rank, now, deadlines);
-    if (found.has_value() &&
-        (slowest < 0 || std::make_pair(found->layer, found->phase) <
-                            std::make_pair(overdue.layer, overdue.phase))) {
+    if (found.has_value() && (slowest < 0 || std::make_pair(found->layer, found->phase) <
+                                                 std::make_pair(overdue.layer, overdue.phase))) {
       slowest = rank;
       overdue = *found;
     }

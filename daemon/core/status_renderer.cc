@@ -7,8 +7,7 @@
 
 namespace splitd::core {
 
-v1::ClusterStatus StatusRenderer::Render(const plan::SplitPlan& plan,
-                                         const MemberRegistry& members,
+v1::ClusterStatus StatusRenderer::Render(const plan::SplitPlan& plan, const MemberRegistry& members,
                                          const EpochReadiness& readiness,
                                          const EpochTimeline& timeline) {
   v1::ClusterStatus status;

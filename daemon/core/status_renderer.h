@@ -18,8 +18,7 @@ namespace splitd::core {
 class StatusRenderer {
  public:
   static v1::ClusterStatus Render(const plan::SplitPlan& plan, const MemberRegistry& members,
-                                  const EpochReadiness& readiness,
-                                  const EpochTimeline& timeline);
+                                  const EpochReadiness& readiness, const EpochTimeline& timeline);
 
  private:
   static void AddMember(const plan::SplitPlan& plan, const EpochReadiness& readiness,

@@ -5,10 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -16,8 +16,9 @@ namespace {
 // World 2, one dim.
 plan::SplitPlan MakePlan() {
   v1::Topology topology;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(cluster: "demo" dims { name: "dp" size: 2 })pb", &topology));
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(cluster: "demo"
+                                                                 dims { name: "dp" size: 2 })pb",
+                                                            &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 3);
   EXPECT_TRUE(plan.ok()) << plan.status();
   return *std::move(plan);
@@ -44,8 +45,7 @@ class StatusRendererTest : public ::testing::Test {
 };
 
 TEST_F(StatusRendererTest, BeforeAssignmentEveryMemberIsActiveAndPending) {
-  const v1::ClusterStatus status =
-      StatusRenderer::Render(plan_, members_, readiness_, timeline_);
+  const v1::ClusterStatus status = StatusRenderer::Render(plan_, members_, readiness_, timeline_);
   EXPECT_EQ(status.cluster(), "demo");
   EXPECT_EQ(status.epoch(), 3);
   EXPECT_EQ(status.state(), v1::PHASE_PENDING);
@@ -63,8 +63,7 @@ TEST_F(StatusRendererTest, RankedMembersComeFirstThenSparesAndTheLost) {
   readiness_.Start(plan_, start_);
   members_.FindById("m-0")->liveness = Liveness::kLost;
   readiness_.SetDegraded("rank 1 lost");
-  const v1::ClusterStatus status =
-      StatusRenderer::Render(plan_, members_, readiness_, timeline_);
+  const v1::ClusterStatus status = StatusRenderer::Render(plan_, members_, readiness_, timeline_);
   EXPECT_EQ(status.state(), v1::PHASE_DEGRADED);
   EXPECT_EQ(status.reason(), "rank 1 lost");
   ASSERT_EQ(status.members_size(), 3);

@@ -49,9 +49,8 @@ absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t 
     const std::string field = absl::StrCat("groups[", i, "]");
     const int kind_index = KindIndex(plan, entry.kind);
     if (kind_index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".kind \"",
-                                                     absl::CHexEscape(entry.kind),
-                                                     "\" is not a group kind of the plan"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".kind \"", absl::CHexEscape(entry.kind), "\" is not a group kind of the plan"));
     }
     const plan::GroupKind& kind = plan.kinds[static_cast<size_t>(kind_index)];
     if (kind.group_of_rank[static_cast<size_t>(rank)] < 0) {
@@ -60,21 +59,19 @@ absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t 
     }
     for (size_t j = 0; j < kind_of_entry.size(); ++j) {
       if (kind_of_entry[j] == kind_index) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ".kind \"", kind.name,
-                                                       "\" is reported twice (also groups[", j,
-                                                       "])"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ".kind \"", kind.name, "\" is reported twice (also groups[", j, "])"));
       }
     }
     if (!IsReportPhase(entry.phase)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ".phase must be one of BOOTSTRAPPING..FAILED, got ",
-          v1::Phase_Name(entry.phase)));
+          field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(entry.phase)));
     }
     if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
         entry.phase != v1::PHASE_FAILED) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".phase must be READY or FAILED in a READY report, got ",
-          v1::Phase_Name(entry.phase)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".phase must be READY or FAILED in a READY report, got ",
+                       v1::Phase_Name(entry.phase)));
     }
     kind_of_entry.push_back(kind_index);
   }
@@ -111,8 +108,8 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
 
   if (report.fingerprint != plan.fingerprint) {
     std::string reason = absl::StrCat("rank ", rank, " workload: derived plan fingerprint ",
-                                      report.fingerprint.substr(0, 12),
-                                      " but the plan's is ", plan.fingerprint.substr(0, 12));
+                                      report.fingerprint.substr(0, 12), " but the plan's is ",
+                                      plan.fingerprint.substr(0, 12));
     SetPhase(rank, v1::PHASE_FAILED, now);
     state.reason = reason;
     return reason;
@@ -132,8 +129,8 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
                            ", expected the group size ", size);
     }
     if (merged.phase == v1::PHASE_FAILED && failure.empty()) {
-      failure = absl::StrCat("rank ", rank, " workload group ", kind.name, "[", group, "]: ",
-                             error.empty() ? std::string("failed") : error);
+      failure = absl::StrCat("rank ", rank, " workload group ", kind.name, "[", group,
+                             "]: ", error.empty() ? std::string("failed") : error);
     }
     state.kinds[k] = merged;
   }
@@ -144,8 +141,8 @@ std::optional<std::string> WorkloadProgress::Apply(const plan::SplitPlan& plan,
       // An error that names the rank itself (a deadline's) needs no second name.
       failure = absl::StartsWith(error, absl::StrCat("rank ", rank, " "))
                     ? error
-                    : absl::StrCat("rank ", rank, " workload: ",
-                                   error.empty() ? std::string("failed") : error);
+                    : absl::StrCat("rank ", rank,
+                                   " workload: ", error.empty() ? std::string("failed") : error);
     }
     SetPhase(rank, v1::PHASE_FAILED, now);
     state.reason = failure;
@@ -165,7 +162,8 @@ v1::Phase WorkloadProgress::LayerPhase() const {
   return v1::PHASE_UNSPECIFIED;  // a world of no ranks
 }
 
-void WorkloadProgress::Fill(const plan::SplitPlan& plan, int64_t rank, v1::MemberStatus* out) const {
+void WorkloadProgress::Fill(const plan::SplitPlan& plan, int64_t rank,
+                            v1::MemberStatus* out) const {
   const Rank& state = ranks_[static_cast<size_t>(rank)];
   if (!state.reported) return;
   v1::WorkloadStatus* workload = out->mutable_workload();

@@ -20,9 +20,9 @@ namespace splitd::core {
 // beside its agent) reported about its own groups, relayed by the agent (RankReport.layer =
 // REPORT_LAYER_WORKLOAD). Kept apart from the agents' own progress because its rules differ: a
 // workload may restart within an epoch (BOOTSTRAPPING after READY or FAILED starts its rank
-// over), and its groups are torch's, not the agent's backend parts, so entries are per kind. Whether the layer decides the epoch's READY is the
-// caller's business (EpochReadiness, by the topology's `readiness`).
-// Pure: no I/O, no clock reads. Thread-compatible.
+// over), and its groups are torch's, not the agent's backend parts, so entries are per kind.
+// Whether the layer decides the epoch's READY is the caller's business (EpochReadiness, by the
+// topology's `readiness`). Pure: no I/O, no clock reads. Thread-compatible.
 class WorkloadProgress {
  public:
   // One kind as one rank's workload validated it; phase UNSPECIFIED until reported.

@@ -7,10 +7,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
-#include "plan/split_planner.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "plan/split_planner.h"
 
 namespace splitd::core {
 namespace {
@@ -23,14 +23,17 @@ using ::testing::HasSubstr;
 plan::SplitPlan MakePlan() {
   v1::Topology topology;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
-    cluster: "demo"
-    dims { name: "tp" size: 2 }
-    dims { name: "dp" size: 2 }
-    groups { name: "tp" dims: "tp" }
-    groups { name: "dp" dims: "dp" }
-    groups { name: "pair" split_ranks { ranks: 0 ranks: 1 } }
-  )pb",
-                                                          &topology));
+                                                              cluster: "demo"
+                                                              dims { name: "tp" size: 2 }
+                                                              dims { name: "dp" size: 2 }
+                                                              groups { name: "tp" dims: "tp" }
+                                                              groups { name: "dp" dims: "dp" }
+                                                              groups {
+                                                                name: "pair"
+                                                                split_ranks { ranks: 0 ranks: 1 }
+                                                              }
+                                                            )pb",
+                                                            &topology));
   absl::StatusOr<plan::SplitPlan> plan = plan::SplitPlanner::Build(topology, 1);
   EXPECT_THAT(plan, IsOk());
   return *std::move(plan);
@@ -51,8 +54,7 @@ class WorkloadProgressTest : public ::testing::Test {
     return report;
   }
 
-  static void AddGroup(RankReport* report, const std::string& kind, v1::Phase phase,
-                       double value) {
+  static void AddGroup(RankReport* report, const std::string& kind, v1::Phase phase, double value) {
     RankReport::Group& group = report->groups.emplace_back();
     group.kind = kind;
     group.phase = phase;
@@ -74,20 +76,38 @@ TEST_F(WorkloadProgressTest, RefusesMalformedGroupsNamingTheEntry) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"unknown kind", 0, v1::PHASE_SPLITTING, {{"xp", v1::PHASE_SPLITTING}},
+      {"unknown kind",
+       0,
+       v1::PHASE_SPLITTING,
+       {{"xp", v1::PHASE_SPLITTING}},
        "groups[0].kind \"xp\" is not a group kind of the plan"},
-      {"kind the rank is not in", 2, v1::PHASE_SPLITTING, {{"tp", v1::PHASE_READY},
-                                                           {"pair", v1::PHASE_SPLITTING}},
+      {"kind the rank is not in",
+       2,
+       v1::PHASE_SPLITTING,
+       {{"tp", v1::PHASE_READY}, {"pair", v1::PHASE_SPLITTING}},
        "groups[1]: rank 2 takes no part in kind pair"},
-      {"kind twice", 0, v1::PHASE_VALIDATING, {{"tp", v1::PHASE_READY},
-                                              {"tp", v1::PHASE_READY}},
+      {"kind twice",
+       0,
+       v1::PHASE_VALIDATING,
+       {{"tp", v1::PHASE_READY}, {"tp", v1::PHASE_READY}},
        "groups[1].kind \"tp\" is reported twice (also groups[0])"},
-      {"no phase", 0, v1::PHASE_SPLITTING, {{"dp", v1::PHASE_UNSPECIFIED}},
+      {"no phase",
+       0,
+       v1::PHASE_SPLITTING,
+       {{"dp", v1::PHASE_UNSPECIFIED}},
        "groups[0].phase must be one of BOOTSTRAPPING..FAILED, got PHASE_UNSPECIFIED"},
-      {"unfinished in READY", 0, v1::PHASE_READY, {{"dp", v1::PHASE_VALIDATING}},
+      {"unfinished in READY",
+       0,
+       v1::PHASE_READY,
+       {{"dp", v1::PHASE_VALIDATING}},
        "groups[0].phase must be READY or FAILED in a READY report"},
-      {"too many", 0, v1::PHASE_SPLITTING, {{"tp", v1::PHASE_READY}, {"dp", v1::PHASE_READY},
-                                            {"pair", v1::PHASE_READY}, {"tp", v1::PHASE_READY}},
+      {"too many",
+       0,
+       v1::PHASE_SPLITTING,
+       {{"tp", v1::PHASE_READY},
+        {"dp", v1::PHASE_READY},
+        {"pair", v1::PHASE_READY},
+        {"tp", v1::PHASE_READY}},
        "groups must have at most 3 entries (one per kind)"},
   };
   for (const Case& c : cases) {
@@ -108,9 +128,9 @@ TEST_F(WorkloadProgressTest, MovesForwardAndKeepsThePhaseStartWithinAPhase) {
   const absl::Time t1 = start_ + absl::Seconds(3);
   EXPECT_EQ(progress_.Apply(plan_, Report(1, v1::PHASE_SPLITTING, "creating tp"), t1),
             std::nullopt);
-  EXPECT_EQ(progress_.Apply(plan_, Report(1, v1::PHASE_SPLITTING, "creating dp"),
-                            t1 + absl::Seconds(1)),
-            std::nullopt);
+  EXPECT_EQ(
+      progress_.Apply(plan_, Report(1, v1::PHASE_SPLITTING, "creating dp"), t1 + absl::Seconds(1)),
+      std::nullopt);
   EXPECT_EQ(progress_.rank(1).phase, v1::PHASE_SPLITTING);
   EXPECT_EQ(progress_.rank(1).since, t1);
   EXPECT_EQ(progress_.rank(1).reason, "creating dp");

@@ -7,9 +7,9 @@
 namespace splitd::store {
 namespace {
 
-INSTANTIATE_TEST_SUITE_P(Memory, StateStoreConformanceTest,
-                         ::testing::Values(StoreFactory(
-                             [] { return std::make_unique<MemoryStateStore>(); })));
+INSTANTIATE_TEST_SUITE_P(Memory, StateStoreConformanceTest, ::testing::Values(StoreFactory([] {
+                           return std::make_unique<MemoryStateStore>();
+                         })));
 
 }  // namespace
 }  // namespace splitd::store

@@ -112,9 +112,9 @@ TEST_P(StateStoreConformanceTest, DeleteOfUnknownClusterIsNotFound) {
 
 TEST_P(StateStoreConformanceTest, RecordWithoutClusterNameIsRefused) {
   auto store = GetParam()();
-  EXPECT_THAT(store->PutCluster(Record("", 1)),
-              testing::StatusIs(absl::StatusCode::kInvalidArgument,
-                                ::testing::HasSubstr("cluster")));
+  EXPECT_THAT(
+      store->PutCluster(Record("", 1)),
+      testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("cluster")));
 }
 
 TEST_P(StateStoreConformanceTest, MembersReportsAndKeysLoadInOrder) {
@@ -177,9 +177,9 @@ TEST_P(StateStoreConformanceTest, NewEpochKeepsMembersAndDropsReportsAndKeys) {
   ASSERT_THAT(store->AddReport("job", 1, Report(0, v1::PHASE_READY)), testing::IsOk());
   ASSERT_THAT(store->PutRendezvousKey("job", 1, "k", "v"), testing::IsOk());
   ASSERT_THAT(store->PutCluster(Record("job", 2)), testing::IsOk());
-  EXPECT_THAT(store->AddReport("job", 1, Report(0, v1::PHASE_READY)),
-              testing::StatusIs(absl::StatusCode::kFailedPrecondition,
-                                ::testing::HasSubstr("epoch 2")));
+  EXPECT_THAT(
+      store->AddReport("job", 1, Report(0, v1::PHASE_READY)),
+      testing::StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::HasSubstr("epoch 2")));
   auto loaded = store->LoadClusters();
   ASSERT_THAT(loaded, testing::IsOk());
   ASSERT_EQ(loaded->size(), 1u);

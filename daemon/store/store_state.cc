@@ -26,7 +26,8 @@ internal::LogRecord StoreState::PutClusterRecord(const ClusterRecord& record) {
   stored->set_epoch(record.epoch);
   stored->set_create_unix_nanos(Nanos(record.create_time));
   stored->set_update_unix_nanos(Nanos(record.update_time));
-  if (!record.plan_topology.cluster().empty()) *stored->mutable_plan_topology() = record.plan_topology;
+  if (!record.plan_topology.cluster().empty())
+    *stored->mutable_plan_topology() = record.plan_topology;
   for (const std::string& id : record.assignment) stored->add_assignment(id);
   for (const std::string& id : record.excluded) stored->add_excluded(id);
   stored->set_reason(record.reason);
@@ -105,8 +106,8 @@ absl::Status StoreState::Check(const internal::LogRecord& record) const {
       if (it == clusters_.end()) return UnknownCluster(record.cluster());
       if (record.epoch() != it->second.record.epoch) {
         return absl::FailedPreconditionError(
-            absl::StrCat("cluster \"", record.cluster(), "\" is at epoch ",
-                         it->second.record.epoch, ", not ", record.epoch()));
+            absl::StrCat("cluster \"", record.cluster(), "\" is at epoch ", it->second.record.epoch,
+                         ", not ", record.epoch()));
       }
       return absl::OkStatus();
     case internal::LogRecord::CHANGE_NOT_SET:
@@ -147,9 +148,10 @@ void StoreState::Apply(const internal::LogRecord& record) {
       member.identity = stored.identity();
       member.capabilities = stored.capabilities();
       // A format-1 record holds the token in clear; only its digest is kept.
-      member.session_token_sha256 = stored.session_token_sha256().empty() && !stored.session_token().empty()
-                                        ? Sha256::Hex(stored.session_token())
-                                        : stored.session_token_sha256();
+      member.session_token_sha256 =
+          stored.session_token_sha256().empty() && !stored.session_token().empty()
+              ? Sha256::Hex(stored.session_token())
+              : stored.session_token_sha256();
       member.registered = FromNanos(stored.registered_unix_nanos());
       clusters_[record.cluster()].members.push_back(std::move(member));
       return;

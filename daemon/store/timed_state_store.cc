@@ -9,8 +9,7 @@ namespace {
 // A tenth of a millisecond (memory, page cache) to ten seconds (fsync on a struggling disk).
 const std::vector<double>& WriteBounds() {
   static const auto* bounds = new std::vector<double>{
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-      10};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
   return *bounds;
 }
 
@@ -63,8 +62,7 @@ absl::Status TimedStateStore::AddReport(const std::string& cluster, int64_t epoc
 }
 
 absl::Status TimedStateStore::PutRendezvousKey(const std::string& cluster, int64_t epoch,
-                                               const std::string& key,
-                                               const std::string& value) {
+                                               const std::string& key, const std::string& value) {
   return Measure(put_rendezvous_key_,
                  [&] { return store_->PutRendezvousKey(cluster, epoch, key, value); });
 }

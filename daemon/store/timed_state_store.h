@@ -30,8 +30,8 @@ class TimedStateStore : public StateStore {
   absl::Status AddMember(const std::string& cluster, const StoredMember& member) override;
   absl::Status AddReport(const std::string& cluster, int64_t epoch,
                          const v1::ReportGroupStatusRequest& report) override;
-  absl::Status PutRendezvousKey(const std::string& cluster, int64_t epoch,
-                                const std::string& key, const std::string& value) override;
+  absl::Status PutRendezvousKey(const std::string& cluster, int64_t epoch, const std::string& key,
+                                const std::string& value) override;
   absl::Status DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
                                    const std::string& key) override;
   absl::StatusOr<std::vector<ClusterState>> LoadClusters() const override;

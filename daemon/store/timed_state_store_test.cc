@@ -31,9 +31,9 @@ class TimedMemoryStore : private RegistryHolder, public TimedStateStore {
   std::string Render() const { return registry.Render(); }
 };
 
-INSTANTIATE_TEST_SUITE_P(Timed, StateStoreConformanceTest,
-                         ::testing::Values(StoreFactory(
-                             [] { return std::make_unique<TimedMemoryStore>(); })));
+INSTANTIATE_TEST_SUITE_P(Timed, StateStoreConformanceTest, ::testing::Values(StoreFactory([] {
+                           return std::make_unique<TimedMemoryStore>();
+                         })));
 
 // Refuses every write, as a full disk would.
 class FullStore : public MemoryStateStore {
@@ -70,8 +70,7 @@ TEST(TimedStateStoreTest, TimesEachWriteByOperation) {
               HasSubstr("splitd_store_write_seconds_count{operation=\"delete_cluster\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("splitd_store_write_seconds_count{"
                               "operation=\"delete_rendezvous_key\"} 1\n"));
-  EXPECT_THAT(text,
-              HasSubstr("splitd_store_write_failures_total{operation=\"put_cluster\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_failures_total{operation=\"put_cluster\"} 0\n"));
 }
 
 TEST(TimedStateStoreTest, RefusedWritesAreCountedAndTheStatusPassesThrough) {

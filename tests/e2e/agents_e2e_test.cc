@@ -80,9 +80,9 @@ class AgentsEndToEndTest : public ::testing::Test {
   void StartAgent(const std::string& cluster, int index, std::vector<std::string> extra = {}) {
     extra.insert(extra.begin(), {absl::StrCat("--plan_file=", dir_, "/plan-", index, ".json"),
                                  "--timeout_ms=30000"});
-    auto agent = testing::StartOrFail(testing::AgentArgv(
-        address_, cluster, absl::StrCat("node-", index / 4), index % 4,
-        absl::StrCat("agent-", index), extra));
+    auto agent =
+        testing::StartOrFail(testing::AgentArgv(address_, cluster, absl::StrCat("node-", index / 4),
+                                                index % 4, absl::StrCat("agent-", index), extra));
     ASSERT_NE(agent, nullptr);
     agents_.push_back(std::move(agent));
   }

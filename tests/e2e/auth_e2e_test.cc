@@ -144,8 +144,7 @@ class AuthEndToEndTest : public ::testing::Test {
   }
 
   // Registers pod `pod` of `cluster` with its join token; its credentials.
-  v1::MemberCredentials Join(const std::string& cluster, const std::string& join_token,
-                             int index) {
+  v1::MemberCredentials Join(const std::string& cluster, const std::string& join_token, int index) {
     v1::RegisterRequest request;
     v1::MemberIdentity* identity = request.mutable_identity();
     identity->set_cluster(cluster);
@@ -156,8 +155,8 @@ class AuthEndToEndTest : public ::testing::Test {
     identity->set_incarnation(absl::StrCat("incarnation-", cluster, "-", index));
     request.mutable_capabilities()->add_backends("cpu:gloo");
     v1::RegisterResponse response;
-    grpc::Status status = agent_->Register(ContextWith(Bearer("join", join_token)).get(), request,
-                                           &response);
+    grpc::Status status =
+        agent_->Register(ContextWith(Bearer("join", join_token)).get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     v1::MemberCredentials credentials;
     credentials.set_cluster(cluster);
@@ -271,9 +270,10 @@ TEST_F(AuthEndToEndTest, EveryControlCallNeedsATokenOfTheRightScope) {
        }},
   };
 
-  const std::vector<Credential> unauthenticated = {
-      None(), Bearer("a wrong token", kWrong), {"a Basic header", "Basic YWRtaW46YWRtaW4="},
-      {"an empty bearer", "Bearer "}};
+  const std::vector<Credential> unauthenticated = {None(),
+                                                   Bearer("a wrong token", kWrong),
+                                                   {"a Basic header", "Basic YWRtaW46YWRtaW4="},
+                                                   {"an empty bearer", "Bearer "}};
   const std::vector<Credential> out_of_scope = {
       Bearer("cluster alpha's join token", kJoinAlpha),
       Bearer("cluster beta's join token", kJoinBeta),
@@ -296,8 +296,8 @@ TEST_F(AuthEndToEndTest, EveryControlCallNeedsATokenOfTheRightScope) {
           << rpc.name << " with the observer token: " << observed.error_message();
       EXPECT_THAT(observed.error_message(), HasSubstr("observer token may only read"));
     } else {
-      EXPECT_TRUE(observed.ok()) << rpc.name << " with the observer token: "
-                                 << observed.error_message();
+      EXPECT_TRUE(observed.ok()) << rpc.name
+                                 << " with the observer token: " << observed.error_message();
     }
     grpc::Status admitted = rpc.call(ContextWith(Bearer("admin", kAdmin)).get());
     EXPECT_NE(admitted.error_code(), grpc::StatusCode::UNAUTHENTICATED) << rpc.name;
@@ -467,8 +467,7 @@ TEST_F(AuthEndToEndTest, AgentCallsAreBoundToTheClusterAndTheMember) {
   into_other_cluster.set_cluster("alpha");
 
   for (const auto& [name, call] : rpcs) {
-    for (const auto& [label, member] :
-         std::vector<std::pair<std::string, v1::MemberCredentials>>{
+    for (const auto& [label, member] : std::vector<std::pair<std::string, v1::MemberCredentials>>{
              {"no session token", no_session},
              {"a wrong session token", wrong_session},
              {"a join token as the session", join_as_session}}) {
@@ -476,8 +475,7 @@ TEST_F(AuthEndToEndTest, AgentCallsAreBoundToTheClusterAndTheMember) {
       EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << name << " with " << label << ": " << status.error_message();
     }
-    for (const auto& [label, member] :
-         std::vector<std::pair<std::string, v1::MemberCredentials>>{
+    for (const auto& [label, member] : std::vector<std::pair<std::string, v1::MemberCredentials>>{
              {"another member's session", other_member},
              {"another cluster's member's session", other_cluster_member},
              {"its session in another cluster", into_other_cluster}}) {
@@ -486,10 +484,10 @@ TEST_F(AuthEndToEndTest, AgentCallsAreBoundToTheClusterAndTheMember) {
           << name << " with " << label << ": " << status.error_message();
     }
     grpc::Status own = call(alpha0);
-    EXPECT_NE(own.error_code(), grpc::StatusCode::UNAUTHENTICATED) << name << ": "
-                                                                   << own.error_message();
-    EXPECT_NE(own.error_code(), grpc::StatusCode::PERMISSION_DENIED) << name << ": "
-                                                                     << own.error_message();
+    EXPECT_NE(own.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << name << ": " << own.error_message();
+    EXPECT_NE(own.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << name << ": " << own.error_message();
   }
 }
 
@@ -507,30 +505,31 @@ TEST_F(AuthEndToEndTest, SplitctlAndAgentsCarryTheirTokensFromFiles) {
   EXPECT_EQ(no_join.exit_code, 1);
   EXPECT_THAT(no_join.err, HasSubstr("join_token is required"));
 
-  CommandResult applied = Splitctl({"--token_file", admin_one_file_, "apply", "-f", "-",
-                                    "--join_token_file", join_alpha_file_},
-                                   Topology("alpha"));
+  CommandResult applied = Splitctl(
+      {"--token_file", admin_one_file_, "apply", "-f", "-", "--join_token_file", join_alpha_file_},
+      Topology("alpha"));
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
 
   CommandResult observed = Splitctl({"get", "clusters", "alpha", "-o", "json"}, "",
                                     {"SPLITD_TOKEN_FILE=" + observer_one_file_});
   EXPECT_EQ(observed.exit_code, 0) << observed.err;
   EXPECT_THAT(observed.out, HasSubstr("\"join_token_set\": true"));
-  CommandResult observer_delete = Splitctl({"delete", "cluster", "alpha"}, "",
-                                           {"SPLITD_TOKEN_FILE=" + observer_one_file_});
+  CommandResult observer_delete =
+      Splitctl({"delete", "cluster", "alpha"}, "", {"SPLITD_TOKEN_FILE=" + observer_one_file_});
   EXPECT_EQ(observer_delete.exit_code, 1);
   EXPECT_THAT(observer_delete.err, HasSubstr("PERMISSION_DENIED"));
 
   // An agent with a wrong join token stops at once with the reason.
   const std::string wrong_file = WriteFile("join_wrong", std::string(kWrong) + "\n");
-  auto refused = RunCommand({RunfilePath("worker/splitd-agent"), "--daemon=" + address_,
-                             "--cluster=alpha", "--node=node-0", "--local_index=0",
-                             "--pod=wrong", "--host=127.0.0.1", "--nccl_library=",
-                             "--join_token_file=" + wrong_file},
-                            "", absl::Seconds(60));
+  auto refused =
+      RunCommand({RunfilePath("worker/splitd-agent"), "--daemon=" + address_, "--cluster=alpha",
+                  "--node=node-0", "--local_index=0", "--pod=wrong", "--host=127.0.0.1",
+                  "--nccl_library=", "--join_token_file=" + wrong_file},
+                 "", absl::Seconds(60));
   ASSERT_THAT(refused, IsOk());
   EXPECT_EQ(refused->exit_code, 1);
-  EXPECT_THAT(refused->err, HasSubstr("UNAUTHENTICATED: Register refused: the join token is not valid"));
+  EXPECT_THAT(refused->err,
+              HasSubstr("UNAUTHENTICATED: Register refused: the join token is not valid"));
   EXPECT_THAT(refused->err, Not(HasSubstr(kWrong)));
 
   // Two agents with alpha's join token (one by flag, one by environment) reach READY.
@@ -542,9 +541,9 @@ TEST_F(AuthEndToEndTest, SplitctlAndAgentsCarryTheirTokensFromFiles) {
     } else {
       env.push_back("SPLITD_JOIN_TOKEN_FILE=" + join_alpha_file_);
     }
-    auto agent = testing::StartOrFail(
-        testing::AgentArgv(address_, "alpha", "node-0", index, absl::StrCat("agent-", index), extra),
-        env);
+    auto agent = testing::StartOrFail(testing::AgentArgv(address_, "alpha", "node-0", index,
+                                                         absl::StrCat("agent-", index), extra),
+                                      env);
     ASSERT_NE(agent, nullptr);
     agents_.push_back(std::move(agent));
   }
@@ -588,10 +587,10 @@ TEST_F(AuthEndToEndTest, BadTokenFlagsExitTwoNamingTheFlag) {
     EXPECT_EQ(result->exit_code, 2) << result->err;
     EXPECT_THAT(result->err, HasSubstr(c.message));
   }
-  auto agent = RunCommand({RunfilePath("worker/splitd-agent"), "--daemon=127.0.0.1:1",
-                           "--cluster=x", "--node=n", "--pod=p", "--nccl_library=",
-                           "--join_token_file=" + weak},
-                          "", absl::Seconds(30));
+  auto agent =
+      RunCommand({RunfilePath("worker/splitd-agent"), "--daemon=127.0.0.1:1", "--cluster=x",
+                  "--node=n", "--pod=p", "--nccl_library=", "--join_token_file=" + weak},
+                 "", absl::Seconds(30));
   ASSERT_THAT(agent, IsOk());
   EXPECT_EQ(agent->exit_code, 2);
   EXPECT_THAT(agent->err, HasSubstr("--join_token_file: " + weak + ":1: a token"));

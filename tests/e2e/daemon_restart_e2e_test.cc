@@ -140,7 +140,8 @@ TEST_F(DaemonRestartTest, KilledAfterReadyComesBackReadyWithTheSameMembersAndRan
     const size_t formed = log.find("groups formed");
     ASSERT_NE(formed, std::string::npos) << log;
     EXPECT_EQ(log.find("groups formed", formed + 1), std::string::npos)
-        << "an agent formed its groups twice\n" << log;
+        << "an agent formed its groups twice\n"
+        << log;
   }
 }
 

@@ -36,8 +36,10 @@ std::string Topology(const std::string& cluster, int dp, int min) {
   return absl::StrCat("cluster: ", cluster, R"(
 dims:
   - {name: tp, size: 2}
-  - {name: dp, size: )", dp, R"(}
-elastic: {min: )", min, R"(, heartbeat_interval_ms: 200, lease_timeout_ms: 2000}
+  - {name: dp, size: )",
+                      dp, R"(}
+elastic: {min: )",
+                      min, R"(, heartbeat_interval_ms: 200, lease_timeout_ms: 2000}
 )");
 }
 
@@ -213,7 +215,8 @@ TEST_F(ElasticEndToEndTest, LossBelowTheMinimumDegradesUntilTheMemberReturns) {
   auto watched = watch->Wait(absl::Seconds(30));
   ASSERT_THAT(watched, IsOk()) << watch->Stderr();
   EXPECT_TRUE(WIFEXITED(*watched) && WEXITSTATUS(*watched) == 0) << watch->Stderr();
-  EXPECT_THAT(watch->Stdout(), ::testing::ContainsRegex("MEMBER_RETURNED epoch 1 \\(m-[0-9] rank 3\\)"));
+  EXPECT_THAT(watch->Stdout(),
+              ::testing::ContainsRegex("MEMBER_RETURNED epoch 1 \\(m-[0-9] rank 3\\)"));
   EXPECT_THAT(watch->Stdout(), HasSubstr("EPOCH_STARTED epoch 2: every rank's member is alive"));
   EXPECT_EQ(StateOf(status, "agent-node-0-3"), "ACTIVE");
   EXPECT_THAT(status.value("epoch_reason", ""), HasSubstr("alive again"));

@@ -134,8 +134,8 @@ class FullDiskTest : public ::testing::Test {
     v1::ApplyTopologyRequest request;
     *request.mutable_topology() = TopologyOf(index);
     v1::ApplyTopologyResponse response;
-    absl::Status status = FromGrpcStatus(control_->ApplyTopology(Context().get(), request,
-                                                                 &response));
+    absl::Status status =
+        FromGrpcStatus(control_->ApplyTopology(Context().get(), request, &response));
     if (status.ok()) {
       EXPECT_TRUE(response.created()) << Name(index);
       fingerprints_[Name(index)] = response.cluster().fingerprint();
@@ -165,8 +165,7 @@ class FullDiskTest : public ::testing::Test {
       v1::GetClusterRequest request;
       request.set_name(name);
       v1::GetClusterResponse response;
-      ASSERT_THAT(FromGrpcStatus(control_->GetCluster(Context().get(), request, &response)),
-                  IsOk())
+      ASSERT_THAT(FromGrpcStatus(control_->GetCluster(Context().get(), request, &response)), IsOk())
           << name;
       const int index = std::stoi(name.substr(name.find('-') + 1));
       EXPECT_EQ(response.cluster().world_size(), 2 * (1 + index % 4)) << name;
@@ -235,9 +234,9 @@ TEST_F(FullDiskTest, RefusesWritesWhileFullServesReadsAndKeepsEveryAcknowledgedC
     }
   }
   ASSERT_FALSE(refused.empty()) << "1000 clusters fitted in the full tmpfs" << Logs();
-  EXPECT_THAT(refusal, StatusIs(absl::StatusCode::kResourceExhausted,
-                                AllOf(HasSubstr("No space left on device"),
-                                      HasSubstr(data_dir_ + "/log"))));
+  EXPECT_THAT(refusal,
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("No space left on device"), HasSubstr(data_dir_ + "/log"))));
   // Retrying while full is refused the same way and leaves nothing behind.
   for (int i = 0; i < 3; ++i, ++next) {
     EXPECT_THAT(Apply(next), StatusIs(absl::StatusCode::kResourceExhausted)) << Logs();
@@ -250,9 +249,9 @@ TEST_F(FullDiskTest, RefusesWritesWhileFullServesReadsAndKeepsEveryAcknowledgedC
   v1::GetStatusRequest status_request;
   status_request.set_cluster(Name(0));
   v1::GetStatusResponse status_response;
-  EXPECT_THAT(FromGrpcStatus(control_->GetStatus(Context().get(), status_request,
-                                                 &status_response)),
-              IsOk());
+  EXPECT_THAT(
+      FromGrpcStatus(control_->GetStatus(Context().get(), status_request, &status_response)),
+      IsOk());
 
   // Space returns: writes succeed again.
   ASSERT_EQ(unlink(filler.c_str()), 0) << std::strerror(errno);

@@ -76,10 +76,10 @@ class MetricsEndToEndTest : public ::testing::Test {
     dir_ = testing::FreshTestDir("metrics_e2e_");
     const std::string metrics_port_file = dir_ + "/splitd.metrics_port";
     std::remove(metrics_port_file.c_str());
-    auto daemon = testing::StartDaemon(
-        dir_ + "/splitd.port", {"--metrics_listen=127.0.0.1:0",
-                                "--metrics_port_file=" + metrics_port_file,
-                                "--data_dir=" + dir_ + "/state"});
+    auto daemon =
+        testing::StartDaemon(dir_ + "/splitd.port", {"--metrics_listen=127.0.0.1:0",
+                                                     "--metrics_port_file=" + metrics_port_file,
+                                                     "--data_dir=" + dir_ + "/state"});
     ASSERT_THAT(daemon, IsOk());
     daemon_ = std::move(daemon->process);
     address_ = daemon->address;
@@ -192,9 +192,9 @@ groups:
 )"));
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
   for (int index = 0; index < kAgents; ++index) StartAgent(cluster, index);
-  CommandResult watched = Splitctl(
-      {"status", cluster, "--watch", "--interval=0.2s", "--watch_timeout=120s"}, "",
-      absl::Seconds(150));
+  CommandResult watched =
+      Splitctl({"status", cluster, "--watch", "--interval=0.2s", "--watch_timeout=120s"}, "",
+               absl::Seconds(150));
   ASSERT_EQ(watched.exit_code, 0) << watched.out << watched.err << daemon_->Stderr();
   // One refused call, for a code other than OK.
   CommandResult missing = Splitctl({"get", "cluster", "no-such-cluster"});
@@ -229,25 +229,25 @@ groups:
   EXPECT_TRUE(WaitForQuery("splitd_clusters{state=\"FAILED\"}", equals(0)));
   EXPECT_TRUE(WaitForQuery("splitd_members{state=\"alive\"}", equals(kAgents)));
   EXPECT_TRUE(WaitForQuery("splitd_members{state=\"lost\"}", equals(0)));
-  EXPECT_TRUE(WaitForQuery(
-      "sum(splitd_rpc_requests_total{method=~\".*/Register\",code=\"OK\"})", at_least(kAgents)));
-  EXPECT_TRUE(WaitForQuery(
-      "sum(splitd_rpc_requests_total{method=\"/splitd.v1.ControlService/GetCluster\","
-      "code=\"NOT_FOUND\"})",
-      at_least(1)));
-  EXPECT_TRUE(WaitForQuery(
-      "sum(splitd_rpc_duration_seconds_count{method=\"/splitd.v1.AgentService/"
-      "ReportGroupStatus\"})",
-      at_least(kAgents)));
+  EXPECT_TRUE(WaitForQuery("sum(splitd_rpc_requests_total{method=~\".*/Register\",code=\"OK\"})",
+                           at_least(kAgents)));
+  EXPECT_TRUE(
+      WaitForQuery("sum(splitd_rpc_requests_total{method=\"/splitd.v1.ControlService/GetCluster\","
+                   "code=\"NOT_FOUND\"})",
+                   at_least(1)));
+  EXPECT_TRUE(
+      WaitForQuery("sum(splitd_rpc_duration_seconds_count{method=\"/splitd.v1.AgentService/"
+                   "ReportGroupStatus\"})",
+                   at_least(kAgents)));
   EXPECT_TRUE(WaitForQuery("splitd_epoch_transitions_total{cause=\"created\"}", equals(1)));
-  EXPECT_TRUE(WaitForQuery("splitd_reconfiguration_phase_seconds_count{phase=\"ready\"}",
-                           equals(1)));
+  EXPECT_TRUE(
+      WaitForQuery("splitd_reconfiguration_phase_seconds_count{phase=\"ready\"}", equals(1)));
   EXPECT_TRUE(WaitForQuery("splitd_reconfiguration_phase_seconds_sum{phase=\"ready\"}",
                            [](double v) { return v > 0; }));
   EXPECT_TRUE(
       WaitForQuery("sum(splitd_store_write_seconds_count)", [](double v) { return v > 0; }));
-  EXPECT_TRUE(WaitForQuery("splitd_store_write_seconds_count{operation=\"add_member\"}",
-                           equals(kAgents)));
+  EXPECT_TRUE(
+      WaitForQuery("splitd_store_write_seconds_count{operation=\"add_member\"}", equals(kAgents)));
   EXPECT_TRUE(WaitForQuery("count(splitd_build_info == 1)", equals(1)));
   EXPECT_TRUE(WaitForQuery("up{job=\"splitd\"}", equals(1)));
 }

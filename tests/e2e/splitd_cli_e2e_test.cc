@@ -82,8 +82,8 @@ TEST_F(SplitdCliEndToEndTest, ApplyTwiceThenReadClustersAndPlans) {
   EXPECT_EQ(json["groups"], expected_groups);
   EXPECT_EQ(json.size(), 4u) << "exactly cluster, epoch, fingerprint, groups";
 
-  CommandResult filtered = Splitctl({"plan", "llama-serve", "--group", "dp", "--rank", "5",
-                                     "-o", "json"});
+  CommandResult filtered =
+      Splitctl({"plan", "llama-serve", "--group", "dp", "--rank", "5", "-o", "json"});
   ASSERT_EQ(filtered.exit_code, 0) << filtered.err;
   EXPECT_EQ(nlohmann::json::parse(filtered.out)["groups"],
             nlohmann::json::parse(R"({"dp": [[1, 5]]})"));
@@ -135,8 +135,9 @@ TEST_F(SplitdCliEndToEndTest, ErrorsExitNonZeroWithOneLineReason) {
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
   EXPECT_EQ(missing.out, "");
 
-  CommandResult invalid = Splitctl(
-      {"apply", "-f", "-"}, "cluster: bad\ndims:\n  - {name: tp, size: 2}\n  - {name: pp, size: 0}\n");
+  CommandResult invalid =
+      Splitctl({"apply", "-f", "-"},
+               "cluster: bad\ndims:\n  - {name: tp, size: 2}\n  - {name: pp, size: 0}\n");
   EXPECT_EQ(invalid.exit_code, 1);
   EXPECT_THAT(invalid.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(invalid.err, HasSubstr("dims[1].size"));

@@ -43,9 +43,9 @@ class Pki {
 
   // A self-signed CA: NAME.pem, NAME.key.
   void MakeCa(const std::string& name) {
-    Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", Path(name + ".key"), "-out", Path(name + ".pem"), "-days", "2",
-             "-subj", "/CN=" + name, "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+    Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", Path(name + ".key"), "-out", Path(name + ".pem"), "-days", "2", "-subj",
+             "/CN=" + name, "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
              "keyUsage=critical,keyCertSign,cRLSign"});
   }
 
@@ -108,8 +108,8 @@ class TlsEndToEndTest : public ::testing::Test {
 
   static std::vector<std::string> TrustCa() { return {"--tls_ca", File("ca.pem")}; }
   static std::vector<std::string> ClientCert(const std::string& name = "client") {
-    return {"--tls_ca", File("ca.pem"), "--tls_cert", File(name + ".pem"), "--tls_key",
-            File(name + ".key")};
+    return {"--tls_ca",          File("ca.pem"), "--tls_cert",
+            File(name + ".pem"), "--tls_key",    File(name + ".key")};
   }
 
   static std::vector<std::string> Concat(std::vector<std::string> a,
@@ -127,8 +127,8 @@ class TlsEndToEndTest : public ::testing::Test {
 std::string* TlsEndToEndTest::dir_ = nullptr;
 
 TEST_F(TlsEndToEndTest, TlsDaemonServesTrustingClientsAndRefusesPlaintextOnes) {
-  StartDaemon({"--tls_cert=" + File("server.pem"), "--tls_key=" + File("server.key"),
-               "--log_format=json"});
+  StartDaemon(
+      {"--tls_cert=" + File("server.pem"), "--tls_key=" + File("server.key"), "--log_format=json"});
   EXPECT_THAT(daemon_->Stderr(), HasSubstr("serving TLS"));
   EXPECT_THAT(daemon_->Stderr(), Not(HasSubstr("PLAINTEXT")));
 
@@ -159,9 +159,9 @@ TEST_F(TlsEndToEndTest, TlsDaemonServesTrustingClientsAndRefusesPlaintextOnes) {
   EXPECT_THAT(wrong_name.err, HasSubstr("UNAVAILABLE"));
 
   // $SPLITD_TLS_CA stands in for --tls_ca.
-  auto from_env = RunCommand({"env", "SPLITD_TLS_CA=" + File("ca.pem"),
-                              RunfilePath("client/splitctl"), "--addr", address_, "get",
-                              "clusters"});
+  auto from_env =
+      RunCommand({"env", "SPLITD_TLS_CA=" + File("ca.pem"), RunfilePath("client/splitctl"),
+                  "--addr", address_, "get", "clusters"});
   ASSERT_THAT(from_env, IsOk());
   EXPECT_EQ(from_env->exit_code, 0) << from_env->err;
 
@@ -202,16 +202,15 @@ TEST_F(TlsEndToEndTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
 
   for (int index = 0; index < 2; ++index) {
-    auto agent = testing::StartOrFail(testing::AgentArgv(
-        address_, "tls", "node-0", index, absl::StrCat("agent-", index),
-        Concat({"--nccl_library=", "--timeout_ms=30000"}, ClientCert())));
+    auto agent = testing::StartOrFail(
+        testing::AgentArgv(address_, "tls", "node-0", index, absl::StrCat("agent-", index),
+                           Concat({"--nccl_library=", "--timeout_ms=30000"}, ClientCert())));
     ASSERT_NE(agent, nullptr);
     agents_.push_back(std::move(agent));
   }
 
-  CommandResult watched =
-      Splitctl(Concat(ClientCert(), testing::WatchStatusArgs("tls", absl::Seconds(90))),
-               absl::Seconds(120));
+  CommandResult watched = Splitctl(
+      Concat(ClientCert(), testing::WatchStatusArgs("tls", absl::Seconds(90))), absl::Seconds(120));
   const nlohmann::json last = testing::LastJsonLine(watched.out);
   ASSERT_EQ(watched.exit_code, 0) << watched.out << watched.err << agents_[0]->Stderr()
                                   << agents_[1]->Stderr();

@@ -8,11 +8,11 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "tests/testing/fake_clock.h"
 #include "daemon/coordinator.h"
 #include "daemon/store/memory_state_store.h"
 #include "splitd/v1/agent_service.pb.h"
 #include "splitd/v1/control_service.pb.h"
+#include "tests/testing/fake_clock.h"
 
 namespace {
 

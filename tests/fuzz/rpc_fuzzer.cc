@@ -23,13 +23,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "tests/testing/fake_clock.h"
 #include "daemon/splitd_server.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "spdlog/spdlog.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
 #include "splitd/v1/control_service.grpc.pb.h"
+#include "tests/testing/fake_clock.h"
 
 namespace {
 
@@ -96,11 +96,9 @@ std::chrono::system_clock::time_point In(std::chrono::milliseconds timeout) {
 }
 
 template <typename Stub, typename Request, typename Response>
-grpc::Status CallUnary(Stub* stub,
-                       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                                    Response*),
-                       const Request& request, Response* response,
-                       std::chrono::milliseconds timeout = kCallDeadline) {
+grpc::Status CallUnary(
+    Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request, Response* response, std::chrono::milliseconds timeout = kCallDeadline) {
   grpc::ClientContext context;
   context.set_deadline(In(timeout));
   AddAuthorization(&context);
@@ -148,8 +146,7 @@ bool SmallWorld(const v1::Topology& topology) {
     }
   }
   return topology.world_size() <= kMaxWorld &&
-         Clamped(topology.nodes().count()) * Clamped(topology.nodes().gpus_per_node()) <=
-             kMaxWorld;
+         Clamped(topology.nodes().count()) * Clamped(topology.nodes().gpus_per_node()) <= kMaxWorld;
 }
 
 // The daemon under test, its clients, and the members of the cluster kCluster.
@@ -179,10 +176,9 @@ class Daemon {
     Seed();
     // Methods of the API this daemon does not serve yet are left out, said once.
     v1::ReconfigureResponse reconfigured;
-    reconfigure_served_ =
-        CallUnary(control_.get(), &v1::ControlService::Stub::Reconfigure,
-                  v1::ReconfigureRequest(), &reconfigured)
-            .error_code() != grpc::StatusCode::UNIMPLEMENTED;
+    reconfigure_served_ = CallUnary(control_.get(), &v1::ControlService::Stub::Reconfigure,
+                                    v1::ReconfigureRequest(), &reconfigured)
+                              .error_code() != grpc::StatusCode::UNIMPLEMENTED;
     grpc::ClientContext context;
     context.set_deadline(In(kWaitDeadline));
     auto events = control_->WatchEvents(&context, v1::WatchEventsRequest());

@@ -58,9 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       while (at < size) {
         const size_t length = std::min<size_t>(data[at], size - at - 1);
         const unsigned char* payload = data + at + 1;
-        const uint32_t frame[2] = {static_cast<uint32_t>(length),
-                                   static_cast<uint32_t>(crc32(0L, payload,
-                                                               static_cast<uInt>(length)))};
+        const uint32_t frame[2] = {
+            static_cast<uint32_t>(length),
+            static_cast<uint32_t>(crc32(0L, payload, static_cast<uInt>(length)))};
         if (length > 0) {
           log.write(reinterpret_cast<const char*>(frame), sizeof(frame));
           log.write(reinterpret_cast<const char*>(payload), static_cast<std::streamsize>(length));

@@ -153,8 +153,8 @@ GroupAssignment Group(std::string kind, int kind_index, int64_t index, std::vect
   group.kind_index = kind_index;
   group.group_index = index;
   group.members = std::move(members);
-  group.local_rank = static_cast<int>(
-      std::find(group.members.begin(), group.members.end(), rank) - group.members.begin());
+  group.local_rank = static_cast<int>(std::find(group.members.begin(), group.members.end(), rank) -
+                                      group.members.begin());
   return group;
 }
 
@@ -208,7 +208,7 @@ double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 // Forms and validates the groups of the world `builder` holds; the phase times.
 struct Times {
-  double world_ms = 0;     // shrink or fresh bootstrap
+  double world_ms = 0;  // shrink or fresh bootstrap
   double split_ms = 0;
   double validate_ms = 0;  // includes the lazy connection of every group
   double ready_ms = 0;     // all of it
@@ -236,14 +236,14 @@ absl::Status FormAndValidate(GroupBuilder* builder, const WorldSpec& spec,
   return absl::OkStatus();
 }
 
-#define CHECK_OK(expr)                                                                  \
-  do {                                                                                  \
-    const absl::Status _status = (expr);                                                \
-    if (!_status.ok()) {                                                                \
+#define CHECK_OK(expr)                                                                    \
+  do {                                                                                    \
+    const absl::Status _status = (expr);                                                  \
+    if (!_status.ok()) {                                                                  \
       std::fprintf(stderr, "rank %d: %s: %s\n", rank, #expr, _status.ToString().c_str()); \
-      std::fflush(stderr);                                                              \
-      _exit(1);                                                                         \
-    }                                                                                   \
+      std::fflush(stderr);                                                                \
+      _exit(1);                                                                           \
+    }                                                                                     \
   } while (0)
 
 // One rank's part of every repetition; writes "rep kill shrink... fresh..." lines to its file.

@@ -8,7 +8,6 @@
 // depend on the number of members. Prints one `RESULT {json}` line; exits 1 when any RPC failed
 // or not every member received its plan, 2 on bad flags.
 
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -36,7 +35,8 @@
 ABSL_FLAG(std::string, daemon, "127.0.0.1:7070", "splitd address HOST:PORT");
 ABSL_FLAG(std::string, cluster, "load", "cluster to join (its topology must be applied)");
 ABSL_FLAG(int, members, 1000, "number of simulated agents");
-ABSL_FLAG(int, world, 0, "world size of the cluster's topology (0: --members); the rest are spares");
+ABSL_FLAG(int, world, 0,
+          "world size of the cluster's topology (0: --members); the rest are spares");
 ABSL_FLAG(int, heartbeat_interval_ms, 1000, "each member heartbeats this often");
 ABSL_FLAG(double, duration_s, 10, "length of the heartbeat phase, seconds");
 ABSL_FLAG(int, concurrency, 256, "Register calls in flight at most");
@@ -81,9 +81,9 @@ using HeartbeatCall = UnaryCall<v1::HeartbeatRequest, v1::HeartbeatResponse>;
 struct Agent {
   v1::MemberIdentity identity;
   v1::MemberCredentials credentials;
-  int64_t registered_ns = 0;  // Register answered (OK or not)
+  int64_t registered_ns = 0;        // Register answered (OK or not)
   std::atomic<int64_t> plan_ns{0};  // first plan received
-  int64_t rank = -2;          // -2: no plan yet
+  int64_t rank = -2;                // -2: no plan yet
   int64_t epoch = 0;
   std::unique_ptr<Watch> watch;
 };
@@ -136,8 +136,8 @@ class LoadRun {
   std::atomic<int64_t> register_errors_{0};
   std::atomic<int64_t> watch_errors_{0};
   std::atomic<int64_t> heartbeat_errors_{0};
-  std::atomic<int64_t> plan_errors_{0};      // wrong ranks, duplicate ranks, empty plans
-  std::atomic<int64_t> extra_plans_{0};      // plans after the first (a new epoch)
+  std::atomic<int64_t> plan_errors_{0};  // wrong ranks, duplicate ranks, empty plans
+  std::atomic<int64_t> extra_plans_{0};  // plans after the first (a new epoch)
   std::atomic<int64_t> heartbeats_in_flight_{0};
   std::atomic<int64_t> heartbeats_peak_in_flight_{0};
 
@@ -151,8 +151,8 @@ class LoadRun {
 };
 
 bool LoadRun::Connect() {
-  stubs_ = ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel, 0,
-                        "load_agents");
+  stubs_ =
+      ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel, 0, "load_agents");
   return !stubs_.empty();
 }
 
@@ -222,8 +222,8 @@ void LoadRun::OnPlan(int index, const v1::WatchPlanResponse& response) {
 
 void LoadRun::OnWatchDone(int index, const grpc::Status& status) {
   // Before teardown any end of a stream is an error; during it, only CANCELLED is expected.
-  const bool expected = cancelling_.load() && (status.error_code() == grpc::StatusCode::CANCELLED ||
-                                               status.ok());
+  const bool expected =
+      cancelling_.load() && (status.error_code() == grpc::StatusCode::CANCELLED || status.ok());
   absl::MutexLock lock(&mu_);
   ++watches_done_;
   if (!expected) {
@@ -276,9 +276,8 @@ void LoadRun::CancelWatches() {
     if (agent.watch != nullptr) agent.watch->Cancel();
   }
   const int started = watches_started_.load();
-  auto all_done = [this, started]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return watches_done_ >= started;
-  };
+  auto all_done = [this, started]()
+                      ABSL_SHARED_LOCKS_REQUIRED(mu_) { return watches_done_ >= started; };
   absl::MutexLock lock(&mu_);
   if (!mu_.AwaitWithTimeout(absl::Condition(&all_done), absl::Seconds(30))) {
     std::fprintf(stderr, "load_agents: %d of %d plan streams did not end after cancel\n",
@@ -326,9 +325,8 @@ bool LoadRun::AwaitPlans() {
   bool all_hold_plan = false;
   {
     const int expected = config_.members - static_cast<int>(register_errors_.load());
-    auto all_hold = [this, expected]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return plan_holders_ >= expected;
-    };
+    auto all_hold = [this, expected]()
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return plan_holders_ >= expected; };
     absl::MutexLock lock(&mu_);
     all_hold_plan = mu_.AwaitWithTimeout(absl::Condition(&all_hold), config_.plan_timeout) &&
                     register_errors_.load() == 0;
@@ -433,8 +431,7 @@ void LoadRun::PrintResult(const HeartbeatPhase& heartbeats) {
       register_s, register_s > 0 ? config_.members / register_s : 0.0,
       Millis(Percentile(register_latencies_ns_, 0.50)),
       Millis(Percentile(register_latencies_ns_, 0.99)), holders, spares,
-      all_hold ? "true" : "false",
-      holders > 0 ? Seconds(first_plan_ns - last_registered_ns) : 0.0,
+      all_hold ? "true" : "false", holders > 0 ? Seconds(first_plan_ns - last_registered_ns) : 0.0,
       all_hold ? absl::StrFormat("%.4f", Seconds(last_plan_ns - last_registered_ns)) : "null",
       all_hold ? absl::StrFormat("%.4f", Seconds(last_plan_ns - first_register_ns)) : "null");
   absl::StrAppendFormat(
@@ -474,8 +471,7 @@ int main(int argc, char** argv) {
   config.plan_timeout = absl::Seconds(absl::GetFlag(FLAGS_plan_timeout_s));
   config.rpc_timeout = absl::Seconds(absl::GetFlag(FLAGS_rpc_timeout_s));
   if (config.members < 1 || config.world > config.members || config.concurrency < 1 ||
-      config.heartbeat_interval_ms < 1 || config.streams_per_channel < 1 ||
-      config.duration_s < 0) {
+      config.heartbeat_interval_ms < 1 || config.streams_per_channel < 1 || config.duration_s < 0) {
     std::fprintf(stderr,
                  "load_agents: need --members >= 1, --world <= --members, --concurrency >= 1, "
                  "--heartbeat_interval_ms >= 1, --streams_per_channel >= 1, --duration_s >= 0\n");

@@ -18,7 +18,6 @@
 // `RESULT {json}` line with steady-clock instants (CLOCK_MONOTONIC, comparable between processes
 // of one machine); exits 1 when a call failed or a rank did not finish, 2 on bad flags.
 
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -46,7 +45,8 @@
 #include "tests/load/agent_client.h"
 
 ABSL_FLAG(std::string, daemon, "127.0.0.1:7070", "splitd address HOST:PORT");
-ABSL_FLAG(std::string, cluster, "rdzv", "cluster to join (its topology, of world --world, applied)");
+ABSL_FLAG(std::string, cluster, "rdzv",
+          "cluster to join (its topology, of world --world, applied)");
 ABSL_FLAG(int, world, 1000, "world size of the cluster");
 ABSL_FLAG(int, first, 0, "index of this process's first member");
 ABSL_FLAG(int, members, 0, "members simulated by this process (0: --world - --first)");
@@ -54,7 +54,8 @@ ABSL_FLAG(int, concurrency, 256, "Register calls in flight at most");
 ABSL_FLAG(int, streams_per_channel, 500, "members per channel (one TCP connection each)");
 ABSL_FLAG(int, id_bytes, 128, "size of the unique id rank 0 publishes");
 ABSL_FLAG(bool, heartbeats, true, "heartbeat every member at the interval Register answers");
-ABSL_FLAG(bool, wait_for_go, false, "after PLANNED, wait for a line on stdin before the store phase");
+ABSL_FLAG(bool, wait_for_go, false,
+          "after PLANNED, wait for a line on stdin before the store phase");
 ABSL_FLAG(double, plan_timeout_s, 120, "how long to wait for every member to hold its plan");
 ABSL_FLAG(double, rpc_timeout_s, 30, "deadline of Register, Heartbeat, KvSet and KvAdd");
 ABSL_FLAG(double, wait_timeout_s, 120, "deadline of each waiting KvGet, and of the store phase");
@@ -101,10 +102,10 @@ struct Member {
   std::atomic<int64_t> epoch{0};
   std::atomic<int64_t> rank{-2};  // -2: no plan yet
   std::unique_ptr<Watch> watch;
-  int64_t start_ns = 0;     // first store call sent
-  int64_t id_ns = 0;        // unique id received
-  int64_t added_ns = 0;     // KvAdd answered
-  int64_t done_ns = 0;      // all_joined received
+  int64_t start_ns = 0;  // first store call sent
+  int64_t id_ns = 0;     // unique id received
+  int64_t added_ns = 0;  // KvAdd answered
+  int64_t done_ns = 0;   // all_joined received
   bool failed = false;
 };
 
@@ -179,8 +180,8 @@ bool StoreRun::AwaitCount(const int* counter, int target, absl::Duration timeout
 }
 
 bool StoreRun::Connect() {
-  stubs_ = ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel,
-                        config_.first, "store_rdzv_load");
+  stubs_ = ConnectStubs(config_.daemon, config_.members, config_.streams_per_channel, config_.first,
+                        "store_rdzv_load");
   return !stubs_.empty();
 }
 
@@ -242,8 +243,8 @@ void StoreRun::OnPlan(int index, const v1::WatchPlanResponse& response) {
 }
 
 void StoreRun::OnWatchDone(int index, const grpc::Status& status) {
-  const bool expected = cancelling_.load() && (status.ok() ||
-                                               status.error_code() == grpc::StatusCode::CANCELLED);
+  const bool expected =
+      cancelling_.load() && (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED);
   absl::MutexLock lock(&mu_);
   ++watches_done_;
   if (!expected) {
@@ -315,7 +316,8 @@ void StoreRun::StartRank(int index) {
   StubFor(index)->async()->KvSet(&call->context, &call->request, &call->response,
                                  [this, index, call](grpc::Status status) {
                                    delete call;
-                                   if (!status.ok()) return Finish(index, status, "KvSet unique_id");
+                                   if (!status.ok())
+                                     return Finish(index, status, "KvSet unique_id");
                                    GetUniqueId(index);
                                  });
 }
@@ -388,7 +390,8 @@ void StoreRun::SetAllJoined(int index) {
   StubFor(index)->async()->KvSet(&call->context, &call->request, &call->response,
                                  [this, index, call](grpc::Status status) {
                                    delete call;
-                                   if (!status.ok()) return Finish(index, status, "KvSet all_joined");
+                                   if (!status.ok())
+                                     return Finish(index, status, "KvSet all_joined");
                                    GetAllJoined(index);
                                  });
 }
@@ -519,12 +522,18 @@ void StoreRun::PrintResult(int64_t go_ns, int64_t client_threads) {
   absl::MutexLock lock(&mu_);
   std::printf(
       "RESULT {\"world\":%d,\"first\":%d,\"members\":%d,\"channels\":%d,"
-      "\"register_s\":%.4f,\"first_register_ns\":%" PRId64 ",\"last_plan_ns\":%" PRId64 ","
-      "\"go_ns\":%" PRId64 ",\"first_start_ns\":%" PRId64 ",\"last_start_ns\":%" PRId64 ","
-      "\"last_id_ns\":%" PRId64 ",\"first_added_ns\":%" PRId64 ",\"last_added_ns\":%" PRId64 ","
-      "\"first_done_ns\":%" PRId64 ",\"last_done_ns\":%" PRId64 ",\"done\":%d,"
-      "\"all_joined_setters\":%" PRId64 ",\"store_calls\":%" PRId64 ",\"heartbeats\":%" PRId64 ","
-      "\"client_threads\":%" PRId64 ",\"errors\":{\"register\":%d,\"watch\":%d,\"heartbeat\":%" PRId64
+      "\"register_s\":%.4f,\"first_register_ns\":%" PRId64 ",\"last_plan_ns\":%" PRId64
+      ","
+      "\"go_ns\":%" PRId64 ",\"first_start_ns\":%" PRId64 ",\"last_start_ns\":%" PRId64
+      ","
+      "\"last_id_ns\":%" PRId64 ",\"first_added_ns\":%" PRId64 ",\"last_added_ns\":%" PRId64
+      ","
+      "\"first_done_ns\":%" PRId64 ",\"last_done_ns\":%" PRId64
+      ",\"done\":%d,"
+      "\"all_joined_setters\":%" PRId64 ",\"store_calls\":%" PRId64 ",\"heartbeats\":%" PRId64
+      ","
+      "\"client_threads\":%" PRId64
+      ",\"errors\":{\"register\":%d,\"watch\":%d,\"heartbeat\":%" PRId64
       ",\"store\":%d},\"first_error\":\"%s\"}\n",
       config_.world, config_.first, config_.members, static_cast<int>(stubs_.size()),
       (last_register_ns_ - first_register_ns_) / 1e9, first_register_ns_, last_plan_ns_, go_ns,
@@ -547,8 +556,8 @@ int main(int argc, char** argv) {
   config.cluster = absl::GetFlag(FLAGS_cluster);
   config.world = absl::GetFlag(FLAGS_world);
   config.first = absl::GetFlag(FLAGS_first);
-  config.members = absl::GetFlag(FLAGS_members) > 0 ? absl::GetFlag(FLAGS_members)
-                                                    : config.world - config.first;
+  config.members =
+      absl::GetFlag(FLAGS_members) > 0 ? absl::GetFlag(FLAGS_members) : config.world - config.first;
   config.concurrency = absl::GetFlag(FLAGS_concurrency);
   config.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
   config.id_bytes = absl::GetFlag(FLAGS_id_bytes);

@@ -26,9 +26,8 @@ absl::StatusOr<std::vector<std::string>> InMemoryRendezvous::Get(
     const std::vector<std::string>& keys, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   ++get_calls_;
-  auto all_present = [this, &keys]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return AllPresentLocked(keys);
-  };
+  auto all_present = [this, &keys]()
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllPresentLocked(keys); };
   // AwaitWithTimeout treats an infinite duration as "wait forever".
   if (!mu_.AwaitWithTimeout(absl::Condition(&all_present), timeout)) {
     std::vector<std::string> missing;

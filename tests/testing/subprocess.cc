@@ -121,8 +121,7 @@ std::string Subprocess::Stdout() const { return ReadFile(stdout_path_); }
 std::string Subprocess::Stderr() const { return ReadFile(stderr_path_); }
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                         const std::string& stdin_text,
-                                         absl::Duration timeout) {
+                                         const std::string& stdin_text, absl::Duration timeout) {
   const std::string stdin_path = TempPath("stdin");
   {
     std::ofstream out(stdin_path);
@@ -150,8 +149,8 @@ absl::StatusOr<std::string> WaitForFileLine(const std::string& path, absl::Durat
     if (in && std::getline(in, line) && !line.empty()) return line;
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return absl::DeadlineExceededError(absl::StrCat("no line in ", path, " after ",
-                                                  absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("no line in ", path, " after ", absl::FormatDuration(timeout)));
 }
 
 }  // namespace splitd::testing

@@ -32,9 +32,9 @@
 #include "gloo/transport/tcp/device.h"
 #include "spdlog/spdlog.h"
 #include "worker/gloo/gloo_errors.h"
-#include "worker/world_spec_checks.h"
 #include "worker/gloo/rendezvous_store.h"
 #include "worker/gloo/split_exchange.h"
+#include "worker/world_spec_checks.h"
 
 namespace splitd::worker {
 namespace {
@@ -61,9 +61,9 @@ absl::StatusOr<std::string> ResolveIpv4(const std::string& host) {
   addrinfo* result = nullptr;
   const int rv = getaddrinfo(host.c_str(), nullptr, &hints, &result);
   if (rv != 0 || result == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("host ", host,
-                                                   " does not resolve to an IPv4 address: ",
-                                                   rv != 0 ? gai_strerror(rv) : "no result"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "host ", host,
+        " does not resolve to an IPv4 address: ", rv != 0 ? gai_strerror(rv) : "no result"));
   }
   char text[INET_ADDRSTRLEN] = {};
   const auto* address = reinterpret_cast<const sockaddr_in*>(result->ai_addr);
@@ -141,8 +141,8 @@ class GlooGroupBuilder : public GroupBuilder {
       world->connectFullMesh(prefixed, device);
     });
     if (!status.ok()) {
-      spdlog::debug("gloo: rank {} world bootstrap of epoch {} failed: {}", spec.rank,
-                    spec.epoch, status.ToString());
+      spdlog::debug("gloo: rank {} world bootstrap of epoch {} failed: {}", spec.rank, spec.epoch,
+                    status.ToString());
       // Contexts before their device, as in Release.
       world.reset();
       device.reset();
@@ -169,10 +169,10 @@ class GlooGroupBuilder : public GroupBuilder {
     }
     RETURN_IF_ERROR(CheckWorld(spec));
     if (spec.epoch != epoch_ || spec.rank != rank_ || spec.world_size != world_size_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "spec (epoch ", spec.epoch, ", rank ", spec.rank, "/", spec.world_size,
-          ") does not match the bootstrapped world (epoch ", epoch_, ", rank ", rank_, "/",
-          world_size_, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec (epoch ", spec.epoch, ", rank ", spec.rank, "/", spec.world_size,
+                       ") does not match the bootstrapped world (epoch ", epoch_, ", rank ", rank_,
+                       "/", world_size_, ")"));
     }
     RETURN_IF_ERROR(CheckGroupAssignments(spec));
     if (spec.method != "split" && spec.method != "init") {
@@ -226,18 +226,17 @@ class GlooGroupBuilder : public GroupBuilder {
     for (size_t i = 0; i < ordered.size(); ++i) {
       groups_.push_back(FormedGroup{ordered[i], std::move(contexts[i])});
     }
-    spdlog::debug("gloo: rank {} formed {} group(s) of epoch {} by {} in {}", rank_,
-                  groups_.size(), spec.epoch, spec.method,
-                  absl::FormatDuration(absl::Now() - start));
+    spdlog::debug("gloo: rank {} formed {} group(s) of epoch {} by {} in {}", rank_, groups_.size(),
+                  spec.epoch, spec.method, absl::FormatDuration(absl::Now() - start));
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::vector<GroupValidation>> Validate(const WorldSpec& spec) override {
     if (world_ == nullptr) return absl::FailedPreconditionError("Validate before BootstrapWorld");
     if (spec.timeout <= absl::ZeroDuration() || spec.timeout > kMaxTimeout) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("timeout must be in (0, ", absl::FormatDuration(kMaxTimeout), "], got ",
-                       absl::FormatDuration(spec.timeout)));
+      return absl::InvalidArgumentError(absl::StrCat("timeout must be in (0, ",
+                                                     absl::FormatDuration(kMaxTimeout), "], got ",
+                                                     absl::FormatDuration(spec.timeout)));
     }
     if (spec.allreduce_elements < 1) {
       return absl::InvalidArgumentError(
@@ -273,8 +272,7 @@ class GlooGroupBuilder : public GroupBuilder {
       std::vector<std::thread> threads;
       threads.reserve(spec.groups.size());
       for (size_t i = 0; i < spec.groups.size(); ++i) {
-        threads.emplace_back(
-            [&, i] { results[i] = ValidateGroup(*formed[i], spec, timeout); });
+        threads.emplace_back([&, i] { results[i] = ValidateGroup(*formed[i], spec, timeout); });
       }
       for (std::thread& thread : threads) thread.join();
     }
@@ -318,8 +316,8 @@ class GlooGroupBuilder : public GroupBuilder {
         TimedAllreduce(group.context, values, kValidationTag, timeout);
     if (!elapsed.ok()) {
       result.error = elapsed.status().ToString();
-      spdlog::debug("gloo: rank {} validation of {} failed: {}", rank_,
-                    GroupName(group.assignment), result.error);
+      spdlog::debug("gloo: rank {} validation of {} failed: {}", rank_, GroupName(group.assignment),
+                    result.error);
       return result;
     }
     result.latency_us = absl::ToDoubleMicroseconds(*elapsed);

@@ -131,14 +131,12 @@ class LocalWorld {
   const WorldSpec& spec(int rank) const { return specs_[rank]; }
 
   std::vector<absl::Status> Bootstrap(const std::vector<int>& ranks) {
-    return OnRanks(ranks, [this](int r) {
-      return builders_[r]->BootstrapWorld(specs_[r], &rendezvous_);
-    });
+    return OnRanks(ranks,
+                   [this](int r) { return builders_[r]->BootstrapWorld(specs_[r], &rendezvous_); });
   }
   std::vector<absl::Status> Form(const std::vector<int>& ranks) {
-    return OnRanks(ranks, [this](int r) {
-      return builders_[r]->FormGroups(specs_[r], &rendezvous_);
-    });
+    return OnRanks(ranks,
+                   [this](int r) { return builders_[r]->FormGroups(specs_[r], &rendezvous_); });
   }
   // Validations by rank; a rank whose Validate failed gets its status.
   std::vector<absl::StatusOr<std::vector<GroupValidation>>> Validate(
@@ -242,8 +240,7 @@ TEST_P(GlooGroupBuilderMethodTest, MissingPeerAtFormGroupsGivesStatusNotHang) {
   world.builder(0).Release();
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, GlooGroupBuilderMethodTest,
-                         ::testing::Values("split", "init"),
+INSTANTIATE_TEST_SUITE_P(Methods, GlooGroupBuilderMethodTest, ::testing::Values("split", "init"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
@@ -298,8 +295,8 @@ TEST(GlooGroupBuilderTest, MissingPeerAtBootstrapGivesDeadlineExceeded) {
 }
 
 TEST(GlooGroupBuilderTest, PeerGoneBeforeValidationFailsThatGroupOnly) {
-  LocalWorld world(MakeSpecs(2, {{"all", {{0, 1}}}, {"self", {{0}, {1}}}}, "split",
-                             absl::Seconds(2)));
+  LocalWorld world(
+      MakeSpecs(2, {{"all", {{0, 1}}}, {"self", {{0}, {1}}}}, "split", absl::Seconds(2)));
   ExpectAllOk(world.Bootstrap({0, 1}));
   ExpectAllOk(world.Form({0, 1}));
   world.builder(1).Release();

@@ -51,21 +51,19 @@ std::vector<char> RendezvousStore::get(const std::string& key) {
   }
   absl::StatusOr<std::vector<std::string>> values = client_->Get({key}, default_timeout_);
   if (!values.ok()) {
-    throw GlooStatusError(absl::Status(
-        values.status().code(),
-        absl::StrCat("rendezvous get of ", key, ": ", values.status().message())));
+    throw GlooStatusError(
+        absl::Status(values.status().code(),
+                     absl::StrCat("rendezvous get of ", key, ": ", values.status().message())));
   }
   if (values->size() != 1) {
-    throw GlooStatusError(absl::InternalError(absl::StrCat(
-        "rendezvous get of ", key, " returned ", values->size(), " values, want 1")));
+    throw GlooStatusError(absl::InternalError(
+        absl::StrCat("rendezvous get of ", key, " returned ", values->size(), " values, want 1")));
   }
   const std::string& value = values->front();
   return std::vector<char>(value.begin(), value.end());
 }
 
-void RendezvousStore::wait(const std::vector<std::string>& keys) {
-  Fetch(keys, default_timeout_);
-}
+void RendezvousStore::wait(const std::vector<std::string>& keys) { Fetch(keys, default_timeout_); }
 
 void RendezvousStore::wait(const std::vector<std::string>& keys,
                            const std::chrono::milliseconds& timeout) {
@@ -98,14 +96,13 @@ void RendezvousStore::Fetch(const std::vector<std::string>& keys, absl::Duration
     spdlog::debug("rendezvous wait for {} key(s) (first {}) failed: {}", missing.size(),
                   missing.front(), values.status().ToString());
     throw GlooStatusError(absl::Status(
-        values.status().code(), absl::StrCat("rendezvous wait for ", missing.front(),
-                                             missing.size() > 1 ? " and others" : "", ": ",
-                                             values.status().message())));
+        values.status().code(),
+        absl::StrCat("rendezvous wait for ", missing.front(),
+                     missing.size() > 1 ? " and others" : "", ": ", values.status().message())));
   }
   if (values->size() != missing.size()) {
-    throw GlooStatusError(absl::InternalError(
-        absl::StrCat("rendezvous get of ", missing.size(), " keys returned ", values->size(),
-                     " values")));
+    throw GlooStatusError(absl::InternalError(absl::StrCat(
+        "rendezvous get of ", missing.size(), " keys returned ", values->size(), " values")));
   }
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < missing.size(); ++i) {

@@ -86,9 +86,8 @@ TEST(RendezvousStoreTest, PrefixStoreKeysReachTheRendezvousSpace) {
 }
 
 TEST(RendezvousStoreTest, ExceptionBecomesItsStatus) {
-  absl::Status status = CallGloo("step", []() {
-    throw GlooStatusError(absl::DeadlineExceededError("too slow"));
-  });
+  absl::Status status =
+      CallGloo("step", []() { throw GlooStatusError(absl::DeadlineExceededError("too slow")); });
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("step: too slow")));
 }
 

@@ -3,8 +3,8 @@
 #include <cstring>
 #include <exception>
 #include <map>
-#include <thread>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -215,15 +215,15 @@ absl::StatusOr<std::vector<std::shared_ptr<::gloo::Context>>> SplitGroupsOrThrow
   std::vector<std::shared_ptr<::gloo::Context>> contexts;
   contexts.reserve(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
-    contexts.push_back(std::make_shared<SubgroupContext>(
-        groups[g].local_rank, static_cast<int>(groups[g].members.size()), timeout, device,
-        transport[g]));
+    contexts.push_back(std::make_shared<SubgroupContext>(groups[g].local_rank,
+                                                         static_cast<int>(groups[g].members.size()),
+                                                         timeout, device, transport[g]));
   }
-  spdlog::debug("split: rank {} formed {} group(s) with {} peer message(s) in {} "
-                "(exchange {}, connect {})",
-                world->rank, groups.size(), peers.size(),
-                absl::FormatDuration(absl::Now() - start), absl::FormatDuration(exchanged - start),
-                absl::FormatDuration(absl::Now() - exchanged));
+  spdlog::debug(
+      "split: rank {} formed {} group(s) with {} peer message(s) in {} "
+      "(exchange {}, connect {})",
+      world->rank, groups.size(), peers.size(), absl::FormatDuration(absl::Now() - start),
+      absl::FormatDuration(exchanged - start), absl::FormatDuration(absl::Now() - exchanged));
   return contexts;
 }
 

@@ -21,8 +21,8 @@ GroupAssignment Group(int kind_index, std::vector<int32_t> members, int rank) {
 
 TEST(PlanSplitPeersTest, AggregatesSharedGroupsPerPeerInGroupOrder) {
   // Rank 3 in {0..5}, {3,4,5} and {5,3}: peer 5 shares all three groups.
-  const std::vector<GroupAssignment> groups = {
-      Group(0, {0, 1, 2, 3, 4, 5}, 3), Group(1, {3, 4, 5}, 3), Group(2, {5, 3}, 3)};
+  const std::vector<GroupAssignment> groups = {Group(0, {0, 1, 2, 3, 4, 5}, 3),
+                                               Group(1, {3, 4, 5}, 3), Group(2, {5, 3}, 3)};
   const std::vector<SplitPeer> peers = PlanSplitPeers(3, groups);
   ASSERT_EQ(peers.size(), 5u);
   EXPECT_EQ(peers[0].world_rank, 0);

@@ -53,8 +53,8 @@ absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec) {
   for (size_t i = 0; i < spec.kinds.size(); ++i) {
     const auto& [kind_index, name] = spec.kinds[i];
     if (!kinds.emplace(kind_index, name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("kinds[", i, "] (", name, ") repeats kind_index ",
-                                                     kind_index));
+      return absl::InvalidArgumentError(
+          absl::StrCat("kinds[", i, "] (", name, ") repeats kind_index ", kind_index));
     }
   }
   std::map<int, const GroupAssignment*> mine;  // kind_index -> this rank's group
@@ -68,8 +68,8 @@ absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec) {
     }
     if (kind->second != group.kind) {
       return absl::InvalidArgumentError(absl::StrCat(GroupField(i, group), ".kind_index ",
-                                                     group.kind_index, " is kind \"",
-                                                     kind->second, "\" in kinds"));
+                                                     group.kind_index, " is kind \"", kind->second,
+                                                     "\" in kinds"));
     }
     if (group.group_index < 0 || group.group_index > INT_MAX) {
       return absl::InvalidArgumentError(absl::StrCat(GroupField(i, group),
@@ -77,8 +77,8 @@ absl::StatusOr<std::vector<ColorKey>> SplitColorKeys(const WorldSpec& spec) {
                                                      "], got ", group.group_index));
     }
     if (!mine.emplace(group.kind_index, &group).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          GroupField(i, group), ".kind_index ", group.kind_index, " repeats"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(GroupField(i, group), ".kind_index ", group.kind_index, " repeats"));
     }
   }
   std::vector<ColorKey> result;
@@ -117,8 +117,7 @@ absl::StatusOr<std::vector<int>> ShrinkExcludedRanks(const WorldSpec& spec, int 
     }
     if (i > 0 && previous <= previous_ranks[i - 1]) {
       return absl::InvalidArgumentError(absl::StrCat("previous_ranks must be ascending, got ",
-                                                     previous, " after ",
-                                                     previous_ranks[i - 1]));
+                                                     previous, " after ", previous_ranks[i - 1]));
     }
     kept[static_cast<size_t>(previous)] = true;
   }
@@ -132,8 +131,8 @@ absl::StatusOr<std::vector<int>> ShrinkExcludedRanks(const WorldSpec& spec, int 
     if (!kept[static_cast<size_t>(r)]) excluded.push_back(r);
   }
   if (excluded.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "previous_ranks removes no rank of the held world of ", held_world_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("previous_ranks removes no rank of the held world of ", held_world_size));
   }
   return excluded;
 }

@@ -28,13 +28,13 @@ inline constexpr Result kInProgress = 7;
 inline constexpr int kFloat32 = 7;
 inline constexpr int kSum = 0;
 
-inline constexpr int kSplitNoColor = -1;           // NCCL_SPLIT_NOCOLOR
-inline constexpr int kShrinkDefault = 0x00;        // NCCL_SHRINK_DEFAULT
+inline constexpr int kSplitNoColor = -1;     // NCCL_SPLIT_NOCOLOR
+inline constexpr int kShrinkDefault = 0x00;  // NCCL_SHRINK_DEFAULT
 // NCCL_SHRINK_ABORT: stop the parent's in-flight work first; the mode after a peer failure.
 inline constexpr int kShrinkAbort = 0x01;
-inline constexpr int kConfigUndefInt = INT_MIN;    // NCCL_CONFIG_UNDEF_INT
+inline constexpr int kConfigUndefInt = INT_MIN;  // NCCL_CONFIG_UNDEF_INT
 inline constexpr unsigned int kConfigMagic = 0xcafebeef;
-inline constexpr size_t kUniqueIdBytes = 128;      // NCCL_UNIQUE_ID_BYTES
+inline constexpr size_t kUniqueIdBytes = 128;  // NCCL_UNIQUE_ID_BYTES
 
 // NCCL_VERSION(X, Y, Z) as ncclGetVersion reports it.
 constexpr int Version(int major, int minor, int patch) {

@@ -127,8 +127,7 @@ absl::Status NcclGroupBuilder::CudaCheck(CudaError error, absl::string_view step
 }
 
 nccl::Config NcclGroupBuilder::MakeConfig() const {
-  nccl::Config config =
-      nccl::DefaultConfig(std::min(library_->version(), nccl::Version(2, 28, 3)));
+  nccl::Config config = nccl::DefaultConfig(std::min(library_->version(), nccl::Version(2, 28, 3)));
   config.blocking = options_.nonblocking ? 0 : 1;
   return config;
 }
@@ -144,8 +143,8 @@ absl::Status NcclGroupBuilder::Poll(CommHandle comm, absl::string_view step,
     if (state == nccl::kSuccess) return absl::OkStatus();
     if (state != nccl::kInProgress) return NcclStatus(state, step);
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          step, ": still in progress after ", absl::FormatDuration(timeout_)));
+      return absl::DeadlineExceededError(
+          absl::StrCat(step, ": still in progress after ", absl::FormatDuration(timeout_)));
     }
     absl::SleepFor(kPollInterval);
   }
@@ -158,8 +157,8 @@ absl::Status NcclGroupBuilder::Settle(CommHandle comm, Result result, absl::stri
   }
   if (result == nccl::kSuccess && !options_.nonblocking) return absl::OkStatus();
   if (comm == nullptr) {
-    return absl::InternalError(absl::StrCat(step, ": returned ", result,
-                                            " without a communicator to wait on"));
+    return absl::InternalError(
+        absl::StrCat(step, ": returned ", result, " without a communicator to wait on"));
   }
   return Poll(comm, step, deadline);
 }
@@ -173,8 +172,8 @@ absl::Status NcclGroupBuilder::SettleNew(CommHandle* slot, Result result, absl::
   CommHandle comm = nullptr;
   while ((comm = __atomic_load_n(slot, __ATOMIC_ACQUIRE)) == nullptr) {
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          step, ": no communicator after ", absl::FormatDuration(timeout_)));
+      return absl::DeadlineExceededError(
+          absl::StrCat(step, ": no communicator after ", absl::FormatDuration(timeout_)));
     }
     absl::SleepFor(kPollInterval);
   }
@@ -189,8 +188,8 @@ void NcclGroupBuilder::AbortLater(CommHandle* comm, const std::string& name) {
 
 void NcclGroupBuilder::AwaitReaper() {
   if (reaper_ == nullptr || reaper_->Await(timeout_)) return;
-  spdlog::warn("nccl: rank {}: {} background communicator abort(s) still running after {}",
-               rank_, reaper_->pending(), absl::FormatDuration(timeout_));
+  spdlog::warn("nccl: rank {}: {} background communicator abort(s) still running after {}", rank_,
+               reaper_->pending(), absl::FormatDuration(timeout_));
 }
 
 void NcclGroupBuilder::DestroyStream() {
@@ -224,8 +223,7 @@ absl::Status NcclGroupBuilder::CheckComm(CommHandle comm, int size, int rank,
   }
   if (count != size || user_rank != rank) {
     return absl::InternalError(absl::StrCat("communicator of ", name, " has rank ", user_rank,
-                                            " of ", count, ", planned rank ", rank, " of ",
-                                            size));
+                                            " of ", count, ", planned rank ", rank, " of ", size));
   }
   return absl::OkStatus();
 }
@@ -237,8 +235,8 @@ void NcclGroupBuilder::DestroyComm(CommHandle comm, bool failed, const std::stri
     Result state = nccl::kSuccess;
     const Result result = nccl().CommGetAsyncError(comm, &state);
     if (result != nccl::kSuccess || state != nccl::kSuccess) {
-      spdlog::debug("nccl: rank {} {} is in state {} (query {}): aborting it", rank_, name,
-                    state, result);
+      spdlog::debug("nccl: rank {} {} is in state {} (query {}): aborting it", rank_, name, state,
+                    result);
       abort = true;
     }
   }
@@ -273,8 +271,8 @@ void NcclGroupBuilder::DestroyComm(CommHandle comm, bool failed, const std::stri
 
 namespace splitd::worker {
 
-std::unique_ptr<GroupBuilder> MakeNcclGroupBuilder(
-    std::shared_ptr<const nccl::NcclLibrary> library, NcclBuilderOptions options) {
+std::unique_ptr<GroupBuilder> MakeNcclGroupBuilder(std::shared_ptr<const nccl::NcclLibrary> library,
+                                                   NcclBuilderOptions options) {
   return std::make_unique<nccl_internal::NcclGroupBuilder>(std::move(library), options);
 }
 

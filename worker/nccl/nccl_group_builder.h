@@ -28,15 +28,15 @@ struct NcclBuilderOptions {
 // from the unique id rank 0 publishes through the rendezvous space; subgroups formed by
 // `split` (one ncclCommSplit of the world per kind, serialized, in kind order on every rank)
 // or `init` (a unique id per group, all of this rank's inits in one ncclGroupStart/End);
-// validated by a float32 all-reduce of ones on the device, the groups side by side. Every NCCL and CUDA failure is a
-// status naming the step. Calls come from one thread, as GroupBuilder says; the builder sets
-// the CUDA device of that thread at each step. Communicators it gives up (the old groups and
-// world after ShrinkWorld, everything at AbortInBackground) are aborted on a thread of its own
-// (nccl::CommReaper) while the next ones form; Release, Abort and the destructor wait for those
-// aborts, at most the last spec's timeout. A null `library` gives a builder whose every
-// step is FAILED_PRECONDITION.
-std::unique_ptr<GroupBuilder> MakeNcclGroupBuilder(
-    std::shared_ptr<const nccl::NcclLibrary> library, NcclBuilderOptions options);
+// validated by a float32 all-reduce of ones on the device, the groups side by side. Every NCCL and
+// CUDA failure is a status naming the step. Calls come from one thread, as GroupBuilder says; the
+// builder sets the CUDA device of that thread at each step. Communicators it gives up (the old
+// groups and world after ShrinkWorld, everything at AbortInBackground) are aborted on a thread of
+// its own (nccl::CommReaper) while the next ones form; Release, Abort and the destructor wait for
+// those aborts, at most the last spec's timeout. A null `library` gives a builder whose every step
+// is FAILED_PRECONDITION.
+std::unique_ptr<GroupBuilder> MakeNcclGroupBuilder(std::shared_ptr<const nccl::NcclLibrary> library,
+                                                   NcclBuilderOptions options);
 
 }  // namespace splitd::worker
 

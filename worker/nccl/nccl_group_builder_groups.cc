@@ -45,8 +45,8 @@ absl::Status NcclGroupBuilder::FormGroups(const WorldSpec& spec, RendezvousClien
       spec.device_index != device_index_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec (epoch ", spec.epoch, ", rank ", spec.rank, "/", spec.world_size, ", device ",
-        spec.device_index, ") does not match the bootstrapped world (epoch ", epoch_,
-        ", rank ", rank_, "/", world_size_, ", device ", device_index_, ")"));
+        spec.device_index, ") does not match the bootstrapped world (epoch ", epoch_, ", rank ",
+        rank_, "/", world_size_, ", device ", device_index_, ")"));
   }
   RETURN_IF_ERROR(CheckNcclGroups(spec));
   if (spec.method == "init" && rendezvous == nullptr) {
@@ -68,13 +68,13 @@ absl::Status NcclGroupBuilder::FormGroups(const WorldSpec& spec, RendezvousClien
   if (!status.ok()) {
     // Every child of this attempt is aborted in Release.
     for (const std::unique_ptr<FormedGroup>& group : groups_) group->failed = true;
-    spdlog::debug("nccl: rank {} {} of epoch {} failed after {}: {}", rank_, spec.method,
-                  epoch_, absl::FormatDuration(absl::Now() - start), status.ToString());
+    spdlog::debug("nccl: rank {} {} of epoch {} failed after {}: {}", rank_, spec.method, epoch_,
+                  absl::FormatDuration(absl::Now() - start), status.ToString());
     return status;
   }
   groups_formed_ = true;
-  spdlog::debug("nccl: rank {} formed {} group(s) of epoch {} by {} in {}", rank_,
-                groups_.size(), epoch_, spec.method, absl::FormatDuration(absl::Now() - start));
+  spdlog::debug("nccl: rank {} formed {} group(s) of epoch {} by {} in {}", rank_, groups_.size(),
+                epoch_, spec.method, absl::FormatDuration(absl::Now() - start));
   return absl::OkStatus();
 }
 
@@ -92,8 +92,7 @@ absl::Status NcclGroupBuilder::SplitGroups(const WorldSpec& spec) {
                                           split.color, ", key ", split.key, ")");
     nccl::Config config = MakeConfig();
     const absl::Time deadline = absl::Now() + spec.timeout;
-    const Result result =
-        nccl().CommSplit(world_, split.color, split.key, &group->comm, &config);
+    const Result result = nccl().CommSplit(world_, split.color, split.key, &group->comm, &config);
     absl::Status status = SettleSplit(group.get(), split.color, result, step, deadline);
     if (!status.ok()) {
       world_failed_ = true;
@@ -126,8 +125,7 @@ absl::Status NcclGroupBuilder::SplitGroups(const WorldSpec& spec) {
       }
       groups_.push_back(std::move(group));
     }
-    spdlog::debug("nccl: rank {} {} in {}", rank_, step,
-                  absl::FormatDuration(absl::Now() - start));
+    spdlog::debug("nccl: rank {} {} in {}", rank_, step, absl::FormatDuration(absl::Now() - start));
   }
   return absl::OkStatus();
 }
@@ -168,8 +166,8 @@ absl::Status NcclGroupBuilder::InitGroups(const WorldSpec& spec, RendezvousClien
     result = nccl().CommInitRankConfig(&slots[i]->comm, static_cast<int>(group.members.size()),
                                        ids[i], group.local_rank, &configs[i]);
     if (result != nccl::kSuccess && result != nccl::kInProgress) {
-      status = NcclStatus(result,
-                          absl::StrCat("ncclCommInitRankConfig of group ", GroupName(group)));
+      status =
+          NcclStatus(result, absl::StrCat("ncclCommInitRankConfig of group ", GroupName(group)));
     }
   }
   // The group is closed even after a failed init inside it.
@@ -179,10 +177,9 @@ absl::Status NcclGroupBuilder::InitGroups(const WorldSpec& spec, RendezvousClien
   }
   if (status.ok() && (options_.nonblocking || result == nccl::kInProgress)) {
     for (FormedGroup* slot : slots) {
-      status = SettleNew(&slot->comm, nccl::kInProgress,
-                         absl::StrCat("ncclCommInitRankConfig of group ",
-                                      GroupName(slot->assignment)),
-                         deadline);
+      status = SettleNew(
+          &slot->comm, nccl::kInProgress,
+          absl::StrCat("ncclCommInitRankConfig of group ", GroupName(slot->assignment)), deadline);
       if (!status.ok()) break;
     }
     if (absl::IsDeadlineExceeded(status)) AbandonInits();
@@ -204,8 +201,8 @@ absl::StatusOr<std::vector<nccl::UniqueId>> NcclGroupBuilder::ExchangeInitIds(
     const std::vector<GroupAssignment>& ordered, const WorldSpec& spec,
     RendezvousClient* rendezvous, absl::Time step) {
   std::vector<nccl::UniqueId> ids(ordered.size());
-  std::vector<std::string> keys;   // ids this rank reads
-  std::vector<size_t> key_group;   // ... and the group each belongs to
+  std::vector<std::string> keys;  // ids this rank reads
+  std::vector<size_t> key_group;  // ... and the group each belongs to
   for (size_t i = 0; i < ordered.size(); ++i) {
     const GroupAssignment& group = ordered[i];
     if (group.local_rank != 0) {
@@ -230,8 +227,7 @@ absl::StatusOr<std::vector<nccl::UniqueId>> NcclGroupBuilder::ExchangeInitIds(
     }
     if (values->size() != keys.size()) {
       return absl::InternalError(absl::StrCat("rendezvous get of ", keys.size(),
-                                              " init id(s) returned ", values->size(),
-                                              " values"));
+                                              " init id(s) returned ", values->size(), " values"));
     }
     for (size_t k = 0; k < keys.size(); ++k) {
       ASSIGN_OR_RETURN(ids[key_group[k]], IdFromBytes((*values)[k], keys[k]));

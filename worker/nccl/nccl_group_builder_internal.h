@@ -189,7 +189,7 @@ class NcclGroupBuilder final : public GroupBuilder {
   CommHandle world_ = nullptr;  // NCCL may store into it from its init thread
   bool world_failed_ = false;
   nccl::CudaStream stream_ = nullptr;
-  bool stream_created_ = false;  // a valid stream may be null in principle
+  bool stream_created_ = false;                       // a valid stream may be null in principle
   std::vector<std::unique_ptr<FormedGroup>> groups_;  // this rank's children, in kind order
   std::vector<std::unique_ptr<FormedGroup>> nocolor_slots_;  // NOCOLOR splits' (null) outputs
   bool groups_formed_ = false;

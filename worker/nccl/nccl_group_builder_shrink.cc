@@ -45,9 +45,8 @@ absl::Status NcclGroupBuilder::ShrinkWorld(const WorldSpec& spec,
 
   // NCCL_SHRINK_ABORT: a removed rank is a lost member in our use, so the parent may have work
   // that waits on a dead peer; abort mode stops it first and shares no resources with it.
-  const std::string step = absl::StrCat("ncclCommShrink of the world of epoch ", epoch_,
-                                        " from ", world_size_, " to ", spec.world_size,
-                                        " ranks");
+  const std::string step = absl::StrCat("ncclCommShrink of the world of epoch ", epoch_, " from ",
+                                        world_size_, " to ", spec.world_size, " ranks");
   // NCCL's init thread may store into the slot after a timeout: it lives on the heap and is
   // leaked then rather than freed under that thread.
   auto slot = std::make_unique<CommHandle>(nullptr);
@@ -60,9 +59,8 @@ absl::StatusOr<std::vector<int>> NcclGroupBuilder::CheckShrink(
     const WorldSpec& spec, const std::vector<int32_t>& previous_ranks) const {
   if (library_ == nullptr) return absl::FailedPreconditionError("NCCL library is not loaded");
   if (!library_->supports_shrink()) {
-    return absl::UnimplementedError(
-        absl::StrCat("ncclCommShrink needs NCCL >= 2.27.3; the loaded NCCL is ",
-                     library_->version_string()));
+    return absl::UnimplementedError(absl::StrCat(
+        "ncclCommShrink needs NCCL >= 2.27.3; the loaded NCCL is ", library_->version_string()));
   }
   if (world_ == nullptr) return absl::FailedPreconditionError("ShrinkWorld without a held world");
   if (world_failed_) {
@@ -71,13 +69,13 @@ absl::StatusOr<std::vector<int>> NcclGroupBuilder::CheckShrink(
   }
   RETURN_IF_ERROR(CheckNcclWorld(spec));
   if (spec.epoch <= epoch_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.epoch must be later than the held epoch ", epoch_, ", got ", spec.epoch));
+    return absl::InvalidArgumentError(absl::StrCat("spec.epoch must be later than the held epoch ",
+                                                   epoch_, ", got ", spec.epoch));
   }
   if (spec.device_index != device_index_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec.device_index ", spec.device_index,
-                     " differs from the held world's device ", device_index_));
+    return absl::InvalidArgumentError(absl::StrCat("spec.device_index ", spec.device_index,
+                                                   " differs from the held world's device ",
+                                                   device_index_));
   }
   return ShrinkExcludedRanks(spec, world_size_, rank_, previous_ranks);
 }
@@ -87,10 +85,9 @@ absl::Status NcclGroupBuilder::CommShrinkWorld(const WorldSpec& spec, std::vecto
                                                std::unique_ptr<CommHandle>* slot) {
   nccl::Config config = MakeConfig();
   const absl::Time deadline = absl::Now() + spec.timeout;
-  const Result result =
-      nccl().CommShrink(world_, excluded->data(), static_cast<int>(excluded->size()), slot->get(),
-                        &config,
-                        options_.shrink_with_abort ? nccl::kShrinkAbort : nccl::kShrinkDefault);
+  const Result result = nccl().CommShrink(
+      world_, excluded->data(), static_cast<int>(excluded->size()), slot->get(), &config,
+      options_.shrink_with_abort ? nccl::kShrinkAbort : nccl::kShrinkDefault);
   absl::Status status = absl::OkStatus();
   if (result != nccl::kSuccess && result != nccl::kInProgress) {
     status = NcclStatus(result, step);

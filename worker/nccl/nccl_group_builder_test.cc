@@ -62,8 +62,7 @@ WorldSpec Tp2Pp2Dp2Rank5() {
 MATCHER_P4(IsColorKey, kind_index, kind, color, key, "") {
   *result_listener << "is (" << arg.kind_index << ", " << arg.kind << ", " << arg.color << ", "
                    << arg.key << ")";
-  return arg.kind_index == kind_index && arg.kind == kind && arg.color == color &&
-         arg.key == key;
+  return arg.kind_index == kind_index && arg.kind == kind && arg.color == color && arg.key == key;
 }
 
 TEST(SplitColorKeysTest, Tp2Pp2Dp2World8Rank5) {
@@ -94,8 +93,8 @@ TEST(SplitColorKeysTest, RankInNoGroupSplitsEveryKindWithNoColor) {
   spec.kinds = {{0, "tp"}, {1, "dp"}};
   absl::StatusOr<std::vector<ColorKey>> keys = SplitColorKeys(spec);
   ASSERT_THAT(keys, IsOk());
-  EXPECT_THAT(*keys, ElementsAre(IsColorKey(0, "tp", kNoColor, 0),
-                                 IsColorKey(1, "dp", kNoColor, 0)));
+  EXPECT_THAT(*keys,
+              ElementsAre(IsColorKey(0, "tp", kNoColor, 0), IsColorKey(1, "dp", kNoColor, 0)));
 }
 
 TEST(SplitColorKeysTest, EveryKindInKindIndexOrderWhateverTheListOrder) {
@@ -144,7 +143,9 @@ TEST(KindOrderTest, SortsByKindIndexStably) {
   EXPECT_THAT(KindOrder(groups), ElementsAre(1, 2, 0));
 }
 
-TEST(CheckNcclWorldTest, AcceptsTheExample) { EXPECT_THAT(CheckNcclWorld(Tp2Pp2Dp2Rank5()), IsOk()); }
+TEST(CheckNcclWorldTest, AcceptsTheExample) {
+  EXPECT_THAT(CheckNcclWorld(Tp2Pp2Dp2Rank5()), IsOk());
+}
 
 TEST(CheckNcclWorldTest, RejectsBadFields) {
   struct Case {
@@ -192,9 +193,15 @@ TEST(CheckNcclGroupsTest, RejectsBadFields) {
        "groups[2] (dp/1).local_rank must be in [0, 2), got 2"},
       {"local rank not this rank", [](WorldSpec* s) { s->groups[0].local_rank = 0; },
        "groups[0] (tp/2).members[0] is 4, not this rank 5"},
-      {"member outside", [](WorldSpec* s) { s->groups[1].members = {5, 8}; },
+      {"member outside",
+       [](WorldSpec* s) {
+         s->groups[1].members = {5, 8};
+       },
        "groups[1] (pp/3).members holds 8, outside the world [0, 8)"},
-      {"member twice", [](WorldSpec* s) { s->groups[2].members = {5, 5}; },
+      {"member twice",
+       [](WorldSpec* s) {
+         s->groups[2].members = {5, 5};
+       },
        "groups[2] (dp/1).members holds 5 twice"},
       {"group index", [](WorldSpec* s) { s->groups[0].group_index = -1; },
        "groups[0] (tp/-1).group_index must be in [0, "},
@@ -275,8 +282,8 @@ TEST(NcclGroupBuilderTest, WithoutALibraryEveryStepIsAPreconditionFailure) {
 std::string Fake(const std::string& name) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "splitd",
-                      "/worker/nccl/", name);
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "splitd", "/worker/nccl/",
+                      name);
 }
 
 std::shared_ptr<const nccl::NcclLibrary> FakeLibrary() {
@@ -307,9 +314,9 @@ TEST(NcclGroupBuilderTest, RejectsDeviceIndexBeyondTheVisibleDevices) {
   InMemoryRendezvous rendezvous;
   WorldSpec spec = WorldOfOne();
   spec.device_index = 2;
-  EXPECT_THAT(builder->BootstrapWorld(spec, &rendezvous),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("device_index must be in [0, 2)")));
+  EXPECT_THAT(
+      builder->BootstrapWorld(spec, &rendezvous),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_index must be in [0, 2)")));
   EXPECT_EQ(rendezvous.total_calls(), 0);
 }
 
@@ -337,12 +344,11 @@ TEST(NcclGroupBuilderTest, FailedWorldInitIsAnInternalErrorNamingTheStep) {
   InMemoryRendezvous rendezvous;
   EXPECT_THAT(builder->BootstrapWorld(WorldOfOne(), &rendezvous),
               StatusIs(absl::StatusCode::kInternal,
-                       AllOf(HasSubstr("ncclCommInitRankConfig of the world: "),
-                             HasSubstr("(1)"), HasSubstr("fake NCCL: last error"))));
+                       AllOf(HasSubstr("ncclCommInitRankConfig of the world: "), HasSubstr("(1)"),
+                             HasSubstr("fake NCCL: last error"))));
   // Rank 0 published the world's id (raw bytes) before the init failed.
   EXPECT_THAT(rendezvous.Keys(), ElementsAre("nccl/world/id"));
-  absl::StatusOr<std::vector<std::string>> id =
-      rendezvous.Get({"nccl/world/id"}, absl::Seconds(1));
+  absl::StatusOr<std::vector<std::string>> id = rendezvous.Get({"nccl/world/id"}, absl::Seconds(1));
   ASSERT_THAT(id, IsOk());
   EXPECT_EQ((*id)[0].size(), 128u);
   // Nothing is held after the failure: bootstrapping again reaches NCCL again.
@@ -542,8 +548,7 @@ TEST(NcclGroupBuilderTest, AbortInBackgroundLetsTheNextWorldFormAndReleaseWaitsW
 }
 
 TEST(NcclGroupBuilderTest, ShrinkWithoutNcclCommShrinkIsUnimplementedAndKeepsTheWorld) {
-  std::shared_ptr<const nccl::NcclLibrary> library =
-      WorkingLibrary("libfake_nccl_works_2_26.so");
+  std::shared_ptr<const nccl::NcclLibrary> library = WorkingLibrary("libfake_nccl_works_2_26.so");
   ASSERT_NE(library, nullptr);
   std::unique_ptr<GroupBuilder> builder = MakeNcclGroupBuilder(library, NcclBuilderOptions());
   EXPECT_FALSE(builder->CanShrink());

@@ -98,8 +98,8 @@ absl::StatusOr<std::vector<GroupValidation>> NcclGroupBuilder::Validate(const Wo
 absl::Status NcclGroupBuilder::AllReduce(FormedGroup* group, void* buffer, size_t count,
                                          absl::string_view step, absl::Time deadline,
                                          nccl::CudaStream stream) {
-  const Result result = nccl().AllReduce(buffer, buffer, count, nccl::kFloat32, nccl::kSum,
-                                         group->comm, stream);
+  const Result result =
+      nccl().AllReduce(buffer, buffer, count, nccl::kFloat32, nccl::kSum, group->comm, stream);
   return Settle(group->comm, result, step, deadline);
 }
 
@@ -140,9 +140,9 @@ absl::Status NcclGroupBuilder::RunValidation(FormedGroup* group, const WorldSpec
   }
   out->allreduce_value = minimum;
   if (wrong > 0) {
-    out->error = absl::StrCat(wrong, " of ", host.size(),
-                              " all-reduce elements differ from the group size ",
-                              group->assignment.members.size(), " (min ", minimum, ")");
+    out->error =
+        absl::StrCat(wrong, " of ", host.size(), " all-reduce elements differ from the group size ",
+                     group->assignment.members.size(), " (min ", minimum, ")");
     return absl::OkStatus();  // NCCL itself did not fail
   }
   out->ok = true;
@@ -161,9 +161,9 @@ GroupValidation NcclGroupBuilder::ValidateGroup(FormedGroup* group, const WorldS
     status = CudaCheck(cuda().SetDevice(device_index_),
                        absl::StrCat("cudaSetDevice(", device_index_, ")"));
     if (status.ok()) {
-      status = CudaCheck(cuda().StreamCreateWithFlags(&stream, nccl::kCudaStreamNonBlocking),
-                         absl::StrCat("cudaStreamCreateWithFlags for ",
-                                      GroupName(group->assignment)));
+      status =
+          CudaCheck(cuda().StreamCreateWithFlags(&stream, nccl::kCudaStreamNonBlocking),
+                    absl::StrCat("cudaStreamCreateWithFlags for ", GroupName(group->assignment)));
       if (!status.ok()) stream = nullptr;
     }
   }
@@ -202,8 +202,7 @@ void NcclGroupBuilder::MeasureBandwidth(FormedGroup* group, const WorldSpec& spe
                               absl::StrCat("cudaMalloc of ", bytes, " bytes for ", name)));
     const std::string step = absl::StrCat("bandwidth ncclAllReduce of ", name);
     const std::string sync = absl::StrCat("cudaStreamSynchronize after ", step);
-    RETURN_IF_ERROR(
-        AllReduce(group, buffer, count, step, absl::Now() + spec.timeout, stream_));
+    RETURN_IF_ERROR(AllReduce(group, buffer, count, step, absl::Now() + spec.timeout, stream_));
     RETURN_IF_ERROR(CudaCheck(cuda().StreamSynchronize(stream_), sync));
     const absl::Time start = absl::Now();
     const absl::Time deadline = start + spec.timeout;
@@ -222,18 +221,16 @@ void NcclGroupBuilder::MeasureBandwidth(FormedGroup* group, const WorldSpec& spe
     return;
   }
   seconds = std::max(seconds, 1e-9);
-  out->bus_bandwidth_gbps =
-      2.0 * (size - 1) / size * static_cast<double>(bytes) / seconds / 1e9;
-  spdlog::debug("nccl: rank {} bandwidth of {}: {} bytes in {} us, {} GB/s", rank_, name,
-                bytes, seconds * 1e6, out->bus_bandwidth_gbps);
+  out->bus_bandwidth_gbps = 2.0 * (size - 1) / size * static_cast<double>(bytes) / seconds / 1e9;
+  spdlog::debug("nccl: rank {} bandwidth of {}: {} bytes in {} us, {} GB/s", rank_, name, bytes,
+                seconds * 1e6, out->bus_bandwidth_gbps);
 }
 
 void NcclGroupBuilder::FreeBuffer(void* buffer, const std::string& name) {
   if (buffer == nullptr) return;
   const CudaError error = cuda().Free(buffer);
   if (error != 0) {
-    spdlog::warn("nccl: rank {} cudaFree for {}: {}", rank_, name,
-                 library_->DescribeCuda(error));
+    spdlog::warn("nccl: rank {} cudaFree for {}: {}", rank_, name, library_->DescribeCuda(error));
   }
 }
 

@@ -47,8 +47,8 @@ absl::Status NcclGroupBuilder::BootstrapWorld(const WorldSpec& spec, RendezvousC
 
   absl::Status status = ConnectWorld(spec, rendezvous);
   if (!status.ok()) {
-    spdlog::debug("nccl: rank {} world bootstrap of epoch {} failed after {}: {}", rank_,
-                  epoch_, absl::FormatDuration(absl::Now() - start), status.ToString());
+    spdlog::debug("nccl: rank {} world bootstrap of epoch {} failed after {}: {}", rank_, epoch_,
+                  absl::FormatDuration(absl::Now() - start), status.ToString());
     world_failed_ = true;
     Release();
     return status;
@@ -67,8 +67,8 @@ absl::Status NcclGroupBuilder::ConnectWorld(const WorldSpec& spec, RendezvousCli
                             "cudaStreamCreateWithFlags"));
   stream_ = stream;
   stream_created_ = true;
-  spdlog::debug("nccl: rank {} set device {} and created a stream in {}", rank_,
-                device_index_, absl::FormatDuration(absl::Now() - step));
+  spdlog::debug("nccl: rank {} set device {} and created a stream in {}", rank_, device_index_,
+                absl::FormatDuration(absl::Now() - step));
 
   step = absl::Now();
   nccl::UniqueId id;
@@ -78,8 +78,7 @@ absl::Status NcclGroupBuilder::ConnectWorld(const WorldSpec& spec, RendezvousCli
     RETURN_IF_ERROR(Annotate(rendezvous->Set(kWorldIdKey, IdBytes(id)),
                              absl::StrCat("rendezvous set of ", kWorldIdKey)));
   } else {
-    absl::StatusOr<std::vector<std::string>> values =
-        rendezvous->Get({kWorldIdKey}, spec.timeout);
+    absl::StatusOr<std::vector<std::string>> values = rendezvous->Get({kWorldIdKey}, spec.timeout);
     if (!values.ok()) {
       return Annotate(values.status(), absl::StrCat("rendezvous get of ", kWorldIdKey));
     }
@@ -89,16 +88,14 @@ absl::Status NcclGroupBuilder::ConnectWorld(const WorldSpec& spec, RendezvousCli
     }
     ASSIGN_OR_RETURN(id, IdFromBytes((*values)[0], kWorldIdKey));
   }
-  spdlog::debug("nccl: rank {} {} the world id in {}", rank_,
-                spec.rank == 0 ? "published" : "read", absl::FormatDuration(absl::Now() - step));
+  spdlog::debug("nccl: rank {} {} the world id in {}", rank_, spec.rank == 0 ? "published" : "read",
+                absl::FormatDuration(absl::Now() - step));
 
   step = absl::Now();
   nccl::Config config = MakeConfig();
   const absl::Time deadline = absl::Now() + spec.timeout;
-  const Result result =
-      nccl().CommInitRankConfig(&world_, spec.world_size, id, spec.rank, &config);
-  absl::Status status =
-      SettleNew(&world_, result, "ncclCommInitRankConfig of the world", deadline);
+  const Result result = nccl().CommInitRankConfig(&world_, spec.world_size, id, spec.rank, &config);
+  absl::Status status = SettleNew(&world_, result, "ncclCommInitRankConfig of the world", deadline);
   if (absl::IsDeadlineExceeded(status)) {
     CommHandle world = __atomic_load_n(&world_, __ATOMIC_ACQUIRE);
     AbortNow(&world, "world");
@@ -109,8 +106,8 @@ absl::Status NcclGroupBuilder::ConnectWorld(const WorldSpec& spec, RendezvousCli
     return absl::InternalError("ncclCommInitRankConfig of the world gave no communicator");
   }
   RETURN_IF_ERROR(CheckComm(world_, spec.world_size, spec.rank, "world"));
-  spdlog::debug("nccl: rank {} ncclCommInitRankConfig of the world ({} ranks, {}) in {}",
-                rank_, spec.world_size, options_.nonblocking ? "non-blocking" : "blocking",
+  spdlog::debug("nccl: rank {} ncclCommInitRankConfig of the world ({} ranks, {}) in {}", rank_,
+                spec.world_size, options_.nonblocking ? "non-blocking" : "blocking",
                 absl::FormatDuration(absl::Now() - step));
   return absl::OkStatus();
 }

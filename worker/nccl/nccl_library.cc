@@ -157,8 +157,7 @@ absl::Status ResolveNccl(void* nccl, const std::string& nccl_path, NcclFunctions
 }
 
 // The first of `paths` that loads as the CUDA runtime, its path in `*loaded_path`.
-absl::StatusOr<Handle> OpenCudart(const std::vector<std::string>& paths,
-                                  std::string* loaded_path) {
+absl::StatusOr<Handle> OpenCudart(const std::vector<std::string>& paths, std::string* loaded_path) {
   Handle cudart_handle;
   std::vector<std::string> load_errors;
   for (const std::string& path : paths) {

@@ -16,8 +16,7 @@ struct LibraryOptions {
   std::string nccl_path = "libnccl.so.2";
   // dlopen names or paths of the CUDA runtime, tried in order (the agent's --cudart_library
   // replaces the list with one entry).
-  std::vector<std::string> cudart_paths = {"libcudart.so.13", "libcudart.so.12",
-                                           "libcudart.so"};
+  std::vector<std::string> cudart_paths = {"libcudart.so.13", "libcudart.so.12", "libcudart.so"};
 };
 
 // NCCL and the CUDA runtime, loaded at run time with dlopen, with every entry point of
@@ -36,8 +35,8 @@ class NcclLibrary {
 
   const NcclFunctions& nccl() const { return nccl_; }
   const CudaFunctions& cuda() const { return cuda_; }
-  int version() const { return version_; }             // e.g. 22809
-  std::string version_string() const;                   // e.g. "2.28.9"
+  int version() const { return version_; }  // e.g. 22809
+  std::string version_string() const;       // e.g. "2.28.9"
   int device_count() const { return device_count_; }
   bool supports_split() const { return version_ >= kMinSplitVersion; }
   // ncclCommShrink resolved (NCCL >= 2.27.3 that exports it).
