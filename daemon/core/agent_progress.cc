@@ -37,15 +37,8 @@ absl::StatusOr<int> CheckEntry(const plan::SplitPlan& plan, const RankReport& re
         absl::StrCat(field, ".backend \"", absl::CHexEscape(entry.backend),
                      "\" is not part of kind ", kind.name, "'s backend \"", kind.backend, "\""));
   }
-  if (!IsReportPhase(entry.phase)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(entry.phase)));
-  }
-  if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
-      entry.phase != v1::PHASE_FAILED) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".phase must be READY or FAILED in a READY report, got ",
-                     v1::Phase_Name(entry.phase)));
+  if (absl::Status phase = CheckEntryPhase(field, entry.phase, report.phase); !phase.ok()) {
+    return phase;
   }
   return kind_index;
 }

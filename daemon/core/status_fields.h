@@ -3,6 +3,9 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "daemon/core/rank_report.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -13,6 +16,23 @@ namespace splitd::core {
 // True for the phases a rank may report (BOOTSTRAPPING through FAILED).
 inline bool IsReportPhase(v1::Phase phase) {
   return phase >= v1::PHASE_BOOTSTRAPPING && phase <= v1::PHASE_FAILED;
+}
+
+// The phase of one group entry (at `field`) of a report in `report_phase`: a report phase, and
+// READY or FAILED in a READY report. INVALID_ARGUMENT naming the field otherwise.
+inline absl::Status CheckEntryPhase(absl::string_view field, v1::Phase entry_phase,
+                                    v1::Phase report_phase) {
+  if (!IsReportPhase(entry_phase)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(entry_phase)));
+  }
+  if (report_phase == v1::PHASE_READY && entry_phase != v1::PHASE_READY &&
+      entry_phase != v1::PHASE_FAILED) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".phase must be READY or FAILED in a READY report, got ",
+                     v1::Phase_Name(entry_phase)));
+  }
+  return absl::OkStatus();
 }
 
 // `time` as the Timestamp that status and events carry.

@@ -63,15 +63,8 @@ absl::Status WorkloadProgress::CheckGroups(const plan::SplitPlan& plan, int64_t 
             field, ".kind \"", kind.name, "\" is reported twice (also groups[", j, "])"));
       }
     }
-    if (!IsReportPhase(entry.phase)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".phase must be one of BOOTSTRAPPING..FAILED, got ", v1::Phase_Name(entry.phase)));
-    }
-    if (report.phase == v1::PHASE_READY && entry.phase != v1::PHASE_READY &&
-        entry.phase != v1::PHASE_FAILED) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".phase must be READY or FAILED in a READY report, got ",
-                       v1::Phase_Name(entry.phase)));
+    if (absl::Status phase = CheckEntryPhase(field, entry.phase, report.phase); !phase.ok()) {
+      return phase;
     }
     kind_of_entry.push_back(kind_index);
   }
