@@ -22,8 +22,12 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from procs import stop, wait_for, wait_for_port  # noqa: E402
 
 TOPOLOGY = """cluster: bench
 dims:
@@ -33,16 +37,6 @@ elastic: {{min: 1, heartbeat_interval_ms: {heartbeat}, lease_timeout_ms: {lease}
 """
 
 
-def wait_for(predicate, timeout, poll=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value is not None:
-            return value
-        time.sleep(poll)
-    raise TimeoutError("condition not met")
-
-
 def one_run(bindir, world, heartbeat, lease, workdir):
     port_file = os.path.join(workdir, "port")
     logs = open(os.path.join(workdir, "splitd.log"), "wb")
@@ -50,8 +44,7 @@ def one_run(bindir, world, heartbeat, lease, workdir):
                                "--port_file=" + port_file], stderr=logs)
     agents = []
     try:
-        addr = wait_for(lambda: (open(port_file).read().strip() or None)
-                        if os.path.exists(port_file) else None, 10)
+        addr = wait_for_port(port_file, daemon, 10)
         splitctl = [os.path.join(bindir, "client/splitctl"), "--addr", addr]
         subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
                        input=TOPOLOGY.format(dp=world // 2, heartbeat=heartbeat,
@@ -91,15 +84,8 @@ def one_run(bindir, world, heartbeat, lease, workdir):
             "kill_to_ready": kill_to_ready,
         }
     finally:
-        for agent in agents:
-            agent.send_signal(signal.SIGTERM)
-        for agent in agents:
-            try:
-                agent.wait(20)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(20)
+        stop(agents, 20)
+        stop([daemon], 20, kill_after=False)
 
 
 def main():

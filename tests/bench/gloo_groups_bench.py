@@ -18,16 +18,17 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TORCH_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "torch_gloo_groups_bench.py")
+
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+from procs import stop, wait_for_port  # noqa: E402
 
 TOPOLOGY = """cluster: bench
 method: {method}
@@ -51,11 +52,7 @@ def run_splitd(bindir, world, method, workdir):
         stderr=logs)
     procs = []
     try:
-        for _ in range(300):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.01)
-        addr = open(port_file).read().strip()
+        addr = wait_for_port(port_file, daemon, timeout=3)
         splitctl = [os.path.join(bindir, "client/splitctl"), "--addr", addr]
         subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
                        input=TOPOLOGY.format(method=method, dp=world // 4).encode())
@@ -75,15 +72,8 @@ def run_splitd(bindir, world, method, workdir):
                                                                        watched.stderr.decode()))
         return [m["timings"] for m in status["members"] if m["rank"] >= 0]
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=20)
+        stop(procs, 20)
+        stop([daemon], 20, kill_after=False)
 
 
 def run_torch(world):

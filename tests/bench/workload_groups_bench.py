@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +41,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TORCH_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "torch_gloo_groups_bench.py")
 WORKER = os.path.join(HERE, "workload_groups_worker.py")
 CLIENT = os.path.join(ROOT, "client", "python")
+
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+from procs import stop, wait_for_port  # noqa: E402
 
 TOPOLOGY = """cluster: bench
 backend: "cpu:gloo"
@@ -114,12 +116,7 @@ class Job:
         port_file = os.path.join(self.dir, "port")
         daemon = self.spawn("splitd", [os.path.join(self.args.bin, "daemon/splitd"),
                                        "--listen=127.0.0.1:0", "--port_file=" + port_file])
-        deadline = time.time() + 10
-        while not (os.path.exists(port_file) and open(port_file).read().strip()):
-            if daemon.poll() is not None or time.time() > deadline:
-                raise RuntimeError("splitd did not start")
-            time.sleep(0.01)
-        self.addr = open(port_file).read().strip()
+        self.addr = wait_for_port(port_file, daemon, 10)
 
     def splitctl(self, *argv):
         return [os.path.join(self.args.bin, "client/splitctl"), "--addr", self.addr] + list(argv)
@@ -164,15 +161,8 @@ class Job:
             return ""
 
     def stop(self):
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Returns how many processes had to be killed."""
+        return stop([proc for _, proc in reversed(self.procs)], 20)
 
 
 def rank_figures(records, launch):

@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from procs import stop, wait_for, wait_for_port  # noqa: E402
+
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
             "NVSHMEM_DISABLE_NVLS": "1"}
 
@@ -60,11 +63,7 @@ def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, ti
                               stderr=open(os.path.join(workdir, "splitd.log"), "wb"), env=env)
     agents = []
     try:
-        for _ in range(500):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.01)
-        addr = open(port_file).read().strip()
+        addr = wait_for_port(port_file, daemon, timeout=5)
         splitctl = [os.path.join(bindir, "splitctl"), "--addr", addr]
         subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
                        input=topology("gpu", world, method, backend).encode(), env=env)
@@ -82,18 +81,8 @@ def run_splitd(pack, world, method, backend, agent_env, agent_flags, workdir, ti
         return json.loads(lines[-1]) if lines else {"state": "NO_STATUS",
                                                     "reason": watched.stderr.decode()}
     finally:
-        for a in agents:
-            a.send_signal(signal.SIGTERM)
-        for a in agents:
-            try:
-                a.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                a.kill()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop(agents, 10)
+        stop([daemon], 30)
 
 
 def check_ready(status, world):
@@ -149,16 +138,6 @@ ELASTIC_PATTERNS = {
 }
 
 
-def wait_for(predicate, timeout, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value is not None:
-            return value
-        time.sleep(poll)
-    return None
-
-
 def elastic_once(args, hold, backend, workdir):
     """One kill -9 run; returns the figures of epoch 2 or {"error": ...}."""
     bindir = os.path.join(args.pack, "bin")
@@ -172,8 +151,7 @@ def elastic_once(args, hold, backend, workdir):
     agents = []
     result = {}
     try:
-        addr = wait_for(lambda: (open(port_file).read().strip() or None)
-                        if os.path.exists(port_file) else None, 10)
+        addr = wait_for_port(port_file, daemon, 10)
         splitctl = [os.path.join(bindir, "splitctl"), "--addr", addr]
         subprocess.run(splitctl + ["apply", "-f", "-"], check=True, stdout=subprocess.DEVNULL,
                        input=(ELASTIC_TOPOLOGY % backend).encode(), env=env)
@@ -193,7 +171,7 @@ def elastic_once(args, hold, backend, workdir):
                  "--host=127.0.0.1"] + flags,
                 stderr=open(os.path.join(workdir, "agent-%d.log" % index), "wb"), env=env))
         first = wait_for(lambda: s if (s := status()) and s.get("epoch") == 1 and
-                         s.get("state") == "READY" else None, 90)
+                         s.get("state") == "READY" else None, 90, poll=0.05, raises=False)
         if first is None:
             result["error"] = "epoch 1 not READY: %s" % (status() or {}).get("reason")
             return result
@@ -202,7 +180,8 @@ def elastic_once(args, hold, backend, workdir):
         killed = time.monotonic()
         victim.send_signal(signal.SIGKILL)
         final = wait_for(lambda: s if (s := status()) and s.get("epoch") == 2 and
-                         s.get("state") in ("READY", "FAILED") else None, 60)
+                         s.get("state") in ("READY", "FAILED") else None, 60, poll=0.05,
+                         raises=False)
         if final is None or final["state"] != "READY":
             result["error"] = "epoch 2 not READY: %s" % ((final or status() or {}).get("reason"))
             return result
@@ -220,23 +199,12 @@ def elastic_once(args, hold, backend, workdir):
         return result
     finally:
         stopped = time.monotonic()
-        for a in agents:
-            if a.poll() is None:
-                a.send_signal(signal.SIGTERM)
-        for a in agents:
-            try:
-                a.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                a.kill()
-                result.setdefault("killed_at_stop", 0)
-                result["killed_at_stop"] += 1
+        killed_at_stop = stop(agents, 30)
+        if killed_at_stop:
+            result["killed_at_stop"] = killed_at_stop
         result["stop_s"] = time.monotonic() - stopped
         result["exit_codes"] = [a.returncode for a in agents]
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop([daemon], 30)
         logs = {}
         for index in range(4):
             text = open(os.path.join(workdir, "agent-%d.log" % index), errors="replace").read()

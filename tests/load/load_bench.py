@@ -29,11 +29,12 @@ import threading
 import time
 import urllib.request
 
-from daemon_procs import proc_status, wait_for_port
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstore_rdzv_bench.py")
+
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+from procs import proc_status, stop, wait_for_port  # noqa: E402
 
 TOPOLOGY = """cluster: load
 dims:
@@ -161,12 +162,7 @@ def run_splitd(args, members, durable, workdir, metrics=False):
     finally:
         if scraper is not None and scraper.is_alive():
             scraper.stop()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop([daemon], 30)
 
 
 def run_tcpstore(members, procs, timeout):

@@ -36,11 +36,12 @@ import sys
 import tempfile
 import time
 
-from daemon_procs import proc_status, wait_for_port
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstore_rdzv_bench.py")
+
+sys.path.insert(0, os.path.join(HERE, "..", "testing"))
+from procs import proc_status, stop, wait_for_port  # noqa: E402
 
 TOPOLOGY = """cluster: rdzv
 backend: "cpu:gloo"
@@ -155,12 +156,7 @@ def run_splitd(args, world, durable, workdir, splitd):
             if l.poll() is None:
                 l.kill()
                 l.wait()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop([daemon], 30)
 
     errors = {}
     for r in results:
