@@ -174,18 +174,9 @@ struct Result {
   std::string err;
 };
 
-class SplitctlCommandsTest : public ::testing::Test {
+class SplitctlCommandsTest : public testing::LocalGrpcServerTest {
  protected:
-  void SetUp() override {
-    auto server = testing::StartLocalGrpcServer({&service_});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(server->server);
-    address_ = server->address;
-  }
-
-  void TearDown() override {
-    if (server_ != nullptr) server_->Shutdown();
-  }
+  std::vector<grpc::Service*> Services() override { return {&service_}; }
 
   // Runs splitctl against the fake daemon (the default address), with `stdin_text` as stdin.
   Result Run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
@@ -204,8 +195,6 @@ class SplitctlCommandsTest : public ::testing::Test {
   }
 
   FakeControlService service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
 };
 
 TEST_F(SplitctlCommandsTest, UnreachableDaemonIsOneErrorLineAndExitOne) {

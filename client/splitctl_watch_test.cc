@@ -185,18 +185,9 @@ std::vector<std::string> States(const std::string& out) {
   return states;
 }
 
-class SplitctlWatchTest : public ::testing::Test {
+class SplitctlWatchTest : public testing::LocalGrpcServerTest {
  protected:
-  void SetUp() override {
-    auto server = testing::StartLocalGrpcServer({&service_});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(server->server);
-    address_ = server->address;
-  }
-
-  void TearDown() override {
-    if (server_ != nullptr) server_->Shutdown();
-  }
+  std::vector<grpc::Service*> Services() override { return {&service_}; }
 
   // Runs splitctl against the scripted daemon with `clock` (null: the real one).
   Result Run(const std::vector<std::string>& args, WatchClock* clock) {
@@ -210,8 +201,6 @@ class SplitctlWatchTest : public ::testing::Test {
   Result Run(const std::vector<std::string>& args) { return Run(args, &clock_); }
 
   ScriptedControlService service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
   FakeClock clock_;
 };
 

@@ -291,19 +291,14 @@ v1::WatchPlanResponse ShrinkPlan(int64_t shrinks, int64_t rank) {
   return message;
 }
 
-class AgentShrinkTest : public ::testing::Test {
+class AgentShrinkTest : public testing::LocalGrpcServerTest {
  protected:
-  void SetUp() override {
-    auto server = testing::StartLocalGrpcServer({&daemon_});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(server->server);
-    address_ = server->address;
-  }
+  std::vector<grpc::Service*> Services() override { return {&daemon_}; }
   void TearDown() override {
     if (agent_ != nullptr) agent_->Stop();
     if (run_.joinable()) run_.join();
     if (agent_ != nullptr) StoppedAgents::Keep(std::move(agent_));
-    server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    LocalGrpcServerTest::TearDown();
   }
 
   // Starts an agent whose cuda:nccl builders shrink as told.
@@ -334,8 +329,6 @@ class AgentShrinkTest : public ::testing::Test {
   }
 
   FakeDaemon daemon_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
   EventLog log_;
   std::unique_ptr<Agent> agent_;
   std::thread run_;

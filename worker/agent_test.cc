@@ -89,15 +89,9 @@ v1::WatchPlanResponse PlanOfOne(const std::string& backend) {
   return message;
 }
 
-class AgentTest : public ::testing::Test {
+class AgentTest : public testing::LocalGrpcServerTest {
  protected:
-  void SetUp() override {
-    auto server = testing::StartLocalGrpcServer({&service_});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(server->server);
-    address_ = server->address;
-  }
-  void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
+  std::vector<grpc::Service*> Services() override { return {&service_}; }
 
   std::unique_ptr<Agent> MakeAgent(AgentOptions options, FaultInjection faults = FaultInjection()) {
     options.cluster = "solo";
@@ -117,8 +111,6 @@ class AgentTest : public ::testing::Test {
   }
 
   FakeDaemon service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
   int builder_calls_ = 0;
 };
 

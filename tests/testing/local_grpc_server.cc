@@ -1,7 +1,11 @@
 #include "tests/testing/local_grpc_server.h"
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
@@ -19,6 +23,17 @@ absl::StatusOr<LocalGrpcServer> StartLocalGrpcServer(const std::vector<grpc::Ser
   }
   local.address = absl::StrCat("127.0.0.1:", port);
   return local;
+}
+
+void LocalGrpcServerTest::SetUp() {
+  absl::StatusOr<LocalGrpcServer> server = StartLocalGrpcServer(Services());
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(server->server);
+  address_ = server->address;
+}
+
+void LocalGrpcServerTest::TearDown() {
+  if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 }  // namespace splitd::testing

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
+#include "gtest/gtest.h"
 
 namespace splitd::testing {
 
@@ -19,6 +20,21 @@ struct LocalGrpcServer {
 // Starts a server with `services` registered (they must outlive it); UNAVAILABLE when it cannot
 // bind.
 absl::StatusOr<LocalGrpcServer> StartLocalGrpcServer(const std::vector<grpc::Service*>& services);
+
+// A test fixture that serves Services() on a LocalGrpcServer at `address_` from SetUp on, and
+// shuts it down in TearDown at once (calls still in flight are cancelled). A fixture that
+// overrides TearDown calls this one last.
+class LocalGrpcServerTest : public ::testing::Test {
+ protected:
+  // The services to serve; they must outlive the test.
+  virtual std::vector<grpc::Service*> Services() = 0;
+
+  void SetUp() override;
+  void TearDown() override;
+
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
 
 }  // namespace splitd::testing
 
