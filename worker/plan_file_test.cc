@@ -1,12 +1,8 @@
 #include "worker/plan_file.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/temp_files.h"
 
 namespace splitd::worker {
 namespace {
@@ -22,34 +19,6 @@ using ::splitd::testing::IsOk;
 using ::splitd::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/plan_file_XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  EXPECT_NE(mkdtemp(buffer.data()), nullptr);
-  return buffer.data();
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* entry = readdir(d)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(d);
-  return names;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 PlanFile Rank5() {
   PlanFile file;
@@ -70,11 +39,11 @@ PlanFile Rank5() {
 }
 
 TEST(PlanFileTest, WrittenFileRoundTripsThroughJson) {
-  const std::string dir = MakeTempDir();
+  const std::string dir = testing::MakeTempDir("plan_file");
   const std::string path = dir + "/plan.json";
   ASSERT_THAT(Rank5().Write(path), IsOk());
 
-  const nlohmann::json doc = nlohmann::json::parse(ReadFile(path));
+  const nlohmann::json doc = nlohmann::json::parse(testing::ReadFileBytes(path));
   EXPECT_EQ(doc["cluster"], "llama");
   EXPECT_EQ(doc["rank"], 5);
   EXPECT_EQ(doc["world_size"], 8);
@@ -112,14 +81,14 @@ TEST(PlanFileTest, FailedStateCarriesTheErrorAndNoGroups) {
 }
 
 TEST(PlanFileTest, ReplacingLeavesOnlyTheNewFile) {
-  const std::string dir = MakeTempDir();
+  const std::string dir = testing::MakeTempDir("plan_file");
   const std::string path = dir + "/plan.json";
   ASSERT_THAT(Rank5().Write(path), IsOk());
   PlanFile next = Rank5();
   next.epoch = 4;
   ASSERT_THAT(next.Write(path), IsOk());
-  EXPECT_THAT(ListDir(dir), ElementsAre("plan.json"));
-  EXPECT_EQ(nlohmann::json::parse(ReadFile(path))["epoch"], 4);
+  EXPECT_THAT(testing::ListDir(dir), ElementsAre("plan.json"));
+  EXPECT_EQ(nlohmann::json::parse(testing::ReadFileBytes(path))["epoch"], 4);
 }
 
 TEST(PlanFileTest, InvalidUtf8IsReplacedNotThrown) {
@@ -130,7 +99,7 @@ TEST(PlanFileTest, InvalidUtf8IsReplacedNotThrown) {
 }
 
 TEST(PlanFileTest, MissingDirectoryIsAnErrorNamingThePath) {
-  const std::string path = MakeTempDir() + "/missing/plan.json";
+  const std::string path = testing::MakeTempDir("plan_file") + "/missing/plan.json";
   EXPECT_THAT(Rank5().Write(path), StatusIs(absl::StatusCode::kNotFound, HasSubstr("plan.json")));
 }
 

@@ -8,8 +8,6 @@
 #include <zlib.h>
 
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -25,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spdlog/spdlog.h"
+#include "tests/testing/temp_files.h"
 
 namespace splitd::store {
 namespace {
@@ -37,25 +36,6 @@ using ::testing::Not;
 
 // Bytes before the log's first record: magic, version, kind.
 constexpr size_t kLogHeaderBytes = 21;
-
-std::string NewTempDir() {
-  std::string pattern = ::testing::TempDir();
-  if (pattern.empty() || pattern.back() != '/') pattern += '/';
-  pattern += "log_store_XXXXXX";
-  char* dir = mkdtemp(pattern.data());
-  EXPECT_NE(dir, nullptr);
-  return pattern;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteAll(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
 
 off_t FileSize(const std::string& path) {
   struct stat info;
@@ -156,24 +136,24 @@ std::string Frame(const internal::LogRecord& record) {
 // The conformance suite, for both implementations.
 INSTANTIATE_TEST_SUITE_P(Log, StateStoreConformanceTest,
                          ::testing::Values(StoreFactory([]() -> std::unique_ptr<StateStore> {
-                           return OpenOrDie(NewTempDir());
+                           return OpenOrDie(testing::MakeTempDir("log_store"));
                          })));
 INSTANTIATE_TEST_SUITE_P(Memory, StateStoreConformanceTest, ::testing::Values(StoreFactory([] {
                            return std::make_unique<MemoryStateStore>();
                          })));
 
 TEST(LogStateStoreTest, CreatesTheDirectoryWithAnEmptyLog) {
-  const std::string dir = NewTempDir() + "/nested/data";
+  const std::string dir = testing::MakeTempDir("log_store") + "/nested/data";
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Dump(*store), "");
   EXPECT_EQ(store->LastSequence(), 0u);
   EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(kLogHeaderBytes));
-  EXPECT_EQ(ReadAll(dir + "/log").substr(0, 13), "SPLITD-STORE\n");
+  EXPECT_EQ(testing::ReadFileBytes(dir + "/log").substr(0, 13), "SPLITD-STORE\n");
 }
 
 TEST(LogStateStoreTest, ReopenKeepsEverythingAndContinuesTheSequence) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   std::string before;
   {
     auto store = OpenOrDie(dir);
@@ -208,24 +188,24 @@ TEST(LogStateStoreTest, ReopenKeepsEverythingAndContinuesTheSequence) {
 }
 
 TEST(LogStateStoreTest, SecondOpenOfTheSameDirectoryIsRefused) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   auto store = OpenOrDie(dir);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("in use")));
 }
 
 TEST(LogStateStoreTest, TruncatedLastRecordIsDroppedAndWritesContinue) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
     ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
     ASSERT_THAT(store->AddMember("job", Member("b", 1)), IsOk());
   }
-  const std::string log = ReadAll(dir + "/log");
+  const std::string log = testing::ReadFileBytes(dir + "/log");
   const std::vector<size_t> offsets = RecordOffsets(log);
   ASSERT_EQ(offsets.size(), 4u);
-  WriteAll(dir + "/log", log.substr(0, log.size() - 3));
+  testing::WriteFileBytes(dir + "/log", log.substr(0, log.size() - 3));
   {
     auto store = OpenOrDie(dir);
     ASSERT_NE(store, nullptr);
@@ -246,7 +226,7 @@ TEST(LogStateStoreTest, TruncatedLastRecordIsDroppedAndWritesContinue) {
 }
 
 TEST(LogStateStoreTest, PartialFrameHeaderAtTheEndIsDropped) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   std::string before;
   {
     auto store = OpenOrDie(dir);
@@ -254,7 +234,8 @@ TEST(LogStateStoreTest, PartialFrameHeaderAtTheEndIsDropped) {
     before = Dump(*store);
   }
   const off_t good_size = FileSize(dir + "/log");
-  WriteAll(dir + "/log", ReadAll(dir + "/log") + std::string("\x40\x00\x00\x00\x99", 5));
+  testing::WriteFileBytes(
+      dir + "/log", testing::ReadFileBytes(dir + "/log") + std::string("\x40\x00\x00\x00\x99", 5));
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Dump(*store), before);
@@ -263,16 +244,16 @@ TEST(LogStateStoreTest, PartialFrameHeaderAtTheEndIsDropped) {
 }
 
 TEST(LogStateStoreTest, LastRecordWithBadChecksumIsDropped) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
     ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
   }
-  std::string log = ReadAll(dir + "/log");
+  std::string log = testing::ReadFileBytes(dir + "/log");
   const std::vector<size_t> offsets = RecordOffsets(log);
   log[offsets[1] + 12] ^= 0x01;
-  WriteAll(dir + "/log", log);
+  testing::WriteFileBytes(dir + "/log", log);
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   auto clusters = store->LoadClusters();
@@ -283,13 +264,14 @@ TEST(LogStateStoreTest, LastRecordWithBadChecksumIsDropped) {
 }
 
 TEST(LogStateStoreTest, ZeroFilledTailIsDropped) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
   }
   const off_t good_size = FileSize(dir + "/log");
-  WriteAll(dir + "/log", ReadAll(dir + "/log") + std::string(100, '\0'));
+  testing::WriteFileBytes(dir + "/log",
+                          testing::ReadFileBytes(dir + "/log") + std::string(100, '\0'));
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(FileSize(dir + "/log"), good_size);
@@ -297,38 +279,38 @@ TEST(LogStateStoreTest, ZeroFilledTailIsDropped) {
 }
 
 TEST(LogStateStoreTest, CorruptRecordInTheMiddleIsDataLoss) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
   }
-  const std::string original = ReadAll(dir + "/log");
+  const std::string original = testing::ReadFileBytes(dir + "/log");
   std::string log = original;
   log[kLogHeaderBytes + 8 + 3] ^= 0x20;
-  WriteAll(dir + "/log", log);
+  testing::WriteFileBytes(dir + "/log", log);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss,
                        AllOf(HasSubstr(dir + "/log"),
                              HasSubstr(absl::StrCat("offset ", kLogHeaderBytes)))));
   // Nothing was cut off: the file is as it was, for an operator to look at.
-  EXPECT_EQ(ReadAll(dir + "/log"), log);
+  EXPECT_EQ(testing::ReadFileBytes(dir + "/log"), log);
 }
 
 TEST(LogStateStoreTest, BadLengthThatFitsInTheMiddleIsDataLoss) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
   }
-  std::string log = ReadAll(dir + "/log");
+  std::string log = testing::ReadFileBytes(dir + "/log");
   log[kLogHeaderBytes] = static_cast<char>(static_cast<unsigned char>(log[kLogHeaderBytes]) - 1);
-  WriteAll(dir + "/log", log);
+  testing::WriteFileBytes(dir + "/log", log);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("offset 21")));
 }
 
 TEST(LogStateStoreTest, RecordThatDoesNotApplyIsDataLoss) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
@@ -336,7 +318,7 @@ TEST(LogStateStoreTest, RecordThatDoesNotApplyIsDataLoss) {
   internal::LogRecord record = StoreState::AddMemberRecord("ghost", Member("a", 0));
   record.set_sequence(2);
   const size_t offset = static_cast<size_t>(FileSize(dir + "/log"));
-  WriteAll(dir + "/log", ReadAll(dir + "/log") + Frame(record));
+  testing::WriteFileBytes(dir + "/log", testing::ReadFileBytes(dir + "/log") + Frame(record));
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss,
                        AllOf(HasSubstr("log"), HasSubstr(absl::StrCat("offset ", offset)),
@@ -344,18 +326,18 @@ TEST(LogStateStoreTest, RecordThatDoesNotApplyIsDataLoss) {
 }
 
 TEST(LogStateStoreTest, WrongMagicOrVersionIsFailedPrecondition) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   { OpenOrDie(dir); }
-  std::string log = ReadAll(dir + "/log");
+  std::string log = testing::ReadFileBytes(dir + "/log");
   std::string wrong_magic = log;
   wrong_magic[0] = 'X';
-  WriteAll(dir + "/log", wrong_magic);
+  testing::WriteFileBytes(dir + "/log", wrong_magic);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr(dir + "/log"), HasSubstr("magic"))));
   std::string wrong_version = log;
   wrong_version[13] = 3;  // a newer splitd's
-  WriteAll(dir + "/log", wrong_version);
+  testing::WriteFileBytes(dir + "/log", wrong_version);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr(dir + "/log"), HasSubstr("version 3"))));
@@ -364,12 +346,13 @@ TEST(LogStateStoreTest, WrongMagicOrVersionIsFailedPrecondition) {
 // testdata/format1 was written by the format-1 store: a cluster, member "a" in the snapshot and
 // member "b" in the log, with session tokens "token-a" and "token-b" in clear.
 TEST(LogStateStoreTest, Format1DirectoryIsReadAndRewrittenWithDigestsOnly) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   for (const char* name : {"log", "snapshot"}) {
-    const std::string old = ReadAll(std::string("daemon/store/testdata/format1/") + name);
+    const std::string old =
+        testing::ReadFileBytes(std::string("daemon/store/testdata/format1/") + name);
     ASSERT_FALSE(old.empty()) << name;
     ASSERT_EQ(old[13], 1) << name;
-    WriteAll(dir + "/" + name, old);
+    testing::WriteFileBytes(dir + "/" + name, old);
   }
   {
     auto store = OpenOrDie(dir);
@@ -388,7 +371,7 @@ TEST(LogStateStoreTest, Format1DirectoryIsReadAndRewrittenWithDigestsOnly) {
     ASSERT_THAT(store->AddMember("job", Member("c", 2)), IsOk());
   }
   for (const char* name : {"log", "snapshot"}) {
-    const std::string now = ReadAll(dir + "/" + name);
+    const std::string now = testing::ReadFileBytes(dir + "/" + name);
     EXPECT_EQ(now[13], 2) << name;
     EXPECT_THAT(now, Not(HasSubstr("token-a"))) << name;
     EXPECT_THAT(now, Not(HasSubstr("token-b"))) << name;
@@ -401,7 +384,7 @@ TEST(LogStateStoreTest, Format1DirectoryIsReadAndRewrittenWithDigestsOnly) {
 }
 
 TEST(LogStateStoreTest, DeletedRendezvousKeyStaysDeletedAcrossReopenAndCompaction) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir, NoSync());
     ASSERT_NE(store, nullptr);
@@ -425,11 +408,11 @@ TEST(LogStateStoreTest, DeletedRendezvousKeyStaysDeletedAcrossReopenAndCompactio
   ASSERT_NE(store, nullptr);
   EXPECT_THAT(Dump(*store), ::testing::EndsWith(expected));
   EXPECT_THAT(Dump(*store), ::testing::Not(HasSubstr("gone")));
-  EXPECT_THAT(ReadAll(dir + "/snapshot"), ::testing::Not(HasSubstr("gone")));
+  EXPECT_THAT(testing::ReadFileBytes(dir + "/snapshot"), ::testing::Not(HasSubstr("gone")));
 }
 
 TEST(LogStateStoreTest, CompactionShrinksTheLogAndKeepsTheState) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   LogStoreOptions options = NoSync();
   options.compact_after_bytes = 1024;
   std::string before;
@@ -460,17 +443,17 @@ TEST(LogStateStoreTest, CompactionShrinksTheLogAndKeepsTheState) {
 }
 
 TEST(LogStateStoreTest, CrashBetweenSnapshotAndNewLogAppliesNothingTwice) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   std::string before;
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
     before = Dump(*store);
-    const std::string old_log = ReadAll(dir + "/log");
+    const std::string old_log = testing::ReadFileBytes(dir + "/log");
     ASSERT_THAT(store->Compact(), IsOk());
     EXPECT_EQ(FileSize(dir + "/log"), static_cast<off_t>(kLogHeaderBytes));
     // As if the crash came after the snapshot's rename, before the new log's.
-    WriteAll(dir + "/log", old_log);
+    testing::WriteFileBytes(dir + "/log", old_log);
   }
   {
     auto store = OpenOrDie(dir);
@@ -487,15 +470,15 @@ TEST(LogStateStoreTest, CrashBetweenSnapshotAndNewLogAppliesNothingTwice) {
 }
 
 TEST(LogStateStoreTest, LeftoverTempFilesOfACrashedCompactionAreIgnored) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   std::string before;
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
     before = Dump(*store);
   }
-  WriteAll(dir + "/snapshot.tmp", "SPLITD-STORE\npartial");
-  WriteAll(dir + "/log.tmp", "SPLITD");
+  testing::WriteFileBytes(dir + "/snapshot.tmp", "SPLITD-STORE\npartial");
+  testing::WriteFileBytes(dir + "/log.tmp", "SPLITD");
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Dump(*store), before);
@@ -503,7 +486,7 @@ TEST(LogStateStoreTest, LeftoverTempFilesOfACrashedCompactionAreIgnored) {
 }
 
 TEST(LogStateStoreTest, MissingSnapshotUnderACompactedLogIsDataLoss) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
@@ -516,32 +499,32 @@ TEST(LogStateStoreTest, MissingSnapshotUnderACompactedLogIsDataLoss) {
 }
 
 TEST(LogStateStoreTest, DamagedSnapshotIsDataLoss) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir);
     Populate(*store);
     ASSERT_THAT(store->Compact(), IsOk());
   }
-  const std::string snapshot = ReadAll(dir + "/snapshot");
+  const std::string snapshot = testing::ReadFileBytes(dir + "/snapshot");
   std::string flipped = snapshot;
   flipped[snapshot.size() - 5] ^= 0x01;
-  WriteAll(dir + "/snapshot", flipped);
+  testing::WriteFileBytes(dir + "/snapshot", flipped);
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
-  WriteAll(dir + "/snapshot", snapshot.substr(0, snapshot.size() - 1));
+  testing::WriteFileBytes(dir + "/snapshot", snapshot.substr(0, snapshot.size() - 1));
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
-  WriteAll(dir + "/snapshot", snapshot + "x");
+  testing::WriteFileBytes(dir + "/snapshot", snapshot + "x");
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr(dir + "/snapshot")));
-  WriteAll(dir + "/snapshot", "SPLITD-STORE\n");
+  testing::WriteFileBytes(dir + "/snapshot", "SPLITD-STORE\n");
   EXPECT_THAT(LogStateStore::Open(dir),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
 }
 
 // A full disk: the file size limit makes the append fail with EFBIG part-way.
 TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   auto store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
@@ -586,7 +569,7 @@ TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
 
 // Whatever the files hold, Open returns a status and does not crash.
 TEST(LogStateStoreTest, AnyDamageToTheFilesIsAStatusNotACrash) {
-  const std::string dir = NewTempDir();
+  const std::string dir = testing::MakeTempDir("log_store");
   {
     auto store = OpenOrDie(dir, NoSync());
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
@@ -599,7 +582,7 @@ TEST(LogStateStoreTest, AnyDamageToTheFilesIsAStatusNotACrash) {
   spdlog::set_level(spdlog::level::off);
   for (const std::string name : {"log", "snapshot"}) {
     const std::string path = dir + "/" + name;
-    const std::string original = ReadAll(path);
+    const std::string original = testing::ReadFileBytes(path);
     std::vector<std::string> variants;
     for (size_t i = 0; i < original.size(); ++i) {
       for (unsigned char bits : {0x01, 0x80, 0xff}) {
@@ -610,14 +593,14 @@ TEST(LogStateStoreTest, AnyDamageToTheFilesIsAStatusNotACrash) {
       variants.push_back(original.substr(0, i));
     }
     for (const std::string& variant : variants) {
-      WriteAll(path, variant);
+      testing::WriteFileBytes(path, variant);
       auto store = LogStateStore::Open(dir, NoSync());
       const absl::StatusCode code = store.status().code();
       EXPECT_TRUE(code == absl::StatusCode::kOk || code == absl::StatusCode::kDataLoss ||
                   code == absl::StatusCode::kFailedPrecondition)
           << name << ": " << store.status();
     }
-    WriteAll(path, original);
+    testing::WriteFileBytes(path, original);
   }
   spdlog::set_level(level);
   auto store = OpenOrDie(dir, NoSync());
