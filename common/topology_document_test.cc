@@ -173,6 +173,21 @@ TEST(TopologyDocumentTest, RoundTripsThroughYamlAndJson) {
   EXPECT_FALSE(from_sparse->has_validation());
 }
 
+// `stream_grace_ms: 0` (off) is set, and stays set through YAML; unset stays unset.
+TEST(TopologyDocumentTest, StreamGraceZeroIsKeptAsSet) {
+  absl::StatusOr<v1::Topology> off =
+      TopologyDocument::Parse("cluster: c\nelastic: {stream_grace_ms: 0}\n");
+  ASSERT_THAT(off, IsOk());
+  ASSERT_TRUE(off->elastic().has_stream_grace_ms());
+  absl::StatusOr<v1::Topology> again = TopologyDocument::Parse(TopologyDocument::ToYaml(*off));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_TRUE(again->elastic().has_stream_grace_ms());
+  EXPECT_EQ(again->elastic().stream_grace_ms(), 0);
+  absl::StatusOr<v1::Topology> unset = TopologyDocument::Parse("cluster: c\nelastic: {min: 1}\n");
+  ASSERT_THAT(unset, IsOk());
+  EXPECT_FALSE(unset->elastic().has_stream_grace_ms());
+}
+
 // `preflight: false` is a set field whose value is the default: it must be written and read back
 // as set, or the daemon would take it for "unset" (true).
 TEST(TopologyDocumentTest, ReadinessPreflightAndDeadlinesRoundTrip) {

@@ -29,7 +29,7 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 // whose cluster was deleted) ends with the Coordinator's status.
 class PlanStream final : public StreamReactor<v1::WatchPlanResponse> {
  public:
-  PlanStream(ServiceCall call, const Coordinator* coordinator, v1::MemberCredentials member,
+  PlanStream(ServiceCall call, Coordinator* coordinator, v1::MemberCredentials member,
              int64_t known_epoch)
       : StreamReactor(call, "plan stream write failed"),
         coordinator_(coordinator),
@@ -40,6 +40,11 @@ class PlanStream final : public StreamReactor<v1::WatchPlanResponse> {
   absl::StatusOr<std::optional<v1::WatchPlanResponse>> Next() override {
     absl::StatusOr<std::optional<v1::WatchPlanResponse>> next =
         coordinator_->NextPlan(member_, known_epoch_);
+    if (next.ok() && !counted_) {
+      // The session is the member's: its stream counts toward its liveness (Leases).
+      coordinator_->PlanStreamOpened(member_);
+      counted_ = true;
+    }
     if (next.ok() && next->has_value()) {
       known_epoch_ = (*next)->plan().epoch();
       spdlog::debug("WatchPlan {}/{}: sending epoch {} (rank {})", member_.cluster(),
@@ -48,9 +53,15 @@ class PlanStream final : public StreamReactor<v1::WatchPlanResponse> {
     return next;
   }
 
-  const Coordinator* const coordinator_;
+  // Runs once gRPC is done with the stream, after every Next.
+  void Closed() override {
+    if (counted_) coordinator_->PlanStreamClosed(member_);
+  }
+
+  Coordinator* const coordinator_;
   const v1::MemberCredentials member_;
-  int64_t known_epoch_;  // touched by Next only
+  int64_t known_epoch_;   // touched by Next only
+  bool counted_ = false;  // set by Next; read by Closed, which runs after the last Next
 };
 
 // A KvGet that waits for its keys in the rendezvous space without holding a thread.

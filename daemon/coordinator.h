@@ -127,6 +127,11 @@ class Coordinator {
   // is newer than `known_epoch`; nullopt while there is none.
   absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(const v1::MemberCredentials& member,
                                                                 int64_t known_epoch) const;
+  // A plan stream of `member` (whose session NextPlan accepted) opened, or closed now: once a
+  // member's streams all stay closed past the topology's elastic.stream_grace_ms without a
+  // heartbeat, Tick takes it for lost without waiting for its lease.
+  void PlanStreamOpened(const v1::MemberCredentials& member);
+  void PlanStreamClosed(const v1::MemberCredentials& member);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   // Records a rank's report as core::RankReport (ToRankReport). It is durable before it is
   // applied; the store keeps the request without its session token.

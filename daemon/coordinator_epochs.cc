@@ -12,6 +12,7 @@
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
 #include "plan/split_planner.h"
+#include "plan/topology_validator.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
@@ -30,6 +31,16 @@ void SetNextEpoch(const core::PolicyDecision& decision, absl::Time decided,
   record->reason = decision.reason;
   record->shrinks_epoch = decision.previous_ranks.empty() ? 0 : current;
   record->previous_ranks = decision.previous_ranks;
+}
+
+// When a lost member was last known alive: its last sign of life, or the close of its last
+// plan stream when that came later and the lease had not run out.
+absl::Time LastSignOfLife(const core::Member& member, absl::Duration lease) {
+  if (member.stream_closed.has_value() && *member.stream_closed > member.last_seen &&
+      *member.stream_closed - member.last_seen <= lease) {
+    return *member.stream_closed;
+  }
+  return member.last_seen;
 }
 
 }  // namespace
@@ -53,6 +64,19 @@ core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
   return input;
 }
 
+void Coordinator::PlanStreamOpened(const v1::MemberCredentials& member) {
+  absl::MutexLock lock(&mu_);
+  auto it = memberships_.find(member.cluster());
+  if (it != memberships_.end()) it->second->PlanStreamOpened(member.member_id());
+}
+
+void Coordinator::PlanStreamClosed(const v1::MemberCredentials& member) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  auto it = memberships_.find(member.cluster());
+  if (it != memberships_.end()) it->second->PlanStreamClosed(member.member_id(), now);
+}
+
 void Coordinator::Tick() {
   struct Loss {
     std::string cluster;
@@ -66,9 +90,10 @@ void Coordinator::Tick() {
     if (!recovered_) return;
     const absl::Time now = clock_->Now();
     for (auto& [name, membership] : memberships_) {
-      const v1::Elastic& elastic = clusters_.at(name)->record.topology.elastic();
-      const absl::Duration lease = absl::Milliseconds(elastic.lease_timeout_ms());
-      std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease);
+      const v1::Topology& topology = clusters_.at(name)->record.topology;
+      const absl::Duration lease = absl::Milliseconds(topology.elastic().lease_timeout_ms());
+      std::vector<const core::Member*> expired =
+          membership->ExpireLeases(now, lease, plan::TopologyValidator::StreamGrace(topology));
       if (expired.empty()) {
         // A rank held by a member lost before its epoch started (the assignment raced the
         // lease) still needs a decision; a DEGRADED cluster already has one.
@@ -80,9 +105,9 @@ void Coordinator::Tick() {
       }
       Loss loss{name, 0};
       for (const core::Member* member : expired) {
-        // Detection: from the member's last sign of life to now.
-        loss.detect_ms =
-            std::max(loss.detect_ms, absl::ToDoubleMilliseconds(now - member->last_seen));
+        // Detection: from the member's last sign of life (or its stream's close) to now.
+        loss.detect_ms = std::max(loss.detect_ms,
+                                  absl::ToDoubleMilliseconds(now - LastSignOfLife(*member, lease)));
         lost.emplace_back(name, *member);
         epochs.push_back(membership->plan().epoch);
       }
@@ -91,11 +116,15 @@ void Coordinator::Tick() {
   }
   for (size_t i = 0; i < lost.size(); ++i) {
     const auto& [name, member] = lost[i];
-    spdlog::warn("cluster {}: member {} (rank {}, pod {}) lost: no heartbeat for its lease", name,
-                 member.member_id, member.rank, member.identity.pod());
+    const bool by_stream = member.stream_closed.has_value() && member.plan_streams == 0 &&
+                           *member.stream_closed >= member.last_seen;
+    spdlog::warn(
+        "cluster {}: member {} (rank {}, pod {}) lost: {}", name, member.member_id, member.rank,
+        member.identity.pod(),
+        by_stream ? "its plan stream closed and did not come back" : "no heartbeat for its lease");
     Emit(v1::EVENT_KIND_MEMBER_LOST, name, epochs[i], &member, v1::PHASE_UNSPECIFIED,
          absl::StrCat(member.member_id, " (rank ", member.rank, ", pod ", member.identity.pod(),
-                      ") lost: lease expired"));
+                      ") lost: ", by_stream ? "plan stream closed" : "lease expired"));
   }
   for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
   CheckDeadlines();

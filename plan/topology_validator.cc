@@ -264,6 +264,13 @@ absl::Status ValidateElastic(v1::Topology* topology) {
                    " (the heartbeat interval), ", kMaxLeaseTimeoutMs, "], got ",
                    elastic->lease_timeout_ms());
   }
+  // Kept unset when not given, so documents that predate the field normalize as before.
+  if (elastic->has_stream_grace_ms() &&
+      (elastic->stream_grace_ms() < 0 ||
+       elastic->stream_grace_ms() > elastic->lease_timeout_ms())) {
+    return Invalid("elastic.stream_grace_ms must be in [0, ", elastic->lease_timeout_ms(),
+                   "] (the lease timeout), got ", elastic->stream_grace_ms());
+  }
   return absl::OkStatus();
 }
 

@@ -1,10 +1,12 @@
 #ifndef SPLITD_PLAN_TOPOLOGY_VALIDATOR_H_
 #define SPLITD_PLAN_TOPOLOGY_VALIDATOR_H_
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "splitd/v1/topology.pb.h"
 
 namespace splitd::plan {
@@ -23,6 +25,7 @@ inline constexpr int64_t kDefaultHeartbeatIntervalMs = 2000;
 inline constexpr int64_t kMinHeartbeatIntervalMs = 50;
 inline constexpr int64_t kMaxHeartbeatIntervalMs = 600000;
 inline constexpr int64_t kMaxLeaseTimeoutMs = 3600000;
+inline constexpr int64_t kDefaultStreamGraceMs = 1000;
 // A day: a longer deadline is a typo, not a plan.
 inline constexpr int64_t kMaxDeadlineMs = 86400000;
 inline constexpr absl::string_view kReadinessAgent = "agent";
@@ -47,6 +50,15 @@ class TopologyValidator {
   // SplitPlanner::Build. Explicit lists come back in canonical order (sorted by first member,
   // each list's own order kept), so list i of the normalized topology is group i of the plan.
   static absl::StatusOr<v1::Topology> Normalize(const v1::Topology& topology);
+
+  // How long a member whose plan stream closed may take to open one again before it is lost:
+  // elastic.stream_grace_ms; when unset kDefaultStreamGraceMs, or the lease if that is shorter;
+  // zero when turned off.
+  static absl::Duration StreamGrace(const v1::Topology& topology) {
+    const v1::Elastic& elastic = topology.elastic();
+    if (elastic.has_stream_grace_ms()) return absl::Milliseconds(elastic.stream_grace_ms());
+    return absl::Milliseconds(std::min(kDefaultStreamGraceMs, elastic.lease_timeout_ms()));
+  }
 
   // What READY waits for: kReadinessWorkload or kReadinessAgent (also for an empty field).
   static absl::string_view Readiness(const v1::Topology& topology) {

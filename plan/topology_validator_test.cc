@@ -441,6 +441,34 @@ TEST(TopologyValidatorTest, EmptyReadinessStaysEmptyAndMeansAgent) {
   EXPECT_EQ(TopologyValidator::Readiness(*agent), kReadinessAgent);
 }
 
+TEST(TopologyValidatorTest, StreamGraceIsKeptAsGivenAndBoundedByTheLease) {
+  absl::StatusOr<v1::Topology> unset = TopologyValidator::Normalize(Valid(""));
+  ASSERT_THAT(unset, IsOk());
+  EXPECT_FALSE(unset->elastic().has_stream_grace_ms());
+  EXPECT_EQ(TopologyValidator::StreamGrace(*unset), absl::Milliseconds(kDefaultStreamGraceMs));
+  absl::StatusOr<v1::Topology> off =
+      TopologyValidator::Normalize(Valid("elastic { stream_grace_ms: 0 }"));
+  ASSERT_THAT(off, IsOk());
+  EXPECT_TRUE(off->elastic().has_stream_grace_ms());
+  EXPECT_EQ(TopologyValidator::StreamGrace(*off), absl::ZeroDuration());
+  EXPECT_THAT(TopologyValidator::Normalize(
+                  Valid("elastic { heartbeat_interval_ms: 100 lease_timeout_ms: 500 "
+                        "stream_grace_ms: 500 }")),
+              IsOk());
+  absl::StatusOr<v1::Topology> short_lease = TopologyValidator::Normalize(
+      Valid("elastic { heartbeat_interval_ms: 100 lease_timeout_ms: 500 }"));
+  ASSERT_THAT(short_lease, IsOk());
+  EXPECT_EQ(TopologyValidator::StreamGrace(*short_lease), absl::Milliseconds(500));
+  EXPECT_THAT(
+      TopologyValidator::Normalize(
+          Valid("elastic { lease_timeout_ms: 2000 stream_grace_ms: 2001 }")),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("elastic.stream_grace_ms must be in [0, 2000] (the lease timeout), got "
+                         "2001")));
+  EXPECT_THAT(TopologyValidator::Normalize(Valid("elastic { stream_grace_ms: -1 }")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got -1")));
+}
+
 TEST(TopologyValidatorTest, AcceptsGroupsOverAFurtherMesh) {
   absl::StatusOr<v1::Topology> normalized = TopologyValidator::Normalize(
       Valid(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "expert" dims: "ep" })")));

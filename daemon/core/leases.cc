@@ -4,16 +4,38 @@ namespace splitd::core {
 
 bool Leases::Renew(Member& member, absl::Time now) {
   member.last_seen = now;
+  member.stream_closed.reset();
   const bool returned = member.liveness == Liveness::kLost;
   member.liveness = Liveness::kAlive;
   return returned;
 }
 
+void Leases::StreamOpened(Member& member) {
+  ++member.plan_streams;
+  member.stream_closed.reset();
+}
+
+void Leases::StreamClosed(Member& member, absl::Time now) {
+  if (member.plan_streams > 0) --member.plan_streams;
+  if (member.plan_streams == 0) member.stream_closed = now;
+}
+
+std::optional<Leases::Loss> Leases::LossAt(const Member& member, absl::Time now,
+                                           absl::Duration lease, absl::Duration stream_grace) {
+  if (member.liveness != Liveness::kAlive) return std::nullopt;
+  if (now - member.last_seen > lease) return Loss::kLeaseExpired;
+  if (stream_grace > absl::ZeroDuration() && member.plan_streams == 0 &&
+      member.stream_closed.has_value() && now - *member.stream_closed > stream_grace) {
+    return Loss::kStreamClosed;
+  }
+  return std::nullopt;
+}
+
 std::vector<const Member*> Leases::Expire(MemberRegistry& registry, absl::Time now,
-                                          absl::Duration lease) {
+                                          absl::Duration lease, absl::Duration stream_grace) {
   std::vector<const Member*> lost;
   for (const auto& member : registry.members()) {
-    if (member->liveness == Liveness::kAlive && now - member->last_seen > lease) {
+    if (LossAt(*member, now, lease, stream_grace).has_value()) {
       member->liveness = Liveness::kLost;
       lost.push_back(member.get());
     }

@@ -1,6 +1,7 @@
 #ifndef SPLITD_DAEMON_CORE_LEASES_H_
 #define SPLITD_DAEMON_CORE_LEASES_H_
 
+#include <optional>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -10,21 +11,34 @@ namespace splitd::core {
 
 // The members' leases: a member is alive while its last sign of life (registration,
 // heartbeat, report) is no older than the lease, lost once it is, and alive again when it
-// registers or heartbeats again. Excluded members stay excluded. Pure: time is an argument.
-// Stateless: the lease of each member is its `last_seen` and `liveness`.
+// registers or heartbeats again. A member whose plan streams all closed (its process died, its
+// connection was reset) is lost sooner: once the stream grace has passed without a stream
+// opened again or a heartbeat. Excluded members stay excluded. Pure: time is an argument.
+// Stateless: the lease of each member is its `last_seen`, `liveness` and stream fields.
 class Leases {
  public:
-  // A registration or heartbeat of `member` at `now`: its lease is renewed and a lost member
-  // is alive again. Returns true when the member had been lost. Not for excluded members.
+  // A registration or heartbeat of `member` at `now`: its lease is renewed, a closed stream is
+  // forgiven (the process is alive) and a lost member is alive again. Returns true when the
+  // member had been lost. Not for excluded members.
   static bool Renew(Member& member, absl::Time now);
+
+  // A plan stream of `member` opened, or closed at `now`.
+  static void StreamOpened(Member& member);
+  static void StreamClosed(Member& member, absl::Time now);
+
+  // Why an alive member is lost at `now`, or nullopt while it is alive.
+  enum class Loss { kLeaseExpired, kStreamClosed };
+  static std::optional<Loss> LossAt(const Member& member, absl::Time now, absl::Duration lease,
+                                    absl::Duration stream_grace);
 
   // A report of `member` at `now` is a sign of life: the lease is renewed, its liveness is not
   // changed.
   static void Touch(Member& member, absl::Time now) { member.last_seen = now; }
 
-  // Marks alive members whose last sign of life is older than `lease` as lost; returns them.
+  // Marks alive members lost whose last sign of life is older than `lease`, or whose plan
+  // streams closed more than `stream_grace` ago (zero: never by streams); returns them.
   static std::vector<const Member*> Expire(MemberRegistry& registry, absl::Time now,
-                                           absl::Duration lease);
+                                           absl::Duration lease, absl::Duration stream_grace);
 
   // True when a rank is held by a lost or excluded member.
   static bool AnyRankMissing(const MemberRegistry& registry);

@@ -22,6 +22,8 @@ class LeasesTest : public ::testing::Test {
 
   const absl::Time start_ = absl::FromUnixSeconds(1800000000);
   const absl::Duration lease_ = absl::Seconds(10);
+  const absl::Duration no_grace_ = absl::ZeroDuration();
+  const absl::Duration grace_ = absl::Seconds(1);
   MemberRegistry registry_;
 };
 
@@ -29,26 +31,66 @@ TEST_F(LeasesTest, ExpireMarksOnlyMembersSilentPastTheLease) {
   Member* quiet = Add("a");
   Member* talkative = Add("b");
   Leases::Touch(*talkative, start_ + absl::Seconds(5));
-  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(10), lease_).empty());
+  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(10), lease_, no_grace_).empty());
   const std::vector<const Member*> lost =
-      Leases::Expire(registry_, start_ + absl::Seconds(11), lease_);
+      Leases::Expire(registry_, start_ + absl::Seconds(11), lease_, no_grace_);
   ASSERT_EQ(lost.size(), 1u);
   EXPECT_EQ(lost[0], quiet);
   EXPECT_EQ(quiet->liveness, Liveness::kLost);
   EXPECT_EQ(talkative->liveness, Liveness::kAlive);
   // Already lost: not lost again.
-  EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(12), lease_).size(), 0u);
+  EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(12), lease_, no_grace_).size(), 0u);
 }
 
 TEST_F(LeasesTest, RenewBringsALostMemberBackButTouchDoesNot) {
   Member* member = Add("a");
-  Leases::Expire(registry_, start_ + absl::Seconds(11), lease_);
+  Leases::Expire(registry_, start_ + absl::Seconds(11), lease_, no_grace_);
   Leases::Touch(*member, start_ + absl::Seconds(12));
   EXPECT_EQ(member->liveness, Liveness::kLost);
   EXPECT_EQ(member->last_seen, start_ + absl::Seconds(12));
   EXPECT_TRUE(Leases::Renew(*member, start_ + absl::Seconds(13)));
   EXPECT_EQ(member->liveness, Liveness::kAlive);
   EXPECT_FALSE(Leases::Renew(*member, start_ + absl::Seconds(14)));
+}
+
+TEST_F(LeasesTest, AClosedStreamLosesTheMemberAfterTheGraceUnlessItReopensOrHeartbeats) {
+  Member* died = Add("a");
+  Member* reconnected = Add("b");
+  Member* heartbeating = Add("c");
+  Member* never_streamed = Add("d");
+  for (Member* member : {died, reconnected, heartbeating}) {
+    Leases::StreamOpened(*member);
+    Leases::StreamClosed(*member, start_ + absl::Seconds(2));
+  }
+  Leases::StreamOpened(*reconnected);
+  Leases::Renew(*heartbeating, start_ + absl::Seconds(2.5));
+  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(3), lease_, grace_).empty());
+  const absl::Time later = start_ + absl::Seconds(3.1);
+  EXPECT_EQ(Leases::LossAt(*died, later, lease_, grace_), Leases::Loss::kStreamClosed);
+  const std::vector<const Member*> lost = Leases::Expire(registry_, later, lease_, grace_);
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0], died);
+  for (Member* alive : {reconnected, heartbeating, never_streamed}) {
+    EXPECT_EQ(alive->liveness, Liveness::kAlive) << alive->member_id;
+  }
+  // Without a grace only the lease counts.
+  Member* other = Add("e");
+  Leases::StreamOpened(*other);
+  Leases::StreamClosed(*other, start_);
+  EXPECT_FALSE(Leases::LossAt(*other, start_ + absl::Seconds(9), lease_, no_grace_).has_value());
+  EXPECT_EQ(Leases::LossAt(*other, start_ + absl::Seconds(11), lease_, grace_),
+            Leases::Loss::kLeaseExpired);
+}
+
+TEST_F(LeasesTest, OneOfTwoStreamsClosingKeepsTheMember) {
+  Member* member = Add("a");
+  Leases::StreamOpened(*member);
+  Leases::StreamOpened(*member);
+  Leases::StreamClosed(*member, start_);
+  EXPECT_FALSE(Leases::LossAt(*member, start_ + absl::Seconds(5), lease_, grace_).has_value());
+  Leases::StreamClosed(*member, start_ + absl::Seconds(5));
+  EXPECT_EQ(Leases::LossAt(*member, start_ + absl::Seconds(6.5), lease_, grace_),
+            Leases::Loss::kStreamClosed);
 }
 
 TEST_F(LeasesTest, ARankIsMissingWhenItsMemberIsLostOrExcluded) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,10 @@ struct Member {
   absl::Time registered;
   absl::Time last_seen;
   Liveness liveness = Liveness::kAlive;
+  // Plan streams of the member's session open now, and when the last of them closed (unset
+  // while one is open, and after a heartbeat or registration shows the process alive).
+  int64_t plan_streams = 0;
+  std::optional<absl::Time> stream_closed;
 };
 
 // Members by liveness; spares count as alive.

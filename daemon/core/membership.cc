@@ -78,8 +78,21 @@ const Member* Membership::FindById(const std::string& member_id) const {
   return members_.FindById(member_id);
 }
 
-std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Duration lease) {
-  return Leases::Expire(members_, now, lease);
+std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Duration lease,
+                                                    absl::Duration stream_grace) {
+  return Leases::Expire(members_, now, lease, stream_grace);
+}
+
+void Membership::PlanStreamOpened(const std::string& member_id) {
+  if (Member* member = members_.FindById(member_id); member != nullptr) {
+    Leases::StreamOpened(*member);
+  }
+}
+
+void Membership::PlanStreamClosed(const std::string& member_id, absl::Time now) {
+  if (Member* member = members_.FindById(member_id); member != nullptr) {
+    Leases::StreamClosed(*member, now);
+  }
 }
 
 bool Membership::HasMissingRank() const { return Leases::AnyRankMissing(members_); }

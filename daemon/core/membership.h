@@ -97,8 +97,15 @@ class Membership {
   // Member ids by rank; empty before ranks are assigned.
   std::vector<std::string> Assignment() const;
 
-  // Marks members whose last sign of life is older than `lease` as lost; returns them.
-  std::vector<const Member*> ExpireLeases(absl::Time now, absl::Duration lease);
+  // Marks members lost whose last sign of life is older than `lease`, or whose plan streams
+  // closed more than `stream_grace` ago (Leases::Expire); returns them.
+  std::vector<const Member*> ExpireLeases(absl::Time now, absl::Duration lease,
+                                          absl::Duration stream_grace);
+
+  // A plan stream of the member `member_id` opened, or closed at `now` (Leases). Unknown ids
+  // are ignored.
+  void PlanStreamOpened(const std::string& member_id);
+  void PlanStreamClosed(const std::string& member_id, absl::Time now);
 
   // True when a rank of the assigned epoch is held by a lost or excluded member.
   bool HasMissingRank() const;

@@ -141,7 +141,9 @@ TEST_F(ElasticEndToEndTest, KilledAgentShrinksTheReplicaDimAndReplacementsRestor
   EXPECT_THAT(status.value("epoch_reason", ""), HasSubstr("dp 4 -> 3, world 8 -> 6"));
   EXPECT_EQ(StateOf(status, "agent-node-1-1"), "LOST");
   EXPECT_EQ(StateOf(status, "agent-node-1-0"), "SPARE");
+  // Its plan stream closed with the process: lost after the 1 s stream grace, not the 2 s lease.
   EXPECT_GT(status["timings"].value("detect_ms", 0.0), 0.0);
+  EXPECT_LT(status["timings"].value("detect_ms", 0.0), 2000.0);
   EXPECT_GT(status["timings"].value("ready_ms", 0.0), 0.0);
   CommandResult described = Splitctl({"describe", "cluster", cluster, "-o", "json"});
   ASSERT_EQ(described.exit_code, 0) << described.err;
@@ -184,6 +186,7 @@ TEST_F(ElasticEndToEndTest, KilledAgentShrinksTheReplicaDimAndReplacementsRestor
   // The whole history is in the event stream's retained events and the audit log.
   CommandResult events = RunCommand({"cat", dir_ + "/data/audit.jsonl"}).value();
   EXPECT_THAT(events.out, HasSubstr("EVENT_KIND_MEMBER_LOST"));
+  EXPECT_THAT(events.out, HasSubstr("lost: plan stream closed"));
   EXPECT_THAT(events.out, HasSubstr("EVENT_KIND_MEMBER_EXCLUDED"));
 }
 
