@@ -2,6 +2,13 @@
 
 namespace splitd::daemon {
 
+StreamRegistry::StreamRegistry() : waker_([this] { WakeLoop(); }) {}
+
+StreamRegistry::~StreamRegistry() {
+  Shutdown();
+  waker_.join();
+}
+
 grpc::Status StreamRegistry::ShuttingDown() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "daemon is shutting down");
 }
@@ -38,14 +45,31 @@ std::vector<OpenStream*> StreamRegistry::RefStreamsLocked(const std::string* gro
 }
 
 void StreamRegistry::WakeGroup(const std::string& group) {
-  std::vector<OpenStream*> streams;
-  {
-    absl::MutexLock lock(&mu_);
-    streams = RefStreamsLocked(&group);
-  }
-  for (OpenStream* stream : streams) {
-    stream->Wake();
-    stream->Unref();
+  absl::MutexLock lock(&mu_);
+  if (shut_down_ || !queued_.insert(group).second) return;
+  to_wake_.push_back(group);
+}
+
+void StreamRegistry::WakeLoop() {
+  while (true) {
+    std::vector<OpenStream*> streams;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shut_down_ || !to_wake_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (shut_down_) return;
+      const std::string group = std::move(to_wake_.front());
+      to_wake_.pop_front();
+      // Unqueued before the wake-ups, so that a change meanwhile queues the group again.
+      queued_.erase(group);
+      streams = RefStreamsLocked(&group);
+    }
+    for (OpenStream* stream : streams) {
+      stream->Wake();
+      stream->Unref();
+    }
   }
 }
 

@@ -3,9 +3,11 @@
 
 #include <atomic>
 #include <cstddef>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,10 +48,19 @@ class OpenStream {
 // event streams), so that a change reaches its group's streams and shutdown ends them all.
 // Streams leave when gRPC is done with them.
 //
-// Threading: thread-safe. A stream is called (Wake, End) with a reference held and without the
-// registry's lock, so it may call back into the registry.
+// Threading: thread-safe. WakeGroup only queues the group: the registry's own waker thread wakes
+// its streams, so the caller (the call whose change completed a world, say) is answered without
+// waiting for thousands of streams. A group queued again while it is being woken is woken again.
+// A stream is called (Wake, End) with a reference held and without the registry's lock, so it
+// may call back into the registry.
 class StreamRegistry {
  public:
+  StreamRegistry();
+  // Shuts down (Shutdown) and joins the waker thread.
+  ~StreamRegistry();
+  StreamRegistry(const StreamRegistry&) = delete;
+  StreamRegistry& operator=(const StreamRegistry&) = delete;
+
   // The status of every stream ended by Shutdown or refused after it.
   static grpc::Status ShuttingDown();
 
@@ -58,7 +69,7 @@ class StreamRegistry {
   // Removes `stream` from `group`, if it is there.
   void Remove(const std::string& group, OpenStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Wakes every stream of `group`.
+  // Has every stream of `group` woken soon, on the waker thread.
   void WakeGroup(const std::string& group) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every stream with ShuttingDown(); Add refuses from now on.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -71,9 +82,15 @@ class StreamRegistry {
   std::vector<OpenStream*> RefStreamsLocked(const std::string* group) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The waker thread: wakes the streams of each queued group until Shutdown.
+  void WakeLoop() ABSL_LOCKS_EXCLUDED(mu_);
+
   mutable absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::set<OpenStream*>> groups_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> to_wake_ ABSL_GUARDED_BY(mu_);  // each group at most once
+  std::set<std::string> queued_ ABSL_GUARDED_BY(mu_);
+  std::thread waker_;
 };
 
 }  // namespace splitd::daemon
