@@ -7,11 +7,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/status_macros.h"
 
 namespace splitd::daemon {
 namespace {
+
+const Clock& SystemClock() {
+  static const RealClock* const clock = new RealClock();
+  return *clock;
+}
 
 int64_t Bytes(const std::string& key, size_t value_size) {
   return static_cast<int64_t>(key.size() + value_size);
@@ -20,8 +24,11 @@ int64_t Bytes(const std::string& key, size_t value_size) {
 }  // namespace
 
 RendezvousSpaces::RendezvousSpaces(RendezvousLimits limits, PersistFn persist,
-                                   PersistDeleteFn persist_delete)
-    : limits_(limits), persist_(std::move(persist)), persist_delete_(std::move(persist_delete)) {
+                                   PersistDeleteFn persist_delete, const Clock* clock)
+    : limits_(limits),
+      clock_(clock != nullptr ? clock : &SystemClock()),
+      persist_(std::move(persist)),
+      persist_delete_(std::move(persist_delete)) {
   expirer_ = std::thread([this] { ExpireLoop(); });
 }
 
@@ -299,7 +306,7 @@ void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch, const std:
     done(std::move(status));
     return;
   }
-  deadline = std::min(deadline, absl::Now() + limits_.max_wait);
+  deadline = std::min(deadline, clock_->Now() + limits_.max_wait);
   std::vector<Completion> completions;
   {
     absl::MutexLock lock(&mu_);
@@ -387,13 +394,13 @@ void RendezvousSpaces::ExpireLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     const absl::Time next =
-        deadlines_.empty() ? absl::Now() + absl::Milliseconds(200) : deadlines_.begin()->first;
+        deadlines_.empty() ? clock_->Now() + absl::Milliseconds(200) : deadlines_.begin()->first;
     // Wakes at the next deadline, or every 200 ms to notice new, earlier deadlines and stop.
-    const absl::Time until = std::min(next, absl::Now() + absl::Milliseconds(200));
+    const absl::Time until = std::min(next, clock_->Now() + absl::Milliseconds(200));
     mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
     if (stopping_) break;
     std::vector<Completion> completions;
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       const uint64_t id = deadlines_.begin()->second;
       deadlines_.erase(deadlines_.begin());

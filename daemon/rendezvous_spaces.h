@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 
 namespace splitd::daemon {
 
@@ -60,9 +61,11 @@ class RendezvousSpaces {
   static constexpr size_t kMaxWaitingKeysPerMember = 8;
 
   // Nothing is persisted without `persist`. With `persist` but without `persist_delete`, Delete
-  // is refused: a removal that a restart would undo is worse than none.
+  // is refused: a removal that a restart would undo is worse than none. Deadlines are on
+  // `clock` (the system's when null; it must outlive the spaces), which the expiry thread reads
+  // at least every 200 ms.
   explicit RendezvousSpaces(RendezvousLimits limits = {}, PersistFn persist = nullptr,
-                            PersistDeleteFn persist_delete = nullptr);
+                            PersistDeleteFn persist_delete = nullptr, const Clock* clock = nullptr);
   ~RendezvousSpaces();
 
   RendezvousSpaces(const RendezvousSpaces&) = delete;
@@ -174,6 +177,7 @@ class RendezvousSpaces {
   void ExpireLoop();
 
   const RendezvousLimits limits_;
+  const Clock* const clock_;
   const PersistFn persist_;
   const PersistDeleteFn persist_delete_;
   mutable absl::Mutex mu_;

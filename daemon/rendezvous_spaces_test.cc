@@ -12,6 +12,7 @@
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace splitd::daemon {
 namespace {
@@ -71,6 +72,20 @@ struct Recorder {
     };
   }
 };
+
+// Deadlines are on the injected clock: a wait ends when that clock passes its deadline, however
+// little real time went by.
+TEST(RendezvousSpacesTest, DeadlinesFollowTheInjectedClock) {
+  FakeClock clock;
+  RendezvousSpaces spaces({}, nullptr, nullptr, &clock);
+  Completion completion;
+  spaces.Get("c", 1, "m-0", {"k"}, clock.Now() + absl::Hours(1), 1, completion.Callback());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(completion.done.HasBeenNotified());
+  clock.Advance(absl::Hours(1) + absl::Seconds(1));
+  ASSERT_TRUE(completion.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_THAT(completion.result, StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
 
 TEST(RendezvousSpacesTest, GetReturnsAtOnceWhenKeysExist) {
   RendezvousSpaces spaces;

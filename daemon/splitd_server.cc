@@ -142,7 +142,8 @@ absl::Status SplitdServer::BuildState(const ServerConfig& config, const Clock* c
       },
       [coordinator](const std::string& cluster, int64_t epoch, const std::string& key) {
         return coordinator->PersistRendezvousKeyDeletion(cluster, epoch, key);
-      });
+      },
+      clock);
   return absl::OkStatus();
 }
 
