@@ -50,6 +50,7 @@ core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
   core::PolicyInput input;
   input.declared = entry.record.topology;
   input.current = entry.record.PlanTopology();
+  input.epoch = entry.record.epoch;
   input.assignment = membership.Assignment();
   for (const std::string& id : input.assignment) {
     const core::Member* member = membership.FindById(id);
@@ -186,35 +187,17 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
   const absl::Time decided = clock_->Now();
   std::shared_ptr<const ClusterEntry> entry;
   core::PolicyInput input;
-  bool degraded = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = memberships_.find(name);
     if (it == memberships_.end() || !it->second->assigned()) return;
     entry = clusters_.at(name);
     input = PolicyInputOf(*entry, *it->second);
-    degraded = it->second->phase() == v1::PHASE_DEGRADED;
+    input.degraded = it->second->phase() == v1::PHASE_DEGRADED;
   }
+  // Outside the lock: planning a new epoch is O(world).
   core::PolicyDecision decision = core::ElasticPolicy::Decide(input);
-  if (decision.action == core::PolicyDecision::Action::kNone && degraded) {
-    // Everyone is back: form the same layout again.
-    decision.action = core::PolicyDecision::Action::kNewEpoch;
-    decision.topology = input.current;
-    decision.assignment = input.assignment;
-    decision.reason = absl::StrCat("every rank's member is alive again: re-forming world ",
-                                   input.assignment.size());
-    decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
-  }
   if (decision.action == core::PolicyDecision::Action::kNone) return;
-  absl::StatusOr<plan::SplitPlan> plan;
-  if (decision.action == core::PolicyDecision::Action::kNewEpoch) {
-    plan = plan::SplitPlanner::Build(decision.topology, entry->record.epoch + 1);
-    if (!plan.ok()) {
-      decision.action = core::PolicyDecision::Action::kDegraded;
-      decision.reason = absl::StrCat(decision.reason, "; but the new layout does not plan (",
-                                     plan.status().message(), ")");
-    }
-  }
   if (decision.action == core::PolicyDecision::Action::kDegraded) {
     v1::Phase phase;
     {
@@ -231,8 +214,8 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
   }
   store::ClusterRecord record = entry->record;
   SetNextEpoch(decision, decided, &record);
-  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(plan), detect_ms,
-                                        decided, decision.cause);
+  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(decision.plan),
+                                        detect_ms, decided, decision.cause);
       !started.ok()) {
     spdlog::error("cluster {}: cannot start a new epoch: {}", name, started.ToString());
   }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "plan/split_planner.h"
 #include "plan/topology_validator.h"
 
 namespace splitd::core {
@@ -491,9 +492,33 @@ absl::Status ResizeDims(const PolicyInput& input, const SetDims& set_dims,
 
 PolicyDecision ElasticPolicy::Decide(const PolicyInput& input) {
   if (input.assignment.empty()) return {};
+  PolicyDecision decision;
   const std::vector<int64_t> missing = MissingRanks(input);
-  if (!missing.empty()) return HandleMissing(input, missing);
-  return ScaleUp(input, input.declared.elastic().max());
+  if (!missing.empty()) {
+    decision = HandleMissing(input, missing);
+  } else {
+    decision = ScaleUp(input, input.declared.elastic().max());
+  }
+  if (decision.action == PolicyDecision::Action::kNone && input.degraded) {
+    // Everyone is back: form the same layout again.
+    decision.action = PolicyDecision::Action::kNewEpoch;
+    decision.topology = input.current;
+    decision.assignment = input.assignment;
+    decision.reason = absl::StrCat("every rank's member is alive again: re-forming world ",
+                                   input.assignment.size());
+    decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
+  }
+  if (decision.action != PolicyDecision::Action::kNewEpoch) return decision;
+  absl::StatusOr<plan::SplitPlan> plan =
+      plan::SplitPlanner::Build(decision.topology, input.epoch + 1);
+  if (!plan.ok()) {
+    decision.action = PolicyDecision::Action::kDegraded;
+    decision.reason = absl::StrCat(decision.reason, "; but the new layout does not plan (",
+                                   plan.status().message(), ")");
+    return decision;
+  }
+  decision.plan = *std::move(plan);
+  return decision;
 }
 
 absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& input,

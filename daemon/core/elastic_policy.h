@@ -2,6 +2,7 @@
 #define SPLITD_DAEMON_CORE_ELASTIC_POLICY_H_
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct PolicyInput {
   std::set<std::string> lost;           // members whose lease expired
   std::set<std::string> excluded;       // members excluded for good
   std::vector<SpareMember> spares;      // live members without a rank, in assignment order
+  int64_t epoch = 0;                    // the current epoch (a new one is epoch + 1)
+  bool degraded = false;                // the current epoch is DEGRADED
 };
 
 // A new layout, or why there is none.
@@ -43,6 +46,7 @@ struct PolicyDecision {
   std::vector<std::string> excluded;  // Reconfigure: members it newly excludes
   std::string reason;                 // one line with counts (kNewEpoch, kDegraded)
   v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED;  // kNewEpoch: why
+  std::optional<plan::SplitPlan> plan;                 // Decide's kNewEpoch: the plan of epoch + 1
 };
 
 // The failure-handling and scaling policy (docs/architecture.md, "Elastic reconfiguration"). Pure
@@ -54,7 +58,9 @@ struct PolicyDecision {
 // replica dim stays >= elastic.min; the other ranks keep their coordinates, renumbered in the
 // same order, and the live members of dropped replicas become spares. Below the minimum the
 // cluster is DEGRADED until members return. With no rank missing, live spares add whole
-// replicas up to elastic.max.
+// replicas up to elastic.max. A DEGRADED cluster whose every rank has its member again re-forms
+// the same layout. Decide plans the new epoch too: a layout that does not plan leaves the
+// cluster DEGRADED, saying why.
 class ElasticPolicy {
  public:
   static PolicyDecision Decide(const PolicyInput& input);

@@ -65,6 +65,32 @@ TEST(ElasticPolicyTest, NothingToDoWhenEveryoneIsAlive) {
   EXPECT_EQ(ElasticPolicy::Decide(unassigned).action, Action::kNone);
 }
 
+TEST(ElasticPolicyTest, ADegradedClusterWithEveryMemberBackReformsTheSameLayout) {
+  PolicyInput input = Input(2, 4);
+  input.epoch = 3;
+  input.degraded = true;
+  const PolicyDecision decision = ElasticPolicy::Decide(input);
+  ASSERT_EQ(decision.action, Action::kNewEpoch);
+  EXPECT_EQ(decision.cause, v1::EPOCH_CAUSE_MEMBERS_RETURNED);
+  EXPECT_EQ(decision.reason, "every rank's member is alive again: re-forming world 8");
+  EXPECT_EQ(decision.assignment, input.assignment);
+  ASSERT_TRUE(decision.plan.has_value());
+  EXPECT_EQ(decision.plan->epoch, 4);
+  EXPECT_EQ(decision.plan->world_size, 8);
+}
+
+TEST(ElasticPolicyTest, ANewEpochComesPlanned) {
+  PolicyInput input = Input(2, 4, /*min=*/2);
+  input.epoch = 7;
+  input.lost.insert("m-5");
+  const PolicyDecision decision = ElasticPolicy::Decide(input);
+  ASSERT_EQ(decision.action, Action::kNewEpoch);
+  ASSERT_TRUE(decision.plan.has_value());
+  EXPECT_EQ(decision.plan->epoch, 8);
+  EXPECT_EQ(decision.plan->world_size, 6);
+  EXPECT_EQ(decision.plan->topology.SerializeAsString(), decision.topology.SerializeAsString());
+}
+
 TEST(ElasticPolicyTest, LostMemberDropsItsReplicaAndKeepsOrder) {
   PolicyInput input = Input(2, 4, /*min=*/2);
   input.lost.insert("m-5");  // replica 2 holds ranks 4 and 5
