@@ -454,46 +454,6 @@ TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesB
   EXPECT_THAT(status->epoch_reason(), HasSubstr("dp 1 -> 2"));
 }
 
-// A member whose plan stream closed is lost once the stream grace has passed, long before its
-// lease; a heartbeat after the close (the process is alive) keeps it for the lease.
-TEST(CoordinatorElasticTest, AClosedPlanStreamLosesTheMemberAfterTheGrace) {
-  store::MemoryStateStore store;
-  FakeClock clock;
-  Coordinator coordinator(&store, &clock);
-  ASSERT_THAT(coordinator.Recover(), IsOk());
-  ASSERT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());  // lease 10 s, grace 1 s
-  std::vector<v1::MemberCredentials> members;
-  for (int i = 0; i < 8; ++i) {
-    auto registered = coordinator.Register(Agent(i));
-    ASSERT_THAT(registered, IsOk());
-    v1::MemberCredentials credentials;
-    credentials.set_cluster("llama");
-    credentials.set_member_id(registered->member_id());
-    credentials.set_session_token(registered->session_token());
-    members.push_back(credentials);
-    coordinator.PlanStreamOpened(credentials);
-  }
-  clock.Advance(absl::Seconds(1));
-  coordinator.PlanStreamClosed(members[5]);  // killed
-  coordinator.PlanStreamClosed(members[6]);  // its stream was reset; it heartbeats
-  v1::HeartbeatRequest heartbeat;
-  *heartbeat.mutable_member() = members[6];
-  ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
-  clock.Advance(absl::Milliseconds(900));
-  coordinator.Tick();
-  auto status = coordinator.GetStatus("llama");
-  ASSERT_THAT(status, IsOk());
-  EXPECT_EQ(status->epoch(), 1);
-  clock.Advance(absl::Milliseconds(200));
-  coordinator.Tick();
-  status = coordinator.GetStatus("llama");
-  ASSERT_THAT(status, IsOk());
-  EXPECT_EQ(status->epoch(), 2);
-  EXPECT_EQ(status->lost_members(), 1);
-  EXPECT_THAT(status->epoch_reason(), HasSubstr("rank 5 (m-5) lost"));
-  EXPECT_NEAR(status->timings().detect_ms(), 1100, 1);
-}
-
 }  // namespace
 }  // namespace splitd::daemon
 
@@ -720,6 +680,39 @@ TEST(CoordinatorWorkloadTest, ARestartedDaemonCountsDeadlinesAfresh) {
   ASSERT_THAT(status, IsOk());
   EXPECT_EQ(status->state(), v1::PHASE_FAILED);
   EXPECT_THAT(status->reason(), HasSubstr("stuck in agent PLANNED for 31.0 s"));
+}
+
+// A member whose plan stream closed is lost once the stream grace has passed, long before its
+// lease; a heartbeat after the close (the process is alive) keeps it for the lease.
+TEST(CoordinatorElasticTest, AClosedPlanStreamLosesTheMemberAfterTheGrace) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  ASSERT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());  // lease 10 s, grace 1 s
+  const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
+  for (const v1::MemberCredentials& credentials : members)
+    coordinator.PlanStreamOpened(credentials);
+  clock.Advance(absl::Seconds(1));
+  coordinator.PlanStreamClosed(members[5]);  // killed
+  coordinator.PlanStreamClosed(members[6]);  // its stream was reset; it heartbeats
+  v1::HeartbeatRequest heartbeat;
+  *heartbeat.mutable_member() = members[6];
+  ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+  // The epoch once the clock moved by `advance` and the daemon ticked.
+  const auto epoch_after = [&](absl::Duration advance) {
+    clock.Advance(advance);
+    coordinator.Tick();
+    absl::StatusOr<v1::ClusterStatus> now = coordinator.GetStatus("llama");
+    return now.ok() ? now->epoch() : -1;
+  };
+  EXPECT_EQ(epoch_after(absl::Milliseconds(900)), 1);
+  EXPECT_EQ(epoch_after(absl::Milliseconds(200)), 2);
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->lost_members(), 1);
+  EXPECT_THAT(status->epoch_reason(), HasSubstr("rank 5 (m-5) lost"));
+  EXPECT_NEAR(status->timings().detect_ms(), 1100, 1);
 }
 
 }  // namespace

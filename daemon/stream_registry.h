@@ -58,8 +58,6 @@ class StreamRegistry {
   StreamRegistry();
   // Shuts down (Shutdown) and joins the waker thread.
   ~StreamRegistry();
-  StreamRegistry(const StreamRegistry&) = delete;
-  StreamRegistry& operator=(const StreamRegistry&) = delete;
 
   // The status of every stream ended by Shutdown or refused after it.
   static grpc::Status ShuttingDown();

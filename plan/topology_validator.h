@@ -25,6 +25,7 @@ inline constexpr int64_t kDefaultHeartbeatIntervalMs = 2000;
 inline constexpr int64_t kMinHeartbeatIntervalMs = 50;
 inline constexpr int64_t kMaxHeartbeatIntervalMs = 600000;
 inline constexpr int64_t kMaxLeaseTimeoutMs = 3600000;
+// How long a closed plan stream may stay closed when elastic.stream_grace_ms is unset.
 inline constexpr int64_t kDefaultStreamGraceMs = 1000;
 // A day: a longer deadline is a typo, not a plan.
 inline constexpr int64_t kMaxDeadlineMs = 86400000;
