@@ -2,11 +2,11 @@
 
 namespace splitd::core {
 
-bool Leases::Renew(Member& member, absl::Time now) {
+bool Leases::Renew(MemberRegistry& registry, Member& member, absl::Time now) {
   member.last_seen = now;
   member.stream_closed.reset();
   const bool returned = member.liveness == Liveness::kLost;
-  member.liveness = Liveness::kAlive;
+  registry.SetLiveness(member, Liveness::kAlive);
   return returned;
 }
 
@@ -36,7 +36,7 @@ std::vector<const Member*> Leases::Expire(MemberRegistry& registry, absl::Time n
   std::vector<const Member*> lost;
   for (const auto& member : registry.members()) {
     if (LossAt(*member, now, lease, stream_grace).has_value()) {
-      member->liveness = Liveness::kLost;
+      registry.SetLiveness(*member, Liveness::kLost);
       lost.push_back(member.get());
     }
   }

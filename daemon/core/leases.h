@@ -20,7 +20,7 @@ class Leases {
   // A registration or heartbeat of `member` at `now`: its lease is renewed, a closed stream is
   // forgiven (the process is alive) and a lost member is alive again. Returns true when the
   // member had been lost. Not for excluded members.
-  static bool Renew(Member& member, absl::Time now);
+  static bool Renew(MemberRegistry& registry, Member& member, absl::Time now);
 
   // A plan stream of `member` opened, or closed at `now`.
   static void StreamOpened(Member& member);

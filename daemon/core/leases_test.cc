@@ -48,9 +48,9 @@ TEST_F(LeasesTest, RenewBringsALostMemberBackButTouchDoesNot) {
   Leases::Touch(*member, start_ + absl::Seconds(12));
   EXPECT_EQ(member->liveness, Liveness::kLost);
   EXPECT_EQ(member->last_seen, start_ + absl::Seconds(12));
-  EXPECT_TRUE(Leases::Renew(*member, start_ + absl::Seconds(13)));
+  EXPECT_TRUE(Leases::Renew(registry_, *member, start_ + absl::Seconds(13)));
   EXPECT_EQ(member->liveness, Liveness::kAlive);
-  EXPECT_FALSE(Leases::Renew(*member, start_ + absl::Seconds(14)));
+  EXPECT_FALSE(Leases::Renew(registry_, *member, start_ + absl::Seconds(14)));
 }
 
 TEST_F(LeasesTest, AClosedStreamLosesTheMemberAfterTheGraceUnlessItReopensOrHeartbeats) {
@@ -63,7 +63,7 @@ TEST_F(LeasesTest, AClosedStreamLosesTheMemberAfterTheGraceUnlessItReopensOrHear
     Leases::StreamClosed(*member, start_ + absl::Seconds(2));
   }
   Leases::StreamOpened(*reconnected);
-  Leases::Renew(*heartbeating, start_ + absl::Seconds(2.5));
+  Leases::Renew(registry_, *heartbeating, start_ + absl::Seconds(2.5));
   EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(3), lease_, grace_).empty());
   const absl::Time later = start_ + absl::Seconds(3.1);
   EXPECT_EQ(Leases::LossAt(*died, later, lease_, grace_), Leases::Loss::kStreamClosed);

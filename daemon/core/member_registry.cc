@@ -119,6 +119,7 @@ Member* MemberRegistry::Add(const v1::MemberIdentity& identity,
   member->registered = now;
   member->last_seen = now;
   Member* added = member.get();
+  ++alive_;  // a new member is alive
   members_.push_back(std::move(member));
   by_incarnation_[identity.incarnation()] = added;
   by_id_[added->member_id] = added;
@@ -146,10 +147,11 @@ Member* MemberRegistry::FindBySlot(const std::string& node, int64_t local_index)
   return it == by_slot_.end() ? nullptr : it->second;
 }
 
-int64_t MemberRegistry::AliveCount() const {
-  int64_t alive = 0;
-  for (const auto& member : members_) alive += member->liveness == Liveness::kAlive ? 1 : 0;
-  return alive;
+void MemberRegistry::SetLiveness(Member& member, Liveness liveness) {
+  if (member.liveness == liveness) return;
+  if (member.liveness == Liveness::kAlive) --alive_;
+  if (liveness == Liveness::kAlive) ++alive_;
+  member.liveness = liveness;
 }
 
 LivenessCounts MemberRegistry::CountByLiveness() const {
@@ -225,7 +227,7 @@ std::vector<const Member*> MemberRegistry::Exclude(const std::vector<std::string
   for (const std::string& id : member_ids) {
     Member* member = FindById(id);
     if (member == nullptr || member->liveness == Liveness::kExcluded) continue;
-    member->liveness = Liveness::kExcluded;
+    SetLiveness(*member, Liveness::kExcluded);
     excluded.push_back(member);
   }
   return excluded;

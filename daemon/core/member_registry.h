@@ -40,7 +40,7 @@ struct Member {
   int64_t rank = -1;  // in the current epoch; -1 for spares and before assignment
   absl::Time registered;
   absl::Time last_seen;
-  Liveness liveness = Liveness::kAlive;
+  Liveness liveness = Liveness::kAlive;  // changed through MemberRegistry::SetLiveness
   // Plan streams of the member's session open now, and when the last of them closed (unset
   // while one is open, and after a heartbeat or registration shows the process alive).
   int64_t plan_streams = 0;
@@ -84,8 +84,11 @@ class MemberRegistry {
   // Members in registration order.
   const std::vector<std::unique_ptr<Member>>& members() const { return members_; }
   int64_t size() const { return static_cast<int64_t>(members_.size()); }
-  int64_t AliveCount() const;
+  // Alive members, counted as liveness changes (SetLiveness): O(1).
+  int64_t AliveCount() const { return alive_; }
   LivenessCounts CountByLiveness() const;
+  // Every change of a member's liveness goes through here, so that AliveCount stays true.
+  void SetLiveness(Member& member, Liveness liveness);
 
   // The first `plan.world_size` alive members in rank order; empty when too few are alive.
   std::vector<std::string> DefaultAssignment(const plan::SplitPlan& plan) const;
@@ -111,6 +114,7 @@ class MemberRegistry {
   std::map<std::string, Member*> by_id_;
   std::map<std::pair<std::string, int64_t>, Member*> by_slot_;  // (node, local_index)
   std::vector<Member*> by_rank_;                                // world_size entries once assigned
+  int64_t alive_ = 0;
 };
 
 }  // namespace splitd::core

@@ -124,5 +124,21 @@ TEST_F(MemberRegistryTest, ExcludedMembersStayOutAndCount) {
   EXPECT_EQ(registry_.AliveCount(), 1);
 }
 
+// AliveCount is kept as liveness changes; it always equals a count over the members.
+TEST_F(MemberRegistryTest, AliveCountFollowsEveryLivenessChange) {
+  Member* a = Add("node-a", 0, "a0");
+  Member* b = Add("node-a", 1, "a1");
+  Add("node-b", 0, "b0");
+  EXPECT_EQ(registry_.AliveCount(), 3);
+  registry_.SetLiveness(*a, Liveness::kLost);
+  registry_.SetLiveness(*a, Liveness::kLost);
+  EXPECT_EQ(registry_.AliveCount(), 2);
+  registry_.Exclude({b->member_id});
+  EXPECT_EQ(registry_.AliveCount(), 1);
+  registry_.SetLiveness(*a, Liveness::kAlive);
+  EXPECT_EQ(registry_.AliveCount(), 2);
+  EXPECT_EQ(registry_.AliveCount(), registry_.CountByLiveness().alive);
+}
+
 }  // namespace
 }  // namespace splitd::core

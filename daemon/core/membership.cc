@@ -29,7 +29,7 @@ absl::StatusOr<Membership::Registration> Membership::Replay(
   if (Member* holder = members_.FindBySlot(identity.node(), identity.local_index());
       holder != nullptr && holder->liveness == Liveness::kAlive &&
       holder->identity.incarnation() != identity.incarnation()) {
-    holder->liveness = Liveness::kLost;
+    members_.SetLiveness(*holder, Liveness::kLost);
   }
   absl::StatusOr<Registration> registration =
       Admit(identity, capabilities, now, /*session_token=*/"", session_token_sha256);
@@ -55,7 +55,7 @@ absl::StatusOr<Membership::Registration> Membership::Admit(
     }
     registration.member = member;
     registration.rejoined = true;
-    registration.returned = Leases::Renew(*member, now);
+    registration.returned = Leases::Renew(members_, *member, now);
   } else {
     Member* added = members_.Add(identity, capabilities, now, session_token_sha256);
     added->session_token = session_token;
@@ -183,7 +183,7 @@ absl::StatusOr<Membership::HeartbeatResult> Membership::Heartbeat(
   Member* member = *found;
   HeartbeatResult result{plan_->epoch, member, /*returned=*/false};
   if (member->liveness == Liveness::kExcluded) return result;
-  result.returned = Leases::Renew(*member, now);
+  result.returned = Leases::Renew(members_, *member, now);
   return result;
 }
 

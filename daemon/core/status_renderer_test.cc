@@ -61,7 +61,7 @@ TEST_F(StatusRendererTest, RankedMembersComeFirstThenSparesAndTheLost) {
   // The first two registered (c, b) take the ranks in node order: b rank 0, c rank 1.
   members_.AssignRanks(members_.Resolve(members_.DefaultAssignment(plan_)));
   readiness_.Start(plan_, start_);
-  members_.FindById("m-0")->liveness = Liveness::kLost;
+  members_.SetLiveness(*members_.FindById("m-0"), Liveness::kLost);
   readiness_.SetDegraded("rank 1 lost");
   const v1::ClusterStatus status = StatusRenderer::Render(plan_, members_, readiness_, timeline_);
   EXPECT_EQ(status.state(), v1::PHASE_DEGRADED);
