@@ -36,11 +36,15 @@ TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstor
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 from procs import proc_status, stop, wait_for_port  # noqa: E402
 
+# load_agents heartbeats only once every member holds the plan: a lease longer than the whole
+# registration keeps the first members alive meanwhile (at 100,000 members registration takes
+# longer than the default 10 s lease, and the world would never complete).
 TOPOLOGY = """cluster: load
 dims:
   - {{name: tp, size: 8}}
   - {{name: dp, size: {dp}}}
 nodes: {{gpus_per_node: 8}}
+elastic: {{lease_timeout_ms: 600000}}
 """
 
 
