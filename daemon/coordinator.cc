@@ -14,6 +14,7 @@
 #include "daemon/core/rank_report.h"
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
+#include "daemon/store/records.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "plan/split_planner.h"
@@ -63,7 +64,10 @@ Coordinator::Coordinator(store::StateStore* store, const Clock* clock, EventLog*
     : store_(store),
       clock_(clock),
       owned_events_(events == nullptr ? std::make_unique<EventLog>() : nullptr),
-      events_(events == nullptr ? owned_events_.get() : events) {}
+      events_(events == nullptr ? owned_events_.get() : events),
+      commits_(store) {
+  commits_.SetFailureHandler([this](const absl::Status& failure) { TakeBack(failure); });
+}
 
 std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::ClusterRecord record,
                                                                   plan::SplitPlan plan) {
@@ -96,14 +100,9 @@ void Coordinator::Emit(v1::EventKind kind, const std::string& cluster, int64_t e
   events_->Append(std::move(event), clock_->Now());
 }
 
-absl::Status Coordinator::Recover() {
-  absl::MutexLock write_lock(&write_mu_);
+absl::StatusOr<Coordinator::LoadedState> Coordinator::Load(absl::Time now) const {
   ASSIGN_OR_RETURN(std::vector<store::ClusterState> states, store_->LoadClusters());
-  std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters;
-  std::map<std::string, std::unique_ptr<core::Membership>> memberships;
-  std::vector<RecoveredSpace> spaces;
-  int64_t members = 0;
-  int64_t reports = 0;
+  LoadedState loaded;
   for (store::ClusterState& state : states) {
     store::ClusterRecord& record = state.record;
     const std::string name = record.topology.cluster();
@@ -116,7 +115,6 @@ absl::Status Coordinator::Recover() {
     std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), *std::move(plan));
     // Replaying the admitted members and the epoch's reports through the same pure logic
     // rebuilds the same ranks and readiness. Every member's lease starts afresh now.
-    const absl::Time now = clock_->Now();
     auto membership = std::make_unique<core::Membership>(entry->plan);
     for (const store::StoredMember& member : state.members) {
       absl::StatusOr<core::Membership::Registration> replayed =
@@ -127,7 +125,7 @@ absl::Status Coordinator::Recover() {
             absl::StrCat("stored member ", member.identity.pod(), " of cluster \"", name,
                          "\" does not replay: ", replayed.status().message()));
       }
-      ++members;
+      ++loaded.members;
     }
     membership->Exclude(entry->record.excluded);
     membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
@@ -136,27 +134,60 @@ absl::Status Coordinator::Recover() {
       absl::StatusOr<v1::Phase> replayed =
           membership->Report(ToRankReport(report), now, core::Membership::ReportSource::kDaemon);
       if (!replayed.ok()) {
-        spdlog::warn("cluster {}: a stored report of rank {} does not replay: {}", name,
-                     report.rank(), replayed.status().ToString());
+        loaded.warnings.push_back(absl::StrCat("cluster ", name, ": a stored report of rank ",
+                                               report.rank(),
+                                               " does not replay: ", replayed.status().ToString()));
       }
-      ++reports;
+      ++loaded.reports;
     }
     // Deadlines, like leases, count afresh: agents could not report while the daemon was down.
     membership->Resume(now);
     if (!state.rendezvous.empty()) {
-      spaces.push_back(RecoveredSpace{name, entry->record.epoch, std::move(state.rendezvous)});
+      loaded.spaces.push_back(
+          RecoveredSpace{name, entry->record.epoch, std::move(state.rendezvous)});
     }
-    memberships[name] = std::move(membership);
-    clusters[name] = std::move(entry);
+    loaded.memberships[name] = std::move(membership);
+    loaded.clusters[name] = std::move(entry);
   }
-  absl::MutexLock lock(&mu_);
-  memberships_ = std::move(memberships);
-  clusters_ = std::move(clusters);
-  recovered_spaces_ = std::move(spaces);
-  recovered_ = true;
-  spdlog::info("recovered {} cluster(s), {} member(s), {} report(s)", clusters_.size(), members,
-               reports);
+  return loaded;
+}
+
+absl::Status Coordinator::Recover() {
+  absl::MutexLock write_lock(&write_mu_);
+  ASSIGN_OR_RETURN(LoadedState loaded, Load(clock_->Now()));
+  for (const std::string& warning : loaded.warnings) spdlog::warn("{}", warning);
+  const size_t clusters = loaded.clusters.size();
+  {
+    absl::MutexLock lock(&mu_);
+    memberships_ = std::move(loaded.memberships);
+    clusters_ = std::move(loaded.clusters);
+    recovered_spaces_ = std::move(loaded.spaces);
+    recovered_ = true;
+  }
+  spdlog::info("recovered {} cluster(s), {} member(s), {} report(s)", clusters, loaded.members,
+               loaded.reports);
   return absl::OkStatus();
+}
+
+void Coordinator::TakeBack(const absl::Status& failure) {
+  absl::Status reloaded;
+  {
+    absl::MutexLock lock(&mu_);
+    // Every change still queued was computed on the state being taken back.
+    commits_.FailQueued(failure);
+    absl::StatusOr<LoadedState> loaded = Load(clock_->Now());
+    if (loaded.ok()) {
+      memberships_ = std::move(loaded->memberships);
+      clusters_ = std::move(loaded->clusters);
+    } else {
+      // The store no longer loads: refuse everything rather than serve a state it does not hold.
+      recovered_ = false;
+      reloaded = loaded.status();
+    }
+  }
+  spdlog::error("a state change was not stored ({}); the state went back to the stored one{}",
+                failure.ToString(),
+                reloaded.ok() ? "" : absl::StrCat(", which does not load: ", reloaded.ToString()));
 }
 
 std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
@@ -166,12 +197,15 @@ std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
 
 absl::Status Coordinator::PersistRendezvousKey(const std::string& cluster, int64_t epoch,
                                                const std::string& key, const std::string& value) {
-  return store_->PutRendezvousKey(cluster, epoch, key, value);
+  // Not critical: the spaces apply the key only once it is durable.
+  return commits_.Wait(commits_.Enqueue({store::PutKeyRecord(cluster, epoch, key, value)},
+                                        /*critical=*/false));
 }
 
 absl::Status Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster, int64_t epoch,
                                                        const std::string& key) {
-  return store_->DeleteRendezvousKey(cluster, epoch, key);
+  return commits_.Wait(
+      commits_.Enqueue({store::DeleteKeyRecord(cluster, epoch, key)}, /*critical=*/false));
 }
 
 absl::Status Coordinator::CheckRecovered() const {
@@ -182,11 +216,19 @@ absl::Status Coordinator::CheckRecovered() const {
 
 absl::StatusOr<std::shared_ptr<const Coordinator::ClusterEntry>> Coordinator::Find(
     const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
-  auto it = clusters_.find(name);
-  if (it == clusters_.end()) return NotFound(name);
-  return it->second;
+  std::shared_ptr<const ClusterEntry> entry;
+  GroupCommit::TicketPtr pending;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
+    auto it = clusters_.find(name);
+    if (it == clusters_.end()) return NotFound(name);
+    entry = it->second;
+    pending = commits_.Pending();
+  }
+  // Nothing is answered from a change that is not durable yet.
+  RETURN_IF_ERROR(commits_.AwaitState(pending));
+  return entry;
 }
 
 absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::Topology& topology,
@@ -196,10 +238,11 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::To
   if (!join.token.empty()) RETURN_IF_ERROR(CheckTokenText(join.token, "join_token"));
 
   absl::MutexLock write_lock(&write_mu_);
+  const std::string name = normalized.cluster();
   std::shared_ptr<const ClusterEntry> current;
   {
     absl::MutexLock lock(&mu_);
-    auto it = clusters_.find(normalized.cluster());
+    auto it = clusters_.find(name);
     if (it != clusters_.end()) current = it->second;
   }
   const std::string join_digest = !join.token.empty()  ? Sha256::Hex(join.token)
@@ -225,67 +268,96 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::To
   record.reason = current == nullptr ? "topology applied" : "topology changed";
   if (current != nullptr) record.excluded = current->record.excluded;
   record.join_token_sha256 = join_digest;
-  {
-    // The ranks the new epoch starts with are durable with it.
-    absl::MutexLock lock(&mu_);
-    auto membership = memberships_.find(record.topology.cluster());
-    if (membership != memberships_.end()) {
-      record.assignment = membership->second->DefaultAssignment(plan);
-    }
-  }
+  // Outside the lock: the agents' plan is O(world).
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
-
-  // Persist before publishing: no reader sees an epoch the store does not hold.
-  RETURN_IF_ERROR(store_->PutCluster(entry->record));
-  const v1::Phase phase = PublishAppliedEpoch(entry, current == nullptr);
+  v1::Phase phase;
+  GroupCommit::TicketPtr ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clusters_.find(name);
+    if ((it == clusters_.end() ? nullptr : it->second) != current) {
+      return absl::AbortedError("the cluster changed while the topology was applied; try again");
+    }
+    // The ranks the new epoch starts with are stored with it.
+    auto membership = memberships_.find(name);
+    if (membership != memberships_.end()) {
+      entry->record.assignment = membership->second->DefaultAssignment(*entry->plan);
+    }
+    phase = ApplyEpochLocked(entry);
+    ticket = Stage({store::PutClusterRecord(entry->record)});
+  }
+  // Durable before anyone hears of it: no reader sees an epoch the store does not hold.
+  RETURN_IF_ERROR(commits_.Wait(ticket));
+  AnnounceAppliedEpoch(*entry, phase, current == nullptr);
   return ApplyResult{ToProto(*entry, phase), /*created=*/current == nullptr, /*changed=*/true};
 }
 
 absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplySameTopology(
     std::shared_ptr<const ClusterEntry> current, const std::string& join_digest) {
   const std::string name = current->record.topology.cluster();
-  if (join_digest != current->record.join_token_sha256) {
-    // A new join token alone: stored at the same epoch.
-    store::ClusterRecord record = current->record;
-    record.join_token_sha256 = join_digest;
-    RETURN_IF_ERROR(store_->PutCluster(record));
-    absl::MutexLock lock(&mu_);
-    clusters_[name] = current = MakeEntry(std::move(record), *current->plan);
-    spdlog::info("cluster {}: join token replaced", name);
-  }
-  absl::MutexLock lock(&mu_);
-  return ApplyResult{ToProto(*current, memberships_.at(name)->phase()), /*created=*/false,
-                     /*changed=*/false};
-}
-
-v1::Phase Coordinator::PublishAppliedEpoch(const std::shared_ptr<ClusterEntry>& entry,
-                                           bool created) {
-  const int64_t epoch = entry->record.epoch;
+  GroupCommit::TicketPtr ticket;
   v1::Phase phase;
+  const bool replaced = join_digest != current->record.join_token_sha256;
   {
     absl::MutexLock lock(&mu_);
-    const std::string& name = entry->record.topology.cluster();
-    clusters_[name] = entry;
-    std::unique_ptr<core::Membership>& membership = memberships_[name];
-    if (membership == nullptr) {
-      membership = std::make_unique<core::Membership>(entry->plan);
-      membership->StartEpoch(entry->plan, entry->record.update_time);
-    } else {
-      membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
+    auto it = clusters_.find(name);
+    if (it == clusters_.end() || it->second != current) {
+      return absl::AbortedError("the cluster changed while the topology was applied; try again");
     }
-    membership->SetEpochCause(entry->record.reason, 0, 0);
-    phase = membership->phase();
+    if (replaced) {
+      // A new join token alone: stored at the same epoch.
+      store::ClusterRecord record = current->record;
+      record.join_token_sha256 = join_digest;
+      ticket = Stage({store::PutClusterRecord(record)});
+      it->second = current = WithRecord(*current, std::move(record));
+    } else {
+      ticket = commits_.Pending();
+    }
+    phase = memberships_.at(name)->phase();
   }
-  Emit(v1::EVENT_KIND_EPOCH_STARTED, entry->record.topology.cluster(), epoch, nullptr, phase,
-       absl::StrCat(entry->record.reason, ": world ", entry->plan->world_size, ", ",
-                    entry->plan->kinds.size(), " group kinds"),
-       /*timings=*/nullptr, created ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
-  Notify(ClusterEvent{entry->record.topology.cluster(), epoch, /*deleted=*/false});
+  if (replaced) {
+    RETURN_IF_ERROR(commits_.Wait(ticket));
+    spdlog::info("cluster {}: join token replaced", name);
+  } else {
+    RETURN_IF_ERROR(commits_.AwaitState(ticket));
+  }
+  return ApplyResult{ToProto(*current, phase), /*created=*/false, /*changed=*/false};
+}
+
+std::shared_ptr<Coordinator::ClusterEntry> Coordinator::WithRecord(const ClusterEntry& entry,
+                                                                   store::ClusterRecord record) {
+  auto copy = std::make_shared<ClusterEntry>();
+  copy->plan = entry.plan;
+  copy->agent_plan = entry.agent_plan;
+  copy->record = std::move(record);
+  return copy;
+}
+
+v1::Phase Coordinator::ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry) {
+  const std::string& name = entry->record.topology.cluster();
+  clusters_[name] = entry;
+  std::unique_ptr<core::Membership>& membership = memberships_[name];
+  if (membership == nullptr) {
+    membership = std::make_unique<core::Membership>(entry->plan);
+    membership->StartEpoch(entry->plan, entry->record.update_time);
+  } else {
+    membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
+  }
+  membership->SetEpochCause(entry->record.reason, 0, 0);
+  return membership->phase();
+}
+
+void Coordinator::AnnounceAppliedEpoch(const ClusterEntry& entry, v1::Phase phase, bool created) {
+  const int64_t epoch = entry.record.epoch;
   spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
-               entry->record.topology.cluster(), created ? "created" : "updated", epoch,
-               entry->plan->world_size, entry->plan->kinds.size(),
-               entry->plan->fingerprint.substr(0, 12));
-  return phase;
+               entry.record.topology.cluster(), created ? "created" : "updated", epoch,
+               entry.plan->world_size, entry.plan->kinds.size(),
+               entry.plan->fingerprint.substr(0, 12));
+  Emit(v1::EVENT_KIND_EPOCH_STARTED, entry.record.topology.cluster(), epoch, nullptr, phase,
+       absl::StrCat(entry.record.reason, ": world ", entry.plan->world_size, ", ",
+                    entry.plan->kinds.size(), " group kinds"),
+       /*timings=*/nullptr, created ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
+  Notify(ClusterEvent{entry.record.topology.cluster(), epoch, /*deleted=*/false});
 }
 
 absl::StatusOr<v1::Cluster> Coordinator::GetCluster(const std::string& name) const {
@@ -316,12 +388,18 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
   RETURN_IF_ERROR(CheckName("name", name));
   absl::MutexLock write_lock(&write_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
-  RETURN_IF_ERROR(store_->DeleteCluster(name));
+  GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
-    clusters_.erase(name);
+    auto it = clusters_.find(name);
+    if (it == clusters_.end() || it->second != entry) {
+      return absl::AbortedError("the cluster changed while it was deleted; try again");
+    }
+    clusters_.erase(it);
     memberships_.erase(name);
+    ticket = Stage({store::DeleteClusterRecord(name)});
   }
+  RETURN_IF_ERROR(commits_.Wait(ticket));
   spdlog::info("cluster {} deleted at epoch {}", name, entry->record.epoch);
   Emit(v1::EVENT_KIND_CLUSTER_DELETED, name, entry->record.epoch, nullptr, v1::PHASE_UNSPECIFIED,
        "cluster deleted");
@@ -432,12 +510,9 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   }
   const std::string token = RandomHex(32);
   v1::RegisterResponse response;
-  ClusterEvent event;
-  bool assigned = false;
-  bool reconcile = false;
-  v1::EventKind kind = v1::EVENT_KIND_UNSPECIFIED;
-  core::Member member_copy;
-  v1::Phase phase;
+  Admission admission;
+  GroupCommit::TicketPtr ticket;
+  bool wrote = false;
   {
     absl::MutexLock lock(&mu_);
     if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
@@ -448,61 +523,70 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     const absl::Time now = clock_->Now();
     ASSIGN_OR_RETURN(const core::Member* existing,
                      membership.CheckRegister(identity, request.capabilities()));
+    ASSIGN_OR_RETURN(core::Membership::Registration registration,
+                     membership.Register(identity, request.capabilities(), now, token));
+    std::vector<internal::LogRecord> records;
     if (existing == nullptr) {
-      // A new member is durable before it is admitted (and so before it gets its answer).
-      RETURN_IF_ERROR(store_->AddMember(
+      // A new member is durable before it gets its answer.
+      records.push_back(store::AddMemberRecord(
           identity.cluster(), store::StoredMember{identity, request.capabilities(),
                                                   core::SessionTokens::Digest(token), now}));
     }
-    ASSIGN_OR_RETURN(core::Membership::Registration registration,
-                     membership.Register(identity, request.capabilities(), now, token));
-    assigned = registration.assigned;
-    if (assigned) {
-      // The ranks this registration completed are durable too.
+    if (registration.assigned) {
+      // The ranks this registration completed are durable with it.
       store::ClusterRecord record = entry->record;
       record.assignment = membership.Assignment();
-      if (absl::Status stored = store_->PutCluster(record); !stored.ok()) {
-        spdlog::warn("cluster {}: ranks of epoch {} not stored ({}); a restart assigns them again",
-                     identity.cluster(), record.epoch, stored.ToString());
-      } else {
-        clusters_[identity.cluster()] = MakeEntry(std::move(record), *entry->plan);
-      }
+      records.push_back(store::PutClusterRecord(record));
+      clusters_[identity.cluster()] = WithRecord(*entry, std::move(record));
     }
+    wrote = !records.empty();
+    ticket = wrote ? Stage(std::move(records)) : commits_.Pending();
     response.set_member_id(registration.member->member_id);
     response.set_session_token(registration.member->session_token);
     response.set_heartbeat_interval_ms(entry->record.topology.elastic().heartbeat_interval_ms());
-    event = ClusterEvent{identity.cluster(), membership.plan().epoch, /*deleted=*/false};
-    phase = membership.phase();
-    member_copy = *registration.member;
-    if (!registration.rejoined) kind = v1::EVENT_KIND_MEMBER_JOINED;
-    if (registration.returned) kind = v1::EVENT_KIND_MEMBER_RETURNED;
-    // A new spare or a returning member may let the policy grow or heal the cluster.
-    reconcile =
-        membership.assigned() && !assigned &&
-        (registration.returned || (!registration.rejoined && registration.member->rank < 0));
-    spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
-                 registration.returned   ? "member returned:"
-                 : registration.rejoined ? "member rejoined:"
-                                         : "member registered:",
-                 registration.member->member_id, identity.pod(), identity.node(),
-                 identity.local_index(),
-                 assigned ? absl::StrCat("; world complete, ranks assigned for epoch ", event.epoch)
-                          : std::string());
+    admission = Admission{registration, *registration.member, membership.plan().epoch,
+                          membership.phase(), membership.assigned()};
   }
-  if (kind != v1::EVENT_KIND_UNSPECIFIED) {
-    Emit(kind, identity.cluster(), event.epoch, &member_copy, phase,
-         absl::StrCat(member_copy.member_id, " (pod ", identity.pod(), ", node ", identity.node(),
-                      ")", kind == v1::EVENT_KIND_MEMBER_RETURNED ? " returned" : " joined"));
-  }
-  if (assigned) Notify(event);
-  if (reconcile) Reconcile(identity.cluster(), 0);
+  RETURN_IF_ERROR(wrote ? commits_.Wait(ticket) : commits_.AwaitState(ticket));
+  AnnounceRegistration(identity, admission);
   return response;
+}
+
+void Coordinator::AnnounceRegistration(const v1::MemberIdentity& identity,
+                                       const Admission& admission) {
+  const core::Membership::Registration& registration = admission.registration;
+  const core::Member& member = admission.member;
+  spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
+               registration.returned   ? "member returned:"
+               : registration.rejoined ? "member rejoined:"
+                                       : "member registered:",
+               member.member_id, identity.pod(), identity.node(), identity.local_index(),
+               registration.assigned
+                   ? absl::StrCat("; world complete, ranks assigned for epoch ", admission.epoch)
+                   : std::string());
+  v1::EventKind kind = v1::EVENT_KIND_UNSPECIFIED;
+  if (!registration.rejoined) kind = v1::EVENT_KIND_MEMBER_JOINED;
+  if (registration.returned) kind = v1::EVENT_KIND_MEMBER_RETURNED;
+  if (kind != v1::EVENT_KIND_UNSPECIFIED) {
+    Emit(kind, identity.cluster(), admission.epoch, &member, admission.phase,
+         absl::StrCat(member.member_id, " (pod ", identity.pod(), ", node ", identity.node(), ")",
+                      kind == v1::EVENT_KIND_MEMBER_RETURNED ? " returned" : " joined"));
+  }
+  if (registration.assigned) {
+    Notify(ClusterEvent{identity.cluster(), admission.epoch, /*deleted=*/false});
+  }
+  // A new spare or a returning member may let the policy grow or heal the cluster.
+  if (admission.cluster_assigned && !registration.assigned &&
+      (registration.returned || (!registration.rejoined && member.rank < 0))) {
+    Reconcile(identity.cluster(), 0);
+  }
 }
 
 absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
     const v1::MemberCredentials& member, int64_t known_epoch) const {
   std::shared_ptr<const ClusterEntry> entry;
   int64_t rank = -1;
+  GroupCommit::TicketPtr pending;
   {
     absl::MutexLock lock(&mu_);
     // FindMembership has checked the session: the member exists and holds this token.
@@ -511,7 +595,10 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
     if (!membership->assigned() || membership->plan().epoch <= known_epoch) return std::nullopt;
     entry = clusters_.at(member.cluster());
     rank = found->rank;
+    pending = commits_.Pending();
   }
+  // A plan goes out only once its epoch and ranks are durable.
+  RETURN_IF_ERROR(commits_.AwaitState(pending));
   v1::WatchPlanResponse response;
   *response.mutable_plan() = entry->agent_plan;
   response.set_rank(rank);
@@ -560,14 +647,21 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
   const v1::Phase before = membership->phase();
   const core::RankReport report = ToRankReport(request);
   RETURN_IF_ERROR(membership->CheckReport(report));
-  RETURN_IF_ERROR(
-      store_->AddReport(request.member().cluster(), request.epoch(), WithoutSessionToken(request)));
   ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(report, clock_->Now()));
+  // Durable before it is answered or announced; Recover replays it.
+  GroupCommit::TicketPtr ticket = Stage({store::AddReportRecord(
+      request.member().cluster(), request.epoch(), WithoutSessionToken(request))});
+  v1::EpochTimings timings;
+  std::string reason;
+  if (phase != before) {
+    timings = membership->Timings();
+    if (phase == v1::PHASE_FAILED) reason = membership->reason();
+  }
+  lock.Release();
+  RETURN_IF_ERROR(commits_.Wait(ticket));
   v1::ReportGroupStatusResponse response;
   response.set_cluster_phase(phase);
   if (phase == before) return response;
-  const v1::EpochTimings timings = membership->Timings();
-  std::string reason = phase == v1::PHASE_FAILED ? membership->reason() : std::string();
   if (phase == v1::PHASE_READY) {
     reason = absl::StrFormat(
         "READY: detect %.0f ms, plan %.0f ms, deliver %.0f ms, bootstrap %.0f ms, split %.0f ms, "
@@ -577,7 +671,6 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
   }
   spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),
                v1::Phase_Name(phase), reason.empty() ? std::string() : absl::StrCat(": ", reason));
-  lock.Release();
   Emit(v1::EVENT_KIND_PHASE_CHANGED, request.member().cluster(), request.epoch(), nullptr, phase,
        reason, &timings);
   return response;

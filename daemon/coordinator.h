@@ -18,6 +18,7 @@
 #include "daemon/core/hang_attribution.h"
 #include "daemon/core/membership.h"
 #include "daemon/event_log.h"
+#include "daemon/group_commit.h"
 #include "daemon/store/cluster_record.h"
 #include "daemon/store/state_store.h"
 #include "plan/plan_view.h"
@@ -40,13 +41,17 @@ struct ClusterEvent {
 // The daemon's one stateful object: owns the clusters, their current plans, their membership
 // and readiness, and the store. gRPC handlers call it.
 //
-// Threading: every public method is thread-safe. Changes of a cluster's topology or epoch
-// (apply, delete, reconfigure, an epoch the policy starts) are serialized by `write_mu_`, which
-// is held across their store write and while the event listener and event log run. Everything
-// else takes `mu_`: Register, ReportGroupStatus and CheckDeadlines hold it across their store
-// write (with --data_dir, a disk sync), so that a change is durable before any other call sees
-// it; reads hold it briefly. The event listener and event log never run under `mu_`; they run
-// on the calling thread.
+// Threading: every public method is thread-safe. A change of cluster state is computed and
+// applied under `mu_` and its store records are queued there (Stage), which fixes their order; the
+// caller then waits for them with no lock held while GroupCommit writes every change queued
+// meanwhile in one store commit (with --data_dir, one append and one fdatasync). Only once the
+// change is durable is the call answered, logged, emitted to the event log and told to the
+// listener, all outside `mu_`. Reads wait the same way for whatever change was queued when they
+// read, so nothing is answered from state the store does not hold. A write that fails takes the
+// state back to the store's (TakeBack) and fails the changes queued on top of it. Changes of a
+// cluster's topology or epoch (apply, delete, reconfigure, an epoch the policy starts) are also
+// serialized by `write_mu_`, held while they plan and wait for their write. No disk write, sync,
+// log line or listener runs under `mu_`.
 class Coordinator {
  public:
   using EventListener = std::function<void(const ClusterEvent&)>;
@@ -165,6 +170,25 @@ class Coordinator {
     v1::Plan agent_plan;  // what WatchPlan sends (PlanView::ToAgentProto)
   };
 
+  // The state the store holds, rebuilt in memory (Recover, and TakeBack after a failed write).
+  struct LoadedState {
+    std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters;
+    std::map<std::string, std::unique_ptr<core::Membership>> memberships;
+    std::vector<RecoveredSpace> spaces;
+    int64_t members = 0;
+    int64_t reports = 0;
+    std::vector<std::string> warnings;  // stored reports that no longer replay
+  };
+  absl::StatusOr<LoadedState> Load(absl::Time now) const;
+  // GroupCommit's failure handler: a change applied here was not stored, so the state goes back
+  // to the store's and every change still queued fails.
+  void TakeBack(const absl::Status& failure) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `records` (a change already applied under mu_) for the group committer.
+  GroupCommit::TicketPtr Stage(std::vector<internal::LogRecord> records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return commits_.Enqueue(std::move(records));
+  }
+
   // INVALID_ARGUMENT naming `field` for an empty or overlong cluster name.
   static absl::Status CheckName(const std::string& field, const std::string& name);
   static absl::Status NotFound(const std::string& name);
@@ -193,16 +217,39 @@ class Coordinator {
   absl::StatusOr<ApplyResult> ApplySameTopology(std::shared_ptr<const ClusterEntry> current,
                                                 const std::string& join_digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Makes the stored `entry` (a new epoch of ApplyTopology) current, starts its membership's
-  // epoch, emits EPOCH_STARTED and notifies; returns the epoch's phase.
-  v1::Phase PublishAppliedEpoch(const std::shared_ptr<ClusterEntry>& entry, bool created)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Makes `entry` (a new epoch of ApplyTopology) current and starts its membership's epoch;
+  // returns the epoch's phase. Its record is the caller's to stage.
+  v1::Phase ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs, emits EPOCH_STARTED and notifies, once the epoch is durable.
+  void AnnounceAppliedEpoch(const ClusterEntry& entry, v1::Phase phase, bool created)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // What Register learned under the lock, for what it says once the change is durable.
+  struct Admission {
+    core::Membership::Registration registration;  // its member pointer is not used after
+    core::Member member;
+    int64_t epoch = 0;
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+    bool cluster_assigned = false;  // the cluster's ranks were assigned
+  };
+  // Logs and emits the registration, notifies watchers of ranks it assigned and lets the policy
+  // use a new spare or a returning member.
+  void AnnounceRegistration(const v1::MemberIdentity& identity, const Admission& admission)
+      ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
   // Publishes a new epoch of `current`'s cluster; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                           store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
                           absl::Time decided, v1::EpochCause cause)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Stores `record` (the current epoch's with a new declared topology or exclusions) in place of
+  // `entry`'s: ABORTED when the cluster changed meanwhile.
+  absl::Status StoreDeclared(const std::shared_ptr<const ClusterEntry>& entry,
+                             store::ClusterRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record, plan::SplitPlan plan);
+  // `entry` with another record of the same plan (ranks assigned, a new join token or declared
+  // topology): shares the plan and the agents' plan.
+  static std::shared_ptr<ClusterEntry> WithRecord(const ClusterEntry& entry,
+                                                  store::ClusterRecord record);
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
                                   const core::Membership& membership) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -223,6 +270,8 @@ class Coordinator {
   std::map<std::string, std::unique_ptr<core::Membership>> memberships_ ABSL_GUARDED_BY(mu_);
   std::vector<RecoveredSpace> recovered_spaces_ ABSL_GUARDED_BY(mu_);
   EventListener listener_;
+  // Declared last: its failure handler uses the state above. Reads wait on it too.
+  mutable GroupCommit commits_;
 };
 
 }  // namespace splitd::daemon

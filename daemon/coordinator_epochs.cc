@@ -11,6 +11,7 @@
 #include "daemon/coordinator.h"
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
+#include "daemon/store/records.h"
 #include "plan/split_planner.h"
 #include "plan/topology_validator.h"
 #include "spdlog/spdlog.h"
@@ -140,8 +141,10 @@ void Coordinator::CheckDeadlines() {
     std::string reason;  // the epoch's, once FAILED
     v1::Phase phase = v1::PHASE_UNSPECIFIED;
     v1::EpochTimings timings;
+    GroupCommit::TicketPtr ticket;
   };
   std::vector<Stalled> stalled;
+  std::vector<std::string> refused;
   {
     absl::MutexLock lock(&mu_);
     if (!recovered_) return;
@@ -151,29 +154,31 @@ void Coordinator::CheckDeadlines() {
       std::optional<core::Membership::Stall> stall = membership->FindStall(now, deadlines);
       if (!stall.has_value()) continue;
       const int64_t epoch = stall->report.epoch;
-      // Durable before it is applied, like a rank's own failure report (ReportGroupStatus).
-      absl::Status stored =
+      // Stored like a rank's own failure report (ReportGroupStatus), and announced only once
+      // it is durable.
+      absl::Status checked =
           membership->CheckReport(stall->report, core::Membership::ReportSource::kDaemon);
-      if (stored.ok()) {
-        stored = store_->AddReport(name, epoch, ToReportRequest(name, stall->report));
-      }
-      if (!stored.ok()) {
-        // Nothing changed; the next tick tries again.
-        spdlog::error("cluster {} epoch {}: {}; not failed yet: {}", name, epoch, stall->reason,
-                      stored.ToString());
-        continue;
-      }
-      absl::StatusOr<v1::Phase> phase = membership->ApplyStall(*stall, now);
+      absl::StatusOr<v1::Phase> phase =
+          checked.ok() ? membership->ApplyStall(*stall, now) : checked;
       if (!phase.ok()) {
-        spdlog::error("cluster {} epoch {}: stored stall report not applied: {}", name, epoch,
-                      phase.status().ToString());
+        refused.push_back(absl::StrCat("cluster ", name, " epoch ", epoch, ": ", stall->reason,
+                                       "; not failed: ", phase.status().ToString()));
         continue;
       }
-      stalled.push_back(Stalled{name, epoch, *stall->member, stall->reason, membership->reason(),
-                                *phase, membership->Timings()});
+      stalled.push_back(Stalled{
+          name, epoch, *stall->member, stall->reason, membership->reason(), *phase,
+          membership->Timings(),
+          Stage({store::AddReportRecord(name, epoch, ToReportRequest(name, stall->report))})});
     }
   }
+  for (const std::string& line : refused) spdlog::error("{}", line);
   for (const Stalled& s : stalled) {
+    if (absl::Status stored = commits_.Wait(s.ticket); !stored.ok()) {
+      // Taken back with the rest of the state; the next tick finds the stall again.
+      spdlog::error("cluster {} epoch {}: {}; not failed yet: {}", s.cluster, s.epoch, s.stall,
+                    stored.ToString());
+      continue;
+    }
     spdlog::warn("cluster {} epoch {}: {}", s.cluster, s.epoch, s.stall);
     Emit(v1::EVENT_KIND_STALLED, s.cluster, s.epoch, &s.member, s.phase, s.stall);
     spdlog::info("cluster {} epoch {}: {}: {}", s.cluster, s.epoch, v1::Phase_Name(s.phase),
@@ -226,9 +231,9 @@ absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& 
                                      double detect_ms, absl::Time decided, v1::EpochCause cause) {
   const std::string name = record.topology.cluster();
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
-  RETURN_IF_ERROR(store_->PutCluster(entry->record));
   const double plan_ms = absl::ToDoubleMilliseconds(clock_->Now() - decided);
   v1::Phase phase;
+  GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
     auto it = memberships_.find(name);
@@ -240,7 +245,10 @@ absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& 
     it->second->StartEpoch(entry->plan, clock_->Now(), entry->record.assignment);
     it->second->SetEpochCause(entry->record.reason, detect_ms, plan_ms);
     phase = it->second->phase();
+    ticket = Stage({store::PutClusterRecord(entry->record)});
   }
+  // Nobody hears of the epoch before it is durable.
+  RETURN_IF_ERROR(commits_.Wait(ticket));
   spdlog::info("cluster {} epoch {} -> {}: {} (world {}, fingerprint {}, planned in {:.1f} ms{})",
                name, current->record.epoch, entry->record.epoch, entry->record.reason,
                entry->plan->world_size, entry->plan->fingerprint.substr(0, 12), plan_ms,
@@ -252,6 +260,21 @@ absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& 
        entry->record.reason, &timings, cause);
   Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/false});
   return absl::OkStatus();
+}
+
+absl::Status Coordinator::StoreDeclared(const std::shared_ptr<const ClusterEntry>& entry,
+                                        store::ClusterRecord record) {
+  GroupCommit::TicketPtr ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clusters_.find(record.topology.cluster());
+    if (it == clusters_.end() || it->second != entry) {
+      return absl::AbortedError("the cluster changed while it was reconfigured; try again");
+    }
+    ticket = Stage({store::PutClusterRecord(record)});
+    it->second = WithRecord(*entry, std::move(record));
+  }
+  return commits_.Wait(ticket);
 }
 
 absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
@@ -293,11 +316,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
     const core::ElasticPolicy::Layout same{entry->plan.get(), input.assignment};
     *response.mutable_diff() = core::ElasticPolicy::Diff(same, same);
     if (request.dry_run()) return response;
-    RETURN_IF_ERROR(store_->PutCluster(record));
-    absl::MutexLock lock(&mu_);
-    if (clusters_.at(request.cluster()) == entry) {
-      clusters_[request.cluster()] = MakeEntry(std::move(record), *entry->plan);
-    }
+    RETURN_IF_ERROR(StoreDeclared(entry, std::move(record)));
     spdlog::info("cluster {}: {}", request.cluster(), decision.reason);
     return response;
   }

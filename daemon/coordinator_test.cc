@@ -33,17 +33,25 @@ v1::Topology Tp2Pp2Dp2(const std::string& cluster) {
   return topology;
 }
 
-// A store whose writes fail, as a full disk would make them.
+// A store whose writes fail, as a full disk would make them: a commit holding a record of a
+// failing kind fails whole.
 class FailingStore : public store::MemoryStateStore {
  public:
-  absl::Status PutCluster(const store::ClusterRecord& record) override {
-    if (fail_clusters) return absl::ResourceExhaustedError("no space left on device");
-    return MemoryStateStore::PutCluster(record);
-  }
-  absl::Status AddMember(const std::string&, const store::StoredMember&) override {
-    return absl::ResourceExhaustedError("no space left on device");
+  absl::Status Commit(absl::Span<store::Change> changes) override {
+    for (const store::Change& change : changes) {
+      for (const internal::LogRecord& record : change.records) {
+        if ((fail_members && record.has_add_member()) ||
+            (fail_clusters && record.has_put_cluster())) {
+          const absl::Status full = absl::ResourceExhaustedError("no space left on device");
+          for (store::Change& failed : changes) failed.status = full;
+          return full;
+        }
+      }
+    }
+    return MemoryStateStore::Commit(changes);
   }
   bool fail_clusters = true;
+  bool fail_members = true;
 };
 
 v1::RegisterRequest Agent(int index) {
@@ -381,6 +389,42 @@ TEST(CoordinatorRecoveryTest, RefusedMemberWriteAdmitsNobody) {
   auto status = coordinator.GetStatus("llama");
   ASSERT_THAT(status, IsOk());
   EXPECT_EQ(status->registered_members(), 0);
+}
+
+TEST(CoordinatorStoreTest, AFailedWriteTakesTheStateBackToTheStoredOneAndWritesGoOn) {
+  FailingStore store;
+  store.fail_clusters = false;
+  store.fail_members = false;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  ASSERT_THAT(coordinator.ApplyTopology(Tp2Pp2Dp2("llama")), IsOk());
+  auto first = coordinator.Register(Agent(0));
+  ASSERT_THAT(first, IsOk());
+
+  store.fail_members = true;
+  EXPECT_THAT(coordinator.Register(Agent(1)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
+  auto status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->registered_members(), 1);
+  // The member stored before keeps its session.
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.mutable_member()->set_cluster("llama");
+  heartbeat.mutable_member()->set_member_id(first->member_id());
+  heartbeat.mutable_member()->set_session_token(first->session_token());
+  EXPECT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+
+  store.fail_members = false;
+  for (int i = 1; i < 8; ++i) ASSERT_THAT(coordinator.Register(Agent(i)), IsOk()) << i;
+  status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->registered_members(), 8);
+  absl::StatusOr<std::vector<store::ClusterState>> stored = store.LoadClusters();
+  ASSERT_THAT(stored, IsOk());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].members.size(), 8u);
+  EXPECT_EQ((*stored)[0].record.assignment.size(), 8u);
 }
 
 }  // namespace

@@ -240,7 +240,7 @@ absl::StatusOr<std::unique_ptr<LogStateStore>> LogStateStore::Open(const std::st
 absl::Status LogStateStore::UpgradeLocked() {
   // The state in memory holds digests only; a snapshot of it and an empty log replace the
   // older files, and with them the session tokens they held in clear.
-  RETURN_IF_ERROR(CompactLocked(""));
+  RETURN_IF_ERROR(CompactLocked());
   older_format_ = false;
   spdlog::info("store {}: rewritten in format {} (session tokens are kept as digests)", dir_,
                kFormatVersion);
@@ -400,9 +400,17 @@ absl::Status LogStateStore::ReplayLogLocked(const std::string& data, uint64_t sn
   return absl::OkStatus();
 }
 
-absl::Status LogStateStore::Persist(const internal::LogRecord& record) {
-  std::string frame;
-  RETURN_IF_ERROR(AppendFrame(record, &frame));
+absl::Status LogStateStore::CheckWritable(const internal::LogRecord& record) const {
+  if (const size_t bytes = record.ByteSizeLong(); bytes > kMaxRecordBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record of ", bytes, " bytes exceeds the store's limit of ", kMaxRecordBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LogStateStore::Persist(const std::vector<const internal::LogRecord*>& records) {
+  std::string frames;
+  for (const internal::LogRecord* record : records) RETURN_IF_ERROR(AppendFrame(*record, &frames));
   if (log_needs_truncate_) {
     if (ftruncate(log_fd_, static_cast<off_t>(log_size_)) != 0) {
       return ErrnoError(errno, "truncate", log_path_);
@@ -414,7 +422,7 @@ absl::Status LogStateStore::Persist(const internal::LogRecord& record) {
     dir_needs_sync_ = false;
   }
   absl::Status status;
-  if (const int err = WriteAll(log_fd_, log_size_, frame); err != 0) {
+  if (const int err = WriteAll(log_fd_, log_size_, frames); err != 0) {
     status = ErrnoError(err, "append to", log_path_);
   } else if (options_.sync && fdatasync(log_fd_) != 0) {
     status = ErrnoError(errno, "fdatasync", log_path_);
@@ -424,12 +432,12 @@ absl::Status LogStateStore::Persist(const internal::LogRecord& record) {
     if (ftruncate(log_fd_, static_cast<off_t>(log_size_)) != 0) log_needs_truncate_ = true;
     return status;
   }
-  log_size_ += frame.size();
+  log_size_ += frames.size();
 
   if (log_size_ > options_.compact_after_bytes && log_size_ >= compact_retry_at_) {
-    // The record is durable in the current log whatever happens here; the snapshot covers the
-    // state before it and the new log starts with it.
-    if (absl::Status compacted = CompactLocked(frame); !compacted.ok()) {
+    // The records are durable in the current log whatever happens here. The state already holds
+    // them, so the snapshot covers them and the new log starts empty.
+    if (absl::Status compacted = CompactLocked(); !compacted.ok()) {
       compact_retry_at_ = log_size_ + std::max<uint64_t>(options_.compact_after_bytes / 4, 1);
       spdlog::warn("store {}: compaction failed, retrying once the log reaches {} bytes: {}", dir_,
                    compact_retry_at_, compacted.ToString());
@@ -440,7 +448,7 @@ absl::Status LogStateStore::Persist(const internal::LogRecord& record) {
   return absl::OkStatus();
 }
 
-absl::Status LogStateStore::CompactLocked(absl::string_view log_frames) {
+absl::Status LogStateStore::CompactLocked() {
   std::vector<internal::LogRecord> records = state_.Records();
   std::string snapshot = FileHeader(kSnapshotKind);
   PutU64(&snapshot, last_sequence_);
@@ -454,8 +462,7 @@ absl::Status LogStateStore::CompactLocked(absl::string_view log_frames) {
   // From here a crash leaves the new snapshot beside the old log, whose records up to
   // last_sequence_ are skipped on open.
 
-  std::string log = FileHeader(kLogKind);
-  log.append(log_frames.data(), log_frames.size());
+  const std::string log = FileHeader(kLogKind);
   ASSIGN_OR_RETURN(const int log_fd, WriteAndRename(log_path_, log, options_.sync));
   close(log_fd_);
   log_fd_ = log_fd;
@@ -475,7 +482,7 @@ absl::Status LogStateStore::CompactLocked(absl::string_view log_frames) {
 
 absl::Status LogStateStore::Compact() {
   absl::MutexLock lock(&mu_);
-  return CompactLocked("");
+  return CompactLocked();
 }
 
 uint64_t LogStateStore::LastSequence() const {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -13,7 +14,7 @@
 namespace splitd::store {
 
 struct LogStoreOptions {
-  // Once the log grows past this many bytes, the next write also writes a snapshot and starts
+  // Once the log grows past this many bytes, the next commit also writes a snapshot and starts
   // an empty log.
   uint64_t compact_after_bytes = 4 << 20;
   // fdatasync every append (and fsync snapshots and the directory). Only tests turn it off:
@@ -22,11 +23,12 @@ struct LogStoreOptions {
 };
 
 // The durable, embedded StateStore under the daemon's --data_dir: an append-only, checksummed
-// log of LogRecords plus a snapshot the log is compacted into (docs/store-format.md). A write
-// returns OK only once its record is on disk (fdatasync); a failed write leaves neither state nor
-// log changed. Open recovers from a crash at any point: a torn last record is dropped, and any
-// other damage is reported (DATA_LOSS) rather than silently dropped. One process at a time
-// (an flock on `dir/LOCK`). Thread-safe.
+// log of LogRecords plus a snapshot the log is compacted into (docs/store-format.md). A commit
+// appends the records of all its accepted changes with one write and one fdatasync, and returns
+// only once they are on disk; a failed append leaves neither state nor log changed. Open recovers
+// from a crash at any point: a torn last record is dropped, and any other damage is reported
+// (DATA_LOSS) rather than silently dropped. One process at a time (an flock on `dir/LOCK`).
+// Thread-safe.
 class LogStateStore : public RecordStore {
  public:
   // Opens (creating when missing) the store in `dir` and replays it. DATA_LOSS for damaged
@@ -39,7 +41,7 @@ class LogStateStore : public RecordStore {
   LogStateStore(const LogStateStore&) = delete;
   LogStateStore& operator=(const LogStateStore&) = delete;
 
-  // Writes a snapshot of the current state and starts an empty log now (writes do this on
+  // Writes a snapshot of the current state and starts an empty log now (commits do this on
   // their own past compact_after_bytes). On failure the old files stay valid.
   absl::Status Compact();
 
@@ -47,7 +49,12 @@ class LogStateStore : public RecordStore {
   uint64_t LastSequence() const;
 
  protected:
-  absl::Status Persist(const internal::LogRecord& record) override
+  // Appends the frames of `records` with one write and one fdatasync; compacts afterwards once
+  // the log is past compact_after_bytes.
+  absl::Status Persist(const std::vector<const internal::LogRecord*>& records) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refuses a record over the log's size limit.
+  absl::Status CheckWritable(const internal::LogRecord& record) const override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
  private:
@@ -64,8 +71,8 @@ class LogStateStore : public RecordStore {
                                    uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rewrites a store read in an older format in the current one (a compaction).
   absl::Status UpgradeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Snapshot of state_ (as of last_sequence_), then a new log holding `log_frames`.
-  absl::Status CompactLocked(absl::string_view log_frames) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Snapshot of state_ (as of last_sequence_), then an empty log.
+  absl::Status CompactLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
   const std::string log_path_;

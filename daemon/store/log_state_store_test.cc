@@ -18,6 +18,7 @@
 #include "common/sha256.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
+#include "daemon/store/records.h"
 #include "daemon/store/state_store_conformance.h"
 #include "daemon/store/store_state.h"
 #include "gmock/gmock.h"
@@ -315,7 +316,7 @@ TEST(LogStateStoreTest, RecordThatDoesNotApplyIsDataLoss) {
     auto store = OpenOrDie(dir);
     ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
   }
-  internal::LogRecord record = StoreState::AddMemberRecord("ghost", Member("a", 0));
+  internal::LogRecord record = AddMemberRecord("ghost", Member("a", 0));
   record.set_sequence(2);
   const size_t offset = static_cast<size_t>(FileSize(dir + "/log"));
   testing::WriteFileBytes(dir + "/log", testing::ReadFileBytes(dir + "/log") + Frame(record));
@@ -522,7 +523,28 @@ TEST(LogStateStoreTest, DamagedSnapshotIsDataLoss) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
 }
 
-// A full disk: the file size limit makes the append fail with EFBIG part-way.
+// Runs `write` as on a full disk: with the file size limit at `limit` bytes (and SIGXFSZ
+// ignored), an append past it fails with EFBIG part-way.
+template <typename Write>
+void WithFileSizeLimit(off_t limit, Write write) {
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit limited = saved;
+  limited.rlim_cur = static_cast<rlim_t>(limit);
+  ASSERT_LT(limited.rlim_cur, saved.rlim_cur);
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction saved_action;
+  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &saved_action), 0);
+  // Nothing may write to a file between here and the restore but the store.
+  const int limited_rc = setrlimit(RLIMIT_FSIZE, &limited);
+  write();
+  const int restored_rc = setrlimit(RLIMIT_FSIZE, &saved);
+  ASSERT_EQ(sigaction(SIGXFSZ, &saved_action, nullptr), 0);
+  ASSERT_EQ(limited_rc, 0);
+  ASSERT_EQ(restored_rc, 0);
+}
+
 TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
   const std::string dir = testing::MakeTempDir("log_store");
   auto store = OpenOrDie(dir);
@@ -532,27 +554,13 @@ TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
   const std::string before = Dump(*store);
   const off_t size = FileSize(dir + "/log");
 
-  struct rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  struct rlimit limited = saved;
-  limited.rlim_cur = static_cast<rlim_t>(size + 10);  // room for part of the next record
-  ASSERT_LT(limited.rlim_cur, saved.rlim_cur);
-  struct sigaction ignore = {};
-  ignore.sa_handler = SIG_IGN;
-  struct sigaction saved_action;
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &saved_action), 0);
-  // Nothing may write to a file between here and the restore but the store.
-  const int limited_rc = setrlimit(RLIMIT_FSIZE, &limited);
-  const absl::Status refused = store->AddMember("job", Member("b", 1));
-  const off_t size_after = FileSize(dir + "/log");
-  const int restored_rc = setrlimit(RLIMIT_FSIZE, &saved);
-  ASSERT_EQ(sigaction(SIGXFSZ, &saved_action, nullptr), 0);
-  ASSERT_EQ(limited_rc, 0);
-  ASSERT_EQ(restored_rc, 0);
+  absl::Status refused;
+  // Room for part of the next record.
+  WithFileSizeLimit(size + 10, [&] { refused = store->AddMember("job", Member("b", 1)); });
 
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
                                 AllOf(HasSubstr(dir + "/log"), HasSubstr("too large"))));
-  EXPECT_EQ(size_after, size);
+  EXPECT_EQ(FileSize(dir + "/log"), size);
   EXPECT_EQ(Dump(*store), before);
   EXPECT_EQ(store->LastSequence(), 2u);
 
@@ -565,6 +573,139 @@ TEST(LogStateStoreTest, FullDiskRefusesTheWriteAndLeavesStateAndLogIntact) {
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(Dump(*reopened), after);
   EXPECT_THAT(after, AllOf(HasSubstr("pod: \"c\""), ::testing::Not(HasSubstr("pod: \"b\""))));
+}
+
+// Four changes of five records, and one refused between them.
+std::vector<Change> Group(const std::string& suffix) {
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("b" + suffix, 1))}));
+  changes.push_back(ChangeOf({AddMemberRecord("ghost", Member("g" + suffix, 9))}));
+  changes.push_back(ChangeOf({PutKeyRecord("job", 1, "k" + suffix, "v"),
+                              AddReportRecord("job", 1, Report(1, v1::PHASE_READY))}));
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("c" + suffix, 2))}));
+  changes.push_back(ChangeOf({DeleteKeyRecord("job", 1, "missing")}));
+  return changes;
+}
+
+TEST(LogStateStoreTest, CommitOfSeveralChangesIsOneAppendOfTheirRecords) {
+  const std::string dir = testing::MakeTempDir("log_store");
+  std::string after;
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    const std::string log_before = testing::ReadFileBytes(dir + "/log");
+    std::vector<Change> changes = Group("");
+    ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), IsOk());
+    EXPECT_THAT(changes[1].status, StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+    EXPECT_EQ(store->LastSequence(), 6u);
+    // The log grew by exactly the accepted records' frames, numbered in commit order.
+    std::string frames;
+    uint64_t sequence = 1;
+    for (const Change& change : changes) {
+      if (!change.status.ok()) continue;
+      for (const internal::LogRecord& record : change.records) {
+        EXPECT_EQ(record.sequence(), ++sequence);
+        frames += Frame(record);
+      }
+    }
+    EXPECT_EQ(testing::ReadFileBytes(dir + "/log"), log_before + frames);
+    after = Dump(*store);
+  }
+  EXPECT_THAT(after, AllOf(HasSubstr("pod: \"b\""), HasSubstr("pod: \"c\""), HasSubstr("key k=v"),
+                           Not(HasSubstr("pod: \"g\""))));
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), after);
+  EXPECT_EQ(store->LastSequence(), 6u);
+}
+
+TEST(LogStateStoreTest, FullDiskRefusesEveryAcceptedChangeOfACommitAndChangesNothing) {
+  const std::string dir = testing::MakeTempDir("log_store");
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+  ASSERT_THAT(store->AddMember("job", Member("a", 0)), IsOk());
+  const std::string before = Dump(*store);
+  const std::string log_before = testing::ReadFileBytes(dir + "/log");
+
+  std::vector<Change> changes = Group("");
+  absl::Status refused;
+  // Room for the first record and part of the second: the append stops inside the group.
+  const off_t limit =
+      static_cast<off_t>(log_before.size() + Frame(changes[0].records[0]).size() + 10);
+  WithFileSizeLimit(limit, [&] { refused = store->Commit(absl::MakeSpan(changes)); });
+
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
+                                AllOf(HasSubstr(dir + "/log"), HasSubstr("too large"))));
+  for (size_t i : {0, 2, 3, 4}) {
+    EXPECT_THAT(changes[i].status, StatusIs(absl::StatusCode::kResourceExhausted)) << i;
+  }
+  EXPECT_THAT(changes[1].status, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(testing::ReadFileBytes(dir + "/log"), log_before);
+  EXPECT_EQ(Dump(*store), before);
+  EXPECT_EQ(store->LastSequence(), 2u);
+
+  // Space is back: the same changes commit, numbered on from the last acknowledged record.
+  std::vector<Change> again = Group("");
+  ASSERT_THAT(store->Commit(absl::MakeSpan(again)), IsOk());
+  EXPECT_THAT(again[0].status, IsOk());
+  EXPECT_EQ(again[0].records[0].sequence(), 3u);
+  EXPECT_EQ(store->LastSequence(), 7u);
+  const std::string after = Dump(*store);
+  store.reset();
+  auto reopened = OpenOrDie(dir);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(Dump(*reopened), after);
+  EXPECT_EQ(reopened->LastSequence(), 7u);
+}
+
+TEST(LogStateStoreTest, CompactionAfterACommitKeepsItsChangesAcrossReopen) {
+  const std::string dir = testing::MakeTempDir("log_store");
+  LogStoreOptions options = NoSync();
+  options.compact_after_bytes = 1024;
+  std::string after;
+  uint64_t last_sequence = 0;
+  {
+    auto store = OpenOrDie(dir, options);
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->PutCluster(Cluster("job", 1)), IsOk());
+    int compactions = 0;
+    for (int round = 0; compactions < 2; ++round) {
+      ASSERT_LT(round, 100) << "no commit compacted";
+      const std::string log_before = testing::ReadFileBytes(dir + "/log");
+      std::vector<Change> changes = Group(absl::StrCat("-", round));
+      ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), IsOk());
+      if (FileSize(dir + "/log") != static_cast<off_t>(kLogHeaderBytes)) continue;
+      // This commit compacted: the snapshot holds its records and the new log is empty.
+      ++compactions;
+      if (compactions == 2) {
+        // As if the crash came after the snapshot's rename, before the new log's: the old log,
+        // with the commit's records, beside the snapshot that already holds them.
+        std::string old_log = log_before;
+        for (const Change& change : changes) {
+          if (!change.status.ok()) continue;
+          for (const internal::LogRecord& record : change.records) old_log += Frame(record);
+        }
+        testing::WriteFileBytes(dir + "/log", old_log);
+      }
+    }
+    after = Dump(*store);
+    last_sequence = store->LastSequence();
+  }
+  EXPECT_THAT(after, HasSubstr("pod: \"c-0\""));
+  {
+    auto store = OpenOrDie(dir, options);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(Dump(*store), after);  // nothing applied twice
+    EXPECT_EQ(store->LastSequence(), last_sequence);
+    ASSERT_THAT(store->AddMember("job", Member("late", 7)), IsOk());
+    EXPECT_EQ(store->LastSequence(), last_sequence + 1);
+    after = Dump(*store);
+  }
+  auto store = OpenOrDie(dir, options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Dump(*store), after);
 }
 
 // Whatever the files hold, Open returns a status and does not crash.

@@ -4,41 +4,49 @@
 
 namespace splitd::store {
 
-absl::Status RecordStore::Commit(internal::LogRecord record) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status status = state_.Check(record); !status.ok()) return status;
-  record.set_sequence(last_sequence_ + 1);
-  if (absl::Status status = Persist(record); !status.ok()) return status;
-  last_sequence_ = record.sequence();
-  state_.Apply(record);
+absl::Status RecordStore::CheckWritable(const internal::LogRecord&) const {
   return absl::OkStatus();
 }
 
-absl::Status RecordStore::PutCluster(const ClusterRecord& record) {
-  return Commit(StoreState::PutClusterRecord(record));
+absl::Status RecordStore::ApplyChangeLocked(Change& change, UndoLog* undo) {
+  const uint64_t first_sequence = last_sequence_;
+  for (internal::LogRecord& record : change.records) {
+    record.set_sequence(last_sequence_ + 1);
+    absl::Status status = state_.Check(record);
+    if (status.ok()) status = CheckWritable(record);
+    if (!status.ok()) {
+      state_.Revert(undo);
+      last_sequence_ = first_sequence;
+      return status;
+    }
+    state_.Apply(record, undo);
+    last_sequence_ = record.sequence();
+  }
+  return absl::OkStatus();
 }
 
-absl::Status RecordStore::DeleteCluster(const std::string& name) {
-  return Commit(StoreState::DeleteClusterRecord(name));
-}
+absl::Status RecordStore::Commit(absl::Span<Change> changes) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t first_sequence = last_sequence_;
+  std::vector<UndoLog> undo(changes.size());
+  std::vector<size_t> accepted;
+  std::vector<const internal::LogRecord*> records;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    changes[i].status = ApplyChangeLocked(changes[i], &undo[i]);
+    if (!changes[i].status.ok()) continue;
+    accepted.push_back(i);
+    for (const internal::LogRecord& record : changes[i].records) records.push_back(&record);
+  }
+  if (records.empty()) return absl::OkStatus();
 
-absl::Status RecordStore::AddMember(const std::string& cluster, const StoredMember& member) {
-  return Commit(StoreState::AddMemberRecord(cluster, member));
-}
-
-absl::Status RecordStore::AddReport(const std::string& cluster, int64_t epoch,
-                                    const v1::ReportGroupStatusRequest& report) {
-  return Commit(StoreState::AddReportRecord(cluster, epoch, report));
-}
-
-absl::Status RecordStore::PutRendezvousKey(const std::string& cluster, int64_t epoch,
-                                           const std::string& key, const std::string& value) {
-  return Commit(StoreState::PutKeyRecord(cluster, epoch, key, value));
-}
-
-absl::Status RecordStore::DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
-                                              const std::string& key) {
-  return Commit(StoreState::DeleteKeyRecord(cluster, epoch, key));
+  const absl::Status persisted = Persist(records);
+  if (persisted.ok()) return absl::OkStatus();
+  for (auto i = accepted.rbegin(); i != accepted.rend(); ++i) {
+    state_.Revert(&undo[*i]);
+    changes[*i].status = persisted;
+  }
+  last_sequence_ = first_sequence;
+  return persisted;
 }
 
 absl::StatusOr<std::vector<ClusterState>> RecordStore::LoadClusters() const {

@@ -11,9 +11,11 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/status_matchers.h"
+#include "daemon/store/records.h"
 #include "daemon/store/state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -208,6 +210,104 @@ TEST_P(StateStoreConformanceTest, DeleteDropsMembersToo) {
   ASSERT_THAT(loaded, testing::IsOk());
   ASSERT_EQ(loaded->size(), 1u);
   EXPECT_TRUE((*loaded)[0].members.empty());
+}
+
+// A change of `records`, for Commit.
+inline Change ChangeOf(std::vector<internal::LogRecord> records) {
+  Change change;
+  change.records = std::move(records);
+  return change;
+}
+
+TEST_P(StateStoreConformanceTest, CommitOfSeveralChangesAppliesThemAllInOrder) {
+  auto store = GetParam()();
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({PutClusterRecord(Record("job", 1))}));
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("b", 1))}));
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("a", 0)),
+                              AddReportRecord("job", 1, Report(0, v1::PHASE_READY))}));
+  changes.push_back(ChangeOf({PutKeyRecord("job", 1, "k", "v")}));
+  changes.push_back(ChangeOf({PutKeyRecord("job", 1, "k", "w"), DeleteKeyRecord("job", 1, "k")}));
+  ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), testing::IsOk());
+  for (const Change& change : changes) EXPECT_THAT(change.status, testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  const ClusterState& state = (*loaded)[0];
+  ASSERT_EQ(state.members.size(), 2u);
+  EXPECT_EQ(state.members[0].identity.pod(), "b");
+  EXPECT_EQ(state.members[1].identity.pod(), "a");
+  ASSERT_EQ(state.reports.size(), 1u);
+  EXPECT_EQ(state.reports[0].phase(), v1::PHASE_READY);
+  EXPECT_TRUE(state.rendezvous.empty());
+}
+
+TEST_P(StateStoreConformanceTest, ChangeWithARecordThatDoesNotApplyIsRefusedAlone) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("before", 0))}));
+  // Its first record applies; its second names an unknown cluster.
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("refused", 1)),
+                              PutKeyRecord("job", 1, "refused", "v"),
+                              AddMemberRecord("ghost", Member("ghost", 2))}));
+  changes.push_back(ChangeOf({AddMemberRecord("job", Member("after", 3))}));
+  ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), testing::IsOk());
+  EXPECT_THAT(changes[0].status, testing::IsOk());
+  EXPECT_THAT(changes[1].status,
+              testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+  EXPECT_THAT(changes[2].status, testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  const ClusterState& state = (*loaded)[0];
+  ASSERT_EQ(state.members.size(), 2u);
+  EXPECT_EQ(state.members[0].identity.pod(), "before");
+  EXPECT_EQ(state.members[1].identity.pod(), "after");
+  EXPECT_TRUE(state.rendezvous.empty());
+}
+
+TEST_P(StateStoreConformanceTest, ChangeIsCheckedAgainstTheChangesBeforeItInTheSameCommit) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({PutClusterRecord(Record("job", 2))}));
+  changes.push_back(ChangeOf({AddReportRecord("job", 1, Report(0, v1::PHASE_READY))}));
+  changes.push_back(ChangeOf({AddReportRecord("job", 2, Report(1, v1::PHASE_READY))}));
+  ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), testing::IsOk());
+  EXPECT_THAT(changes[0].status, testing::IsOk());
+  EXPECT_THAT(changes[1].status, testing::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                   ::testing::HasSubstr("epoch 2, not 1")));
+  EXPECT_THAT(changes[2].status, testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].record.epoch, 2);
+  ASSERT_EQ((*loaded)[0].reports.size(), 1u);
+  EXPECT_EQ((*loaded)[0].reports[0].rank(), 1);
+}
+
+TEST_P(StateStoreConformanceTest, CommitOfNoChangesIsOkAndChangesNothing) {
+  auto store = GetParam()();
+  ASSERT_THAT(store->PutCluster(Record("job", 1)), testing::IsOk());
+  EXPECT_THAT(store->Commit(absl::Span<Change>()), testing::IsOk());
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].record.epoch, 1);
+}
+
+TEST_P(StateStoreConformanceTest, CommitWhoseEveryChangeIsRefusedIsOkAndChangesNothing) {
+  auto store = GetParam()();
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({AddMemberRecord("ghost", Member("a", 0))}));
+  changes.push_back(ChangeOf({DeleteClusterRecord("ghost")}));
+  ASSERT_THAT(store->Commit(absl::MakeSpan(changes)), testing::IsOk());
+  EXPECT_THAT(changes[0].status, testing::StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(changes[1].status, testing::StatusIs(absl::StatusCode::kNotFound));
+  auto loaded = store->LoadClusters();
+  ASSERT_THAT(loaded, testing::IsOk());
+  EXPECT_TRUE(loaded->empty());
 }
 
 }  // namespace splitd::store

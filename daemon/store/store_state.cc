@@ -4,11 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
+#include "daemon/store/records.h"
 
 namespace splitd::store {
 namespace {
 
-int64_t Nanos(absl::Time time) { return absl::ToUnixNanos(time); }
 absl::Time FromNanos(int64_t nanos) { return absl::FromUnixNanos(nanos); }
 
 absl::Status UnknownCluster(const std::string& name) {
@@ -16,74 +16,6 @@ absl::Status UnknownCluster(const std::string& name) {
 }
 
 }  // namespace
-
-internal::LogRecord StoreState::PutClusterRecord(const ClusterRecord& record) {
-  internal::LogRecord out;
-  out.set_cluster(record.topology.cluster());
-  out.set_epoch(record.epoch);
-  internal::StoredCluster* stored = out.mutable_put_cluster();
-  *stored->mutable_topology() = record.topology;
-  stored->set_epoch(record.epoch);
-  stored->set_create_unix_nanos(Nanos(record.create_time));
-  stored->set_update_unix_nanos(Nanos(record.update_time));
-  if (!record.plan_topology.cluster().empty())
-    *stored->mutable_plan_topology() = record.plan_topology;
-  for (const std::string& id : record.assignment) stored->add_assignment(id);
-  for (const std::string& id : record.excluded) stored->add_excluded(id);
-  stored->set_reason(record.reason);
-  stored->set_shrinks_epoch(record.shrinks_epoch);
-  for (int64_t rank : record.previous_ranks) stored->add_previous_ranks(rank);
-  stored->set_join_token_sha256(record.join_token_sha256);
-  return out;
-}
-
-internal::LogRecord StoreState::DeleteClusterRecord(const std::string& name) {
-  internal::LogRecord out;
-  out.set_cluster(name);
-  out.set_delete_cluster(true);
-  return out;
-}
-
-internal::LogRecord StoreState::AddMemberRecord(const std::string& cluster,
-                                                const StoredMember& member) {
-  internal::LogRecord out;
-  out.set_cluster(cluster);
-  internal::StoredMember* stored = out.mutable_add_member();
-  *stored->mutable_identity() = member.identity;
-  *stored->mutable_capabilities() = member.capabilities;
-  stored->set_session_token_sha256(member.session_token_sha256);
-  stored->set_registered_unix_nanos(Nanos(member.registered));
-  return out;
-}
-
-internal::LogRecord StoreState::AddReportRecord(const std::string& cluster, int64_t epoch,
-                                                const v1::ReportGroupStatusRequest& report) {
-  internal::LogRecord out;
-  out.set_cluster(cluster);
-  out.set_epoch(epoch);
-  *out.mutable_add_report() = report;
-  return out;
-}
-
-internal::LogRecord StoreState::PutKeyRecord(const std::string& cluster, int64_t epoch,
-                                             const std::string& key, const std::string& value) {
-  internal::LogRecord out;
-  out.set_cluster(cluster);
-  out.set_epoch(epoch);
-  out.mutable_put_key()->set_key(key);
-  out.mutable_put_key()->set_value(value);
-  return out;
-}
-
-internal::LogRecord StoreState::DeleteKeyRecord(const std::string& cluster, int64_t epoch,
-                                                const std::string& key) {
-  internal::LogRecord out;
-  out.set_cluster(cluster);
-  out.set_epoch(epoch);
-  out.mutable_put_key()->set_key(key);
-  out.mutable_put_key()->set_deleted(true);
-  return out;
-}
 
 absl::Status StoreState::Check(const internal::LogRecord& record) const {
   if (record.cluster().empty()) {
@@ -116,32 +48,22 @@ absl::Status StoreState::Check(const internal::LogRecord& record) const {
   return absl::InvalidArgumentError("record without a change");
 }
 
-void StoreState::Apply(const internal::LogRecord& record) {
+void StoreState::Apply(const internal::LogRecord& record, UndoLog* undo) {
+  UndoLog::Entry* entry = nullptr;
+  if (undo != nullptr) {
+    entry = &undo->entries_.emplace_back();
+    entry->change = record.change_case();
+    entry->cluster = record.cluster();
+  }
   switch (record.change_case()) {
-    case internal::LogRecord::kPutCluster: {
-      ClusterState& state = clusters_[record.cluster()];
-      const internal::StoredCluster& stored = record.put_cluster();
-      if (state.record.epoch != stored.epoch()) {
-        state.reports.clear();
-        state.rendezvous.clear();
-      }
-      state.record.topology = stored.topology();
-      state.record.epoch = stored.epoch();
-      state.record.create_time = FromNanos(stored.create_unix_nanos());
-      state.record.update_time = FromNanos(stored.update_unix_nanos());
-      state.record.plan_topology = stored.plan_topology();
-      state.record.assignment.assign(stored.assignment().begin(), stored.assignment().end());
-      state.record.excluded.assign(stored.excluded().begin(), stored.excluded().end());
-      state.record.reason = stored.reason();
-      state.record.shrinks_epoch = stored.shrinks_epoch();
-      state.record.previous_ranks.assign(stored.previous_ranks().begin(),
-                                         stored.previous_ranks().end());
-      state.record.join_token_sha256 = stored.join_token_sha256();
+    case internal::LogRecord::kPutCluster:
+      ApplyPutCluster(record, entry);
+      return;
+    case internal::LogRecord::kDeleteCluster: {
+      auto node = clusters_.extract(record.cluster());
+      if (entry != nullptr) entry->deleted = std::move(node);
       return;
     }
-    case internal::LogRecord::kDeleteCluster:
-      clusters_.erase(record.cluster());
-      return;
     case internal::LogRecord::kAddMember: {
       const internal::StoredMember& stored = record.add_member();
       StoredMember member;
@@ -159,12 +81,104 @@ void StoreState::Apply(const internal::LogRecord& record) {
     case internal::LogRecord::kAddReport:
       clusters_[record.cluster()].reports.push_back(record.add_report());
       return;
+    case internal::LogRecord::kPutKey:
+      ApplyPutKey(record, entry);
+      return;
+    case internal::LogRecord::CHANGE_NOT_SET:
+      return;
+  }
+}
+
+void StoreState::ApplyPutCluster(const internal::LogRecord& record, UndoLog::Entry* undo) {
+  auto [it, inserted] = clusters_.try_emplace(record.cluster());
+  ClusterState& state = it->second;
+  const internal::StoredCluster& stored = record.put_cluster();
+  const bool new_epoch = state.record.epoch != stored.epoch();
+  if (undo != nullptr) {
+    if (!inserted) undo->record = std::move(state.record);
+    undo->new_epoch = new_epoch;
+    if (new_epoch) {
+      undo->reports = std::move(state.reports);
+      undo->rendezvous = std::move(state.rendezvous);
+    }
+  }
+  if (new_epoch) {
+    state.reports.clear();
+    state.rendezvous.clear();
+  }
+  state.record = ClusterRecord();
+  state.record.topology = stored.topology();
+  state.record.epoch = stored.epoch();
+  state.record.create_time = FromNanos(stored.create_unix_nanos());
+  state.record.update_time = FromNanos(stored.update_unix_nanos());
+  state.record.plan_topology = stored.plan_topology();
+  state.record.assignment.assign(stored.assignment().begin(), stored.assignment().end());
+  state.record.excluded.assign(stored.excluded().begin(), stored.excluded().end());
+  state.record.reason = stored.reason();
+  state.record.shrinks_epoch = stored.shrinks_epoch();
+  state.record.previous_ranks.assign(stored.previous_ranks().begin(),
+                                     stored.previous_ranks().end());
+  state.record.join_token_sha256 = stored.join_token_sha256();
+}
+
+void StoreState::ApplyPutKey(const internal::LogRecord& record, UndoLog::Entry* undo) {
+  std::map<std::string, std::string>& keys = clusters_[record.cluster()].rendezvous;
+  const std::string& key = record.put_key().key();
+  auto it = keys.find(key);
+  if (undo != nullptr) {
+    undo->key = key;
+    if (it != keys.end()) undo->value = std::move(it->second);
+  }
+  if (record.put_key().deleted()) {
+    if (it != keys.end()) keys.erase(it);
+  } else if (it != keys.end()) {
+    it->second = record.put_key().value();
+  } else {
+    keys.emplace(key, record.put_key().value());
+  }
+}
+
+void StoreState::Revert(UndoLog* undo) {
+  for (auto entry = undo->entries_.rbegin(); entry != undo->entries_.rend(); ++entry) {
+    RevertEntry(*entry);
+  }
+  undo->entries_.clear();
+}
+
+void StoreState::RevertEntry(UndoLog::Entry& entry) {
+  switch (entry.change) {
+    case internal::LogRecord::kPutCluster: {
+      if (!entry.record.has_value()) {
+        clusters_.erase(entry.cluster);
+        return;
+      }
+      ClusterState& state = clusters_[entry.cluster];
+      state.record = std::move(*entry.record);
+      if (entry.new_epoch) {
+        state.reports = std::move(entry.reports);
+        state.rendezvous = std::move(entry.rendezvous);
+      }
+      return;
+    }
+    case internal::LogRecord::kDeleteCluster:
+      if (!entry.deleted.empty()) clusters_.insert(std::move(entry.deleted));
+      return;
+    case internal::LogRecord::kAddMember: {
+      std::vector<StoredMember>& members = clusters_[entry.cluster].members;
+      if (!members.empty()) members.pop_back();
+      return;
+    }
+    case internal::LogRecord::kAddReport: {
+      std::vector<v1::ReportGroupStatusRequest>& reports = clusters_[entry.cluster].reports;
+      if (!reports.empty()) reports.pop_back();
+      return;
+    }
     case internal::LogRecord::kPutKey: {
-      std::map<std::string, std::string>& keys = clusters_[record.cluster()].rendezvous;
-      if (record.put_key().deleted()) {
-        keys.erase(record.put_key().key());
+      std::map<std::string, std::string>& keys = clusters_[entry.cluster].rendezvous;
+      if (entry.value.has_value()) {
+        keys[entry.key] = std::move(*entry.value);
       } else {
-        keys[record.put_key().key()] = record.put_key().value();
+        keys.erase(entry.key);
       }
       return;
     }

@@ -1,6 +1,7 @@
 #include "daemon/store/timed_state_store.h"
 
 #include <chrono>
+#include <string>
 #include <utility>
 
 namespace splitd::store {
@@ -13,16 +14,30 @@ const std::vector<double>& WriteBounds() {
   return *bounds;
 }
 
+// One change (no grouping) to 4096, in powers of two.
+std::vector<double> CommitChangesBounds() {
+  std::vector<double> bounds;
+  for (double bound = 1; bound <= 4096; bound *= 2) bounds.push_back(bound);
+  return bounds;
+}
+
 }  // namespace
 
 TimedStateStore::TimedStateStore(std::unique_ptr<StateStore> store, metrics::Registry* registry)
     : store_(std::move(store)),
-      seconds_(registry->AddHistogram("splitd_store_write_seconds",
-                                      "Time a durable state write took, by operation.",
-                                      {"operation"}, WriteBounds())),
+      seconds_(registry->AddHistogram(
+          "splitd_store_write_seconds",
+          "Time the store commit that wrote a state change took, by the change's operation.",
+          {"operation"}, WriteBounds())),
       failures_(registry->AddCounter("splitd_store_write_failures_total",
-                                     "State writes the store refused, by operation.",
+                                     "State changes the store refused, by operation.",
                                      {"operation"})),
+      commit_changes_(registry
+                          ->AddHistogram("splitd_store_commit_changes",
+                                         "Changes written by one store commit (one append and "
+                                         "one sync).",
+                                         {}, CommitChangesBounds())
+                          .WithLabels({})),
       put_cluster_(MakeOperation("put_cluster")),
       delete_cluster_(MakeOperation("delete_cluster")),
       add_member_(MakeOperation("add_member")),
@@ -34,43 +49,39 @@ TimedStateStore::Operation TimedStateStore::MakeOperation(const std::string& nam
   return Operation{&seconds_.WithLabels({name}), &failures_.WithLabels({name})};
 }
 
-template <typename Write>
-absl::Status TimedStateStore::Measure(const Operation& operation, Write write) {
+const TimedStateStore::Operation* TimedStateStore::OperationOf(const Change& change) const {
+  if (change.records.empty()) return nullptr;
+  const internal::LogRecord& record = change.records.front();
+  switch (record.change_case()) {
+    case internal::LogRecord::kPutCluster:
+      return &put_cluster_;
+    case internal::LogRecord::kDeleteCluster:
+      return &delete_cluster_;
+    case internal::LogRecord::kAddMember:
+      return &add_member_;
+    case internal::LogRecord::kAddReport:
+      return &add_report_;
+    case internal::LogRecord::kPutKey:
+      return record.put_key().deleted() ? &delete_rendezvous_key_ : &put_rendezvous_key_;
+    case internal::LogRecord::CHANGE_NOT_SET:
+      break;
+  }
+  return nullptr;
+}
+
+absl::Status TimedStateStore::Commit(absl::Span<Change> changes) {
+  if (changes.empty()) return store_->Commit(changes);
   const auto start = std::chrono::steady_clock::now();
-  absl::Status status = write();
+  absl::Status status = store_->Commit(changes);
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  operation.seconds->Observe(elapsed.count());
-  if (!status.ok()) operation.failures->Increment();
+  commit_changes_.Observe(static_cast<double>(changes.size()));
+  for (const Change& change : changes) {
+    const Operation* operation = OperationOf(change);
+    if (operation == nullptr) continue;
+    operation->seconds->Observe(elapsed.count());
+    if (!change.status.ok()) operation->failures->Increment();
+  }
   return status;
-}
-
-absl::Status TimedStateStore::PutCluster(const ClusterRecord& record) {
-  return Measure(put_cluster_, [&] { return store_->PutCluster(record); });
-}
-
-absl::Status TimedStateStore::DeleteCluster(const std::string& name) {
-  return Measure(delete_cluster_, [&] { return store_->DeleteCluster(name); });
-}
-
-absl::Status TimedStateStore::AddMember(const std::string& cluster, const StoredMember& member) {
-  return Measure(add_member_, [&] { return store_->AddMember(cluster, member); });
-}
-
-absl::Status TimedStateStore::AddReport(const std::string& cluster, int64_t epoch,
-                                        const v1::ReportGroupStatusRequest& report) {
-  return Measure(add_report_, [&] { return store_->AddReport(cluster, epoch, report); });
-}
-
-absl::Status TimedStateStore::PutRendezvousKey(const std::string& cluster, int64_t epoch,
-                                               const std::string& key, const std::string& value) {
-  return Measure(put_rendezvous_key_,
-                 [&] { return store_->PutRendezvousKey(cluster, epoch, key, value); });
-}
-
-absl::Status TimedStateStore::DeleteRendezvousKey(const std::string& cluster, int64_t epoch,
-                                                  const std::string& key) {
-  return Measure(delete_rendezvous_key_,
-                 [&] { return store_->DeleteRendezvousKey(cluster, epoch, key); });
 }
 
 absl::StatusOr<std::vector<ClusterState>> TimedStateStore::LoadClusters() const {

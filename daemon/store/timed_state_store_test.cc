@@ -2,10 +2,13 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/metrics.h"
 #include "common/status_matchers.h"
 #include "daemon/store/memory_state_store.h"
+#include "daemon/store/records.h"
 #include "daemon/store/state_store_conformance.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,11 +38,14 @@ INSTANTIATE_TEST_SUITE_P(Timed, StateStoreConformanceTest, ::testing::Values(Sto
                            return std::make_unique<TimedMemoryStore>();
                          })));
 
-// Refuses every write, as a full disk would.
+// Refuses every commit that adds a member, as a full disk would.
 class FullStore : public MemoryStateStore {
- public:
-  absl::Status AddMember(const std::string&, const StoredMember&) override {
-    return absl::ResourceExhaustedError("no space left on device");
+ protected:
+  absl::Status Persist(const std::vector<const internal::LogRecord*>& records) override {
+    for (const internal::LogRecord* record : records) {
+      if (record->has_add_member()) return absl::ResourceExhaustedError("no space left on device");
+    }
+    return absl::OkStatus();
   }
 };
 
@@ -85,6 +91,49 @@ TEST(TimedStateStoreTest, RefusedWritesAreCountedAndTheStatusPassesThrough) {
   EXPECT_THAT(text,
               HasSubstr("splitd_store_write_failures_total{operation=\"delete_cluster\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("splitd_store_write_seconds_count{operation=\"add_member\"} 1\n"));
+}
+
+TEST(TimedStateStoreTest, CountsTheChangesOfEachCommitAndTimesEachChange) {
+  TimedMemoryStore store;
+  ASSERT_THAT(store.PutCluster(Record("a")), IsOk());
+  std::vector<Change> changes;
+  for (int i = 0; i < 3; ++i) changes.push_back(ChangeOf({AddMemberRecord("a", Member("p", i))}));
+  changes.push_back(ChangeOf({DeleteKeyRecord("a", 1, "k")}));
+  changes.push_back(ChangeOf({AddMemberRecord("ghost", Member("q", 0))}));
+  ASSERT_THAT(store.Commit(absl::MakeSpan(changes)), IsOk());
+  ASSERT_THAT(store.Commit(absl::Span<Change>()), IsOk());
+
+  const std::string text = store.Render();
+  // One commit of one change (PutCluster) and one of five; the empty one is not counted.
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_count 2\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_sum 6\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_bucket{le=\"1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_bucket{le=\"4\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_bucket{le=\"8\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_bucket{le=\"4096\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_seconds_count{operation=\"add_member\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_seconds_count{"
+                              "operation=\"delete_rendezvous_key\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_failures_total{operation=\"add_member\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_failures_total{"
+                              "operation=\"delete_rendezvous_key\"} 0\n"));
+}
+
+TEST(TimedStateStoreTest, FailedCommitCountsAFailureForEachAcceptedChange) {
+  TimedMemoryStore store(std::make_unique<FullStore>());
+  ASSERT_THAT(store.PutCluster(Record("a")), IsOk());
+  std::vector<Change> changes;
+  changes.push_back(ChangeOf({PutKeyRecord("a", 1, "k", "v")}));
+  changes.push_back(ChangeOf({AddMemberRecord("a", Member("p", 0))}));
+  EXPECT_THAT(store.Commit(absl::MakeSpan(changes)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
+  EXPECT_THAT(changes[0].status, StatusIs(absl::StatusCode::kResourceExhausted));
+
+  const std::string text = store.Render();
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_failures_total{"
+                              "operation=\"put_rendezvous_key\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_write_failures_total{operation=\"add_member\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("splitd_store_commit_changes_count 2\n"));
 }
 
 }  // namespace
