@@ -133,7 +133,14 @@ grpc::ServerUnaryReactor* AgentService::Register(grpc::CallbackServerContext* co
   if (absl::Status allowed = Authorize(call, request->identity().cluster()); !allowed.ok()) {
     return call.Finish(allowed);
   }
-  return call.Reply(coordinator_->Register(*request), response);
+  // Answered once the registration is durable; no gRPC thread waits for the disk meanwhile.
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  coordinator_->Register(*request,
+                         [call, reactor, response](absl::StatusOr<v1::RegisterResponse> result) {
+                           if (result.ok()) *response = *std::move(result);
+                           call.Complete(reactor, result.status());
+                         });
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::WatchPlanResponse>* AgentService::WatchPlan(
@@ -167,7 +174,13 @@ grpc::ServerUnaryReactor* AgentService::ReportGroupStatus(
     v1::ReportGroupStatusResponse* response) {
   const ServiceCall call = Call(context, "ReportGroupStatus");
   if (absl::Status allowed = Authorize(call); !allowed.ok()) return call.Finish(allowed);
-  return call.Reply(coordinator_->ReportGroupStatus(*request), response);
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  coordinator_->ReportGroupStatus(
+      *request, [call, reactor, response](absl::StatusOr<v1::ReportGroupStatusResponse> result) {
+        if (result.ok()) *response = *std::move(result);
+        call.Complete(reactor, result.status());
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::KvSet(grpc::CallbackServerContext* context,

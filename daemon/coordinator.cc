@@ -504,52 +504,75 @@ absl::StatusOr<std::string> Coordinator::JoinTokenDigest(const std::string& clus
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+  return Synchronously<v1::RegisterResponse>(
+      [&](auto done) { Register(request, std::move(done)); });
+}
+
+void Coordinator::Register(const v1::RegisterRequest& request, Done<v1::RegisterResponse> done) {
+  absl::StatusOr<StagedRegistration> staged = StageRegistration(request);
+  if (!staged.ok()) {
+    done(staged.status());
+    return;
+  }
+  auto shared = std::make_shared<StagedRegistration>(*std::move(staged));
+  auto finish = [this, shared, identity = request.identity(),
+                 done = std::move(done)](absl::Status status) {
+    if (!status.ok()) {
+      done(status);
+      return;
+    }
+    AnnounceRegistration(identity, shared->admission);
+    done(std::move(shared->response));
+  };
+  if (shared->wrote) {
+    commits_.OnSettled(shared->ticket, std::move(finish));
+  } else {
+    commits_.OnState(shared->ticket, std::move(finish));
+  }
+}
+
+absl::StatusOr<Coordinator::StagedRegistration> Coordinator::StageRegistration(
+    const v1::RegisterRequest& request) {
   const v1::MemberIdentity& identity = request.identity();
   if (identity.cluster().empty()) {
     return absl::InvalidArgumentError("identity.cluster must not be empty");
   }
   const std::string token = RandomHex(32);
-  v1::RegisterResponse response;
-  Admission admission;
-  GroupCommit::TicketPtr ticket;
-  bool wrote = false;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
-    auto it = memberships_.find(identity.cluster());
-    if (it == memberships_.end()) return NotFound(identity.cluster());
-    core::Membership& membership = *it->second;
-    std::shared_ptr<const ClusterEntry> entry = clusters_.at(identity.cluster());
-    const absl::Time now = clock_->Now();
-    ASSIGN_OR_RETURN(const core::Member* existing,
-                     membership.CheckRegister(identity, request.capabilities()));
-    ASSIGN_OR_RETURN(core::Membership::Registration registration,
-                     membership.Register(identity, request.capabilities(), now, token));
-    std::vector<internal::LogRecord> records;
-    if (existing == nullptr) {
-      // A new member is durable before it gets its answer.
-      records.push_back(store::AddMemberRecord(
-          identity.cluster(), store::StoredMember{identity, request.capabilities(),
-                                                  core::SessionTokens::Digest(token), now}));
-    }
-    if (registration.assigned) {
-      // The ranks this registration completed are durable with it.
-      store::ClusterRecord record = entry->record;
-      record.assignment = membership.Assignment();
-      records.push_back(store::PutClusterRecord(record));
-      clusters_[identity.cluster()] = WithRecord(*entry, std::move(record));
-    }
-    wrote = !records.empty();
-    ticket = wrote ? Stage(std::move(records)) : commits_.Pending();
-    response.set_member_id(registration.member->member_id);
-    response.set_session_token(registration.member->session_token);
-    response.set_heartbeat_interval_ms(entry->record.topology.elastic().heartbeat_interval_ms());
-    admission = Admission{registration, *registration.member, membership.plan().epoch,
-                          membership.phase(), membership.assigned()};
+  StagedRegistration staged;
+  absl::MutexLock lock(&mu_);
+  if (!recovered_) return absl::UnavailableError("daemon is starting: state not loaded yet");
+  auto it = memberships_.find(identity.cluster());
+  if (it == memberships_.end()) return NotFound(identity.cluster());
+  core::Membership& membership = *it->second;
+  std::shared_ptr<const ClusterEntry> entry = clusters_.at(identity.cluster());
+  const absl::Time now = clock_->Now();
+  ASSIGN_OR_RETURN(const core::Member* existing,
+                   membership.CheckRegister(identity, request.capabilities()));
+  ASSIGN_OR_RETURN(core::Membership::Registration registration,
+                   membership.Register(identity, request.capabilities(), now, token));
+  std::vector<internal::LogRecord> records;
+  if (existing == nullptr) {
+    // A new member is durable before it gets its answer.
+    records.push_back(store::AddMemberRecord(
+        identity.cluster(), store::StoredMember{identity, request.capabilities(),
+                                                core::SessionTokens::Digest(token), now}));
   }
-  RETURN_IF_ERROR(wrote ? commits_.Wait(ticket) : commits_.AwaitState(ticket));
-  AnnounceRegistration(identity, admission);
-  return response;
+  if (registration.assigned) {
+    // The ranks this registration completed are durable with it.
+    store::ClusterRecord record = entry->record;
+    record.assignment = membership.Assignment();
+    records.push_back(store::PutClusterRecord(record));
+    clusters_[identity.cluster()] = WithRecord(*entry, std::move(record));
+  }
+  staged.wrote = !records.empty();
+  staged.ticket = staged.wrote ? Stage(std::move(records)) : commits_.Pending();
+  staged.response.set_member_id(registration.member->member_id);
+  staged.response.set_session_token(registration.member->session_token);
+  staged.response.set_heartbeat_interval_ms(
+      entry->record.topology.elastic().heartbeat_interval_ms());
+  staged.admission = Admission{registration, *registration.member, membership.plan().epoch,
+                               membership.phase(), membership.assigned()};
+  return staged;
 }
 
 void Coordinator::AnnounceRegistration(const v1::MemberIdentity& identity,
@@ -642,26 +665,58 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
 
 absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
     const v1::ReportGroupStatusRequest& request) {
-  absl::ReleasableMutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
-  const v1::Phase before = membership->phase();
-  const core::RankReport report = ToRankReport(request);
-  RETURN_IF_ERROR(membership->CheckReport(report));
-  ASSIGN_OR_RETURN(v1::Phase phase, membership->Report(report, clock_->Now()));
-  // Durable before it is answered or announced; Recover replays it.
-  GroupCommit::TicketPtr ticket = Stage({store::AddReportRecord(
-      request.member().cluster(), request.epoch(), WithoutSessionToken(request))});
-  v1::EpochTimings timings;
-  std::string reason;
-  if (phase != before) {
-    timings = membership->Timings();
-    if (phase == v1::PHASE_FAILED) reason = membership->reason();
+  return Synchronously<v1::ReportGroupStatusResponse>(
+      [&](auto done) { ReportGroupStatus(request, std::move(done)); });
+}
+
+void Coordinator::ReportGroupStatus(const v1::ReportGroupStatusRequest& request,
+                                    Done<v1::ReportGroupStatusResponse> done) {
+  struct Staged {
+    v1::Phase before = v1::PHASE_UNSPECIFIED;
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+    v1::EpochTimings timings;
+    std::string reason;
+    GroupCommit::TicketPtr ticket;
+  };
+  auto staged = std::make_shared<Staged>();
+  absl::Status refused = [&]() -> absl::Status {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
+    staged->before = membership->phase();
+    const core::RankReport report = ToRankReport(request);
+    RETURN_IF_ERROR(membership->CheckReport(report));
+    ASSIGN_OR_RETURN(staged->phase, membership->Report(report, clock_->Now()));
+    // Durable before it is answered or announced; Recover replays it.
+    staged->ticket = Stage({store::AddReportRecord(request.member().cluster(), request.epoch(),
+                                                   WithoutSessionToken(request))});
+    if (staged->phase != staged->before) {
+      staged->timings = membership->Timings();
+      if (staged->phase == v1::PHASE_FAILED) staged->reason = membership->reason();
+    }
+    return absl::OkStatus();
+  }();
+  if (!refused.ok()) {
+    done(refused);
+    return;
   }
-  lock.Release();
-  RETURN_IF_ERROR(commits_.Wait(ticket));
-  v1::ReportGroupStatusResponse response;
-  response.set_cluster_phase(phase);
-  if (phase == before) return response;
+  commits_.OnSettled(
+      staged->ticket, [this, staged, cluster = request.member().cluster(), epoch = request.epoch(),
+                       done = std::move(done)](absl::Status status) {
+        if (!status.ok()) {
+          done(status);
+          return;
+        }
+        if (staged->phase != staged->before) {
+          AnnouncePhase(cluster, epoch, staged->phase, staged->timings, staged->reason);
+        }
+        v1::ReportGroupStatusResponse response;
+        response.set_cluster_phase(staged->phase);
+        done(std::move(response));
+      });
+}
+
+void Coordinator::AnnouncePhase(const std::string& cluster, int64_t epoch, v1::Phase phase,
+                                const v1::EpochTimings& timings, std::string reason) {
   if (phase == v1::PHASE_READY) {
     reason = absl::StrFormat(
         "READY: detect %.0f ms, plan %.0f ms, deliver %.0f ms, bootstrap %.0f ms, split %.0f ms, "
@@ -669,11 +724,9 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
         timings.detect_ms(), timings.plan_ms(), timings.deliver_ms(), timings.bootstrap_ms(),
         timings.split_ms(), timings.validate_ms(), timings.ready_ms());
   }
-  spdlog::info("cluster {} epoch {}: {}{}", request.member().cluster(), request.epoch(),
-               v1::Phase_Name(phase), reason.empty() ? std::string() : absl::StrCat(": ", reason));
-  Emit(v1::EVENT_KIND_PHASE_CHANGED, request.member().cluster(), request.epoch(), nullptr, phase,
-       reason, &timings);
-  return response;
+  spdlog::info("cluster {} epoch {}: {}{}", cluster, epoch, v1::Phase_Name(phase),
+               reason.empty() ? std::string() : absl::StrCat(": ", reason));
+  Emit(v1::EVENT_KIND_PHASE_CHANGED, cluster, epoch, nullptr, phase, reason, &timings);
 }
 
 absl::Status Coordinator::AuthorizeRendezvous(const v1::MemberCredentials& member,

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "daemon/core/elastic_policy.h"
@@ -126,7 +127,15 @@ class Coordinator {
   // deadline (topology `deadlines`); the daemon calls it periodically.
   void Tick();
 
+  // How an asynchronous call answers: once, with no lock held, on the thread that settled its
+  // change (or at once on the caller's).
+  template <typename Response>
+  using Done = std::function<void(absl::StatusOr<Response>)>;
+
   // AgentService. Every call after Register names its member (core::Membership checks it).
+  // Register and ReportGroupStatus answer through `done` once their change is durable (the
+  // gRPC handler returns meanwhile); the forms without `done` wait for the answer.
+  void Register(const v1::RegisterRequest& request, Done<v1::RegisterResponse> done);
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   // The plan the member should form next: the current epoch's, once ranks are assigned, when it
   // is newer than `known_epoch`; nullopt while there is none.
@@ -140,6 +149,8 @@ class Coordinator {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   // Records a rank's report as core::RankReport (ToRankReport). It is durable before it is
   // applied; the store keeps the request without its session token.
+  void ReportGroupStatus(const v1::ReportGroupStatusRequest& request,
+                         Done<v1::ReportGroupStatusResponse> done);
   absl::StatusOr<v1::ReportGroupStatusResponse> ReportGroupStatus(
       const v1::ReportGroupStatusRequest& request);
   // OK when the member may use the rendezvous space of (its cluster, `epoch`).
@@ -232,6 +243,30 @@ class Coordinator {
     v1::Phase phase = v1::PHASE_UNSPECIFIED;
     bool cluster_assigned = false;  // the cluster's ranks were assigned
   };
+  // A registration applied under mu_ and staged, waiting to be durable.
+  struct StagedRegistration {
+    v1::RegisterResponse response;
+    Admission admission;
+    GroupCommit::TicketPtr ticket;  // its change, or the pending one it read (no change)
+    bool wrote = false;
+  };
+  absl::StatusOr<StagedRegistration> StageRegistration(const v1::RegisterRequest& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Logs and emits a phase change a report made, once it is durable.
+  void AnnouncePhase(const std::string& cluster, int64_t epoch, v1::Phase phase,
+                     const v1::EpochTimings& timings, std::string reason) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs an asynchronous call and waits for its answer.
+  template <typename Response, typename Start>
+  static absl::StatusOr<Response> Synchronously(Start start) {
+    absl::Notification answered;
+    absl::StatusOr<Response> result;
+    start([&](absl::StatusOr<Response> answer) {
+      result = std::move(answer);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return result;
+  }
   // Logs and emits the registration, notifies watchers of ranks it assigned and lets the policy
   // use a new spare or a returning member.
   void AnnounceRegistration(const v1::MemberIdentity& identity, const Admission& admission)

@@ -1,6 +1,10 @@
 #include "daemon/event_log.h"
 
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "google/protobuf/util/json_util.h"
@@ -10,6 +14,26 @@ namespace splitd::daemon {
 
 EventLog::EventLog(size_t capacity, std::string audit_path)
     : capacity_(capacity == 0 ? 1 : capacity), audit_path_(std::move(audit_path)) {}
+
+EventLog::~EventLog() {
+  if (audit_fd_ >= 0) close(audit_fd_);
+}
+
+void EventLog::AppendAuditLocked(const std::string& line) {
+  if (audit_fd_ < 0) {
+    audit_fd_ = open(audit_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (audit_fd_ < 0) {
+      spdlog::warn("cannot open the audit log {}: {}", audit_path_, std::strerror(errno));
+      return;
+    }
+  }
+  // One write per line: with O_APPEND a line is never split by another writer's.
+  const ssize_t written = write(audit_fd_, line.data(), line.size());
+  if (written != static_cast<ssize_t>(line.size())) {
+    spdlog::warn("cannot append to the audit log {}: {}", audit_path_,
+                 written < 0 ? std::strerror(errno) : "short write");
+  }
+}
 
 uint64_t EventLog::Append(v1::Event event, absl::Time now) {
   if (!event.has_time()) {
@@ -27,9 +51,8 @@ uint64_t EventLog::Append(v1::Event event, absl::Time now) {
       google::protobuf::util::JsonPrintOptions options;
       options.always_print_primitive_fields = false;
       if (google::protobuf::util::MessageToJsonString(event, &line, options).ok()) {
-        std::ofstream out(audit_path_, std::ios::app);
-        out << line << '\n';
-        if (!out) spdlog::warn("cannot append to the audit log {}", audit_path_);
+        line.push_back('\n');
+        AppendAuditLocked(line);
       }
     }
     events_.push_back(std::move(event));

@@ -17,13 +17,18 @@ namespace splitd::daemon {
 // The daemon's recent events (WatchEvents) and its audit trail: every event gets the next
 // sequence number, the last `capacity` are retained for watchers that connect later, and each
 // is appended as one JSON line to `audit_path` when one is given (with --data_dir). Watchers
-// subscribe a wake-up callback and pull with Next().
+// subscribe a wake-up callback and pull with Next(). The audit file is opened once and appended
+// to with one write per line (not synced: the store, not the trail, is what a restart needs);
+// rotate it by copying and truncating.
 //
 // Threading: thread-safe. Wake-ups run on the appending thread, one at a time, without the
 // event lock held (they may call Next).
 class EventLog {
  public:
   explicit EventLog(size_t capacity = 4096, std::string audit_path = "");
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
 
   // Stamps `event` with the next sequence number (and `now` unless set) and retains it.
   uint64_t Append(v1::Event event, absl::Time now);
@@ -41,7 +46,11 @@ class EventLog {
  private:
   const size_t capacity_;
   const std::string audit_path_;
+  // Appends `line` to the audit file, opening it on first use.
+  void AppendAuditLocked(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
+  int audit_fd_ ABSL_GUARDED_BY(mu_) = -1;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<v1::Event> events_ ABSL_GUARDED_BY(mu_);
   // Held while wake-ups run, so that once Unsubscribe returns none runs or will run.

@@ -7,6 +7,31 @@
 
 namespace splitd::daemon {
 
+GroupCommit::GroupCommit(store::StateStore* store)
+    : store_(store), callback_thread_([this] { CallbackLoop(); }) {}
+
+GroupCommit::~GroupCommit() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    callbacks_ready_.SignalAll();
+  }
+  callback_thread_.join();
+}
+
+void GroupCommit::CallbackLoop() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    while (callbacks_.empty() && !stopping_) callbacks_ready_.Wait(&mu_);
+    if (callbacks_.empty()) return;
+    std::vector<Callback> callbacks = std::move(callbacks_);
+    callbacks_.clear();
+    mu_.Unlock();
+    for (Callback& callback : callbacks) callback();
+    mu_.Lock();
+  }
+}
+
 GroupCommit::TicketPtr GroupCommit::Enqueue(std::vector<internal::LogRecord> records,
                                             bool critical) {
   auto ticket = std::make_shared<Ticket>();
@@ -19,28 +44,65 @@ GroupCommit::TicketPtr GroupCommit::Enqueue(std::vector<internal::LogRecord> rec
   return ticket;
 }
 
-absl::Status GroupCommit::Wait(const TicketPtr& ticket) {
-  mu_.Lock();
-  while (!ticket->settled_) {
-    if (writing_ || queue_.empty()) {
-      settled_.Wait(&mu_);
-      continue;
-    }
+void GroupCommit::Drain(bool run_callbacks) {
+  while (!writing_ && !queue_.empty()) {
     std::vector<TicketPtr> group(queue_.begin(), queue_.end());
     queue_.clear();
     writing_ = true;
     mu_.Unlock();
-    WriteGroup(std::move(group));
+    std::vector<Callback> callbacks = WriteGroup(std::move(group));
     mu_.Lock();
     writing_ = false;
     settled_.SignalAll();
+    if (callbacks.empty()) continue;
+    if (run_callbacks) {
+      mu_.Unlock();
+      for (Callback& callback : callbacks) callback();
+      mu_.Lock();
+    } else {
+      for (Callback& callback : callbacks) callbacks_.push_back(std::move(callback));
+      callbacks_ready_.Signal();
+    }
   }
-  absl::Status status = ticket->status_;
-  mu_.Unlock();
-  return status;
 }
 
-void GroupCommit::WriteGroup(std::vector<TicketPtr> group) {
+absl::Status GroupCommit::Wait(const TicketPtr& ticket) {
+  absl::MutexLock lock(&mu_);
+  while (!ticket->settled_) {
+    Drain(/*run_callbacks=*/false);
+    if (!ticket->settled_) settled_.Wait(&mu_);
+  }
+  return ticket->status_;
+}
+
+void GroupCommit::Attach(const TicketPtr& ticket, std::function<void(absl::Status)> done,
+                         bool state_only) {
+  mu_.Lock();
+  if (ticket->settled_) {
+    absl::Status status = state_only ? StateStatus(*ticket) : ticket->status_;
+    mu_.Unlock();
+    done(std::move(status));
+    return;
+  }
+  ticket->done_ = std::move(done);
+  ticket->state_only_ = state_only;
+  Drain(/*run_callbacks=*/true);
+  mu_.Unlock();
+}
+
+void GroupCommit::OnSettled(const TicketPtr& ticket, std::function<void(absl::Status)> done) {
+  Attach(ticket, std::move(done), /*state_only=*/false);
+}
+
+void GroupCommit::OnState(const TicketPtr& ticket, std::function<void(absl::Status)> done) {
+  if (ticket == nullptr) {
+    done(absl::OkStatus());
+    return;
+  }
+  Attach(ticket, std::move(done), /*state_only=*/true);
+}
+
+std::vector<GroupCommit::Callback> GroupCommit::WriteGroup(std::vector<TicketPtr> group) {
   std::vector<store::Change> changes(group.size());
   for (size_t i = 0; i < group.size(); ++i) changes[i].records = std::move(group[i]->records_);
   const absl::Status written = store_->Commit(absl::MakeSpan(changes));
@@ -50,6 +112,7 @@ void GroupCommit::WriteGroup(std::vector<TicketPtr> group) {
   }
   // Before any change of the group is settled: nobody answers from a state being taken back.
   if (!broken.ok() && on_failure_) on_failure_(broken);
+  std::vector<Callback> callbacks;
   absl::MutexLock lock(&mu_);
   ++stats_.groups;
   stats_.changes += group.size();
@@ -58,18 +121,28 @@ void GroupCommit::WriteGroup(std::vector<TicketPtr> group) {
     ticket.status_ = written.ok() ? changes[i].status : written;
     ticket.taken_back_ = !broken.ok();
     ticket.settled_ = true;
+    if (ticket.done_) {
+      callbacks.push_back(
+          [done = std::move(ticket.done_),
+           status = ticket.state_only_ ? StateStatus(ticket) : ticket.status_] { done(status); });
+    }
   }
+  return callbacks;
+}
+
+absl::Status GroupCommit::StateStatus(const Ticket& ticket) {
+  if (ticket.taken_back_) {
+    return absl::UnavailableError(
+        "the state this call read was taken back because a store write failed; try again");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status GroupCommit::AwaitState(const TicketPtr& ticket) {
   if (ticket == nullptr) return absl::OkStatus();
   Wait(ticket).IgnoreError();  // the change's own outcome is its caller's; this is a reader
   absl::MutexLock lock(&mu_);
-  if (ticket->taken_back_) {
-    return absl::UnavailableError(
-        "the state this call read was taken back because a store write failed; try again");
-  }
-  return absl::OkStatus();
+  return StateStatus(*ticket);
 }
 
 GroupCommit::TicketPtr GroupCommit::Pending() const {
@@ -84,9 +157,14 @@ void GroupCommit::FailQueued(const absl::Status& status) {
         "an earlier state change failed, and this one was built on it: ", status.message()));
     ticket->taken_back_ = true;
     ticket->settled_ = true;
+    if (ticket->done_) {
+      const absl::Status result = ticket->state_only_ ? StateStatus(*ticket) : ticket->status_;
+      callbacks_.push_back([done = std::move(ticket->done_), result] { done(result); });
+    }
   }
   queue_.clear();
   settled_.SignalAll();
+  callbacks_ready_.Signal();
 }
 
 GroupCommit::Stats GroupCommit::stats() const {

@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,10 +18,15 @@ namespace splitd::daemon {
 // Writes the changes of concurrent calls to a StateStore in groups: every change queued while one
 // group is being written goes into the next, which is one StateStore::Commit (with --data_dir, one
 // append and one fdatasync). Callers queue a change under their own state lock, which fixes its
-// place in the order, and wait for it with no lock held; the first waiter that finds no group
-// being written writes every queued change itself (no committer thread: an uncontended change is
-// written on its caller's thread). A change is settled only once it and every change queued
-// before it are: no caller answers before what it depends on is durable.
+// place in the order, and then either wait for it (Wait) or leave a callback (OnSettled) and
+// return, with no lock held. The first caller that finds no group being written writes every
+// queued change itself until none is left (no committer thread: an uncontended change is written
+// on its caller's thread). A change is settled only once it and every change queued before it
+// are: no caller answers before what it depends on is durable.
+//
+// Callbacks run with no lock of this class held, in the order of their changes: on the writing
+// thread when it came from OnSettled (which holds no locks), else on the class's one callback
+// thread, since a caller of Wait may hold locks a callback takes.
 //
 // When a write fails, or the store refuses a critical change, the state the queued changes were
 // computed on is not the store's any more. The failure handler runs (before any change of the
@@ -44,6 +50,8 @@ class GroupCommit {
     bool settled_ = false;
     bool taken_back_ = false;  // failed with its group, or computed on a failed group
     absl::Status status_;
+    std::function<void(absl::Status)> done_;  // OnSettled's
+    bool state_only_ = false;                 // OnSettled's: as AwaitState
   };
   using TicketPtr = std::shared_ptr<Ticket>;
   using FailureHandler = std::function<void(const absl::Status& status)>;
@@ -55,7 +63,11 @@ class GroupCommit {
   };
 
   // `store` must outlive the committer.
-  explicit GroupCommit(store::StateStore* store) : store_(store) {}
+  explicit GroupCommit(store::StateStore* store);
+  // Runs the callbacks already settled.
+  ~GroupCommit();
+  GroupCommit(const GroupCommit&) = delete;
+  GroupCommit& operator=(const GroupCommit&) = delete;
 
   // Set once, before any change is queued.
   void SetFailureHandler(FailureHandler handler) { on_failure_ = std::move(handler); }
@@ -69,6 +81,12 @@ class GroupCommit {
   // Blocks until `ticket` is settled, writing queued groups when nobody else is; its status: OK
   // once durable, the store's refusal, or the error of the write that failed it.
   absl::Status Wait(const TicketPtr& ticket);
+
+  // Calls `done` with Wait's status once `ticket` is settled (at once, on this thread, when it
+  // is), writing queued groups here when nobody else is. The caller holds no lock.
+  void OnSettled(const TicketPtr& ticket, std::function<void(absl::Status)> done);
+  // The same with AwaitState's status; a null ticket calls `done` at once.
+  void OnState(const TicketPtr& ticket, std::function<void(absl::Status)> done);
 
   // Blocks until `ticket` (the last change queued when a caller read its state; see Pending) is
   // settled. UNAVAILABLE when that state was taken back by a failed write, OK otherwise (a
@@ -86,8 +104,15 @@ class GroupCommit {
   Stats stats() const;
 
  private:
-  // Writes `group` (no lock held) and settles it.
-  void WriteGroup(std::vector<TicketPtr> group);
+  using Callback = std::function<void()>;
+  // Writes `group` (no lock held) and settles it; returns its tickets' callbacks.
+  std::vector<Callback> WriteGroup(std::vector<TicketPtr> group);
+  // Writes queued groups until none is left or another thread writes; runs their callbacks
+  // here (`run_callbacks`, briefly releasing mu_) or hands them to the callback thread.
+  void Drain(bool run_callbacks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Attach(const TicketPtr& ticket, std::function<void(absl::Status)> done, bool state_only);
+  static absl::Status StateStatus(const Ticket& ticket);
+  void CallbackLoop();
 
   store::StateStore* const store_;
   FailureHandler on_failure_;
@@ -99,6 +124,10 @@ class GroupCommit {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<Callback> callbacks_ ABSL_GUARDED_BY(mu_);  // for the callback thread
+  absl::CondVar callbacks_ready_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread callback_thread_;
 };
 
 }  // namespace splitd::daemon

@@ -167,6 +167,36 @@ TEST_F(GroupCommitTest, AReaderWaitsForThePendingChangeItSaw) {
   EXPECT_THAT(commits_.AwaitState(nullptr), IsOk());
 }
 
+TEST_F(GroupCommitTest, OnSettledReturnsAtOnceAndAnswersOnceTheChangeIsDurable) {
+  store_.Hold(2);
+  GroupCommit::TicketPtr a = commits_.Enqueue(Member("a"));
+  std::thread writer([&] { EXPECT_THAT(commits_.Wait(a), IsOk()); });
+  store_.WaitEntered(2);
+  GroupCommit::TicketPtr b = commits_.Enqueue(Member("b"));
+  absl::Notification answered;
+  std::vector<std::string> pods_when_answered;
+  absl::Status status = absl::UnknownError("not answered");
+  // Another thread is writing: OnSettled leaves its callback and returns.
+  commits_.OnSettled(b, [&](absl::Status settled) {
+    status = settled;
+    pods_when_answered = store_.Pods();
+    answered.Notify();
+  });
+  EXPECT_FALSE(answered.HasBeenNotified());
+  store_.Open();
+  writer.join();
+  answered.WaitForNotification();
+  EXPECT_THAT(status, IsOk());
+  EXPECT_THAT(pods_when_answered, ElementsAre("a", "b"));
+  // A settled ticket answers at once, on the caller's thread; a null state ticket too.
+  bool at_once = false;
+  commits_.OnState(b, [&](absl::Status settled) { at_once = settled.ok(); });
+  EXPECT_TRUE(at_once);
+  at_once = false;
+  commits_.OnState(nullptr, [&](absl::Status settled) { at_once = settled.ok(); });
+  EXPECT_TRUE(at_once);
+}
+
 TEST_F(GroupCommitTest, AFailedWriteFailsItsChangesAndThoseQueuedOnThemOnly) {
   std::vector<absl::Status> handled;
   commits_.SetFailureHandler([&](const absl::Status& status) {

@@ -27,11 +27,15 @@ void ServiceCall::Ended(const grpc::Status& status) const {
 }
 
 grpc::ServerUnaryReactor* ServiceCall::Finish(const absl::Status& status) const {
+  grpc::ServerUnaryReactor* reactor = Defer();
+  Complete(reactor, status);
+  return reactor;
+}
+
+void ServiceCall::Complete(grpc::ServerUnaryReactor* reactor, const absl::Status& status) const {
   const grpc::Status sent = ToGrpcStatus(status);
   Ended(sent);
-  grpc::ServerUnaryReactor* reactor = context_->DefaultReactor();
   reactor->Finish(sent);
-  return reactor;
 }
 
 }  // namespace splitd::daemon

@@ -39,6 +39,11 @@ class ServiceCall {
   // Finishes a unary call with `status`, converted once (common/grpc_status.h), and books it.
   grpc::ServerUnaryReactor* Finish(const absl::Status& status) const;
 
+  // A unary call answered later, from any thread: the handler returns Defer's reactor (asked for
+  // once) and Complete finishes it once, booked as Finish books it.
+  grpc::ServerUnaryReactor* Defer() const { return context_->DefaultReactor(); }
+  void Complete(grpc::ServerUnaryReactor* reactor, const absl::Status& status) const;
+
   // Finishes a unary call with `result`'s status, moving its value into `response` when OK.
   template <typename Response>
   grpc::ServerUnaryReactor* Reply(absl::StatusOr<Response> result, Response* response) const {
