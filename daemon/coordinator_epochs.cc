@@ -94,8 +94,10 @@ void Coordinator::Tick() {
     for (auto& [name, membership] : memberships_) {
       const v1::Topology& topology = clusters_.at(name)->record.topology;
       const absl::Duration lease = absl::Milliseconds(topology.elastic().lease_timeout_ms());
-      std::vector<const core::Member*> expired =
-          membership->ExpireLeases(now, lease, plan::TopologyValidator::StreamGrace(topology));
+      const absl::Duration grace = plan::TopologyValidator::StreamGrace(topology);
+      // Nothing can have expired, and no rank gone missing, since the last scan.
+      if (!membership->LeaseCheckDue(now, lease, grace)) continue;
+      std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease, grace);
       if (expired.empty()) {
         // A rank held by a member lost before its epoch started (the assignment raced the
         // lease) still needs a decision; a DEGRADED cluster already has one.

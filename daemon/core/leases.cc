@@ -1,5 +1,7 @@
 #include "daemon/core/leases.h"
 
+#include <algorithm>
+
 namespace splitd::core {
 
 bool Leases::Renew(MemberRegistry& registry, Member& member, absl::Time now) {
@@ -31,15 +33,30 @@ std::optional<Leases::Loss> Leases::LossAt(const Member& member, absl::Time now,
   return std::nullopt;
 }
 
+absl::Time Leases::LastAliveInstant(const Member& member, absl::Duration lease,
+                                    absl::Duration stream_grace) {
+  absl::Time last = member.last_seen + lease;
+  if (stream_grace > absl::ZeroDuration() && member.plan_streams == 0 &&
+      member.stream_closed.has_value()) {
+    last = std::min(last, *member.stream_closed + stream_grace);
+  }
+  return last;
+}
+
 std::vector<const Member*> Leases::Expire(MemberRegistry& registry, absl::Time now,
-                                          absl::Duration lease, absl::Duration stream_grace) {
+                                          absl::Duration lease, absl::Duration stream_grace,
+                                          absl::Time* next_check) {
   std::vector<const Member*> lost;
+  absl::Time next = absl::InfiniteFuture();
   for (const auto& member : registry.members()) {
     if (LossAt(*member, now, lease, stream_grace).has_value()) {
       registry.SetLiveness(*member, Liveness::kLost);
       lost.push_back(member.get());
+    } else if (member->liveness == Liveness::kAlive) {
+      next = std::min(next, LastAliveInstant(*member, lease, stream_grace));
     }
   }
+  if (next_check != nullptr) *next_check = next;
   return lost;
 }
 

@@ -36,9 +36,16 @@ class Leases {
   static void Touch(Member& member, absl::Time now) { member.last_seen = now; }
 
   // Marks alive members lost whose last sign of life is older than `lease`, or whose plan
-  // streams closed more than `stream_grace` ago (zero: never by streams); returns them.
+  // streams closed more than `stream_grace` ago (zero: never by streams); returns them. Sets
+  // `*next_check` (when given) to the earliest time an alive member could be lost without a new
+  // sign of life, a stream closing or a member coming (back) alive; InfiniteFuture for none.
   static std::vector<const Member*> Expire(MemberRegistry& registry, absl::Time now,
-                                           absl::Duration lease, absl::Duration stream_grace);
+                                           absl::Duration lease, absl::Duration stream_grace,
+                                           absl::Time* next_check = nullptr);
+
+  // The last instant at which LossAt of an alive `member` is still nullopt, as things stand.
+  static absl::Time LastAliveInstant(const Member& member, absl::Duration lease,
+                                     absl::Duration stream_grace);
 
   // True when a rank is held by a lost or excluded member.
   static bool AnyRankMissing(const MemberRegistry& registry);

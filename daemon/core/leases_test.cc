@@ -42,6 +42,26 @@ TEST_F(LeasesTest, ExpireMarksOnlyMembersSilentPastTheLease) {
   EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(12), lease_, no_grace_).size(), 0u);
 }
 
+TEST_F(LeasesTest, ExpireForeseesTheEarliestLossOfTheMembersStillAlive) {
+  Member* quiet = Add("a");
+  Member* talkative = Add("b");
+  Member* streamless = Add("c");
+  Leases::Touch(*talkative, start_ + absl::Seconds(5));
+  Leases::Touch(*streamless, start_ + absl::Seconds(6));
+  Leases::StreamOpened(*streamless);
+  Leases::StreamClosed(*streamless, start_ + absl::Seconds(7));
+  absl::Time next;
+  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(7), lease_, grace_, &next).empty());
+  // The closed stream's grace ends first: 7 s + 1 s.
+  EXPECT_EQ(next, start_ + absl::Seconds(8));
+  EXPECT_EQ(Leases::LastAliveInstant(*quiet, lease_, grace_), start_ + absl::Seconds(10));
+  EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(9), lease_, grace_, &next).size(), 1u);
+  EXPECT_EQ(next, start_ + absl::Seconds(10));  // quiet's lease
+  EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(16), lease_, grace_, &next).size(),
+            2u);
+  EXPECT_EQ(next, absl::InfiniteFuture());  // nobody alive
+}
+
 TEST_F(LeasesTest, RenewBringsALostMemberBackButTouchDoesNot) {
   Member* member = Add("a");
   Leases::Expire(registry_, start_ + absl::Seconds(11), lease_, no_grace_);

@@ -42,6 +42,7 @@ absl::StatusOr<Membership::Registration> Membership::Replay(
 absl::StatusOr<Membership::Registration> Membership::Admit(
     const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time now,
     const std::string& session_token, const std::string& session_token_sha256) {
+  next_lease_check_ = absl::InfinitePast();  // a member admitted or alive again
   absl::StatusOr<const Member*> existing = CheckRegister(identity, capabilities);
   if (!existing.ok()) return existing.status();
   Registration registration;
@@ -80,7 +81,14 @@ const Member* Membership::FindById(const std::string& member_id) const {
 
 std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Duration lease,
                                                     absl::Duration stream_grace) {
-  return Leases::Expire(members_, now, lease, stream_grace);
+  checked_lease_ = lease;
+  checked_grace_ = stream_grace;
+  return Leases::Expire(members_, now, lease, stream_grace, &next_lease_check_);
+}
+
+bool Membership::LeaseCheckDue(absl::Time now, absl::Duration lease,
+                               absl::Duration stream_grace) const {
+  return now > next_lease_check_ || lease != checked_lease_ || stream_grace != checked_grace_;
 }
 
 void Membership::PlanStreamOpened(const std::string& member_id) {
@@ -92,12 +100,14 @@ void Membership::PlanStreamOpened(const std::string& member_id) {
 void Membership::PlanStreamClosed(const std::string& member_id, absl::Time now) {
   if (Member* member = members_.FindById(member_id); member != nullptr) {
     Leases::StreamClosed(*member, now);
+    next_lease_check_ = absl::InfinitePast();
   }
 }
 
 bool Membership::HasMissingRank() const { return Leases::AnyRankMissing(members_); }
 
 std::vector<const Member*> Membership::Exclude(const std::vector<std::string>& member_ids) {
+  next_lease_check_ = absl::InfinitePast();
   return members_.Exclude(member_ids);
 }
 
@@ -126,6 +136,7 @@ bool Membership::AssignWhenComplete(absl::Time now) {
 
 void Membership::StartEpoch(std::shared_ptr<const plan::SplitPlan> plan, absl::Time now,
                             const std::vector<std::string>& assignment) {
+  next_lease_check_ = absl::InfinitePast();
   plan_ = std::move(plan);
   readiness_.Clear();
   timeline_.Start(now);
@@ -184,6 +195,7 @@ absl::StatusOr<Membership::HeartbeatResult> Membership::Heartbeat(
   HeartbeatResult result{plan_->epoch, member, /*returned=*/false};
   if (member->liveness == Liveness::kExcluded) return result;
   result.returned = Leases::Renew(members_, *member, now);
+  if (result.returned) next_lease_check_ = absl::InfinitePast();
   return result;
 }
 

@@ -101,6 +101,11 @@ class Membership {
   // closed more than `stream_grace` ago (Leases::Expire); returns them.
   std::vector<const Member*> ExpireLeases(absl::Time now, absl::Duration lease,
                                           absl::Duration stream_grace);
+  // False while ExpireLeases (with the same lease and grace) can find nothing: before the
+  // earliest loss its last scan foresaw, with no member admitted, back alive or with a stream
+  // closed, no exclusion and no new epoch since. Then neither liveness nor HasMissingRank has
+  // changed, and a periodic check may skip both (an O(members) scan at every tick otherwise).
+  bool LeaseCheckDue(absl::Time now, absl::Duration lease, absl::Duration stream_grace) const;
 
   // A plan stream of the member `member_id` opened, or closed at `now` (Leases). Unknown ids
   // are ignored.
@@ -209,6 +214,11 @@ class Membership {
   bool AssignWhenComplete(absl::Time now);
   // Authenticate, for a member to change.
   absl::StatusOr<Member*> FindMember(const v1::MemberCredentials& credentials);
+
+  // What LeaseCheckDue compares with: the last scan's foresight and parameters.
+  absl::Time next_lease_check_ = absl::InfinitePast();
+  absl::Duration checked_lease_;
+  absl::Duration checked_grace_;
 
   std::shared_ptr<const plan::SplitPlan> plan_;
   MemberRegistry members_;

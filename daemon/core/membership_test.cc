@@ -201,6 +201,31 @@ TEST_F(MembershipTest, MembersBeyondTheWorldAreSpares) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("is a spare")));
 }
 
+TEST_F(MembershipTest, ALeaseCheckIsDueOnlyWhenSomethingCouldHaveExpired) {
+  const absl::Duration lease = absl::Seconds(10);
+  const absl::Duration grace = absl::Seconds(1);
+  RegisterWorld();
+  EXPECT_TRUE(membership_.LeaseCheckDue(now_, lease, grace));  // never scanned
+  EXPECT_TRUE(membership_.ExpireLeases(now_ + absl::Seconds(2), lease, grace).empty());
+  // Every member registered at now_: nobody can be lost before now_ + 10 s.
+  EXPECT_FALSE(membership_.LeaseCheckDue(now_ + absl::Seconds(10), lease, grace));
+  EXPECT_TRUE(
+      membership_.LeaseCheckDue(now_ + absl::Seconds(10) + absl::Nanoseconds(1), lease, grace));
+  // Other parameters, a closed stream or a new member make it due at once.
+  EXPECT_TRUE(membership_.LeaseCheckDue(now_ + absl::Seconds(3), absl::Seconds(5), grace));
+  const v1::MemberCredentials rank0 = CredentialsOfRank(0);
+  membership_.PlanStreamOpened(rank0.member_id());
+  EXPECT_FALSE(membership_.LeaseCheckDue(now_ + absl::Seconds(3), lease, grace));
+  membership_.PlanStreamClosed(rank0.member_id(), now_ + absl::Seconds(3));
+  EXPECT_TRUE(membership_.LeaseCheckDue(now_ + absl::Seconds(3), lease, grace));
+  EXPECT_TRUE(membership_.ExpireLeases(now_ + absl::Seconds(3), lease, grace).empty());
+  EXPECT_FALSE(membership_.LeaseCheckDue(now_ + absl::Seconds(4), lease, grace));
+  EXPECT_TRUE(membership_.LeaseCheckDue(now_ + absl::Seconds(4) + absl::Nanoseconds(1), lease,
+                                        grace));  // the grace ran out
+  ASSERT_THAT(membership_.Register(Identity("node-c", 0, "late"), Gloo(), now_, "token-8"), IsOk());
+  EXPECT_TRUE(membership_.LeaseCheckDue(now_ + absl::Seconds(3), lease, grace));
+}
+
 TEST_F(MembershipTest, SameIncarnationGetsTheSameMemberAndRank) {
   RegisterWorld();
   absl::StatusOr<Membership::Registration> again =
