@@ -195,17 +195,22 @@ std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
   return std::move(recovered_spaces_);
 }
 
-absl::Status Coordinator::PersistRendezvousKey(const std::string& cluster, int64_t epoch,
-                                               const std::string& key, const std::string& value) {
+std::function<absl::Status()> Coordinator::PersistRendezvousKey(const std::string& cluster,
+                                                                int64_t epoch,
+                                                                const std::string& key,
+                                                                const std::string& value) {
   // Not critical: the spaces apply the key only once it is durable.
-  return commits_.Wait(commits_.Enqueue({store::PutKeyRecord(cluster, epoch, key, value)},
-                                        /*critical=*/false));
+  GroupCommit::TicketPtr ticket =
+      commits_.Enqueue({store::PutKeyRecord(cluster, epoch, key, value)}, /*critical=*/false);
+  return [this, ticket] { return commits_.Wait(ticket); };
 }
 
-absl::Status Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster, int64_t epoch,
-                                                       const std::string& key) {
-  return commits_.Wait(
-      commits_.Enqueue({store::DeleteKeyRecord(cluster, epoch, key)}, /*critical=*/false));
+std::function<absl::Status()> Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster,
+                                                                        int64_t epoch,
+                                                                        const std::string& key) {
+  GroupCommit::TicketPtr ticket =
+      commits_.Enqueue({store::DeleteKeyRecord(cluster, epoch, key)}, /*critical=*/false);
+  return [this, ticket] { return commits_.Wait(ticket); };
 }
 
 absl::Status Coordinator::CheckRecovered() const {

@@ -86,33 +86,78 @@ absl::Status RendezvousSpaces::CheckValue(const char* field, const std::string& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> RendezvousSpaces::Growth(const Space& space, const std::string& key,
-                                                 size_t value_size) const {
-  auto it = space.values.find(key);
-  const int64_t old_bytes = it == space.values.end() ? 0 : Bytes(key, it->second.size());
-  const int64_t growth = Bytes(key, value_size) - old_bytes;
-  if (space.bytes + growth > limits_.max_space_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "rendezvous space holds ", space.bytes, " bytes; the limit is ", limits_.max_space_bytes));
+const std::string* RendezvousSpaces::Latest(const Space& space, const std::string& key) {
+  if (auto pending = space.pending.find(key); pending != space.pending.end()) {
+    return pending->second.value.has_value() ? &*pending->second.value : nullptr;
   }
-  return growth;
+  auto it = space.values.find(key);
+  return it == space.values.end() ? nullptr : &it->second;
 }
 
-absl::Status RendezvousSpaces::WriteLocked(const SpaceKey& id, const std::string& key,
-                                           std::string value,
-                                           std::vector<Completion>* completions) {
+absl::StatusOr<RendezvousSpaces::Staged> RendezvousSpaces::StageLocked(
+    const SpaceKey& id, const std::string& key, std::optional<std::string> value) {
   Space& space = spaces_[id];
-  // Room is checked before persisting: a write the space then refused would come back after a
-  // restart.
-  ASSIGN_OR_RETURN(const int64_t growth, Growth(space, key, value.size()));
-  if (persist_) RETURN_IF_ERROR(persist_(id.first, id.second, key, value));
-  space.bytes += growth;
-  auto [it, created] = space.values.try_emplace(key);
-  it->second = std::move(value);
-  // Only a key that did not exist can complete a waiter: one waiting on an existing key is
-  // waiting for another.
-  if (created) CollectReady(space, key, completions);
-  return absl::OkStatus();
+  int64_t reserved = 0;
+  if (value.has_value()) {
+    const std::string* latest = Latest(space, key);
+    const int64_t growth =
+        Bytes(key, value->size()) - (latest == nullptr ? 0 : Bytes(key, latest->size()));
+    if (growth > 0 && space.bytes + space.reserved + growth > limits_.max_space_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("rendezvous space holds ", space.bytes + space.reserved,
+                       " bytes; the limit is ", limits_.max_space_bytes));
+    }
+    reserved = std::max<int64_t>(growth, 0);
+  }
+  Staged staged{id, key, std::move(value), next_write_++, reserved, nullptr};
+  if (staged.value.has_value() && persist_) {
+    staged.durable = persist_(id.first, id.second, key, *staged.value);
+  } else if (!staged.value.has_value() && persist_delete_) {
+    staged.durable = persist_delete_(id.first, id.second, key);
+  }
+  space.reserved += reserved;
+  space.pending[key] = Pending{staged.value, staged.write};
+  return staged;
+}
+
+absl::Status RendezvousSpaces::Finish(Staged staged) {
+  const absl::Status status = staged.durable ? staged.durable() : absl::OkStatus();
+  std::vector<Completion> completions;
+  {
+    absl::MutexLock lock(&mu_);
+    auto found = spaces_.find(staged.id);
+    if (found == spaces_.end()) return status;  // dropped meanwhile: its epoch is over
+    Space& space = found->second;
+    space.reserved -= staged.reserved;
+    auto pending = space.pending.find(staged.key);
+    if (pending != space.pending.end() && pending->second.write == staged.write) {
+      space.pending.erase(pending);
+    }
+    // Writes are durable in the order they were queued, but may finish here in another: the
+    // newest durable write of a key wins.
+    uint64_t& applied = space.applied[staged.key];
+    if (status.ok() && staged.write > applied) {
+      applied = staged.write;
+      auto it = space.values.find(staged.key);
+      const int64_t old_bytes = it == space.values.end() ? 0 : Bytes(staged.key, it->second.size());
+      if (!staged.value.has_value()) {
+        if (it != space.values.end()) space.values.erase(it);
+        space.bytes -= old_bytes;
+      } else {
+        space.bytes += Bytes(staged.key, staged.value->size()) - old_bytes;
+        if (it != space.values.end()) {
+          it->second = std::move(*staged.value);
+        } else {
+          space.values.emplace(staged.key, std::move(*staged.value));
+          // Only a key that did not exist can complete a waiter: one waiting on an existing key
+          // is waiting for another.
+          CollectReady(space, staged.key, &completions);
+        }
+      }
+    }
+  }
+  Run(completions);
+  return status;
 }
 
 std::vector<std::string> RendezvousSpaces::Values(const Space& space,
@@ -172,13 +217,12 @@ absl::Status RendezvousSpaces::Set(const std::string& cluster, int64_t epoch,
                                    const std::string& key, std::string value) {
   RETURN_IF_ERROR(CheckKey(key));
   RETURN_IF_ERROR(CheckValue("value", value));
-  std::vector<Completion> completions;
+  Staged staged;
   {
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, std::move(value), &completions));
+    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::move(value)));
   }
-  Run(completions);
-  return absl::OkStatus();
+  return Finish(std::move(staged));
 }
 
 void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
@@ -187,9 +231,11 @@ void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
   Space& space = spaces_[{cluster, epoch}];
   for (const auto& [key, value] : keys) {
     // The store held what the space once accepted; only smaller limits since can refuse it.
-    absl::StatusOr<int64_t> growth = Growth(space, key, value.size());
-    if (!growth.ok()) continue;
-    space.bytes += *growth;
+    auto it = space.values.find(key);
+    const int64_t growth =
+        Bytes(key, value.size()) - (it == space.values.end() ? 0 : Bytes(key, it->second.size()));
+    if (space.bytes + growth > limits_.max_space_bytes) continue;
+    space.bytes += growth;
     space.values[key] = value;
   }
 }
@@ -197,14 +243,13 @@ void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
 absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_t epoch,
                                               const std::string& key, int64_t delta) {
   RETURN_IF_ERROR(CheckKey(key));
-  std::vector<Completion> completions;
   int64_t result = 0;
+  Staged staged;
   {
     absl::MutexLock lock(&mu_);
-    Space& space = spaces_[{cluster, epoch}];
-    auto it = space.values.find(key);
+    const std::string* latest = Latest(spaces_[{cluster, epoch}], key);
     int64_t current = 0;
-    if (it != space.values.end() && !absl::SimpleAtoi(it->second, &current)) {
+    if (latest != nullptr && !absl::SimpleAtoi(*latest, &current)) {
       return absl::FailedPreconditionError(
           absl::StrCat("key \"", key, "\" holds a value that is not a counter"));
     }
@@ -213,9 +258,9 @@ absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_
       return absl::OutOfRangeError(absl::StrCat("counter \"", key, "\" would overflow"));
     }
     result = current + delta;
-    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, absl::StrCat(result), &completions));
+    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, absl::StrCat(result)));
   }
-  Run(completions);
+  RETURN_IF_ERROR(Finish(std::move(staged)));
   return result;
 }
 
@@ -226,14 +271,13 @@ absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& clus
   RETURN_IF_ERROR(CheckKey(key));
   RETURN_IF_ERROR(CheckValue("expected", expected));
   RETURN_IF_ERROR(CheckValue("desired", desired));
-  std::vector<Completion> completions;
   std::string after;
+  Staged staged;
   {
     absl::MutexLock lock(&mu_);
     const std::string* current = nullptr;
     if (auto space = spaces_.find({cluster, epoch}); space != spaces_.end()) {
-      auto it = space->second.values.find(key);
-      if (it != space->second.values.end()) current = &it->second;
+      current = Latest(space->second, key);
     }
     if (current == nullptr ? !expected.empty() : *current != expected) {
       // No swap. For a missing key torch answers `expected`, which its callers compare with
@@ -241,9 +285,9 @@ absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& clus
       return current == nullptr ? expected : *current;
     }
     after = desired;
-    RETURN_IF_ERROR(WriteLocked({cluster, epoch}, key, std::move(desired), &completions));
+    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::move(desired)));
   }
-  Run(completions);
+  RETURN_IF_ERROR(Finish(std::move(staged)));
   return after;
 }
 
@@ -284,14 +328,14 @@ absl::StatusOr<bool> RendezvousSpaces::Delete(const std::string& cluster, int64_
     return absl::FailedPreconditionError(
         "rendezvous keys cannot be deleted here: this daemon cannot make a deletion durable");
   }
-  absl::MutexLock lock(&mu_);
-  auto space = spaces_.find({cluster, epoch});
-  if (space == spaces_.end()) return false;
-  auto it = space->second.values.find(key);
-  if (it == space->second.values.end()) return false;
-  if (persist_delete_) RETURN_IF_ERROR(persist_delete_(cluster, epoch, key));
-  space->second.bytes -= Bytes(key, it->second.size());
-  space->second.values.erase(it);
+  Staged staged;
+  {
+    absl::MutexLock lock(&mu_);
+    auto space = spaces_.find({cluster, epoch});
+    if (space == spaces_.end() || Latest(space->second, key) == nullptr) return false;
+    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::nullopt));
+  }
+  RETURN_IF_ERROR(Finish(std::move(staged)));
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,15 +41,18 @@ struct RendezvousLimits {
 class RendezvousSpaces {
  public:
   using GetCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
-  // Makes a key's new value durable; called under the spaces' lock, before the value is stored
-  // and waiters are told, so the durable order is the order of the writes. An error refuses
-  // the write.
-  using PersistFn = std::function<absl::Status(const std::string& cluster, int64_t epoch,
-                                               const std::string& key, const std::string& value)>;
-  // Makes a key's removal durable, on the same terms as PersistFn (same lock, so a removal and
-  // a write of the same key reach the store in the order they are applied).
-  using PersistDeleteFn = std::function<absl::Status(const std::string& cluster, int64_t epoch,
-                                                     const std::string& key)>;
+  // Waits, without the spaces' lock, until a queued change is durable: OK, or why it is not.
+  using Durable = std::function<absl::Status()>;
+  // Queues a key's new value to be made durable; called under the spaces' lock, so the durable
+  // order is the order of the writes. The spaces wait for the returned Durable without their
+  // lock (so concurrent writes share the store's sync) and only then store the value and tell
+  // waiters; an error refuses the write.
+  using PersistFn = std::function<Durable(const std::string& cluster, int64_t epoch,
+                                          const std::string& key, const std::string& value)>;
+  // Queues a key's removal, on the same terms as PersistFn (same lock, so a removal and a write
+  // of the same key reach the store in the order they are made).
+  using PersistDeleteFn =
+      std::function<Durable(const std::string& cluster, int64_t epoch, const std::string& key)>;
 
   // What Check found.
   struct CheckResult {
@@ -140,10 +144,19 @@ class RendezvousSpaces {
     GetCallback done;
     std::string parked_on;  // the first of `keys` that was missing when last looked at
   };
+  // A write queued and not yet durable. Read-modify-writes (Add, CompareSet, Delete) start from
+  // it; readers (Get, Check) see only durable values.
+  struct Pending {
+    std::optional<std::string> value;  // nullopt: a removal
+    uint64_t write = 0;                // the newest queued write of the key
+  };
   struct Space {
-    std::map<std::string, std::string> values;
+    std::map<std::string, std::string> values;  // durable
     int64_t bytes = 0;
-    std::map<uint64_t, Waiter*> waiters;  // by waiter id, waiting on this space
+    std::map<std::string, Pending> pending;
+    int64_t reserved = 0;                     // bytes the queued writes may add
+    std::map<std::string, uint64_t> applied;  // the newest write stored, by key
+    std::map<uint64_t, Waiter*> waiters;      // by waiter id, waiting on this space
     // Waiter ids by the key each is parked on: a new key looks only at the waiters parked on
     // it, so a write costs O(its waiters), not O(every waiter of the space).
     std::map<std::string, std::set<uint64_t>> parked;
@@ -154,13 +167,25 @@ class RendezvousSpaces {
   // `keys` of a Get or Check: at most max_keys_per_get, each a valid key.
   absl::Status CheckKeys(const std::vector<std::string>& keys) const;
   absl::Status CheckValue(const char* field, const std::string& value) const;
-  // How much `space` grows when `key` is set to a value of `value_size` bytes;
-  // RESOURCE_EXHAUSTED when that would pass max_space_bytes.
-  absl::StatusOr<int64_t> Growth(const Space& space, const std::string& key,
-                                 size_t value_size) const;
-  // Checks room, persists, stores `value` and collects the waiters a new key completes.
-  absl::Status WriteLocked(const SpaceKey& id, const std::string& key, std::string value,
-                           std::vector<Completion>* completions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A write staged under the lock, to finish once durable.
+  struct Staged {
+    SpaceKey id;
+    std::string key;
+    std::optional<std::string> value;  // nullopt: a removal
+    uint64_t write = 0;
+    int64_t reserved = 0;
+    Durable durable;  // null: nothing to wait for
+  };
+  // The key's value as the next write starts from: queued, else durable; null when missing.
+  static const std::string* Latest(const Space& space, const std::string& key);
+  // Checks room for `value` (nullopt: removal) and queues its persisting: a write the space
+  // then refused would come back after a restart.
+  absl::StatusOr<Staged> StageLocked(const SpaceKey& id, const std::string& key,
+                                     std::optional<std::string> value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for `staged` to be durable (no lock held), then stores it and runs the waiters a new
+  // key completes; the write's status.
+  absl::Status Finish(Staged staged) ABSL_LOCKS_EXCLUDED(mu_);
   // Parks waiter `id` on the first of its keys that is missing, or completes it (and forgets
   // it) when all exist.
   void Park(Space& space, uint64_t id, std::vector<Completion>* completions)
@@ -181,6 +206,7 @@ class RendezvousSpaces {
   const PersistFn persist_;
   const PersistDeleteFn persist_delete_;
   mutable absl::Mutex mu_;
+  uint64_t next_write_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<SpaceKey, Space> spaces_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, uint64_t> deadlines_ ABSL_GUARDED_BY(mu_);

@@ -59,17 +59,18 @@ struct Recorder {
   RendezvousSpaces::PersistFn Put() {
     return [this](const std::string& cluster, int64_t epoch, const std::string& key,
                   const std::string& value) {
-      if (fail) return absl::UnavailableError("disk is full");
-      writes.push_back(absl::StrCat("put ", cluster, "/", epoch, "/", key, "=", value));
-      return absl::OkStatus();
+      return Queue(absl::StrCat("put ", cluster, "/", epoch, "/", key, "=", value));
     };
   }
   RendezvousSpaces::PersistDeleteFn Delete() {
     return [this](const std::string& cluster, int64_t epoch, const std::string& key) {
-      if (fail) return absl::UnavailableError("disk is full");
-      writes.push_back(absl::StrCat("delete ", cluster, "/", epoch, "/", key));
-      return absl::OkStatus();
+      return Queue(absl::StrCat("delete ", cluster, "/", epoch, "/", key));
     };
+  }
+  RendezvousSpaces::Durable Queue(std::string write) {
+    if (fail) return [] { return absl::UnavailableError("disk is full"); };
+    writes.push_back(std::move(write));
+    return [] { return absl::OkStatus(); };
   }
 };
 
@@ -357,6 +358,53 @@ TEST(RendezvousSpacesTest, EveryChangeIsPersistedBeforeItIsApplied) {
   ASSERT_THAT(spaces.Delete("c", 1, "k"), IsOkAndHolds(false));  // no change
   EXPECT_THAT(recorder.writes,
               ElementsAre("put c/1/k=v", "put c/1/k=w", "put c/1/n=2", "delete c/1/k"));
+}
+
+// Writes queue for the store while an earlier one waits for its sync (they share the next one);
+// read-modify-writes build on the queued values; nothing is stored or seen before it is durable.
+TEST(RendezvousSpacesTest, WritesQueueWhileEarlierOnesWaitAndApplyOnlyOnceDurable) {
+  absl::Mutex mu;
+  std::vector<std::string> queued;
+  absl::Notification synced;
+  RendezvousSpaces spaces(
+      {},
+      [&](const std::string&, int64_t, const std::string& key, const std::string& value) {
+        absl::MutexLock lock(&mu);
+        queued.push_back(absl::StrCat(key, "=", value));
+        return RendezvousSpaces::Durable([&] {
+          synced.WaitForNotification();
+          return absl::OkStatus();
+        });
+      },
+      nullptr);
+  Completion waiter;
+  spaces.Get("c", 1, "m-0", {"k"}, absl::InfiniteFuture(), 1, waiter.Callback());
+  std::vector<std::thread> writers;
+  writers.emplace_back([&] { EXPECT_THAT(spaces.Set("c", 1, "k", "v"), IsOk()); });
+  writers.emplace_back([&] { EXPECT_THAT(spaces.Add("c", 1, "n", 1), IsOk()); });
+  writers.emplace_back([&] { EXPECT_THAT(spaces.Add("c", 1, "n", 2), IsOk()); });
+  // All three are queued although none is durable yet.
+  for (int i = 0; i < 10000; ++i) {
+    {
+      absl::MutexLock lock(&mu);
+      if (queued.size() == 3) break;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(queued.size(), 3u);
+    EXPECT_THAT(queued, ::testing::Contains("k=v"));
+    EXPECT_THAT(queued, ::testing::Contains("n=3"));  // the second add built on the first
+  }
+  EXPECT_FALSE(waiter.done.HasBeenNotified());
+  EXPECT_EQ(spaces.KeyCount("c", 1), 0);
+  synced.Notify();
+  for (std::thread& writer : writers) writer.join();
+  ASSERT_TRUE(waiter.done.HasBeenNotified());
+  EXPECT_THAT(waiter.result, IsOkAndHolds(ElementsAre("v")));
+  EXPECT_THAT(ValueNow(spaces, "n"), IsOkAndHolds(ElementsAre("3")));
+  EXPECT_EQ(spaces.KeyCount("c", 1), 2);
 }
 
 TEST(RendezvousSpacesTest, PersistFailureRefusesTheChange) {
