@@ -187,10 +187,13 @@ grpc::ServerUnaryReactor* AgentService::KvSet(grpc::CallbackServerContext* conte
                                               const v1::KvSetRequest* request, v1::KvSetResponse*) {
   const ServiceCall call = Call(context, "KvSet");
   if (absl::Status allowed = Authorize(call); !allowed.ok()) return call.Finish(allowed);
-  return call.Finish(InSpace(request->member(), request->epoch(), [&] {
-    return spaces_->Set(request->member().cluster(), request->epoch(), request->key(),
-                        request->value());
-  }));
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (!status.ok()) return call.Finish(status);
+  // Answered once the key is durable; no gRPC thread waits for the disk meanwhile.
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  spaces_->Set(request->member().cluster(), request->epoch(), request->key(), request->value(),
+               [call, reactor](absl::Status result) { call.Complete(reactor, result); });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::KvGet(grpc::CallbackServerContext* context,
@@ -210,12 +213,15 @@ grpc::ServerUnaryReactor* AgentService::KvAdd(grpc::CallbackServerContext* conte
                                               v1::KvAddResponse* response) {
   const ServiceCall call = Call(context, "KvAdd");
   if (absl::Status allowed = Authorize(call); !allowed.ok()) return call.Finish(allowed);
-  return call.Finish(InSpace(request->member(), request->epoch(), [&] {
-    absl::StatusOr<int64_t> value = spaces_->Add(request->member().cluster(), request->epoch(),
-                                                 request->key(), request->delta());
-    if (value.ok()) response->set_value(*value);
-    return value.status();
-  }));
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (!status.ok()) return call.Finish(status);
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  spaces_->Add(request->member().cluster(), request->epoch(), request->key(), request->delta(),
+               [call, reactor, response](absl::StatusOr<int64_t> value) {
+                 if (value.ok()) response->set_value(*value);
+                 call.Complete(reactor, value.status());
+               });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::KvCompareSet(grpc::CallbackServerContext* context,

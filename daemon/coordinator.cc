@@ -195,22 +195,25 @@ std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
   return std::move(recovered_spaces_);
 }
 
-std::function<absl::Status()> Coordinator::PersistRendezvousKey(const std::string& cluster,
-                                                                int64_t epoch,
-                                                                const std::string& key,
-                                                                const std::string& value) {
+Coordinator::WhenDurable Coordinator::PersistRendezvousKey(const std::string& cluster,
+                                                           int64_t epoch, const std::string& key,
+                                                           const std::string& value) {
   // Not critical: the spaces apply the key only once it is durable.
   GroupCommit::TicketPtr ticket =
       commits_.Enqueue({store::PutKeyRecord(cluster, epoch, key, value)}, /*critical=*/false);
-  return [this, ticket] { return commits_.Wait(ticket); };
+  return [this, ticket](std::function<void(absl::Status)> done) {
+    commits_.OnSettled(ticket, std::move(done));
+  };
 }
 
-std::function<absl::Status()> Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster,
-                                                                        int64_t epoch,
-                                                                        const std::string& key) {
+Coordinator::WhenDurable Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster,
+                                                                   int64_t epoch,
+                                                                   const std::string& key) {
   GroupCommit::TicketPtr ticket =
       commits_.Enqueue({store::DeleteKeyRecord(cluster, epoch, key)}, /*critical=*/false);
-  return [this, ticket] { return commits_.Wait(ticket); };
+  return [this, ticket](std::function<void(absl::Status)> done) {
+    commits_.OnSettled(ticket, std::move(done));
+  };
 }
 
 absl::Status Coordinator::CheckRecovered() const {

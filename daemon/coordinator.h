@@ -82,14 +82,14 @@ class Coordinator {
   };
   std::vector<RecoveredSpace> TakeRecoveredSpaces();
 
-  // Queues a rendezvous key for the group committer and returns the wait for it to be durable
-  // (RendezvousSpaces stores the key only once it is). Takes no lock of the Coordinator.
-  std::function<absl::Status()> PersistRendezvousKey(const std::string& cluster, int64_t epoch,
-                                                     const std::string& key,
-                                                     const std::string& value);
+  // Queues a rendezvous key for the group committer and returns what calls back once it is
+  // durable (RendezvousSpaces stores the key only then). Takes no lock of the Coordinator.
+  using WhenDurable = std::function<void(std::function<void(absl::Status)>)>;
+  WhenDurable PersistRendezvousKey(const std::string& cluster, int64_t epoch,
+                                   const std::string& key, const std::string& value);
   // The same for a key's removal, so that a restarted daemon does not bring the key back.
-  std::function<absl::Status()> PersistRendezvousKeyDeletion(const std::string& cluster,
-                                                             int64_t epoch, const std::string& key);
+  WhenDurable PersistRendezvousKeyDeletion(const std::string& cluster, int64_t epoch,
+                                           const std::string& key);
 
   // The join token an ApplyTopology call gives its cluster.
   struct JoinToken {

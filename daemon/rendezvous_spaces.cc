@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 
 namespace splitd::daemon {
@@ -121,7 +122,29 @@ absl::StatusOr<RendezvousSpaces::Staged> RendezvousSpaces::StageLocked(
 }
 
 absl::Status RendezvousSpaces::Finish(Staged staged) {
-  const absl::Status status = staged.durable ? staged.durable() : absl::OkStatus();
+  absl::Notification finished;
+  absl::Status result;
+  FinishAsync(std::move(staged), [&](absl::Status status) {
+    result = std::move(status);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
+}
+
+void RendezvousSpaces::FinishAsync(Staged staged, std::function<void(absl::Status)> done) {
+  if (!staged.durable) {
+    done(Store(std::move(staged), absl::OkStatus()));
+    return;
+  }
+  Durable durable = std::move(staged.durable);
+  auto shared = std::make_shared<Staged>(std::move(staged));
+  durable([this, shared, done = std::move(done)](absl::Status status) {
+    done(Store(std::move(*shared), std::move(status)));
+  });
+}
+
+absl::Status RendezvousSpaces::Store(Staged staged, absl::Status status) {
   std::vector<Completion> completions;
   {
     absl::MutexLock lock(&mu_);
@@ -215,14 +238,29 @@ void RendezvousSpaces::EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_
 
 absl::Status RendezvousSpaces::Set(const std::string& cluster, int64_t epoch,
                                    const std::string& key, std::string value) {
-  RETURN_IF_ERROR(CheckKey(key));
-  RETURN_IF_ERROR(CheckValue("value", value));
-  Staged staged;
-  {
+  absl::Notification finished;
+  absl::Status result;
+  Set(cluster, epoch, key, std::move(value), [&](absl::Status status) {
+    result = std::move(status);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
+}
+
+void RendezvousSpaces::Set(const std::string& cluster, int64_t epoch, const std::string& key,
+                           std::string value, std::function<void(absl::Status)> done) {
+  absl::StatusOr<Staged> staged = [&]() -> absl::StatusOr<Staged> {
+    RETURN_IF_ERROR(CheckKey(key));
+    RETURN_IF_ERROR(CheckValue("value", value));
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::move(value)));
+    return StageLocked({cluster, epoch}, key, std::move(value));
+  }();
+  if (!staged.ok()) {
+    done(staged.status());
+    return;
   }
-  return Finish(std::move(staged));
+  FinishAsync(*std::move(staged), std::move(done));
 }
 
 void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
@@ -242,6 +280,35 @@ void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
 
 absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_t epoch,
                                               const std::string& key, int64_t delta) {
+  absl::Notification finished;
+  absl::StatusOr<int64_t> result;
+  Add(cluster, epoch, key, delta, [&](absl::StatusOr<int64_t> value) {
+    result = std::move(value);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
+}
+
+void RendezvousSpaces::Add(const std::string& cluster, int64_t epoch, const std::string& key,
+                           int64_t delta, std::function<void(absl::StatusOr<int64_t>)> done) {
+  absl::StatusOr<std::pair<Staged, int64_t>> staged = StageAdd(cluster, epoch, key, delta);
+  if (!staged.ok()) {
+    done(staged.status());
+    return;
+  }
+  const int64_t result = staged->second;
+  FinishAsync(std::move(staged->first), [result, done = std::move(done)](absl::Status status) {
+    if (status.ok()) {
+      done(result);
+    } else {
+      done(std::move(status));
+    }
+  });
+}
+
+absl::StatusOr<std::pair<RendezvousSpaces::Staged, int64_t>> RendezvousSpaces::StageAdd(
+    const std::string& cluster, int64_t epoch, const std::string& key, int64_t delta) {
   RETURN_IF_ERROR(CheckKey(key));
   int64_t result = 0;
   Staged staged;
@@ -260,8 +327,7 @@ absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_
     result = current + delta;
     ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, absl::StrCat(result)));
   }
-  RETURN_IF_ERROR(Finish(std::move(staged)));
-  return result;
+  return std::make_pair(std::move(staged), result);
 }
 
 absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& cluster, int64_t epoch,

@@ -41,12 +41,13 @@ struct RendezvousLimits {
 class RendezvousSpaces {
  public:
   using GetCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
-  // Waits, without the spaces' lock, until a queued change is durable: OK, or why it is not.
-  using Durable = std::function<absl::Status()>;
+  // Calls its argument, once, when a queued change is durable (OK) or refused (why), with no
+  // lock of the spaces held.
+  using Durable = std::function<void(std::function<void(absl::Status)>)>;
   // Queues a key's new value to be made durable; called under the spaces' lock, so the durable
   // order is the order of the writes. The spaces wait for the returned Durable without their
-  // lock (so concurrent writes share the store's sync) and only then store the value and tell
-  // waiters; an error refuses the write.
+  // lock and without holding a thread (so concurrent writes share the store's sync), and only
+  // then store the value and tell waiters; an error refuses the write.
   using PersistFn = std::function<Durable(const std::string& cluster, int64_t epoch,
                                           const std::string& key, const std::string& value)>;
   // Queues a key's removal, on the same terms as PersistFn (same lock, so a removal and a write
@@ -79,11 +80,17 @@ class RendezvousSpaces {
   // long value, RESOURCE_EXHAUSTED when the space is full.
   absl::Status Set(const std::string& cluster, int64_t epoch, const std::string& key,
                    std::string value);
+  // The same, answering through `done` (once, with no lock held) instead of waiting.
+  void Set(const std::string& cluster, int64_t epoch, const std::string& key, std::string value,
+           std::function<void(absl::Status)> done);
 
   // Adds `delta` to the counter `key` (created at 0) and returns the new value. A counter reads
   // back through Get as its decimal text. FAILED_PRECONDITION when `key` holds a non-counter.
   absl::StatusOr<int64_t> Add(const std::string& cluster, int64_t epoch, const std::string& key,
                               int64_t delta);
+  // The same, answering through `done` (once, with no lock held) instead of waiting.
+  void Add(const std::string& cluster, int64_t epoch, const std::string& key, int64_t delta,
+           std::function<void(absl::StatusOr<int64_t>)> done);
 
   // torch TCPStore's compare_set: a missing `key` is set to `desired` when `expected` is empty
   // (and `desired` returned), or left missing (and `expected` returned); a present `key` is
@@ -183,9 +190,16 @@ class RendezvousSpaces {
   absl::StatusOr<Staged> StageLocked(const SpaceKey& id, const std::string& key,
                                      std::optional<std::string> value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Waits for `staged` to be durable (no lock held), then stores it and runs the waiters a new
-  // key completes; the write's status.
+  // Once `staged` is durable, stores it and runs the waiters a new key completes, then calls
+  // `done` with the write's status; Finish waits for that.
+  void FinishAsync(Staged staged, std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Finish(Staged staged) ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores a write that is durable (`status` OK) or forgets one that is not; returns `status`.
+  absl::Status Store(Staged staged, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Add's checks and staging: the write and the counter's new value.
+  absl::StatusOr<std::pair<Staged, int64_t>> StageAdd(const std::string& cluster, int64_t epoch,
+                                                      const std::string& key, int64_t delta)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Parks waiter `id` on the first of its keys that is missing, or completes it (and forgets
   // it) when all exist.
   void Park(Space& space, uint64_t id, std::vector<Completion>* completions)

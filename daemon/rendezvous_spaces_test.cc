@@ -68,9 +68,13 @@ struct Recorder {
     };
   }
   RendezvousSpaces::Durable Queue(std::string write) {
-    if (fail) return [] { return absl::UnavailableError("disk is full"); };
-    writes.push_back(std::move(write));
-    return [] { return absl::OkStatus(); };
+    absl::Status status = absl::OkStatus();
+    if (fail) {
+      status = absl::UnavailableError("disk is full");
+    } else {
+      writes.push_back(std::move(write));
+    }
+    return [status](std::function<void(absl::Status)> done) { done(status); };
   }
 };
 
@@ -363,47 +367,40 @@ TEST(RendezvousSpacesTest, EveryChangeIsPersistedBeforeItIsApplied) {
 // Writes queue for the store while an earlier one waits for its sync (they share the next one);
 // read-modify-writes build on the queued values; nothing is stored or seen before it is durable.
 TEST(RendezvousSpacesTest, WritesQueueWhileEarlierOnesWaitAndApplyOnlyOnceDurable) {
-  absl::Mutex mu;
   std::vector<std::string> queued;
-  absl::Notification synced;
+  std::vector<std::function<void(absl::Status)>> syncs;  // what the store calls back
   RendezvousSpaces spaces(
       {},
       [&](const std::string&, int64_t, const std::string& key, const std::string& value) {
-        absl::MutexLock lock(&mu);
         queued.push_back(absl::StrCat(key, "=", value));
-        return RendezvousSpaces::Durable([&] {
-          synced.WaitForNotification();
-          return absl::OkStatus();
-        });
+        return RendezvousSpaces::Durable(
+            [&](std::function<void(absl::Status)> done) { syncs.push_back(std::move(done)); });
       },
       nullptr);
   Completion waiter;
   spaces.Get("c", 1, "m-0", {"k"}, absl::InfiniteFuture(), 1, waiter.Callback());
-  std::vector<std::thread> writers;
-  writers.emplace_back([&] { EXPECT_THAT(spaces.Set("c", 1, "k", "v"), IsOk()); });
-  writers.emplace_back([&] { EXPECT_THAT(spaces.Add("c", 1, "n", 1), IsOk()); });
-  writers.emplace_back([&] { EXPECT_THAT(spaces.Add("c", 1, "n", 2), IsOk()); });
-  // All three are queued although none is durable yet.
-  for (int i = 0; i < 10000; ++i) {
-    {
-      absl::MutexLock lock(&mu);
-      if (queued.size() == 3) break;
-    }
-    absl::SleepFor(absl::Milliseconds(1));
+  absl::Status set = absl::UnknownError("not answered");
+  std::vector<absl::StatusOr<int64_t>> added;
+  // Each call returns at once: none waits for the store.
+  spaces.Set("c", 1, "k", "v", [&](absl::Status status) { set = status; });
+  for (int64_t delta : {1, 2}) {
+    spaces.Add("c", 1, "n", delta, [&](absl::StatusOr<int64_t> value) { added.push_back(value); });
   }
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_EQ(queued.size(), 3u);
-    EXPECT_THAT(queued, ::testing::Contains("k=v"));
-    EXPECT_THAT(queued, ::testing::Contains("n=3"));  // the second add built on the first
-  }
+  EXPECT_THAT(queued, ElementsAre("k=v", "n=1", "n=3"));  // the second add built on the first
+  EXPECT_THAT(set, StatusIs(absl::StatusCode::kUnknown));
+  EXPECT_TRUE(added.empty());
   EXPECT_FALSE(waiter.done.HasBeenNotified());
   EXPECT_EQ(spaces.KeyCount("c", 1), 0);
-  synced.Notify();
-  for (std::thread& writer : writers) writer.join();
+  // Durable out of order: the newest write of a key wins.
+  ASSERT_EQ(syncs.size(), 3u);
+  syncs[2](absl::OkStatus());
+  syncs[1](absl::OkStatus());
+  EXPECT_THAT(ValueNow(spaces, "n"), IsOkAndHolds(ElementsAre("3")));
+  syncs[0](absl::OkStatus());
+  EXPECT_THAT(set, IsOk());
+  EXPECT_THAT(added, ElementsAre(IsOkAndHolds(3), IsOkAndHolds(1)));
   ASSERT_TRUE(waiter.done.HasBeenNotified());
   EXPECT_THAT(waiter.result, IsOkAndHolds(ElementsAre("v")));
-  EXPECT_THAT(ValueNow(spaces, "n"), IsOkAndHolds(ElementsAre("3")));
   EXPECT_EQ(spaces.KeyCount("c", 1), 2);
 }
 
