@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/await_callback.h"
 #include "common/bearer_token.h"
 #include "common/random.h"
 #include "common/sha256.h"
@@ -198,19 +199,17 @@ std::vector<Coordinator::RecoveredSpace> Coordinator::TakeRecoveredSpaces() {
 Coordinator::WhenDurable Coordinator::PersistRendezvousKey(const std::string& cluster,
                                                            int64_t epoch, const std::string& key,
                                                            const std::string& value) {
-  // Not critical: the spaces apply the key only once it is durable.
-  GroupCommit::TicketPtr ticket =
-      commits_.Enqueue({store::PutKeyRecord(cluster, epoch, key, value)}, /*critical=*/false);
-  return [this, ticket](std::function<void(absl::Status)> done) {
-    commits_.OnSettled(ticket, std::move(done));
-  };
+  return QueueKeyRecord(store::PutKeyRecord(cluster, epoch, key, value));
 }
 
 Coordinator::WhenDurable Coordinator::PersistRendezvousKeyDeletion(const std::string& cluster,
                                                                    int64_t epoch,
                                                                    const std::string& key) {
-  GroupCommit::TicketPtr ticket =
-      commits_.Enqueue({store::DeleteKeyRecord(cluster, epoch, key)}, /*critical=*/false);
+  return QueueKeyRecord(store::DeleteKeyRecord(cluster, epoch, key));
+}
+
+Coordinator::WhenDurable Coordinator::QueueKeyRecord(internal::LogRecord record) {
+  GroupCommit::TicketPtr ticket = commits_.Enqueue({std::move(record)}, /*critical=*/false);
   return [this, ticket](std::function<void(absl::Status)> done) {
     commits_.OnSettled(ticket, std::move(done));
   };
@@ -512,7 +511,7 @@ absl::StatusOr<std::string> Coordinator::JoinTokenDigest(const std::string& clus
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
-  return Synchronously<v1::RegisterResponse>(
+  return AwaitCallback<absl::StatusOr<v1::RegisterResponse>>(
       [&](auto done) { Register(request, std::move(done)); });
 }
 
@@ -673,7 +672,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
 
 absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
     const v1::ReportGroupStatusRequest& request) {
-  return Synchronously<v1::ReportGroupStatusResponse>(
+  return AwaitCallback<absl::StatusOr<v1::ReportGroupStatusResponse>>(
       [&](auto done) { ReportGroupStatus(request, std::move(done)); });
 }
 

@@ -12,7 +12,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "daemon/core/elastic_policy.h"
@@ -256,18 +255,6 @@ class Coordinator {
   // Logs and emits a phase change a report made, once it is durable.
   void AnnouncePhase(const std::string& cluster, int64_t epoch, v1::Phase phase,
                      const v1::EpochTimings& timings, std::string reason) ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs an asynchronous call and waits for its answer.
-  template <typename Response, typename Start>
-  static absl::StatusOr<Response> Synchronously(Start start) {
-    absl::Notification answered;
-    absl::StatusOr<Response> result;
-    start([&](absl::StatusOr<Response> answer) {
-      result = std::move(answer);
-      answered.Notify();
-    });
-    answered.WaitForNotification();
-    return result;
-  }
   // Logs and emits the registration, notifies watchers of ranks it assigned and lets the policy
   // use a new spare or a returning member.
   void AnnounceRegistration(const v1::MemberIdentity& identity, const Admission& admission)
@@ -277,6 +264,9 @@ class Coordinator {
                           store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
                           absl::Time decided, v1::EpochCause cause)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Queues a rendezvous key's record (not critical: the spaces store the key only once it is
+  // durable) and returns what calls back then.
+  WhenDurable QueueKeyRecord(internal::LogRecord record);
   // Stores `record` (the current epoch's with a new declared topology or exclusions) in place of
   // `entry`'s: ABORTED when the cluster changed meanwhile.
   absl::Status StoreDeclared(const std::shared_ptr<const ClusterEntry>& entry,

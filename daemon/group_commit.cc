@@ -38,7 +38,6 @@ GroupCommit::TicketPtr GroupCommit::Enqueue(std::vector<internal::LogRecord> rec
   ticket->records_ = std::move(records);
   ticket->critical_ = critical;
   absl::MutexLock lock(&mu_);
-  ticket->sequence_ = next_sequence_++;
   queue_.push_back(ticket);
   last_ = ticket;
   return ticket;

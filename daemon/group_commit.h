@@ -39,14 +39,10 @@ class GroupCommit {
  public:
   // One queued change.
   class Ticket {
-   public:
-    uint64_t sequence() const { return sequence_; }
-
    private:
     friend class GroupCommit;
     std::vector<internal::LogRecord> records_;
     bool critical_ = true;
-    uint64_t sequence_ = 0;
     bool settled_ = false;
     bool taken_back_ = false;  // failed with its group, or computed on a failed group
     absl::Status status_;
@@ -122,7 +118,6 @@ class GroupCommit {
   std::deque<TicketPtr> queue_ ABSL_GUARDED_BY(mu_);
   TicketPtr last_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::vector<Callback> callbacks_ ABSL_GUARDED_BY(mu_);  // for the callback thread
   absl::CondVar callbacks_ready_;

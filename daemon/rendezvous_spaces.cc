@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "common/await_callback.h"
 #include "common/status_macros.h"
 
 namespace splitd::daemon {
@@ -122,14 +122,8 @@ absl::StatusOr<RendezvousSpaces::Staged> RendezvousSpaces::StageLocked(
 }
 
 absl::Status RendezvousSpaces::Finish(Staged staged) {
-  absl::Notification finished;
-  absl::Status result;
-  FinishAsync(std::move(staged), [&](absl::Status status) {
-    result = std::move(status);
-    finished.Notify();
-  });
-  finished.WaitForNotification();
-  return result;
+  return AwaitCallback<absl::Status>(
+      [&](auto done) { FinishAsync(std::move(staged), std::move(done)); });
 }
 
 void RendezvousSpaces::FinishAsync(Staged staged, std::function<void(absl::Status)> done) {
@@ -238,14 +232,8 @@ void RendezvousSpaces::EraseDeadlineLocked(absl::Time deadline, uint64_t waiter_
 
 absl::Status RendezvousSpaces::Set(const std::string& cluster, int64_t epoch,
                                    const std::string& key, std::string value) {
-  absl::Notification finished;
-  absl::Status result;
-  Set(cluster, epoch, key, std::move(value), [&](absl::Status status) {
-    result = std::move(status);
-    finished.Notify();
-  });
-  finished.WaitForNotification();
-  return result;
+  return AwaitCallback<absl::Status>(
+      [&](auto done) { Set(cluster, epoch, key, std::move(value), std::move(done)); });
 }
 
 void RendezvousSpaces::Set(const std::string& cluster, int64_t epoch, const std::string& key,
@@ -280,14 +268,8 @@ void RendezvousSpaces::Restore(const std::string& cluster, int64_t epoch,
 
 absl::StatusOr<int64_t> RendezvousSpaces::Add(const std::string& cluster, int64_t epoch,
                                               const std::string& key, int64_t delta) {
-  absl::Notification finished;
-  absl::StatusOr<int64_t> result;
-  Add(cluster, epoch, key, delta, [&](absl::StatusOr<int64_t> value) {
-    result = std::move(value);
-    finished.Notify();
-  });
-  finished.WaitForNotification();
-  return result;
+  return AwaitCallback<absl::StatusOr<int64_t>>(
+      [&](auto done) { Add(cluster, epoch, key, delta, std::move(done)); });
 }
 
 void RendezvousSpaces::Add(const std::string& cluster, int64_t epoch, const std::string& key,
