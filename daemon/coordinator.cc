@@ -82,23 +82,18 @@ std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::Cluster
   return entry;
 }
 
-void Coordinator::Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
-                       const core::Member* member, v1::Phase phase, const std::string& reason,
-                       const v1::EpochTimings* timings, v1::EpochCause cause) {
-  v1::Event event;
-  event.set_cluster(cluster);
-  event.set_epoch(epoch);
-  event.set_kind(kind);
-  event.set_rank(-1);
-  if (member != nullptr) {
-    event.set_member_id(member->member_id);
-    event.set_rank(member->rank);
+void Coordinator::Publish(const ClusterChange& change) {
+  for (const Announcement& announcement : change.announcements) {
+    if (!announcement.line.empty()) {
+      if (announcement.level == Announcement::Level::kWarn) {
+        spdlog::warn("{}", announcement.line);
+      } else {
+        spdlog::info("{}", announcement.line);
+      }
+    }
+    if (announcement.event.has_value()) events_->Append(*announcement.event, clock_->Now());
   }
-  event.set_phase(phase);
-  event.set_reason(reason);
-  if (timings != nullptr) *event.mutable_timings() = *timings;
-  event.set_cause(cause);
-  events_->Append(std::move(event), clock_->Now());
+  if (change.notice.has_value()) Notify(*change.notice);
 }
 
 absl::StatusOr<Coordinator::LoadedState> Coordinator::Load(absl::Time now) const {
@@ -278,6 +273,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::To
   // Outside the lock: the agents' plan is O(world).
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
   v1::Phase phase;
+  ClusterChange change;
   GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
@@ -290,12 +286,13 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplyTopology(const v1::To
     if (membership != memberships_.end()) {
       entry->record.assignment = membership->second->DefaultAssignment(*entry->plan);
     }
-    phase = ApplyEpochLocked(entry);
-    ticket = Stage({store::PutClusterRecord(entry->record)});
+    change = ApplyEpochLocked(entry, /*created=*/current == nullptr);
+    phase = memberships_.at(name)->phase();
+    ticket = Stage(&change);
   }
   // Durable before anyone hears of it: no reader sees an epoch the store does not hold.
   RETURN_IF_ERROR(commits_.Wait(ticket));
-  AnnounceAppliedEpoch(*entry, phase, current == nullptr);
+  Publish(change);
   return ApplyResult{ToProto(*entry, phase), /*created=*/current == nullptr, /*changed=*/true};
 }
 
@@ -304,6 +301,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplySameTopology(
   const std::string name = current->record.topology.cluster();
   GroupCommit::TicketPtr ticket;
   v1::Phase phase;
+  ClusterChange change;
   const bool replaced = join_digest != current->record.join_token_sha256;
   {
     absl::MutexLock lock(&mu_);
@@ -315,7 +313,9 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplySameTopology(
       // A new join token alone: stored at the same epoch.
       store::ClusterRecord record = current->record;
       record.join_token_sha256 = join_digest;
-      ticket = Stage({store::PutClusterRecord(record)});
+      change.records.push_back(store::PutClusterRecord(record));
+      change.Add(said::Note(absl::StrCat("cluster ", name, ": join token replaced")));
+      ticket = Stage(&change);
       it->second = current = WithRecord(*current, std::move(record));
     } else {
       ticket = commits_.Pending();
@@ -324,7 +324,7 @@ absl::StatusOr<Coordinator::ApplyResult> Coordinator::ApplySameTopology(
   }
   if (replaced) {
     RETURN_IF_ERROR(commits_.Wait(ticket));
-    spdlog::info("cluster {}: join token replaced", name);
+    Publish(change);
   } else {
     RETURN_IF_ERROR(commits_.AwaitState(ticket));
   }
@@ -340,7 +340,8 @@ std::shared_ptr<Coordinator::ClusterEntry> Coordinator::WithRecord(const Cluster
   return copy;
 }
 
-v1::Phase Coordinator::ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry) {
+ClusterChange Coordinator::ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry,
+                                            bool created) {
   const std::string& name = entry->record.topology.cluster();
   clusters_[name] = entry;
   std::unique_ptr<core::Membership>& membership = memberships_[name];
@@ -351,20 +352,12 @@ v1::Phase Coordinator::ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& ent
     membership->StartEpoch(entry->plan, entry->record.update_time, entry->record.assignment);
   }
   membership->SetEpochCause(entry->record.reason, 0, 0);
-  return membership->phase();
-}
-
-void Coordinator::AnnounceAppliedEpoch(const ClusterEntry& entry, v1::Phase phase, bool created) {
-  const int64_t epoch = entry.record.epoch;
-  spdlog::info("cluster {} {} at epoch {} (world {}, {} group kinds, fingerprint {})",
-               entry.record.topology.cluster(), created ? "created" : "updated", epoch,
-               entry.plan->world_size, entry.plan->kinds.size(),
-               entry.plan->fingerprint.substr(0, 12));
-  Emit(v1::EVENT_KIND_EPOCH_STARTED, entry.record.topology.cluster(), epoch, nullptr, phase,
-       absl::StrCat(entry.record.reason, ": world ", entry.plan->world_size, ", ",
-                    entry.plan->kinds.size(), " group kinds"),
-       /*timings=*/nullptr, created ? v1::EPOCH_CAUSE_CREATED : v1::EPOCH_CAUSE_TOPOLOGY_CHANGED);
-  Notify(ClusterEvent{entry.record.topology.cluster(), epoch, /*deleted=*/false});
+  ClusterChange change;
+  change.records.push_back(store::PutClusterRecord(entry->record));
+  change.Add(
+      said::TopologyApplied(*entry->plan, entry->record.reason, membership->phase(), created));
+  change.notice = ClusterEvent{name, entry->record.epoch, /*deleted=*/false};
+  return change;
 }
 
 absl::StatusOr<v1::Cluster> Coordinator::GetCluster(const std::string& name) const {
@@ -395,6 +388,10 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
   RETURN_IF_ERROR(CheckName("name", name));
   absl::MutexLock write_lock(&write_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<const ClusterEntry> entry, Find(name));
+  ClusterChange change;
+  change.records.push_back(store::DeleteClusterRecord(name));
+  change.Add(said::ClusterDeleted(name, entry->record.epoch));
+  change.notice = ClusterEvent{name, entry->record.epoch, /*deleted=*/true};
   GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
@@ -404,13 +401,10 @@ absl::StatusOr<int64_t> Coordinator::DeleteCluster(const std::string& name) {
     }
     clusters_.erase(it);
     memberships_.erase(name);
-    ticket = Stage({store::DeleteClusterRecord(name)});
+    ticket = Stage(&change);
   }
   RETURN_IF_ERROR(commits_.Wait(ticket));
-  spdlog::info("cluster {} deleted at epoch {}", name, entry->record.epoch);
-  Emit(v1::EVENT_KIND_CLUSTER_DELETED, name, entry->record.epoch, nullptr, v1::PHASE_UNSPECIFIED,
-       "cluster deleted");
-  Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/true});
+  Publish(change);
   return entry->record.epoch;
 }
 
@@ -522,13 +516,14 @@ void Coordinator::Register(const v1::RegisterRequest& request, Done<v1::Register
     return;
   }
   auto shared = std::make_shared<StagedRegistration>(*std::move(staged));
-  auto finish = [this, shared, identity = request.identity(),
+  auto finish = [this, shared, cluster = request.identity().cluster(),
                  done = std::move(done)](absl::Status status) {
     if (!status.ok()) {
       done(status);
       return;
     }
-    AnnounceRegistration(identity, shared->admission);
+    Publish(shared->change);
+    if (shared->reconcile) Reconcile(cluster, 0);
     done(std::move(shared->response));
   };
   if (shared->wrote) {
@@ -557,59 +552,36 @@ absl::StatusOr<Coordinator::StagedRegistration> Coordinator::StageRegistration(
                    membership.CheckRegister(identity, request.capabilities()));
   ASSIGN_OR_RETURN(core::Membership::Registration registration,
                    membership.Register(identity, request.capabilities(), now, token));
-  std::vector<internal::LogRecord> records;
+  ClusterChange& change = staged.change;
   if (existing == nullptr) {
     // A new member is durable before it gets its answer.
-    records.push_back(store::AddMemberRecord(
+    change.records.push_back(store::AddMemberRecord(
         identity.cluster(), store::StoredMember{identity, request.capabilities(),
                                                 core::SessionTokens::Digest(token), now}));
   }
+  const int64_t epoch = membership.plan().epoch;
   if (registration.assigned) {
     // The ranks this registration completed are durable with it.
     store::ClusterRecord record = entry->record;
     record.assignment = membership.Assignment();
-    records.push_back(store::PutClusterRecord(record));
+    change.records.push_back(store::PutClusterRecord(record));
     clusters_[identity.cluster()] = WithRecord(*entry, std::move(record));
+    change.notice = ClusterEvent{identity.cluster(), epoch, /*deleted=*/false};
   }
-  staged.wrote = !records.empty();
-  staged.ticket = staged.wrote ? Stage(std::move(records)) : commits_.Pending();
-  staged.response.set_member_id(registration.member->member_id);
-  staged.response.set_session_token(registration.member->session_token);
+  const core::Member& member = *registration.member;
+  change.Add(said::Registered(identity,
+                              said::Admitted{&member, registration.rejoined, registration.returned,
+                                             registration.assigned, epoch, membership.phase()}));
+  // A new spare or a returning member may let the policy grow or heal the cluster.
+  staged.reconcile = membership.assigned() && !registration.assigned &&
+                     (registration.returned || (!registration.rejoined && member.rank < 0));
+  staged.wrote = !change.records.empty();
+  staged.ticket = staged.wrote ? Stage(&change) : commits_.Pending();
+  staged.response.set_member_id(member.member_id);
+  staged.response.set_session_token(member.session_token);
   staged.response.set_heartbeat_interval_ms(
       entry->record.topology.elastic().heartbeat_interval_ms());
-  staged.admission = Admission{registration, *registration.member, membership.plan().epoch,
-                               membership.phase(), membership.assigned()};
   return staged;
-}
-
-void Coordinator::AnnounceRegistration(const v1::MemberIdentity& identity,
-                                       const Admission& admission) {
-  const core::Membership::Registration& registration = admission.registration;
-  const core::Member& member = admission.member;
-  spdlog::info("cluster {}: {} {} (pod {}, node {}, local index {}){}", identity.cluster(),
-               registration.returned   ? "member returned:"
-               : registration.rejoined ? "member rejoined:"
-                                       : "member registered:",
-               member.member_id, identity.pod(), identity.node(), identity.local_index(),
-               registration.assigned
-                   ? absl::StrCat("; world complete, ranks assigned for epoch ", admission.epoch)
-                   : std::string());
-  v1::EventKind kind = v1::EVENT_KIND_UNSPECIFIED;
-  if (!registration.rejoined) kind = v1::EVENT_KIND_MEMBER_JOINED;
-  if (registration.returned) kind = v1::EVENT_KIND_MEMBER_RETURNED;
-  if (kind != v1::EVENT_KIND_UNSPECIFIED) {
-    Emit(kind, identity.cluster(), admission.epoch, &member, admission.phase,
-         absl::StrCat(member.member_id, " (pod ", identity.pod(), ", node ", identity.node(), ")",
-                      kind == v1::EVENT_KIND_MEMBER_RETURNED ? " returned" : " joined"));
-  }
-  if (registration.assigned) {
-    Notify(ClusterEvent{identity.cluster(), admission.epoch, /*deleted=*/false});
-  }
-  // A new spare or a returning member may let the policy grow or heal the cluster.
-  if (admission.cluster_assigned && !registration.assigned &&
-      (registration.returned || (!registration.rejoined && member.rank < 0))) {
-    Reconcile(identity.cluster(), 0);
-  }
 }
 
 absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
@@ -637,9 +609,7 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
   v1::HeartbeatResponse response;
-  bool returned = false;
-  core::Member member_copy;
-  v1::Phase phase;
+  ClusterChange change;  // no records: liveness is not stored
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
@@ -656,15 +626,13 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
                                        " was excluded from cluster \"", request.member().cluster(),
                                        "\""));
     }
-    returned = result.returned;
-    member_copy = *result.member;
-    phase = membership->phase();
+    if (result.returned) {
+      change.Add(said::HeartbeatsAgain(request.member().cluster(), result.epoch, *result.member,
+                                       membership->phase()));
+    }
   }
-  if (returned) {
-    spdlog::info("cluster {}: member {} is alive again", request.member().cluster(),
-                 member_copy.member_id);
-    Emit(v1::EVENT_KIND_MEMBER_RETURNED, request.member().cluster(), response.epoch(), &member_copy,
-         phase, absl::StrCat(member_copy.member_id, " heartbeats again"));
+  if (!change.announcements.empty()) {
+    Publish(change);
     Reconcile(request.member().cluster(), 0);
   }
   return response;
@@ -679,61 +647,52 @@ absl::StatusOr<v1::ReportGroupStatusResponse> Coordinator::ReportGroupStatus(
 void Coordinator::ReportGroupStatus(const v1::ReportGroupStatusRequest& request,
                                     Done<v1::ReportGroupStatusResponse> done) {
   struct Staged {
-    v1::Phase before = v1::PHASE_UNSPECIFIED;
     v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    v1::EpochTimings timings;
-    std::string reason;
+    ClusterChange change;
     GroupCommit::TicketPtr ticket;
   };
   auto staged = std::make_shared<Staged>();
   absl::Status refused = [&]() -> absl::Status {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
-    staged->before = membership->phase();
-    const core::RankReport report = ToRankReport(request);
-    RETURN_IF_ERROR(membership->CheckReport(report));
-    ASSIGN_OR_RETURN(staged->phase, membership->Report(report, clock_->Now()));
-    // Durable before it is answered or announced; Recover replays it.
-    staged->ticket = Stage({store::AddReportRecord(request.member().cluster(), request.epoch(),
-                                                   WithoutSessionToken(request))});
-    if (staged->phase != staged->before) {
-      staged->timings = membership->Timings();
-      if (staged->phase == v1::PHASE_FAILED) staged->reason = membership->reason();
-    }
+    ASSIGN_OR_RETURN(staged->change, ReportChange(request, clock_->Now(), membership));
+    staged->phase = membership->phase();
+    staged->ticket = Stage(&staged->change);
     return absl::OkStatus();
   }();
   if (!refused.ok()) {
     done(refused);
     return;
   }
-  commits_.OnSettled(
-      staged->ticket, [this, staged, cluster = request.member().cluster(), epoch = request.epoch(),
-                       done = std::move(done)](absl::Status status) {
-        if (!status.ok()) {
-          done(status);
-          return;
-        }
-        if (staged->phase != staged->before) {
-          AnnouncePhase(cluster, epoch, staged->phase, staged->timings, staged->reason);
-        }
-        v1::ReportGroupStatusResponse response;
-        response.set_cluster_phase(staged->phase);
-        done(std::move(response));
-      });
+  commits_.OnSettled(staged->ticket, [this, staged, done = std::move(done)](absl::Status status) {
+    if (!status.ok()) {
+      done(status);
+      return;
+    }
+    Publish(staged->change);
+    v1::ReportGroupStatusResponse response;
+    response.set_cluster_phase(staged->phase);
+    done(std::move(response));
+  });
 }
 
-void Coordinator::AnnouncePhase(const std::string& cluster, int64_t epoch, v1::Phase phase,
-                                const v1::EpochTimings& timings, std::string reason) {
-  if (phase == v1::PHASE_READY) {
-    reason = absl::StrFormat(
-        "READY: detect %.0f ms, plan %.0f ms, deliver %.0f ms, bootstrap %.0f ms, split %.0f ms, "
-        "validate %.0f ms; %.0f ms from plan to READY",
-        timings.detect_ms(), timings.plan_ms(), timings.deliver_ms(), timings.bootstrap_ms(),
-        timings.split_ms(), timings.validate_ms(), timings.ready_ms());
+absl::StatusOr<ClusterChange> Coordinator::ReportChange(const v1::ReportGroupStatusRequest& request,
+                                                        absl::Time now,
+                                                        core::Membership* membership) {
+  const v1::Phase before = membership->phase();
+  const core::RankReport report = ToRankReport(request);
+  RETURN_IF_ERROR(membership->CheckReport(report));
+  ASSIGN_OR_RETURN(const v1::Phase phase, membership->Report(report, now));
+  ClusterChange change;
+  // Durable before it is answered or announced; Recover replays it.
+  change.records.push_back(store::AddReportRecord(request.member().cluster(), request.epoch(),
+                                                  WithoutSessionToken(request)));
+  if (phase != before) {
+    change.Add(said::PhaseChanged(request.member().cluster(), request.epoch(), phase,
+                                  membership->Timings(),
+                                  phase == v1::PHASE_FAILED ? membership->reason() : ""));
   }
-  spdlog::info("cluster {} epoch {}: {}{}", cluster, epoch, v1::Phase_Name(phase),
-               reason.empty() ? std::string() : absl::StrCat(": ", reason));
-  Emit(v1::EVENT_KIND_PHASE_CHANGED, cluster, epoch, nullptr, phase, reason, &timings);
+  return change;
 }
 
 absl::Status Coordinator::AuthorizeRendezvous(const v1::MemberCredentials& member,

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "daemon/cluster_change.h"
 #include "daemon/core/elastic_policy.h"
 #include "daemon/core/hang_attribution.h"
 #include "daemon/core/membership.h"
@@ -31,25 +32,20 @@
 
 namespace splitd::daemon {
 
-// Something agents watching a cluster must learn about.
-struct ClusterEvent {
-  std::string cluster;
-  int64_t epoch = 0;     // the cluster's current epoch
-  bool deleted = false;  // the cluster is gone
-};
-
 // The daemon's one stateful object: owns the clusters, their current plans, their membership
 // and readiness, and the store. gRPC handlers call it.
 //
-// Threading: every public method is thread-safe. A change of cluster state is computed and
-// applied under `mu_` and its store records are queued there (Stage), which fixes their order; the
-// caller then waits for them with no lock held while GroupCommit writes every change queued
-// meanwhile in one store commit (with --data_dir, one append and one fdatasync). Only once the
-// change is durable is the call answered, logged, emitted to the event log and told to the
-// listener, all outside `mu_`. Reads wait the same way for whatever change was queued when they
-// read, so nothing is answered from state the store does not hold. A write that fails takes the
-// state back to the store's (TakeBack) and fails the changes queued on top of it. Changes of a
-// cluster's topology or epoch (apply, delete, reconfigure, an epoch the policy starts) are also
+// Threading: every public method is thread-safe. Each call decides, commits and publishes. Under
+// `mu_` it computes its change of cluster state with pure functions of (state, request, now)
+// (core::Membership, core::ElasticPolicy, and the announcements of daemon/cluster_change.h),
+// applies it, and queues the change's store records (Stage), which fixes their order. It then
+// waits for them with no lock held while GroupCommit writes every change queued meanwhile in one
+// store commit (with --data_dir, one append and one fdatasync). Only once the change is durable
+// is the call answered and the change published (Publish: its log lines, events and notice to
+// the listener), all outside `mu_`. Reads wait the same way for whatever change was queued when
+// they read, so nothing is answered from state the store does not hold. A write that fails takes
+// the state back to the store's (TakeBack) and fails the changes queued on top of it. Changes of
+// a cluster's topology or epoch (apply, delete, reconfigure, an epoch the policy starts) are also
 // serialized by `write_mu_`, held while they plan and wait for their write. No disk write, sync,
 // log line or listener runs under `mu_`.
 class Coordinator {
@@ -194,11 +190,13 @@ class Coordinator {
   // GroupCommit's failure handler: a change applied here was not stored, so the state goes back
   // to the store's and every change still queued fails.
   void TakeBack(const absl::Status& failure) ABSL_LOCKS_EXCLUDED(mu_);
-  // Queues `records` (a change already applied under mu_) for the group committer.
-  GroupCommit::TicketPtr Stage(std::vector<internal::LogRecord> records)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return commits_.Enqueue(std::move(records));
+  // Queues the records of `change` (applied under mu_) for the group committer; `change` keeps
+  // what it publishes.
+  GroupCommit::TicketPtr Stage(ClusterChange* change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return commits_.Enqueue(std::move(change->records));
   }
+  // Logs and emits a durable change's announcements in order, then tells the listener its notice.
+  void Publish(const ClusterChange& change) ABSL_LOCKS_EXCLUDED(mu_);
 
   // INVALID_ARGUMENT naming `field` for an empty or overlong cluster name.
   static absl::Status CheckName(const std::string& field, const std::string& name);
@@ -229,48 +227,38 @@ class Coordinator {
                                                 const std::string& join_digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Makes `entry` (a new epoch of ApplyTopology) current and starts its membership's epoch;
-  // returns the epoch's phase. Its record is the caller's to stage.
-  v1::Phase ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry)
+  // returns the change to commit and publish.
+  ClusterChange ApplyEpochLocked(const std::shared_ptr<ClusterEntry>& entry, bool created)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Logs, emits EPOCH_STARTED and notifies, once the epoch is durable.
-  void AnnounceAppliedEpoch(const ClusterEntry& entry, v1::Phase phase, bool created)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // What Register learned under the lock, for what it says once the change is durable.
-  struct Admission {
-    core::Membership::Registration registration;  // its member pointer is not used after
-    core::Member member;
-    int64_t epoch = 0;
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    bool cluster_assigned = false;  // the cluster's ranks were assigned
-  };
   // A registration applied under mu_ and staged, waiting to be durable.
   struct StagedRegistration {
     v1::RegisterResponse response;
-    Admission admission;
+    ClusterChange change;
+    // Once durable, the policy may use the member: a new spare or a returning member.
+    bool reconcile = false;
     GroupCommit::TicketPtr ticket;  // its change, or the pending one it read (no change)
     bool wrote = false;
   };
   absl::StatusOr<StagedRegistration> StageRegistration(const v1::RegisterRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Logs and emits a phase change a report made, once it is durable.
-  void AnnouncePhase(const std::string& cluster, int64_t epoch, v1::Phase phase,
-                     const v1::EpochTimings& timings, std::string reason) ABSL_LOCKS_EXCLUDED(mu_);
-  // Logs and emits the registration, notifies watchers of ranks it assigned and lets the policy
-  // use a new spare or a returning member.
-  void AnnounceRegistration(const v1::MemberIdentity& identity, const Admission& admission)
-      ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
-  // Publishes a new epoch of `current`'s cluster; write_mu_ held.
+  // The change of a rank's report received at `now`, applied to `membership` (held under mu_).
+  static absl::StatusOr<ClusterChange> ReportChange(const v1::ReportGroupStatusRequest& request,
+                                                    absl::Time now, core::Membership* membership);
+  // Starts, commits and publishes a new epoch of `current`'s cluster, with `also` (more
+  // announcements of the same change) published after it; write_mu_ held.
   absl::Status StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                           store::ClusterRecord record, plan::SplitPlan plan, double detect_ms,
-                          absl::Time decided, v1::EpochCause cause)
+                          absl::Time decided, v1::EpochCause cause,
+                          std::vector<Announcement> also = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Queues a rendezvous key's record (not critical: the spaces store the key only once it is
   // durable) and returns what calls back then.
   WhenDurable QueueKeyRecord(internal::LogRecord record);
   // Stores `record` (the current epoch's with a new declared topology or exclusions) in place of
-  // `entry`'s: ABORTED when the cluster changed meanwhile.
+  // `entry`'s and logs `reason`: ABORTED when the cluster changed meanwhile.
   absl::Status StoreDeclared(const std::shared_ptr<const ClusterEntry>& entry,
-                             store::ClusterRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+                             store::ClusterRecord record, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   static std::shared_ptr<ClusterEntry> MakeEntry(store::ClusterRecord record, plan::SplitPlan plan);
   // `entry` with another record of the same plan (ranks assigned, a new join token or declared
   // topology): shares the plan and the agents' plan.
@@ -279,10 +267,6 @@ class Coordinator {
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
                                   const core::Membership& membership) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Emit(v1::EventKind kind, const std::string& cluster, int64_t epoch,
-            const core::Member* member, v1::Phase phase, const std::string& reason,
-            const v1::EpochTimings* timings = nullptr,
-            v1::EpochCause cause = v1::EPOCH_CAUSE_UNSPECIFIED);
 
   store::StateStore* const store_;
   const Clock* const clock_;

@@ -85,8 +85,7 @@ void Coordinator::Tick() {
     double detect_ms = 0;
   };
   std::vector<Loss> losses;
-  std::vector<std::pair<std::string, core::Member>> lost;
-  std::vector<int64_t> epochs;
+  ClusterChange change;  // no records: liveness is not stored
   {
     absl::MutexLock lock(&mu_);
     if (!recovered_) return;
@@ -112,24 +111,14 @@ void Coordinator::Tick() {
         // Detection: from the member's last sign of life (or its stream's close) to now.
         loss.detect_ms = std::max(loss.detect_ms,
                                   absl::ToDoubleMilliseconds(now - LastSignOfLife(*member, lease)));
-        lost.emplace_back(name, *member);
-        epochs.push_back(membership->plan().epoch);
+        const bool by_stream = member->stream_closed.has_value() && member->plan_streams == 0 &&
+                               *member->stream_closed >= member->last_seen;
+        change.Add(said::MemberLost(name, membership->plan().epoch, *member, by_stream));
       }
       losses.push_back(std::move(loss));
     }
   }
-  for (size_t i = 0; i < lost.size(); ++i) {
-    const auto& [name, member] = lost[i];
-    const bool by_stream = member.stream_closed.has_value() && member.plan_streams == 0 &&
-                           *member.stream_closed >= member.last_seen;
-    spdlog::warn(
-        "cluster {}: member {} (rank {}, pod {}) lost: {}", name, member.member_id, member.rank,
-        member.identity.pod(),
-        by_stream ? "its plan stream closed and did not come back" : "no heartbeat for its lease");
-    Emit(v1::EVENT_KIND_MEMBER_LOST, name, epochs[i], &member, v1::PHASE_UNSPECIFIED,
-         absl::StrCat(member.member_id, " (rank ", member.rank, ", pod ", member.identity.pod(),
-                      ") lost: ", by_stream ? "plan stream closed" : "lease expired"));
-  }
+  Publish(change);
   for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
   CheckDeadlines();
 }
@@ -138,11 +127,8 @@ void Coordinator::CheckDeadlines() {
   struct Stalled {
     std::string cluster;
     int64_t epoch = 0;
-    core::Member member;
-    std::string stall;   // the STALLED reason
-    std::string reason;  // the epoch's, once FAILED
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    v1::EpochTimings timings;
+    std::string stall;  // the STALLED reason
+    ClusterChange change;
     GroupCommit::TicketPtr ticket;
   };
   std::vector<Stalled> stalled;
@@ -167,10 +153,13 @@ void Coordinator::CheckDeadlines() {
                                        "; not failed: ", phase.status().ToString()));
         continue;
       }
-      stalled.push_back(Stalled{
-          name, epoch, *stall->member, stall->reason, membership->reason(), *phase,
-          membership->Timings(),
-          Stage({store::AddReportRecord(name, epoch, ToReportRequest(name, stall->report))})});
+      Stalled& s = stalled.emplace_back(Stalled{name, epoch, stall->reason, {}, nullptr});
+      s.change.records.push_back(
+          store::AddReportRecord(name, epoch, ToReportRequest(name, stall->report)));
+      s.change.Add(said::Stalled(name, epoch, *stall->member, *phase, stall->reason));
+      s.change.Add(
+          said::PhaseChanged(name, epoch, *phase, membership->Timings(), membership->reason()));
+      s.ticket = Stage(&s.change);
     }
   }
   for (const std::string& line : refused) spdlog::error("{}", line);
@@ -181,11 +170,7 @@ void Coordinator::CheckDeadlines() {
                     stored.ToString());
       continue;
     }
-    spdlog::warn("cluster {} epoch {}: {}", s.cluster, s.epoch, s.stall);
-    Emit(v1::EVENT_KIND_STALLED, s.cluster, s.epoch, &s.member, s.phase, s.stall);
-    spdlog::info("cluster {} epoch {}: {}: {}", s.cluster, s.epoch, v1::Phase_Name(s.phase),
-                 s.reason);
-    Emit(v1::EVENT_KIND_PHASE_CHANGED, s.cluster, s.epoch, nullptr, s.phase, s.reason, &s.timings);
+    Publish(s.change);
   }
 }
 
@@ -206,17 +191,16 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
   core::PolicyDecision decision = core::ElasticPolicy::Decide(input);
   if (decision.action == core::PolicyDecision::Action::kNone) return;
   if (decision.action == core::PolicyDecision::Action::kDegraded) {
-    v1::Phase phase;
+    ClusterChange change;  // no records: DEGRADED is derived again after a restart
     {
       absl::MutexLock lock(&mu_);
       auto it = memberships_.find(name);
       if (it == memberships_.end() || clusters_.at(name) != entry) return;
       if (it->second->degraded_reason() == decision.reason) return;  // nothing new to say
       it->second->SetDegraded(decision.reason);
-      phase = it->second->phase();
+      change.Add(said::Degraded(name, entry->record.epoch, it->second->phase(), decision.reason));
     }
-    spdlog::warn("cluster {} epoch {}: DEGRADED: {}", name, entry->record.epoch, decision.reason);
-    Emit(v1::EVENT_KIND_DEGRADED, name, entry->record.epoch, nullptr, phase, decision.reason);
+    Publish(change);
     return;
   }
   store::ClusterRecord record = entry->record;
@@ -230,11 +214,13 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
 
 absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& current,
                                      store::ClusterRecord record, plan::SplitPlan plan,
-                                     double detect_ms, absl::Time decided, v1::EpochCause cause) {
+                                     double detect_ms, absl::Time decided, v1::EpochCause cause,
+                                     std::vector<Announcement> also) {
   const std::string name = record.topology.cluster();
   std::shared_ptr<ClusterEntry> entry = MakeEntry(std::move(record), std::move(plan));
-  const double plan_ms = absl::ToDoubleMilliseconds(clock_->Now() - decided);
-  v1::Phase phase;
+  ClusterChange change;
+  change.records.push_back(store::PutClusterRecord(entry->record));
+  change.notice = ClusterEvent{name, entry->record.epoch, /*deleted=*/false};
   GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
@@ -242,30 +228,29 @@ absl::Status Coordinator::StartEpoch(const std::shared_ptr<const ClusterEntry>& 
     if (it == memberships_.end() || clusters_.at(name) != current) {
       return absl::AbortedError("the cluster changed while the new epoch was planned");
     }
+    const absl::Time now = clock_->Now();
+    const double plan_ms = absl::ToDoubleMilliseconds(now - decided);
     clusters_[name] = entry;
     it->second->Exclude(entry->record.excluded);
-    it->second->StartEpoch(entry->plan, clock_->Now(), entry->record.assignment);
+    it->second->StartEpoch(entry->plan, now, entry->record.assignment);
     it->second->SetEpochCause(entry->record.reason, detect_ms, plan_ms);
-    phase = it->second->phase();
-    ticket = Stage({store::PutClusterRecord(entry->record)});
+    change.Add(said::EpochStarted(*entry->plan, current->record.epoch, entry->record.reason,
+                                  entry->record.shrinks_epoch > 0, it->second->phase(), detect_ms,
+                                  plan_ms, cause));
+    for (Announcement& announcement : also) change.Add(std::move(announcement));
+    ticket = Stage(&change);
   }
   // Nobody hears of the epoch before it is durable.
   RETURN_IF_ERROR(commits_.Wait(ticket));
-  spdlog::info("cluster {} epoch {} -> {}: {} (world {}, fingerprint {}, planned in {:.1f} ms{})",
-               name, current->record.epoch, entry->record.epoch, entry->record.reason,
-               entry->plan->world_size, entry->plan->fingerprint.substr(0, 12), plan_ms,
-               entry->record.shrinks_epoch > 0 ? ", ranks only removed" : "");
-  v1::EpochTimings timings;
-  timings.set_detect_ms(detect_ms);
-  timings.set_plan_ms(plan_ms);
-  Emit(v1::EVENT_KIND_EPOCH_STARTED, name, entry->record.epoch, nullptr, phase,
-       entry->record.reason, &timings, cause);
-  Notify(ClusterEvent{name, entry->record.epoch, /*deleted=*/false});
+  Publish(change);
   return absl::OkStatus();
 }
 
 absl::Status Coordinator::StoreDeclared(const std::shared_ptr<const ClusterEntry>& entry,
-                                        store::ClusterRecord record) {
+                                        store::ClusterRecord record, const std::string& reason) {
+  ClusterChange change;
+  change.records.push_back(store::PutClusterRecord(record));
+  change.Add(said::Note(absl::StrCat("cluster ", record.topology.cluster(), ": ", reason)));
   GroupCommit::TicketPtr ticket;
   {
     absl::MutexLock lock(&mu_);
@@ -273,10 +258,12 @@ absl::Status Coordinator::StoreDeclared(const std::shared_ptr<const ClusterEntry
     if (it == clusters_.end() || it->second != entry) {
       return absl::AbortedError("the cluster changed while it was reconfigured; try again");
     }
-    ticket = Stage({store::PutClusterRecord(record)});
+    ticket = Stage(&change);
     it->second = WithRecord(*entry, std::move(record));
   }
-  return commits_.Wait(ticket);
+  RETURN_IF_ERROR(commits_.Wait(ticket));
+  Publish(change);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
@@ -318,8 +305,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
     const core::ElasticPolicy::Layout same{entry->plan.get(), input.assignment};
     *response.mutable_diff() = core::ElasticPolicy::Diff(same, same);
     if (request.dry_run()) return response;
-    RETURN_IF_ERROR(StoreDeclared(entry, std::move(record)));
-    spdlog::info("cluster {}: {}", request.cluster(), decision.reason);
+    RETURN_IF_ERROR(StoreDeclared(entry, std::move(record), decision.reason));
     return response;
   }
   SetNextEpoch(decision, decided, &record);
@@ -333,22 +319,18 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
   *response.mutable_diff() = core::ElasticPolicy::Diff({entry->plan.get(), input.assignment},
                                                        {&*plan, decision.assignment});
   if (request.dry_run()) return response;
-  std::vector<core::Member> excluded;
+  std::vector<Announcement> excluded;
   {
     absl::MutexLock lock(&mu_);
     const core::Membership& membership = *memberships_.at(request.cluster());
     for (const std::string& id : decision.excluded) {
-      if (const core::Member* member = membership.FindById(id)) excluded.push_back(*member);
+      if (const core::Member* member = membership.FindById(id)) {
+        excluded.push_back(said::MemberExcluded(request.cluster(), record.epoch, *member));
+      }
     }
   }
-  RETURN_IF_ERROR(
-      StartEpoch(entry, std::move(record), *std::move(plan), 0, decided, decision.cause));
-  for (const core::Member& member : excluded) {
-    Emit(v1::EVENT_KIND_MEMBER_EXCLUDED, request.cluster(), entry->record.epoch + 1, &member,
-         v1::PHASE_UNSPECIFIED,
-         absl::StrCat(member.member_id, " (rank ", member.rank, ", node ", member.identity.node(),
-                      ") excluded"));
-  }
+  RETURN_IF_ERROR(StartEpoch(entry, std::move(record), *std::move(plan), 0, decided, decision.cause,
+                             std::move(excluded)));
   return response;
 }
 

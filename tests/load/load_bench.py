@@ -108,6 +108,7 @@ def run_splitd(args, members, durable, workdir, metrics=False):
                "--port_file=" + port_file, "--log_level=" + args.daemon_log_level]
     if durable:
         command.append("--data_dir=" + os.path.join(workdir, "data"))
+    command += args.daemon_arg
     if metrics:
         command += ["--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file]
     log = open(os.path.join(workdir, "splitd.log"), "wb")
@@ -202,6 +203,10 @@ def main():
     parser.add_argument("--heartbeat_interval_ms", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=256, help="Register calls in flight")
     parser.add_argument("--daemon_log_level", default="info")
+    parser.add_argument("--daemon_arg", action="append", default=[],
+                        help="one more flag for splitd (repeatable), e.g. --daemon_arg=--shutdown_grace_ms=1000")
+    parser.add_argument("--keep_workdir", action="store_true",
+                        help="keep each run's directory (the daemon's log and state)")
     parser.add_argument("--tcpstore_procs", type=int, default=8)
     parser.add_argument("--tcpstore_timeout_s", type=int, default=150)
     parser.add_argument("--tcpstore_max_members", type=int, default=10000,
@@ -225,7 +230,8 @@ def main():
                 try:
                     result = run_splitd(args, members, durable, workdir, metrics)
                 finally:
-                    shutil.rmtree(workdir, ignore_errors=True)
+                    if not args.keep_workdir:
+                        shutil.rmtree(workdir, ignore_errors=True)
                 result["state"] = ("data_dir" if durable else "memory") + (
                     "+metrics" if metrics else "")
                 failed |= result["exit_code"] != 0
