@@ -572,9 +572,13 @@ absl::StatusOr<Coordinator::StagedRegistration> Coordinator::StageRegistration(
   change.Add(said::Registered(identity,
                               said::Admitted{&member, registration.rejoined, registration.returned,
                                              registration.assigned, epoch, membership.phase()}));
-  // A new spare or a returning member may let the policy grow or heal the cluster.
-  staged.reconcile = membership.assigned() && !registration.assigned &&
-                     (registration.returned || (!registration.rejoined && member.rank < 0));
+  // A new spare or a returning member may let the policy grow or heal the cluster, unless this
+  // registration is the one that assigned the ranks.
+  core::Occurrence occurrence;
+  occurrence.assigned = membership.assigned() && !registration.assigned;
+  occurrence.spare_joined = !registration.rejoined && member.rank < 0;
+  occurrence.member_returned = registration.returned;
+  staged.reconcile = core::ElasticPolicy::DecisionDue(occurrence);
   staged.wrote = !change.records.empty();
   staged.ticket = staged.wrote ? Stage(&change) : commits_.Pending();
   staged.response.set_member_id(member.member_id);
@@ -610,6 +614,7 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
   v1::HeartbeatResponse response;
   ClusterChange change;  // no records: liveness is not stored
+  bool decide = false;
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
@@ -629,12 +634,14 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     if (result.returned) {
       change.Add(said::HeartbeatsAgain(request.member().cluster(), result.epoch, *result.member,
                                        membership->phase()));
+      core::Occurrence occurrence;
+      occurrence.assigned = membership->assigned();
+      occurrence.member_returned = true;
+      decide = core::ElasticPolicy::DecisionDue(occurrence);
     }
   }
-  if (!change.announcements.empty()) {
-    Publish(change);
-    Reconcile(request.member().cluster(), 0);
-  }
+  Publish(change);
+  if (decide) Reconcile(request.member().cluster(), 0);
   return response;
 }
 

@@ -264,6 +264,8 @@ class Coordinator {
   // topology): shares the plan and the agents' plan.
   static std::shared_ptr<ClusterEntry> WithRecord(const ClusterEntry& entry,
                                                   store::ClusterRecord record);
+  // What the policy decides from; each alive member's last alive instant by the declared lease
+  // and stream grace.
   core::PolicyInput PolicyInputOf(const ClusterEntry& entry,
                                   const core::Membership& membership) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "daemon/coordinator.h"
+#include "daemon/core/leases.h"
 #include "daemon/core/status_fields.h"
 #include "daemon/report_conversion.h"
 #include "daemon/store/records.h"
@@ -53,15 +54,21 @@ core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
   input.current = entry.record.PlanTopology();
   input.epoch = entry.record.epoch;
   input.assignment = membership.Assignment();
+  const absl::Duration lease = absl::Milliseconds(input.declared.elastic().lease_timeout_ms());
+  const absl::Duration grace = plan::TopologyValidator::StreamGrace(input.declared);
   for (const std::string& id : input.assignment) {
     const core::Member* member = membership.FindById(id);
     input.nodes.push_back(member->identity.node());
     if (member->liveness == core::Liveness::kLost) input.lost.insert(id);
     if (member->liveness == core::Liveness::kExcluded) input.excluded.insert(id);
+    if (member->liveness == core::Liveness::kAlive) {
+      input.alive_until[id] = core::Leases::LastAliveInstant(*member, lease, grace);
+    }
   }
   for (const core::Member* spare : membership.Spares()) {
     input.spares.push_back(core::SpareMember{spare->member_id, spare->identity.node(),
                                              spare->identity.local_index(), spare->order});
+    input.alive_until[spare->member_id] = core::Leases::LastAliveInstant(*spare, lease, grace);
   }
   return input;
 }
@@ -97,15 +104,13 @@ void Coordinator::Tick() {
       // Nothing can have expired, and no rank gone missing, since the last scan.
       if (!membership->LeaseCheckDue(now, lease, grace)) continue;
       std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease, grace);
-      if (expired.empty()) {
-        // A rank held by a member lost before its epoch started (the assignment raced the
-        // lease) still needs a decision; a DEGRADED cluster already has one.
-        if (membership->assigned() && membership->phase() != v1::PHASE_DEGRADED &&
-            membership->HasMissingRank()) {
-          losses.push_back(Loss{name, 0});
-        }
-        continue;
-      }
+      // A rank held by a member lost before its epoch started (the assignment raced the lease)
+      // needs a decision too.
+      core::Occurrence occurrence;
+      occurrence.assigned = membership->assigned();
+      occurrence.degraded = membership->phase() == v1::PHASE_DEGRADED;
+      occurrence.members_lost = static_cast<int64_t>(expired.size());
+      occurrence.rank_missing = expired.empty() && membership->HasMissingRank();
       Loss loss{name, 0};
       for (const core::Member* member : expired) {
         // Detection: from the member's last sign of life (or its stream's close) to now.
@@ -115,7 +120,7 @@ void Coordinator::Tick() {
                                *member->stream_closed >= member->last_seen;
         change.Add(said::MemberLost(name, membership->plan().epoch, *member, by_stream));
       }
-      losses.push_back(std::move(loss));
+      if (core::ElasticPolicy::DecisionDue(occurrence)) losses.push_back(std::move(loss));
     }
   }
   Publish(change);
@@ -188,7 +193,7 @@ void Coordinator::Reconcile(const std::string& name, double detect_ms) {
     input.degraded = it->second->phase() == v1::PHASE_DEGRADED;
   }
   // Outside the lock: planning a new epoch is O(world).
-  core::PolicyDecision decision = core::ElasticPolicy::Decide(input);
+  core::PolicyDecision decision = core::ElasticPolicy::Decide(input, decided);
   if (decision.action == core::PolicyDecision::Action::kNone) return;
   if (decision.action == core::PolicyDecision::Action::kDegraded) {
     ClusterChange change;  // no records: DEGRADED is derived again after a restart
@@ -292,7 +297,7 @@ absl::StatusOr<v1::ReconfigureResponse> Coordinator::Reconfigure(
   }
   v1::Topology declared;
   ASSIGN_OR_RETURN(core::PolicyDecision decision,
-                   core::ElasticPolicy::Reconfigure(input, request.change(), &declared));
+                   core::ElasticPolicy::Reconfigure(input, request.change(), &declared, decided));
   v1::ReconfigureResponse response;
   response.set_reason(decision.reason);
   response.set_applied(!request.dry_run());

@@ -759,5 +759,38 @@ TEST(CoordinatorElasticTest, AClosedPlanStreamLosesTheMemberAfterTheGrace) {
   EXPECT_NEAR(status->timings().detect_ms(), 1100, 1);
 }
 
+TEST(CoordinatorElasticTest, ADecisionTakesLivenessAtItsOwnInstant) {
+  store::MemoryStateStore store;
+  FakeClock clock;
+  Coordinator coordinator(&store, &clock);
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  v1::Topology topology = Tp2Pp2Dp2("llama");
+  topology.mutable_elastic()->set_lease_timeout_ms(3000);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+  const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
+  clock.Advance(absl::Seconds(2));
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (i == 5) continue;
+    v1::HeartbeatRequest heartbeat;
+    *heartbeat.mutable_member() = members[i];
+    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+  }
+  // Member 5's lease ran out, and no tick has looked yet. A spare registers: the decision it
+  // prompts finds rank 5 missing and gives it to the spare, instead of waiting for a whole
+  // replica of spares.
+  clock.Advance(absl::Seconds(1.5));
+  absl::StatusOr<v1::RegisterResponse> spare = coordinator.Register(Agent(8));
+  ASSERT_THAT(spare, IsOk());
+  absl::StatusOr<v1::ClusterStatus> status = coordinator.GetStatus("llama");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->epoch(), 2);
+  EXPECT_EQ(status->world_size(), 8);
+  std::string rank5;
+  for (const v1::MemberStatus& member : status->members()) {
+    if (member.rank() == 5) rank5 = member.member_id();
+  }
+  EXPECT_EQ(rank5, spare->member_id());
+}
+
 }  // namespace
 }  // namespace splitd::daemon

@@ -490,8 +490,31 @@ absl::Status ResizeDims(const PolicyInput& input, const SetDims& set_dims,
 
 }  // namespace
 
-PolicyDecision ElasticPolicy::Decide(const PolicyInput& input) {
-  if (input.assignment.empty()) return {};
+bool ElasticPolicy::DecisionDue(const Occurrence& occurrence) {
+  if (!occurrence.assigned) return false;
+  return occurrence.members_lost > 0 || occurrence.spare_joined || occurrence.member_returned ||
+         (occurrence.rank_missing && !occurrence.degraded);
+}
+
+PolicyInput ElasticPolicy::AsOf(const PolicyInput& given, absl::Time now) {
+  PolicyInput input = given;
+  auto lapsed = [&](const std::string& id) {
+    auto it = input.alive_until.find(id);
+    return it != input.alive_until.end() && it->second < now;
+  };
+  for (const std::string& id : input.assignment) {
+    if (input.excluded.count(id) == 0 && lapsed(id)) input.lost.insert(id);
+  }
+  input.spares.erase(
+      std::remove_if(input.spares.begin(), input.spares.end(),
+                     [&](const SpareMember& spare) { return lapsed(spare.member_id); }),
+      input.spares.end());
+  return input;
+}
+
+PolicyDecision ElasticPolicy::Decide(const PolicyInput& given, absl::Time now) {
+  if (given.assignment.empty()) return {};
+  const PolicyInput input = AsOf(given, now);
   PolicyDecision decision;
   const std::vector<int64_t> missing = MissingRanks(input);
   if (!missing.empty()) {
@@ -521,9 +544,10 @@ PolicyDecision ElasticPolicy::Decide(const PolicyInput& input) {
   return decision;
 }
 
-absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& input,
+absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& given,
                                                           const v1::Change& change,
-                                                          v1::Topology* declared) {
+                                                          v1::Topology* declared, absl::Time now) {
+  const PolicyInput input = AsOf(given, now);
   if (input.assignment.empty()) {
     return absl::FailedPreconditionError(
         "the current epoch's ranks are not assigned yet (members are still registering)");

@@ -2,12 +2,14 @@
 #define SPLITD_DAEMON_CORE_ELASTIC_POLICY_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "plan/split_plan.h"
 #include "splitd/v1/control_service.pb.h"
 #include "splitd/v1/topology.pb.h"
@@ -28,11 +30,15 @@ struct PolicyInput {
   v1::Topology current;                 // normalized topology of the current plan
   std::vector<std::string> assignment;  // member id by rank; empty while ranks are unassigned
   std::vector<std::string> nodes;       // node of each ranked member, by rank
-  std::set<std::string> lost;           // members whose lease expired
+  std::set<std::string> lost;           // members found lost (lease or stream) so far
   std::set<std::string> excluded;       // members excluded for good
   std::vector<SpareMember> spares;      // live members without a rank, in assignment order
-  int64_t epoch = 0;                    // the current epoch (a new one is epoch + 1)
-  bool degraded = false;                // the current epoch is DEGRADED
+  // The last instant at which each alive member (ranked or spare, by id) is still alive without
+  // a new sign of life (Leases::LastAliveInstant). A member past it at the decision's `now` is
+  // lost for the decision, as if the lease scan had found it; one not listed does not lapse.
+  std::map<std::string, absl::Time> alive_until;
+  int64_t epoch = 0;      // the current epoch (a new one is epoch + 1)
+  bool degraded = false;  // the current epoch is DEGRADED
 };
 
 // A new layout, or why there is none.
@@ -49,6 +55,16 @@ struct PolicyDecision {
   std::optional<plan::SplitPlan> plan;                 // Decide's kNewEpoch: the plan of epoch + 1
 };
 
+// What happened to a cluster's membership, for ElasticPolicy::DecisionDue.
+struct Occurrence {
+  bool assigned = false;         // the current epoch's ranks are assigned
+  bool degraded = false;         // the current epoch is DEGRADED (it has its decision)
+  int64_t members_lost = 0;      // members just found lost
+  bool rank_missing = false;     // a rank is held by a lost or excluded member
+  bool spare_joined = false;     // a new member without a rank registered
+  bool member_returned = false;  // a lost member is alive again
+};
+
 // The failure-handling and scaling policy (docs/architecture.md, "Elastic reconfiguration"). Pure
 // and deterministic; thread-compatible (stateless).
 //
@@ -63,7 +79,13 @@ struct PolicyDecision {
 // cluster DEGRADED, saying why.
 class ElasticPolicy {
  public:
-  static PolicyDecision Decide(const PolicyInput& input);
+  // Whether `occurrence` calls for Decide: once ranks are assigned, a member lost, a spare that
+  // joined or a member that returned may change the layout, and so may a rank that is missing
+  // (one lost before its epoch started) unless the cluster is DEGRADED already.
+  static bool DecisionDue(const Occurrence& occurrence);
+
+  // The decision at `now`: members past their `alive_until` count as lost.
+  static PolicyDecision Decide(const PolicyInput& input, absl::Time now);
 
   // Reconfigure: applies `change` to the current epoch. INVALID_ARGUMENT naming the field for
   // a malformed change (unknown dim, rank out of range, node without members, nothing to
@@ -73,7 +95,7 @@ class ElasticPolicy {
   // `reason` says so); never kDegraded.
   static absl::StatusOr<PolicyDecision> Reconfigure(const PolicyInput& input,
                                                     const v1::Change& change,
-                                                    v1::Topology* declared);
+                                                    v1::Topology* declared, absl::Time now);
 
   // What changes from one layout to another: per kind, groups kept (same members in the same
   // order), removed and added; members whose rank changes.
@@ -82,6 +104,10 @@ class ElasticPolicy {
     std::vector<std::string> assignment;  // member id by rank
   };
   static v1::PlanDiff Diff(const Layout& from, const Layout& to);
+
+ private:
+  // `input` with the members past their alive_until at `now` lost (ranked) or gone (spares).
+  static PolicyInput AsOf(const PolicyInput& input, absl::Time now);
 };
 
 }  // namespace splitd::core
