@@ -66,6 +66,25 @@ v1::RegisterRequest Agent(int index) {
   return request;
 }
 
+// Recovers `coordinator` and applies Tp2Pp2Dp2("llama") with a lease of `lease_ms`.
+void ApplyLlamaWithLease(Coordinator& coordinator, int64_t lease_ms) {
+  ASSERT_THAT(coordinator.Recover(), IsOk());
+  v1::Topology topology = Tp2Pp2Dp2("llama");
+  topology.mutable_elastic()->set_lease_timeout_ms(lease_ms);
+  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+}
+
+// Heartbeats every member of `members` but the one at `skip`.
+void HeartbeatAllBut(Coordinator& coordinator, const std::vector<v1::MemberCredentials>& members,
+                     size_t skip) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (i == skip) continue;
+    v1::HeartbeatRequest heartbeat;
+    *heartbeat.mutable_member() = members[i];
+    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
+  }
+}
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_THAT(coordinator_.Recover(), IsOk()); }
@@ -440,10 +459,7 @@ TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesB
   store::MemoryStateStore store;
   FakeClock clock;
   Coordinator coordinator(&store, &clock);
-  ASSERT_THAT(coordinator.Recover(), IsOk());
-  v1::Topology topology = Tp2Pp2Dp2("llama");
-  topology.mutable_elastic()->set_lease_timeout_ms(3000);
-  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+  ApplyLlamaWithLease(coordinator, 3000);
   std::vector<v1::MemberCredentials> members;
   for (int i = 0; i < 8; ++i) {
     auto registered = coordinator.Register(Agent(i));
@@ -456,12 +472,7 @@ TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesB
   }
   // Everyone but member 5 heartbeats past the lease.
   clock.Advance(absl::Seconds(2));
-  for (int i = 0; i < 8; ++i) {
-    if (i == 5) continue;
-    v1::HeartbeatRequest heartbeat;
-    *heartbeat.mutable_member() = members[static_cast<size_t>(i)];
-    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
-  }
+  HeartbeatAllBut(coordinator, members, 5);
   clock.Advance(absl::Seconds(1.5));
   coordinator.Tick();
   auto status = coordinator.GetStatus("llama");
@@ -763,18 +774,10 @@ TEST(CoordinatorElasticTest, ADecisionTakesLivenessAtItsOwnInstant) {
   store::MemoryStateStore store;
   FakeClock clock;
   Coordinator coordinator(&store, &clock);
-  ASSERT_THAT(coordinator.Recover(), IsOk());
-  v1::Topology topology = Tp2Pp2Dp2("llama");
-  topology.mutable_elastic()->set_lease_timeout_ms(3000);
-  ASSERT_THAT(coordinator.ApplyTopology(topology), IsOk());
+  ApplyLlamaWithLease(coordinator, 3000);
   const std::vector<v1::MemberCredentials> members = RegisterWorld(coordinator);
   clock.Advance(absl::Seconds(2));
-  for (size_t i = 0; i < members.size(); ++i) {
-    if (i == 5) continue;
-    v1::HeartbeatRequest heartbeat;
-    *heartbeat.mutable_member() = members[i];
-    ASSERT_THAT(coordinator.Heartbeat(heartbeat), IsOk());
-  }
+  HeartbeatAllBut(coordinator, members, 5);
   // Member 5's lease ran out, and no tick has looked yet. A spare registers: the decision it
   // prompts finds rank 5 missing and gives it to the spare, instead of waiting for a whole
   // replica of spares.
