@@ -11,6 +11,9 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "daemon/stream_reactor.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 #include "spdlog/spdlog.h"
 
 namespace splitd::daemon {
@@ -24,10 +27,24 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
+// The WatchPlanResponse of `plan`: the epoch's shared encoding of field `plan`, referenced (the
+// slice holds the string alive), then field `rank`. Fields encoded one after the other are one
+// message.
+grpc::ByteBuffer WatchPlanMessage(const Coordinator::PlanForMember& plan) {
+  auto* held = new std::shared_ptr<const std::string>(plan.plan_field);
+  grpc::Slice shared(
+      const_cast<char*>((*held)->data()), (*held)->size(),
+      [](void* kept) { delete static_cast<std::shared_ptr<const std::string>*>(kept); }, held);
+  v1::WatchPlanResponse rank_only;
+  rank_only.set_rank(plan.rank);
+  grpc::Slice slices[] = {std::move(shared), grpc::Slice(rank_only.SerializeAsString())};
+  return grpc::ByteBuffer(slices, 2);
+}
+
 // One WatchPlan stream: sends the member's plan whenever the Coordinator has a newer one. The
 // Coordinator checks the member's session on every pull, so a stream whose member is gone (or
 // whose cluster was deleted) ends with the Coordinator's status.
-class PlanStream final : public StreamReactor<v1::WatchPlanResponse> {
+class PlanStream final : public StreamReactor<grpc::ByteBuffer> {
  public:
   PlanStream(ServiceCall call, Coordinator* coordinator, v1::MemberCredentials member,
              int64_t known_epoch)
@@ -37,20 +54,20 @@ class PlanStream final : public StreamReactor<v1::WatchPlanResponse> {
         known_epoch_(known_epoch) {}
 
  private:
-  absl::StatusOr<std::optional<v1::WatchPlanResponse>> Next() override {
-    absl::StatusOr<std::optional<v1::WatchPlanResponse>> next =
+  absl::StatusOr<std::optional<grpc::ByteBuffer>> Next() override {
+    absl::StatusOr<std::optional<Coordinator::PlanForMember>> next =
         coordinator_->NextPlan(member_, known_epoch_);
-    if (next.ok() && !counted_) {
+    if (!next.ok()) return next.status();
+    if (!counted_) {
       // The session is the member's: its stream counts toward its liveness (Leases).
       coordinator_->PlanStreamOpened(member_);
       counted_ = true;
     }
-    if (next.ok() && next->has_value()) {
-      known_epoch_ = (*next)->plan().epoch();
-      spdlog::debug("WatchPlan {}/{}: sending epoch {} (rank {})", member_.cluster(),
-                    member_.member_id(), known_epoch_, (*next)->rank());
-    }
-    return next;
+    if (!next->has_value()) return std::nullopt;
+    known_epoch_ = (*next)->epoch;
+    spdlog::debug("WatchPlan {}/{}: sending epoch {} (rank {})", member_.cluster(),
+                  member_.member_id(), known_epoch_, (*next)->rank);
+    return WatchPlanMessage(**next);
   }
 
   // Runs once gRPC is done with the stream, after every Next.
@@ -143,21 +160,28 @@ grpc::ServerUnaryReactor* AgentService::Register(grpc::CallbackServerContext* co
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::WatchPlanResponse>* AgentService::WatchPlan(
-    grpc::CallbackServerContext* context, const v1::WatchPlanRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentService::WatchPlan(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   const ServiceCall call = Call(context, "WatchPlan");
-  auto* stream = new PlanStream(call, coordinator_, request->member(), request->known_epoch());
+  v1::WatchPlanRequest request;
+  grpc::ByteBuffer copy(*raw);  // shares the slices; parsing reads through a mutable buffer
+  const bool parsed =
+      grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::WatchPlanRequest>(&copy, &request).ok();
+  auto* stream = new PlanStream(call, coordinator_, request.member(), request.known_epoch());
   absl::Status refused = Authorize(call);
-  if (refused.ok() && request->known_epoch() < 0) {
+  if (refused.ok() && !parsed) {
+    refused = absl::InvalidArgumentError("the WatchPlanRequest does not parse");
+  }
+  if (refused.ok() && request.known_epoch() < 0) {
     refused = absl::InvalidArgumentError(
-        absl::StrCat("known_epoch must be >= 0, got ", request->known_epoch()));
+        absl::StrCat("known_epoch must be >= 0, got ", request.known_epoch()));
   }
   if (!refused.ok()) {
     stream->Refuse(refused);
     return stream;
   }
   // The first pull checks the member's session: a refused stream ends with its status.
-  stream->Open(&streams_, request->member().cluster());
+  stream->Open(&streams_, request.member().cluster());
   return stream;
 }
 

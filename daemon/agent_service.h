@@ -19,11 +19,14 @@ namespace splitd::daemon {
 // Authorizer, then goes to the Coordinator, and the Kv* calls to the rendezvous space of (the
 // member's cluster, the epoch) once the Coordinator allowed them; WatchPlan streams stay open
 // and are pushed a plan whenever the Coordinator reports an event for their cluster; KvGet
-// waits without holding a thread.
+// waits without holding a thread. WatchPlan is served raw (its messages as bytes): every
+// stream of an epoch sends the same encoded plan (Coordinator::PlanForMember) followed by its
+// own rank, without a copy or an encoding of the plan per stream.
 //
 // Threading: thread-safe. Must be told of every Coordinator event (OnClusterEvent) and shut
 // down (Shutdown) before the server stops, so open streams end promptly.
-class AgentService final : public v1::AgentService::CallbackService {
+class AgentService final
+    : public v1::AgentService::WithRawCallbackMethod_WatchPlan<v1::AgentService::CallbackService> {
  public:
   // `coordinator`, `spaces` and `authorizer` must outlive the service; so must `rpc_metrics`
   // (null: calls are not counted).
@@ -37,8 +40,9 @@ class AgentService final : public v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
                                      v1::RegisterResponse* response) override;
-  grpc::ServerWriteReactor<v1::WatchPlanResponse>* WatchPlan(
-      grpc::CallbackServerContext* context, const v1::WatchPlanRequest* request) override;
+  // A WatchPlanRequest in, WatchPlanResponses out, as bytes.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchPlan(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
                                       const v1::HeartbeatRequest* request,
                                       v1::HeartbeatResponse* response) override;

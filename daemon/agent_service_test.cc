@@ -15,6 +15,7 @@
 #include "daemon/splitd_server.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "splitd/v1/agent_service.grpc.pb.h"
@@ -439,6 +440,35 @@ TEST_F(AgentServiceTest, BadInputGetsTheRightCodeAndTheDaemonKeepsServing) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("m-77")));
 
   EXPECT_THAT(Health(), IsOk());
+}
+
+TEST_F(AgentServiceTest, AWatchPlanRequestThatDoesNotParseIsInvalid) {
+  // WatchPlan reads its request as bytes: bytes that are no WatchPlanRequest (a varint cut
+  // short) end the stream with INVALID_ARGUMENT.
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(In(std::chrono::seconds(30)));
+  grpc::CompletionQueue queue;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(&context, "/splitd.v1.AgentService/WatchPlan", &queue);
+  const std::string garbage = "\x08\xff\xff\xff";
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::Status status;
+  void* tag = nullptr;
+  bool ok = false;
+  // One operation at a time, each awaited: start, the only message, then the status.
+  int step = 0;
+  call->StartCall(&step);
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  call->WriteLast(request, grpc::WriteOptions(), &step);
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  call->Finish(&status, &step);
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("WatchPlanRequest"));
+  queue.Shutdown();
+  EXPECT_FALSE(queue.Next(&tag, &ok));
 }
 
 TEST_F(AgentServiceTest, DeletingTheClusterEndsOpenStreams) {

@@ -74,10 +74,14 @@ std::shared_ptr<Coordinator::ClusterEntry> Coordinator::MakeEntry(store::Cluster
                                                                   plan::SplitPlan plan) {
   auto entry = std::make_shared<ClusterEntry>();
   entry->plan = std::make_shared<const plan::SplitPlan>(std::move(plan));
-  entry->agent_plan = plan::PlanView::ToAgentProto(*entry->plan);
-  entry->agent_plan.set_shrinks_epoch(record.shrinks_epoch);
-  for (int64_t rank : record.previous_ranks) entry->agent_plan.add_previous_ranks(rank);
-  entry->agent_plan.set_reason(record.reason);
+  v1::WatchPlanResponse plan_only;
+  v1::Plan& agent_plan = *plan_only.mutable_plan();
+  agent_plan = plan::PlanView::ToAgentProto(*entry->plan);
+  agent_plan.set_shrinks_epoch(record.shrinks_epoch);
+  for (int64_t rank : record.previous_ranks) agent_plan.add_previous_ranks(rank);
+  agent_plan.set_reason(record.reason);
+  // A message with only its `plan` set encodes to exactly that field.
+  entry->agent_plan_field = std::make_shared<const std::string>(plan_only.SerializeAsString());
   entry->record = std::move(record);
   return entry;
 }
@@ -335,7 +339,7 @@ std::shared_ptr<Coordinator::ClusterEntry> Coordinator::WithRecord(const Cluster
                                                                    store::ClusterRecord record) {
   auto copy = std::make_shared<ClusterEntry>();
   copy->plan = entry.plan;
-  copy->agent_plan = entry.agent_plan;
+  copy->agent_plan_field = entry.agent_plan_field;
   copy->record = std::move(record);
   return copy;
 }
@@ -588,7 +592,7 @@ absl::StatusOr<Coordinator::StagedRegistration> Coordinator::StageRegistration(
   return staged;
 }
 
-absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
+absl::StatusOr<std::optional<Coordinator::PlanForMember>> Coordinator::NextPlan(
     const v1::MemberCredentials& member, int64_t known_epoch) const {
   std::shared_ptr<const ClusterEntry> entry;
   int64_t rank = -1;
@@ -605,10 +609,7 @@ absl::StatusOr<std::optional<v1::WatchPlanResponse>> Coordinator::NextPlan(
   }
   // A plan goes out only once its epoch and ranks are durable.
   RETURN_IF_ERROR(commits_.AwaitState(pending));
-  v1::WatchPlanResponse response;
-  *response.mutable_plan() = entry->agent_plan;
-  response.set_rank(rank);
-  return response;
+  return PlanForMember{entry->agent_plan_field, entry->record.epoch, rank};
 }
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {

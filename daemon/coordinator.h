@@ -133,10 +133,18 @@ class Coordinator {
   // gRPC handler returns meanwhile); the forms without `done` wait for the answer.
   void Register(const v1::RegisterRequest& request, Done<v1::RegisterResponse> done);
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  // A plan as WatchPlan sends it. Every watcher of an epoch shares its one encoding: a stream
+  // sends `plan_field` and its own rank, which together are the WatchPlanResponse.
+  struct PlanForMember {
+    // WatchPlanResponse's field `plan` encoded (tag, length, Plan): immutable, never copied.
+    std::shared_ptr<const std::string> plan_field;
+    int64_t epoch = 0;
+    int64_t rank = -1;
+  };
   // The plan the member should form next: the current epoch's, once ranks are assigned, when it
   // is newer than `known_epoch`; nullopt while there is none.
-  absl::StatusOr<std::optional<v1::WatchPlanResponse>> NextPlan(const v1::MemberCredentials& member,
-                                                                int64_t known_epoch) const;
+  absl::StatusOr<std::optional<PlanForMember>> NextPlan(const v1::MemberCredentials& member,
+                                                        int64_t known_epoch) const;
   // A plan stream of `member` (whose session NextPlan accepted) opened, or closed now: once a
   // member's streams all stay closed past the topology's elastic.stream_grace_ms without a
   // heartbeat, Tick takes it for lost without waiting for its lease.
@@ -174,7 +182,8 @@ class Coordinator {
   struct ClusterEntry {
     store::ClusterRecord record;
     std::shared_ptr<const plan::SplitPlan> plan;
-    v1::Plan agent_plan;  // what WatchPlan sends (PlanView::ToAgentProto)
+    // What WatchPlan sends (PlanView::ToAgentProto), encoded once as WatchPlanResponse's `plan`.
+    std::shared_ptr<const std::string> agent_plan_field;
   };
 
   // The state the store holds, rebuilt in memory (Recover, and TakeBack after a failed write).

@@ -47,6 +47,22 @@ nodes: {{gpus_per_node: 8}}
 elastic: {{lease_timeout_ms: 600000}}
 """
 
+# With --explicit_lists: one more kind given as rank lists (pairs of neighbours), which every
+# member's plan carries: a plan of O(world) bytes.
+EXPLICIT_GROUPS = """groups:
+  - {{name: tp, dims: [tp]}}
+  - {{name: dp, dims: [dp]}}
+  - {{name: pairs, split_ranks: [{pairs}]}}
+"""
+
+
+def topology(members, explicit_lists):
+    text = TOPOLOGY.format(dp=members // 8)
+    if explicit_lists:
+        pairs = ", ".join("[%d, %d]" % (r, r + 1) for r in range(0, members, 2))
+        text += EXPLICIT_GROUPS.format(pairs=pairs)
+    return text
+
 
 class Sampler(threading.Thread):
     """Samples a process's /proc status every `period` seconds until stopped."""
@@ -121,7 +137,7 @@ def run_splitd(args, members, durable, workdir, metrics=False):
             scraper.start()
         subprocess.run([os.path.join(args.bin, "client/splitctl"), "--addr", addr, "apply", "-f",
                         "-"], check=True, stdout=subprocess.DEVNULL,
-                       input=TOPOLOGY.format(dp=members // 8).encode())
+                       input=topology(members, args.explicit_lists).encode())
         idle = proc_status(daemon.pid)
         sampler = Sampler(daemon.pid)
         sampler.start()
@@ -205,6 +221,8 @@ def main():
     parser.add_argument("--daemon_log_level", default="info")
     parser.add_argument("--daemon_arg", action="append", default=[],
                         help="one more flag for splitd (repeatable), e.g. --daemon_arg=--shutdown_grace_ms=1000")
+    parser.add_argument("--explicit_lists", action="store_true",
+                        help="add a kind of explicit rank lists: every plan is O(world) bytes")
     parser.add_argument("--keep_workdir", action="store_true",
                         help="keep each run's directory (the daemon's log and state)")
     parser.add_argument("--tcpstore_procs", type=int, default=8)
