@@ -83,8 +83,7 @@ void GroupCommit::Attach(const TicketPtr& ticket, std::function<void(absl::Statu
     done(std::move(status));
     return;
   }
-  ticket->done_ = std::move(done);
-  ticket->state_only_ = state_only;
+  ticket->waiting_.emplace_back(std::move(done), state_only);
   Drain(/*run_callbacks=*/true);
   mu_.Unlock();
 }
@@ -120,13 +119,18 @@ std::vector<GroupCommit::Callback> GroupCommit::WriteGroup(std::vector<TicketPtr
     ticket.status_ = written.ok() ? changes[i].status : written;
     ticket.taken_back_ = !broken.ok();
     ticket.settled_ = true;
-    if (ticket.done_) {
-      callbacks.push_back(
-          [done = std::move(ticket.done_),
-           status = ticket.state_only_ ? StateStatus(ticket) : ticket.status_] { done(status); });
-    }
+    TakeCallbacks(ticket, &callbacks);
   }
   return callbacks;
+}
+
+void GroupCommit::TakeCallbacks(Ticket& ticket, std::vector<Callback>* callbacks) {
+  for (auto& [done, state_only] : ticket.waiting_) {
+    callbacks->push_back([done = std::move(done), status = state_only
+                                                               ? StateStatus(ticket)
+                                                               : ticket.status_] { done(status); });
+  }
+  ticket.waiting_.clear();
 }
 
 absl::Status GroupCommit::StateStatus(const Ticket& ticket) {
@@ -156,10 +160,7 @@ void GroupCommit::FailQueued(const absl::Status& status) {
         "an earlier state change failed, and this one was built on it: ", status.message()));
     ticket->taken_back_ = true;
     ticket->settled_ = true;
-    if (ticket->done_) {
-      const absl::Status result = ticket->state_only_ ? StateStatus(*ticket) : ticket->status_;
-      callbacks_.push_back([done = std::move(ticket->done_), result] { done(result); });
-    }
+    TakeCallbacks(*ticket, &callbacks_);
   }
   queue_.clear();
   settled_.SignalAll();

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -46,8 +47,9 @@ class GroupCommit {
     bool settled_ = false;
     bool taken_back_ = false;  // failed with its group, or computed on a failed group
     absl::Status status_;
-    std::function<void(absl::Status)> done_;  // OnSettled's
-    bool state_only_ = false;                 // OnSettled's: as AwaitState
+    // OnSettled's and OnState's callbacks, each with whether it gets AwaitState's status: a
+    // change's own caller and any number of readers that wait for it.
+    std::vector<std::pair<std::function<void(absl::Status)>, bool>> waiting_;
   };
   using TicketPtr = std::shared_ptr<Ticket>;
   using FailureHandler = std::function<void(const absl::Status& status)>;
@@ -108,6 +110,8 @@ class GroupCommit {
   void Drain(bool run_callbacks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Attach(const TicketPtr& ticket, std::function<void(absl::Status)> done, bool state_only);
   static absl::Status StateStatus(const Ticket& ticket);
+  // Moves the callbacks of `ticket` (settled) into `callbacks`, each bound to its status.
+  static void TakeCallbacks(Ticket& ticket, std::vector<Callback>* callbacks);
   void CallbackLoop();
 
   store::StateStore* const store_;

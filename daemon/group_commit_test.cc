@@ -197,6 +197,31 @@ TEST_F(GroupCommitTest, OnSettledReturnsAtOnceAndAnswersOnceTheChangeIsDurable) 
   EXPECT_TRUE(at_once);
 }
 
+TEST_F(GroupCommitTest, EveryCallbackLeftOnAChangeIsCalled) {
+  // A registration's own callback and a rejoin that read the same pending change both wait on
+  // one ticket: each is answered.
+  store_.Hold(2);
+  GroupCommit::TicketPtr a = commits_.Enqueue(Member("a"));
+  std::thread writer([&] { EXPECT_THAT(commits_.Wait(a), IsOk()); });
+  store_.WaitEntered(2);
+  GroupCommit::TicketPtr b = commits_.Enqueue(Member("b"));
+  absl::Notification owner_answered;
+  absl::Notification reader_answered;
+  commits_.OnSettled(b, [&](absl::Status settled) {
+    EXPECT_THAT(settled, IsOk());
+    owner_answered.Notify();
+  });
+  ASSERT_EQ(commits_.Pending(), b);
+  commits_.OnState(commits_.Pending(), [&](absl::Status settled) {
+    EXPECT_THAT(settled, IsOk());
+    reader_answered.Notify();
+  });
+  store_.Open();
+  writer.join();
+  EXPECT_TRUE(owner_answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(reader_answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+}
+
 TEST_F(GroupCommitTest, AFailedWriteFailsItsChangesAndThoseQueuedOnThemOnly) {
   std::vector<absl::Status> handled;
   commits_.SetFailureHandler([&](const absl::Status& status) {
