@@ -253,13 +253,16 @@ grpc::ServerUnaryReactor* AgentService::KvCompareSet(grpc::CallbackServerContext
                                                      v1::KvCompareSetResponse* response) {
   const ServiceCall call = Call(context, "KvCompareSet");
   if (absl::Status allowed = Authorize(call); !allowed.ok()) return call.Finish(allowed);
-  return call.Finish(InSpace(request->member(), request->epoch(), [&] {
-    absl::StatusOr<std::string> value =
-        spaces_->CompareSet(request->member().cluster(), request->epoch(), request->key(),
-                            request->expected(), request->desired());
-    if (value.ok()) response->set_value(*std::move(value));
-    return value.status();
-  }));
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (!status.ok()) return call.Finish(status);
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  spaces_->CompareSet(request->member().cluster(), request->epoch(), request->key(),
+                      request->expected(), request->desired(),
+                      [call, reactor, response](absl::StatusOr<std::string> value) {
+                        if (value.ok()) response->set_value(*std::move(value));
+                        call.Complete(reactor, value.status());
+                      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::KvCheck(grpc::CallbackServerContext* context,
@@ -284,12 +287,15 @@ grpc::ServerUnaryReactor* AgentService::KvDelete(grpc::CallbackServerContext* co
                                                  v1::KvDeleteResponse* response) {
   const ServiceCall call = Call(context, "KvDelete");
   if (absl::Status allowed = Authorize(call); !allowed.ok()) return call.Finish(allowed);
-  return call.Finish(InSpace(request->member(), request->epoch(), [&] {
-    absl::StatusOr<bool> existed =
-        spaces_->Delete(request->member().cluster(), request->epoch(), request->key());
-    if (existed.ok()) response->set_deleted(*existed);
-    return existed.status();
-  }));
+  absl::Status status = coordinator_->AuthorizeRendezvous(request->member(), request->epoch());
+  if (!status.ok()) return call.Finish(status);
+  grpc::ServerUnaryReactor* reactor = call.Defer();
+  spaces_->Delete(request->member().cluster(), request->epoch(), request->key(),
+                  [call, reactor, response](absl::StatusOr<bool> existed) {
+                    if (existed.ok()) response->set_deleted(*existed);
+                    call.Complete(reactor, existed.status());
+                  });
+  return reactor;
 }
 
 void AgentService::OnClusterEvent(const ClusterEvent& event) {

@@ -316,12 +316,19 @@ absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& clus
                                                          const std::string& key,
                                                          const std::string& expected,
                                                          std::string desired) {
-  RETURN_IF_ERROR(CheckKey(key));
-  RETURN_IF_ERROR(CheckValue("expected", expected));
-  RETURN_IF_ERROR(CheckValue("desired", desired));
+  return AwaitCallback<absl::StatusOr<std::string>>([&](auto done) {
+    CompareSet(cluster, epoch, key, expected, std::move(desired), std::move(done));
+  });
+}
+
+void RendezvousSpaces::CompareSet(const std::string& cluster, int64_t epoch, const std::string& key,
+                                  const std::string& expected, std::string desired,
+                                  std::function<void(absl::StatusOr<std::string>)> done) {
   std::string after;
-  Staged staged;
-  {
+  absl::StatusOr<std::optional<Staged>> staged = [&]() -> absl::StatusOr<std::optional<Staged>> {
+    RETURN_IF_ERROR(CheckKey(key));
+    RETURN_IF_ERROR(CheckValue("expected", expected));
+    RETURN_IF_ERROR(CheckValue("desired", desired));
     absl::MutexLock lock(&mu_);
     const std::string* current = nullptr;
     if (auto space = spaces_.find({cluster, epoch}); space != spaces_.end()) {
@@ -330,13 +337,44 @@ absl::StatusOr<std::string> RendezvousSpaces::CompareSet(const std::string& clus
     if (current == nullptr ? !expected.empty() : *current != expected) {
       // No swap. For a missing key torch answers `expected`, which its callers compare with
       // what they asked for to learn that the swap did not happen.
-      return current == nullptr ? expected : *current;
+      after = current == nullptr ? expected : *current;
+      return RestageIfQueuedLocked({cluster, epoch}, key);
     }
     after = desired;
-    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::move(desired)));
+    return StageLocked({cluster, epoch}, key, std::move(desired));
+  }();
+  if (!staged.ok()) {
+    done(staged.status());
+    return;
   }
-  RETURN_IF_ERROR(Finish(std::move(staged)));
-  return after;
+  AnswerWhenDurable(*std::move(staged), std::move(after), std::move(done));
+}
+
+absl::StatusOr<std::optional<RendezvousSpaces::Staged>> RendezvousSpaces::RestageIfQueuedLocked(
+    const SpaceKey& id, const std::string& key) {
+  auto space = spaces_.find(id);
+  if (space == spaces_.end()) return std::nullopt;
+  auto pending = space->second.pending.find(key);
+  if (pending == space->second.pending.end()) return std::nullopt;
+  std::optional<std::string> value = pending->second.value;
+  return StageLocked(id, key, std::move(value));
+}
+
+template <typename T>
+void RendezvousSpaces::AnswerWhenDurable(std::optional<Staged> staged, T answer,
+                                         std::function<void(absl::StatusOr<T>)> done) {
+  if (!staged.has_value()) {
+    done(std::move(answer));
+    return;
+  }
+  FinishAsync(*std::move(staged),
+              [answer = std::move(answer), done = std::move(done)](absl::Status status) mutable {
+                if (status.ok()) {
+                  done(std::move(answer));
+                } else {
+                  done(std::move(status));
+                }
+              });
 }
 
 absl::StatusOr<RendezvousSpaces::CheckResult> RendezvousSpaces::Check(
@@ -371,20 +409,32 @@ absl::StatusOr<RendezvousSpaces::CheckResult> RendezvousSpaces::Check(
 
 absl::StatusOr<bool> RendezvousSpaces::Delete(const std::string& cluster, int64_t epoch,
                                               const std::string& key) {
-  RETURN_IF_ERROR(CheckKey(key));
-  if (persist_ && !persist_delete_) {
-    return absl::FailedPreconditionError(
-        "rendezvous keys cannot be deleted here: this daemon cannot make a deletion durable");
-  }
-  Staged staged;
-  {
+  return AwaitCallback<absl::StatusOr<bool>>(
+      [&](auto done) { Delete(cluster, epoch, key, std::move(done)); });
+}
+
+void RendezvousSpaces::Delete(const std::string& cluster, int64_t epoch, const std::string& key,
+                              std::function<void(absl::StatusOr<bool>)> done) {
+  bool existed = false;
+  absl::StatusOr<std::optional<Staged>> staged = [&]() -> absl::StatusOr<std::optional<Staged>> {
+    RETURN_IF_ERROR(CheckKey(key));
+    if (persist_ && !persist_delete_) {
+      return absl::FailedPreconditionError(
+          "rendezvous keys cannot be deleted here: this daemon cannot make a deletion durable");
+    }
     absl::MutexLock lock(&mu_);
     auto space = spaces_.find({cluster, epoch});
-    if (space == spaces_.end() || Latest(space->second, key) == nullptr) return false;
-    ASSIGN_OR_RETURN(staged, StageLocked({cluster, epoch}, key, std::nullopt));
+    if (space == spaces_.end()) return std::nullopt;
+    // Missing, perhaps through a removal still queued: answered once that is durable.
+    if (Latest(space->second, key) == nullptr) return RestageIfQueuedLocked({cluster, epoch}, key);
+    existed = true;
+    return StageLocked({cluster, epoch}, key, std::nullopt);
+  }();
+  if (!staged.ok()) {
+    done(staged.status());
+    return;
   }
-  RETURN_IF_ERROR(Finish(std::move(staged)));
-  return true;
+  AnswerWhenDurable(*std::move(staged), existed, std::move(done));
 }
 
 void RendezvousSpaces::Get(const std::string& cluster, int64_t epoch, const std::string& member_id,

@@ -96,10 +96,15 @@ class RendezvousSpaces {
   // (and `desired` returned), or left missing (and `expected` returned); a present `key` is
   // replaced by `desired` when it holds `expected`. Returns the key's value afterwards. A
   // counter compares and is replaced as its decimal text. Checks as Set, with the fields
-  // named `expected` and `desired`.
+  // named `expected` and `desired`. Answered once what it returns is durable: an answer read
+  // from a write still queued is queued again (the same value) and answered with it.
   absl::StatusOr<std::string> CompareSet(const std::string& cluster, int64_t epoch,
                                          const std::string& key, const std::string& expected,
                                          std::string desired);
+  // The same, answering through `done` (once, with no lock held) instead of waiting.
+  void CompareSet(const std::string& cluster, int64_t epoch, const std::string& key,
+                  const std::string& expected, std::string desired,
+                  std::function<void(absl::StatusOr<std::string>)> done);
 
   // Whether every one of `keys` exists (true for none), and how many keys of the space start
   // with `prefix` (all for ""). Never waits. INVALID_ARGUMENT for bad keys or a long prefix.
@@ -108,7 +113,11 @@ class RendezvousSpaces {
                                     const std::string& prefix) const;
 
   // Removes `key`; true when it existed. A Get for it waits again until it is set again.
+  // Answered once durable, like CompareSet.
   absl::StatusOr<bool> Delete(const std::string& cluster, int64_t epoch, const std::string& key);
+  // The same, answering through `done` (once, with no lock held) instead of waiting.
+  void Delete(const std::string& cluster, int64_t epoch, const std::string& key,
+              std::function<void(absl::StatusOr<bool>)> done);
 
   // Calls `done` exactly once: with the values of `keys` in order once all exist, with
   // DEADLINE_EXCEEDED at `deadline` (capped at now + max_wait), with ABORTED when the space is
@@ -196,6 +205,15 @@ class RendezvousSpaces {
   absl::Status Finish(Staged staged) ABSL_LOCKS_EXCLUDED(mu_);
   // Stores a write that is durable (`status` OK) or forgets one that is not; returns `status`.
   absl::Status Store(Staged staged, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `value` again (nullopt: a removal) when the key has a write queued, so that an answer
+  // read from it waits for it; null when the key's latest value is durable already.
+  absl::StatusOr<std::optional<Staged>> RestageIfQueuedLocked(const SpaceKey& id,
+                                                              const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls `done` with `answer` once `staged` (if any) is durable, or with its failure.
+  template <typename T>
+  void AnswerWhenDurable(std::optional<Staged> staged, T answer,
+                         std::function<void(absl::StatusOr<T>)> done) ABSL_LOCKS_EXCLUDED(mu_);
   // Add's checks and staging: the write and the counter's new value.
   absl::StatusOr<std::pair<Staged, int64_t>> StageAdd(const std::string& cluster, int64_t epoch,
                                                       const std::string& key, int64_t delta)

@@ -404,6 +404,54 @@ TEST(RendezvousSpacesTest, WritesQueueWhileEarlierOnesWaitAndApplyOnlyOnceDurabl
   EXPECT_EQ(spaces.KeyCount("c", 1), 2);
 }
 
+TEST(RendezvousSpacesTest, AnAnswerReadFromAQueuedWriteWaitsUntilItIsDurable) {
+  std::vector<std::string> queued;
+  std::vector<std::function<void(absl::Status)>> syncs;  // what the store calls back
+  auto durable = [&](std::string write) {
+    queued.push_back(std::move(write));
+    return RendezvousSpaces::Durable(
+        [&](std::function<void(absl::Status)> done) { syncs.push_back(std::move(done)); });
+  };
+  RendezvousSpaces spaces(
+      {},
+      [&](const std::string&, int64_t, const std::string& key, const std::string& value) {
+        return durable(absl::StrCat(key, "=", value));
+      },
+      [&](const std::string&, int64_t, const std::string& key) {
+        return durable(absl::StrCat("delete ", key));
+      });
+  spaces.Set("c", 1, "k", "v", [](absl::Status) {});
+  // No swap: "v" is queued, not durable, so the answer waits for it (queued again).
+  absl::StatusOr<std::string> compared = absl::UnknownError("not answered");
+  spaces.CompareSet("c", 1, "k", "other", "w",
+                    [&](absl::StatusOr<std::string> value) { compared = std::move(value); });
+  // A removal queued, then a Delete that finds the key missing through it.
+  spaces.Set("c", 1, "gone", "x", [](absl::Status) {});
+  spaces.Delete("c", 1, "gone", [](absl::StatusOr<bool>) {});
+  absl::StatusOr<bool> deleted = absl::UnknownError("not answered");
+  spaces.Delete("c", 1, "gone", [&](absl::StatusOr<bool> existed) { deleted = existed; });
+  EXPECT_THAT(queued, ElementsAre("k=v", "k=v", "gone=x", "delete gone", "delete gone"));
+  EXPECT_THAT(compared, StatusIs(absl::StatusCode::kUnknown));
+  EXPECT_THAT(deleted, StatusIs(absl::StatusCode::kUnknown));
+  for (auto& sync : syncs) sync(absl::OkStatus());
+  EXPECT_THAT(compared, IsOkAndHolds("v"));
+  EXPECT_THAT(deleted, IsOkAndHolds(false));
+
+  // A failed write fails the answer read from it.
+  syncs.clear();
+  spaces.Set("c", 1, "k", "z", [](absl::Status) {});
+  spaces.CompareSet("c", 1, "k", "other", "w",
+                    [&](absl::StatusOr<std::string> value) { compared = std::move(value); });
+  ASSERT_EQ(syncs.size(), 2u);
+  syncs[0](absl::UnavailableError("disk is full"));
+  syncs[1](absl::UnavailableError("an earlier state change failed"));
+  EXPECT_THAT(compared, StatusIs(absl::StatusCode::kUnavailable));
+  // With nothing queued, the answer comes at once, from the durable value.
+  spaces.CompareSet("c", 1, "k", "other", "w",
+                    [&](absl::StatusOr<std::string> value) { compared = std::move(value); });
+  EXPECT_THAT(compared, IsOkAndHolds("v"));
+}
+
 TEST(RendezvousSpacesTest, PersistFailureRefusesTheChange) {
   Recorder recorder;
   RendezvousSpaces spaces({}, recorder.Put(), recorder.Delete());
