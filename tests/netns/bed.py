@@ -118,6 +118,13 @@ class Bed:
             _ip("-n", host, "link", "set", "eth0", "up")
             _ip("-n", host, "link", "set", "lo", "up")
 
+    def cut(self, i):
+        """Cuts host `i` off from every other host (its interface down); heal() undoes it."""
+        _ip("-n", self.host(i), "link", "set", "eth0", "down")
+
+    def heal(self, i):
+        _ip("-n", self.host(i), "link", "set", "eth0", "up")
+
     def command(self, i, argv):
         """`argv` as run on host `i`."""
         return ["ip", "netns", "exec", self.host(i), *argv]

@@ -6,6 +6,7 @@ listening on its host's address. Needs root, iproute2 and SPLITD_BIN; skipped wi
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -27,7 +28,42 @@ dims:
 nodes: {{gpus_per_node: 4}}
 method: {method}
 backend: "cpu:gloo"
-"""
+{elastic}"""
+
+SERVER_NAME = "splitd.bed"  # the daemon's certificate names only this: no address
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_pki(directory):
+    """A CA, a server certificate for SERVER_NAME and a client certificate, made by openssl in
+    `directory`; returns the daemon's flags and the clients' (agents, splitctl)."""
+    path = lambda name: os.path.join(directory, name)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
+            "-subj", "/CN=bed-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign")
+    for name, extensions in [("server", f"subjectAltName=DNS:{SERVER_NAME}\n"
+                                        "extendedKeyUsage=serverAuth\n"),
+                             ("client", "extendedKeyUsage=clientAuth\n")]:
+        with open(path(name + ".ext"), "w") as f:
+            f.write(extensions)
+        openssl("req", *ec, "-keyout", path(name + ".key"), "-out", path(name + ".csr"), "-subj",
+                "/CN=" + name)
+        openssl("x509", "-req", "-in", path(name + ".csr"), "-CA", path("ca.pem"), "-CAkey",
+                path("ca.key"), "-CAcreateserial", "-out", path(name + ".pem"), "-days", "2",
+                "-extfile", path(name + ".ext"))
+    daemon = ["--tls_cert", path("server.pem"), "--tls_key", path("server.key"),
+              "--tls_client_ca", path("ca.pem")]
+    client = ["--tls_ca", path("ca.pem"), "--tls_cert", path("client.pem"), "--tls_key",
+              path("client.key"), "--tls_server_name", SERVER_NAME]
+    return daemon, client
+
+
+# Quick leases, and dp free to drop to 1 and grow back to 4.
+ELASTIC = "elastic: {min: 1, max: 4, heartbeat_interval_ms: 200, lease_timeout_ms: 2000}\n"
 
 
 # CI runs as root with iproute2 installed (scripts/setup.sh): there the tests always run.
@@ -48,25 +84,31 @@ class MultiHostTest(unittest.TestCase):
         """Brings the world up on a fresh bed; returns the READY status and the bed's tag."""
         with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
             try:
-                return self._form_on(bed, method), bed.tag
+                splitctl, alive = self.start(bed, TOPOLOGY.format(method=method, elastic=""))
+                return self.wait(splitctl, alive, f"READY with {method}",
+                                 lambda s: s["state"] == "READY"), bed.tag
             except BaseException:
                 print(logs_tail(self.dir), file=sys.stderr)
                 raise
 
-    def _form_on(self, bed, method):
+    def start(self, bed, topology, tls=None):
+        """The daemon on host 0, `topology` applied, and the agents on the other hosts; returns
+        splitctl (run on host 0) and the processes that must stay up. `tls`: the daemon's and
+        the clients' flags (make_pki); without it, plaintext (the bed's addresses exist only
+        inside its namespaces)."""
         daemon_addr = f"{bed.address(0)}:{PORT}"
-        # Plaintext: the bed's addresses exist only inside its namespaces.
+        daemon_tls, client_tls = tls or (["--plaintext"], ["--plaintext"])
         daemon = bed.spawn(0, "splitd", [self.bin["splitd"], "--listen", daemon_addr,
-                                         "--plaintext"], self.dir)
+                                         *daemon_tls], self.dir)
         alive = [("splitd", daemon)]
 
         def splitctl(*args, input=None):
-            return bed.run(0, [self.bin["splitctl"], "--addr", daemon_addr, "--plaintext", *args],
-                           input=input,
-                           capture_output=True, text=True, timeout=60)
+            return bed.run(0, [self.bin["splitctl"], "--addr", daemon_addr, *client_tls, *args],
+                           input=input, capture_output=True, text=True, timeout=60)
 
-        poll(lambda: splitctl("get", "clusters").returncode == 0, "the daemon to serve", alive=alive)
-        applied = splitctl("apply", "-f", "-", input=TOPOLOGY.format(method=method))
+        poll(lambda: splitctl("get", "clusters").returncode == 0, "the daemon to serve",
+             alive=alive)
+        applied = splitctl("apply", "-f", "-", input=topology)
         self.assertEqual(applied.returncode, 0, applied.stderr)
         for h in range(1, 1 + AGENT_HOSTS):
             for j in range(AGENTS_PER_HOST):
@@ -76,17 +118,19 @@ class MultiHostTest(unittest.TestCase):
                     self.bin["agent"], "--daemon", daemon_addr, "--cluster", "hosts",
                     "--node", f"node-{h}", "--local_index", str(j), "--pod", name,
                     "--host", bed.address(h), "--plan_file", plan, "--timeout_ms", "30000",
-                    "--plaintext"],
-                    self.dir)))
+                    *client_tls], self.dir)))
+        return splitctl, alive
 
-        def ready():
+    def wait(self, splitctl, alive, what, condition):
+        """Polls the cluster's status until `condition(status)`; returns that status."""
+        def met():
             done = splitctl("status", "hosts", "-o", "json")
             if done.returncode != 0:
                 return None
             status = json.loads(done.stdout)
-            return status if status.get("state") == "READY" else None
+            return status if condition(status) else None
 
-        return poll(ready, f"READY with {method}", alive=alive)
+        return poll(met, what, alive=alive)
 
     def check(self, method):
         status, tag = self.form(method)
@@ -105,6 +149,53 @@ class MultiHostTest(unittest.TestCase):
 
     def test_init_reaches_ready_across_hosts(self):
         self.check("init")
+
+    def test_mutual_tls_with_the_daemons_server_name_reaches_ready_across_hosts(self):
+        tls = make_pki(self.dir)
+        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
+            try:
+                splitctl, alive = self.start(bed, TOPOLOGY.format(method="split", elastic=""),
+                                             tls)
+                ready = self.wait(splitctl, alive, "READY over mutual TLS",
+                                  lambda s: s["state"] == "READY")
+                self.assertEqual(ready["world_size"], AGENT_HOSTS * AGENTS_PER_HOST)
+                # The daemon's certificate has no address in it: a client that does not name
+                # the server is refused.
+                client_tls = tls[1]
+                refused = bed.run(1, [self.bin["splitctl"], "--addr", f"{bed.address(0)}:{PORT}",
+                                      *client_tls[:-2], "status", "hosts"],
+                                  capture_output=True, text=True, timeout=60)
+                self.assertNotEqual(refused.returncode, 0)
+                self.assertIn("not in peer certificate", refused.stderr)
+            except BaseException:
+                print(logs_tail(self.dir), file=sys.stderr)
+                raise
+
+    def test_a_host_cut_off_past_its_lease_is_lost_and_rejoins_once_healed(self):
+        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
+            try:
+                splitctl, alive = self.start(bed, TOPOLOGY.format(method="split",
+                                                                  elastic=ELASTIC))
+                whole = self.wait(splitctl, alive, "READY at world 16",
+                                  lambda s: s["state"] == "READY" and s["world_size"] == 16)
+                # The last host holds one dp replica (its node's 4 ranks): cut off, its members
+                # are lost once their lease runs out and the other 12 form dp 3.
+                bed.cut(AGENT_HOSTS)
+                shrunk = self.wait(splitctl, alive, "READY at world 12 without the cut host",
+                                   lambda s: s["state"] == "READY" and s["world_size"] == 12
+                                   and s["epoch"] > whole["epoch"])
+                self.assertEqual(shrunk["lost_members"], AGENTS_PER_HOST)
+                self.assertIn("lost", shrunk["epoch_reason"])
+                # Healed: its agents heartbeat again, come back as spares and the policy grows
+                # dp back to 4 in a later epoch.
+                bed.heal(AGENT_HOSTS)
+                back = self.wait(splitctl, alive, "READY at world 16 again",
+                                 lambda s: s["state"] == "READY" and s["world_size"] == 16
+                                 and s["epoch"] > shrunk["epoch"])
+                self.assertEqual(back["lost_members"], 0)
+            except BaseException:
+                print(logs_tail(self.dir), file=sys.stderr)
+                raise
 
 
 class StaleBedTest(unittest.TestCase):
