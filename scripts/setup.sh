@@ -14,7 +14,7 @@ packages=(
   libcpp-httplib-dev  # the daemon's /metrics endpoint (--metrics_listen)
   libmicrohttpd-dev  # the agent's workload endpoint on a Unix socket (--workload_socket)
   prometheus  # tests/e2e/metrics_e2e_test scrapes the daemon with the real Prometheus server
-  iproute2  # tests/python/multihost_test makes its hosts as network namespaces (tests/netns)
+  iproute2 iptables  # tests/python/multihost_test: hosts as network namespaces, partitions
 )
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
 # the Kubernetes API models the manifests are validated against (kubectl renders them).

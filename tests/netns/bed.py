@@ -125,6 +125,16 @@ class Bed:
     def heal(self, i):
         _ip("-n", self.host(i), "link", "set", "eth0", "up")
 
+    def isolate_from_peers(self, i, keep):
+        """Drops host `i`'s traffic with every other host but those of `keep` (iptables in its
+        namespace, gone with it)."""
+        for chain, direction in (("INPUT", "-s"), ("OUTPUT", "-d")):
+            for j in keep:
+                self.run(i, ["iptables", "-A", chain, direction, self.address(j), "-j", "ACCEPT"],
+                         check=True)
+            self.run(i, ["iptables", "-A", chain, direction, f"{SUBNET}.0/24", "-j", "DROP"],
+                     check=True)
+
     def command(self, i, argv):
         """`argv` as run on host `i`."""
         return ["ip", "netns", "exec", self.host(i), *argv]
@@ -145,9 +155,11 @@ class Bed:
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        # One grace for all of them; whatever is still up then is killed.
+        deadline = time.monotonic() + 5
         for _, proc in reversed(self.procs):
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -171,6 +171,23 @@ class MultiHostTest(unittest.TestCase):
                 print(logs_tail(self.dir), file=sys.stderr)
                 raise
 
+    def test_a_host_cut_off_from_its_peers_holds_the_bootstrap_until_its_deadline(self):
+        # The last host reaches the daemon but none of its peers: the world cannot connect, and
+        # the 3 s bootstrap deadline fails the epoch, naming a rank stuck in BOOTSTRAPPING.
+        topology = TOPOLOGY.format(method="split", elastic="deadlines: {bootstrap_ms: 3000}\n")
+        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
+            try:
+                bed.isolate_from_peers(AGENT_HOSTS, keep=[0])
+                splitctl, alive = self.start(bed, topology)
+                failed = self.wait(splitctl, alive, "the bootstrap deadline to fail the epoch",
+                                   lambda s: s["state"] == "FAILED")
+                self.assertIn("stuck in", failed["reason"])
+                self.assertIn("BOOTSTRAPPING", failed["reason"])
+                self.assertIn("deadline bootstrap_ms 3000", failed["reason"])
+            except BaseException:
+                print(logs_tail(self.dir), file=sys.stderr)
+                raise
+
     def test_a_host_cut_off_past_its_lease_is_lost_and_rejoins_once_healed(self):
         with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
             try:
