@@ -3,6 +3,7 @@
 listening on its host's address. Needs root, iproute2 and SPLITD_BIN; skipped without root.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,16 +81,22 @@ class MultiHostTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def form(self, method):
-        """Brings the world up on a fresh bed; returns the READY status and the bed's tag."""
+    @contextlib.contextmanager
+    def bed(self):
+        """A fresh bed of 1 + AGENT_HOSTS hosts; a failure inside prints the processes' logs."""
         with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
             try:
-                splitctl, alive = self.start(bed, TOPOLOGY.format(method=method, elastic=""))
-                return self.wait(splitctl, alive, f"READY with {method}",
-                                 lambda s: s["state"] == "READY"), bed.tag
+                yield bed
             except BaseException:
                 print(logs_tail(self.dir), file=sys.stderr)
                 raise
+
+    def form(self, method):
+        """Brings the world up on a fresh bed; returns the READY status and the bed's tag."""
+        with self.bed() as bed:
+            splitctl, alive = self.start(bed, TOPOLOGY.format(method=method, elastic=""))
+            return self.wait(splitctl, alive, f"READY with {method}",
+                             lambda s: s["state"] == "READY"), bed.tag
 
     def start(self, bed, topology, tls=None):
         """The daemon on host 0, `topology` applied, and the agents on the other hosts; returns
@@ -152,67 +159,55 @@ class MultiHostTest(unittest.TestCase):
 
     def test_mutual_tls_with_the_daemons_server_name_reaches_ready_across_hosts(self):
         tls = make_pki(self.dir)
-        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
-            try:
-                splitctl, alive = self.start(bed, TOPOLOGY.format(method="split", elastic=""),
-                                             tls)
-                ready = self.wait(splitctl, alive, "READY over mutual TLS",
-                                  lambda s: s["state"] == "READY")
-                self.assertEqual(ready["world_size"], AGENT_HOSTS * AGENTS_PER_HOST)
-                # The daemon's certificate has no address in it: a client that does not name
-                # the server is refused.
-                client_tls = tls[1]
-                refused = bed.run(1, [self.bin["splitctl"], "--addr", f"{bed.address(0)}:{PORT}",
-                                      *client_tls[:-2], "status", "hosts"],
-                                  capture_output=True, text=True, timeout=60)
-                self.assertNotEqual(refused.returncode, 0)
-                self.assertIn("not in peer certificate", refused.stderr)
-            except BaseException:
-                print(logs_tail(self.dir), file=sys.stderr)
-                raise
+        with self.bed() as bed:
+            splitctl, alive = self.start(bed, TOPOLOGY.format(method="split", elastic=""),
+                                         tls)
+            ready = self.wait(splitctl, alive, "READY over mutual TLS",
+                              lambda s: s["state"] == "READY")
+            self.assertEqual(ready["world_size"], AGENT_HOSTS * AGENTS_PER_HOST)
+            # The daemon's certificate has no address in it: a client that does not name
+            # the server is refused.
+            client_tls = tls[1]
+            refused = bed.run(1, [self.bin["splitctl"], "--addr", f"{bed.address(0)}:{PORT}",
+                                  *client_tls[:-2], "status", "hosts"],
+                              capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("not in peer certificate", refused.stderr)
 
     def test_a_host_cut_off_from_its_peers_holds_the_bootstrap_until_its_deadline(self):
         # The last host reaches the daemon but none of its peers: the world cannot connect, and
         # the 3 s bootstrap deadline fails the epoch, naming a rank stuck in BOOTSTRAPPING.
         topology = TOPOLOGY.format(method="split", elastic="deadlines: {bootstrap_ms: 3000}\n")
-        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
-            try:
-                bed.isolate_from_peers(AGENT_HOSTS, keep=[0])
-                splitctl, alive = self.start(bed, topology)
-                failed = self.wait(splitctl, alive, "the bootstrap deadline to fail the epoch",
-                                   lambda s: s["state"] == "FAILED")
-                self.assertIn("stuck in", failed["reason"])
-                self.assertIn("BOOTSTRAPPING", failed["reason"])
-                self.assertIn("deadline bootstrap_ms 3000", failed["reason"])
-            except BaseException:
-                print(logs_tail(self.dir), file=sys.stderr)
-                raise
+        with self.bed() as bed:
+            bed.isolate_from_peers(AGENT_HOSTS, keep=[0])
+            splitctl, alive = self.start(bed, topology)
+            failed = self.wait(splitctl, alive, "the bootstrap deadline to fail the epoch",
+                               lambda s: s["state"] == "FAILED")
+            self.assertIn("stuck in", failed["reason"])
+            self.assertIn("BOOTSTRAPPING", failed["reason"])
+            self.assertIn("deadline bootstrap_ms 3000", failed["reason"])
 
     def test_a_host_cut_off_past_its_lease_is_lost_and_rejoins_once_healed(self):
-        with netns_bed.Bed(hosts=1 + AGENT_HOSTS) as bed:
-            try:
-                splitctl, alive = self.start(bed, TOPOLOGY.format(method="split",
-                                                                  elastic=ELASTIC))
-                whole = self.wait(splitctl, alive, "READY at world 16",
-                                  lambda s: s["state"] == "READY" and s["world_size"] == 16)
-                # The last host holds one dp replica (its node's 4 ranks): cut off, its members
-                # are lost once their lease runs out and the other 12 form dp 3.
-                bed.cut(AGENT_HOSTS)
-                shrunk = self.wait(splitctl, alive, "READY at world 12 without the cut host",
-                                   lambda s: s["state"] == "READY" and s["world_size"] == 12
-                                   and s["epoch"] > whole["epoch"])
-                self.assertEqual(shrunk["lost_members"], AGENTS_PER_HOST)
-                self.assertIn("lost", shrunk["epoch_reason"])
-                # Healed: its agents heartbeat again, come back as spares and the policy grows
-                # dp back to 4 in a later epoch.
-                bed.heal(AGENT_HOSTS)
-                back = self.wait(splitctl, alive, "READY at world 16 again",
-                                 lambda s: s["state"] == "READY" and s["world_size"] == 16
-                                 and s["epoch"] > shrunk["epoch"])
-                self.assertEqual(back["lost_members"], 0)
-            except BaseException:
-                print(logs_tail(self.dir), file=sys.stderr)
-                raise
+        with self.bed() as bed:
+            splitctl, alive = self.start(bed, TOPOLOGY.format(method="split",
+                                                              elastic=ELASTIC))
+            whole = self.wait(splitctl, alive, "READY at world 16",
+                              lambda s: s["state"] == "READY" and s["world_size"] == 16)
+            # The last host holds one dp replica (its node's 4 ranks): cut off, its members
+            # are lost once their lease runs out and the other 12 form dp 3.
+            bed.cut(AGENT_HOSTS)
+            shrunk = self.wait(splitctl, alive, "READY at world 12 without the cut host",
+                               lambda s: s["state"] == "READY" and s["world_size"] == 12
+                               and s["epoch"] > whole["epoch"])
+            self.assertEqual(shrunk["lost_members"], AGENTS_PER_HOST)
+            self.assertIn("lost", shrunk["epoch_reason"])
+            # Healed: its agents heartbeat again, come back as spares and the policy grows
+            # dp back to 4 in a later epoch.
+            bed.heal(AGENT_HOSTS)
+            back = self.wait(splitctl, alive, "READY at world 16 again",
+                             lambda s: s["state"] == "READY" and s["world_size"] == 16
+                             and s["epoch"] > shrunk["epoch"])
+            self.assertEqual(back["lost_members"], 0)
 
 
 class StaleBedTest(unittest.TestCase):
