@@ -121,11 +121,6 @@ absl::StatusOr<RendezvousSpaces::Staged> RendezvousSpaces::StageLocked(
   return staged;
 }
 
-absl::Status RendezvousSpaces::Finish(Staged staged) {
-  return AwaitCallback<absl::Status>(
-      [&](auto done) { FinishAsync(std::move(staged), std::move(done)); });
-}
-
 void RendezvousSpaces::FinishAsync(Staged staged, std::function<void(absl::Status)> done) {
   if (!staged.durable) {
     done(Store(std::move(staged), absl::OkStatus()));
@@ -279,14 +274,7 @@ void RendezvousSpaces::Add(const std::string& cluster, int64_t epoch, const std:
     done(staged.status());
     return;
   }
-  const int64_t result = staged->second;
-  FinishAsync(std::move(staged->first), [result, done = std::move(done)](absl::Status status) {
-    if (status.ok()) {
-      done(result);
-    } else {
-      done(std::move(status));
-    }
-  });
+  AnswerWhenDurable<int64_t>(std::move(staged->first), staged->second, std::move(done));
 }
 
 absl::StatusOr<std::pair<RendezvousSpaces::Staged, int64_t>> RendezvousSpaces::StageAdd(

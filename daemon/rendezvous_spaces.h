@@ -200,9 +200,8 @@ class RendezvousSpaces {
                                      std::optional<std::string> value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Once `staged` is durable, stores it and runs the waiters a new key completes, then calls
-  // `done` with the write's status; Finish waits for that.
+  // `done` with the write's status.
   void FinishAsync(Staged staged, std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Finish(Staged staged) ABSL_LOCKS_EXCLUDED(mu_);
   // Stores a write that is durable (`status` OK) or forgets one that is not; returns `status`.
   absl::Status Store(Staged staged, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues `value` again (nullopt: a removal) when the key has a write queued, so that an answer
