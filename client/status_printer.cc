@@ -176,6 +176,10 @@ std::string Summary(const v1::ClusterStatus& status) {
   if (!status.readiness().empty()) {
     absl::StrAppend(&out, "Readiness:    ", status.readiness(), "\n");
   }
+  if (status.held_members() > 0) {
+    absl::StrAppend(&out, "Held:         ", status.held_members(),
+                    " members past their lease, none declared lost: no member heard since\n");
+  }
   if (status.workload_state() != v1::PHASE_UNSPECIFIED) {
     absl::StrAppend(&out, "Workload:     ", StatusPrinter::PhaseName(status.workload_state()),
                     "\n");
@@ -235,6 +239,7 @@ nlohmann::ordered_json StatusPrinter::ToJson(const v1::ClusterStatus& status) {
       {"registered_members", status.registered_members()},
       {"lost_members", status.lost_members()},
       {"excluded_members", status.excluded_members()},
+      {"held_members", status.held_members()},
       {"epoch_reason", status.epoch_reason()},
       {"readiness", status.readiness()},
   };

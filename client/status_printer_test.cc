@@ -296,10 +296,11 @@ TEST(StatusPrinterTest, TableShowsTimeInPhaseAndWorkloadPhase) {
 
 TEST(StatusPrinterTest, JsonHasEveryKey) {
   nlohmann::ordered_json json = StatusPrinter::ToJson(ExampleStatus());
-  EXPECT_THAT(Keys(json), ElementsAre("cluster", "epoch", "state", "fingerprint", "reason",
-                                      "world_size", "registered_members", "lost_members",
-                                      "excluded_members", "epoch_reason", "readiness", "waiting_on",
-                                      "waiting_on_total", "timings", "members", "groups"));
+  EXPECT_THAT(Keys(json),
+              ElementsAre("cluster", "epoch", "state", "fingerprint", "reason", "world_size",
+                          "registered_members", "lost_members", "excluded_members", "held_members",
+                          "epoch_reason", "readiness", "waiting_on", "waiting_on_total", "timings",
+                          "members", "groups"));
   EXPECT_EQ(json["state"], "DEGRADED");
   EXPECT_EQ(json["readiness"], "agent");
   EXPECT_TRUE(json["waiting_on"].is_array());

@@ -556,6 +556,7 @@ absl::StatusOr<Coordinator::StagedRegistration> Coordinator::StageRegistration(
                    membership.CheckRegister(identity, request.capabilities()));
   ASSIGN_OR_RETURN(core::Membership::Registration registration,
                    membership.Register(identity, request.capabilities(), now, token));
+  HeardFrom(now);
   ClusterChange& change = staged.change;
   if (existing == nullptr) {
     // A new member is durable before it gets its answer.
@@ -619,8 +620,10 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
+    const absl::Time now = clock_->Now();
     ASSIGN_OR_RETURN(core::Membership::HeartbeatResult result,
-                     membership->Heartbeat(request.member(), clock_->Now()));
+                     membership->Heartbeat(request.member(), now));
+    HeardFrom(now);
     const v1::Elastic& elastic =
         clusters_.at(request.member().cluster())->record.topology.elastic();
     response.set_epoch(result.epoch);
@@ -663,7 +666,9 @@ void Coordinator::ReportGroupStatus(const v1::ReportGroupStatusRequest& request,
   absl::Status refused = [&]() -> absl::Status {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(core::Membership * membership, FindMembership(request.member()));
-    ASSIGN_OR_RETURN(staged->change, ReportChange(request, clock_->Now(), membership));
+    const absl::Time now = clock_->Now();
+    ASSIGN_OR_RETURN(staged->change, ReportChange(request, now, membership));
+    HeardFrom(now);
     staged->phase = membership->phase();
     staged->ticket = Stage(&staged->change);
     return absl::OkStatus();

@@ -225,6 +225,9 @@ class Coordinator {
   void Notify(const ClusterEvent& event) const;
   // Applies the elastic policy to `name`'s membership: a new epoch, DEGRADED, or nothing.
   // `detect_ms` is how long the loss that prompted it took to detect.
+  // A member of any cluster was heard at `now`: tells every membership after a silence, or
+  // while one holds members (core::Membership::Heard).
+  void HeardFrom(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reconcile(const std::string& name, double detect_ms) ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
   // Fails each epoch under way whose slowest rank is past its deadline: the FAILED report that
   // says so is made durable first (Recover replays it like a rank's own), then applied, then
@@ -287,6 +290,10 @@ class Coordinator {
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   bool recovered_ ABSL_GUARDED_BY(mu_) = false;
+  // The newest sign of life (registration, heartbeat, report) of any member of any cluster, and
+  // whether the last lease scan held a member because none was heard since its lease ran out.
+  absl::Time last_heard_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<core::Membership>> memberships_ ABSL_GUARDED_BY(mu_);
   std::vector<RecoveredSpace> recovered_spaces_ ABSL_GUARDED_BY(mu_);

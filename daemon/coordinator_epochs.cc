@@ -56,19 +56,21 @@ core::PolicyInput Coordinator::PolicyInputOf(const ClusterEntry& entry,
   input.assignment = membership.Assignment();
   const absl::Duration lease = absl::Milliseconds(input.declared.elastic().lease_timeout_ms());
   const absl::Duration grace = plan::TopologyValidator::StreamGrace(input.declared);
+  const absl::Time now = clock_->Now();
   for (const std::string& id : input.assignment) {
     const core::Member* member = membership.FindById(id);
     input.nodes.push_back(member->identity.node());
     if (member->liveness == core::Liveness::kLost) input.lost.insert(id);
     if (member->liveness == core::Liveness::kExcluded) input.excluded.insert(id);
     if (member->liveness == core::Liveness::kAlive) {
-      input.alive_until[id] = core::Leases::LastAliveInstant(*member, lease, grace);
+      input.alive_until[id] = membership.AliveUntil(*member, lease, grace, now, last_heard_);
     }
   }
   for (const core::Member* spare : membership.Spares()) {
     input.spares.push_back(core::SpareMember{spare->member_id, spare->identity.node(),
                                              spare->identity.local_index(), spare->order});
-    input.alive_until[spare->member_id] = core::Leases::LastAliveInstant(*spare, lease, grace);
+    input.alive_until[spare->member_id] =
+        membership.AliveUntil(*spare, lease, grace, now, last_heard_);
   }
   return input;
 }
@@ -84,6 +86,15 @@ void Coordinator::PlanStreamClosed(const v1::MemberCredentials& member) {
   absl::MutexLock lock(&mu_);
   auto it = memberships_.find(member.cluster());
   if (it != memberships_.end()) it->second->PlanStreamClosed(member.member_id(), now);
+}
+
+void Coordinator::HeardFrom(absl::Time now) {
+  const absl::Duration silence = now - last_heard_;
+  last_heard_ = std::max(last_heard_, now);
+  // Heartbeats of many members come much closer together than any lease.
+  if (silence < absl::Milliseconds(plan::kMinHeartbeatIntervalMs) && !holding_) return;
+  holding_ = false;
+  for (auto& [name, membership] : memberships_) membership->Heard(now, silence);
 }
 
 void Coordinator::Tick() {
@@ -103,7 +114,18 @@ void Coordinator::Tick() {
       const absl::Duration grace = plan::TopologyValidator::StreamGrace(topology);
       // Nothing can have expired, and no rank gone missing, since the last scan.
       if (!membership->LeaseCheckDue(now, lease, grace)) continue;
-      std::vector<const core::Member*> expired = membership->ExpireLeases(now, lease, grace);
+      const int64_t held_before = membership->held_members();
+      std::vector<const core::Member*> expired =
+          membership->ExpireLeases(now, lease, grace, last_heard_);
+      holding_ = holding_ || membership->held_members() > 0;
+      if (membership->held_members() > 0 && held_before == 0) {
+        spdlog::warn(
+            "cluster {}: {} members are past their lease but no member was heard for {:.0f} ms: "
+            "the daemon may be cut off itself; none is declared lost until a member is heard",
+            name, membership->held_members(), absl::ToDoubleMilliseconds(now - last_heard_));
+      } else if (membership->held_members() == 0 && held_before > 0) {
+        spdlog::info("cluster {}: members are heard again; every lease starts anew", name);
+      }
       // A rank held by a member lost before its epoch started (the assignment raced the lease)
       // needs a decision too.
       core::Occurrence occurrence;

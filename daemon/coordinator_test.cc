@@ -474,6 +474,7 @@ TEST(CoordinatorElasticTest, ExpiredLeaseDropsTheReplicaDurablyAndAReturnScalesB
   clock.Advance(absl::Seconds(2));
   HeartbeatAllBut(coordinator, members, 5);
   clock.Advance(absl::Seconds(1.5));
+  HeartbeatAllBut(coordinator, members, 5);
   coordinator.Tick();
   auto status = coordinator.GetStatus("llama");
   ASSERT_THAT(status, IsOk());

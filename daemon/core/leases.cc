@@ -22,10 +22,16 @@ void Leases::StreamClosed(Member& member, absl::Time now) {
   if (member.plan_streams == 0) member.stream_closed = now;
 }
 
+absl::Time Leases::LeaseEnd(const Member& member, absl::Duration lease, const Hearing& hearing) {
+  return std::max(member.last_seen, hearing.since) + lease;
+}
+
 std::optional<Leases::Loss> Leases::LossAt(const Member& member, absl::Time now,
-                                           absl::Duration lease, absl::Duration stream_grace) {
+                                           absl::Duration lease, absl::Duration stream_grace,
+                                           const Hearing& hearing) {
   if (member.liveness != Liveness::kAlive) return std::nullopt;
-  if (now - member.last_seen > lease) return Loss::kLeaseExpired;
+  const absl::Time end = LeaseEnd(member, lease, hearing);
+  if (now > end && hearing.last > end) return Loss::kLeaseExpired;
   if (stream_grace > absl::ZeroDuration() && member.plan_streams == 0 &&
       member.stream_closed.has_value() && now - *member.stream_closed > stream_grace) {
     return Loss::kStreamClosed;
@@ -34,8 +40,10 @@ std::optional<Leases::Loss> Leases::LossAt(const Member& member, absl::Time now,
 }
 
 absl::Time Leases::LastAliveInstant(const Member& member, absl::Duration lease,
-                                    absl::Duration stream_grace) {
-  absl::Time last = member.last_seen + lease;
+                                    absl::Duration stream_grace, const Hearing& hearing,
+                                    absl::Time now) {
+  absl::Time last = LeaseEnd(member, lease, hearing);
+  if (last < now && hearing.last <= last) last = absl::InfiniteFuture();  // held
   if (stream_grace > absl::ZeroDuration() && member.plan_streams == 0 &&
       member.stream_closed.has_value()) {
     last = std::min(last, *member.stream_closed + stream_grace);
@@ -45,18 +53,23 @@ absl::Time Leases::LastAliveInstant(const Member& member, absl::Duration lease,
 
 std::vector<const Member*> Leases::Expire(MemberRegistry& registry, absl::Time now,
                                           absl::Duration lease, absl::Duration stream_grace,
-                                          absl::Time* next_check) {
+                                          absl::Time* next_check, const Hearing& hearing,
+                                          int64_t* held) {
   std::vector<const Member*> lost;
   absl::Time next = absl::InfiniteFuture();
+  int64_t holding = 0;
   for (const auto& member : registry.members()) {
-    if (LossAt(*member, now, lease, stream_grace).has_value()) {
+    if (LossAt(*member, now, lease, stream_grace, hearing).has_value()) {
       registry.SetLiveness(*member, Liveness::kLost);
       lost.push_back(member.get());
     } else if (member->liveness == Liveness::kAlive) {
-      next = std::min(next, LastAliveInstant(*member, lease, stream_grace));
+      const absl::Time alive = LastAliveInstant(*member, lease, stream_grace, hearing, now);
+      if (alive == absl::InfiniteFuture() && LeaseEnd(*member, lease, hearing) < now) ++holding;
+      next = std::min(next, alive);
     }
   }
   if (next_check != nullptr) *next_check = next;
+  if (held != nullptr) *held = holding;
   return lost;
 }
 

@@ -62,6 +62,60 @@ TEST_F(LeasesTest, ExpireForeseesTheEarliestLossOfTheMembersStillAlive) {
   EXPECT_EQ(next, absl::InfiniteFuture());  // nobody alive
 }
 
+TEST_F(LeasesTest, ALeaseRunsOutOnlyOnceSomeoneIsHeardAfterItsEnd) {
+  Member* quiet = Add("a");
+  Member* talkative = Add("b");
+  Leases::Touch(*talkative, start_ + absl::Seconds(5));
+  // Nobody heard since 5 s: at 12 s quiet is past its lease's end (10 s) but held.
+  Hearing hearing{start_ + absl::Seconds(5), absl::InfinitePast()};
+  absl::Time next;
+  int64_t held = -1;
+  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(12), lease_, no_grace_, &next,
+                             hearing, &held)
+                  .empty());
+  EXPECT_EQ(held, 1);
+  EXPECT_EQ(quiet->liveness, Liveness::kAlive);
+  EXPECT_EQ(next, start_ + absl::Seconds(15));  // talkative's lease; quiet waits for a voice
+  EXPECT_EQ(
+      Leases::LastAliveInstant(*quiet, lease_, no_grace_, hearing, start_ + absl::Seconds(12)),
+      absl::InfiniteFuture());
+  // Someone is heard at 11 s, after quiet's lease ended: quiet is lost.
+  hearing.last = start_ + absl::Seconds(11);
+  const std::vector<const Member*> lost = Leases::Expire(registry_, start_ + absl::Seconds(12),
+                                                         lease_, no_grace_, &next, hearing, &held);
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0], quiet);
+  EXPECT_EQ(held, 0);
+}
+
+TEST_F(LeasesTest, AfterASilenceEveryLeaseStartsAnew) {
+  Member* quiet = Add("a");
+  Add("b");
+  // The daemon heard nobody from 0 s to 30 s; since 30 s it hears again: every lease ends at
+  // 40 s, however old the member's last sign of life.
+  const Hearing hearing{start_ + absl::Seconds(31), start_ + absl::Seconds(30)};
+  EXPECT_EQ(Leases::LeaseEnd(*quiet, lease_, hearing), start_ + absl::Seconds(40));
+  int64_t held = -1;
+  EXPECT_TRUE(Leases::Expire(registry_, start_ + absl::Seconds(35), lease_, no_grace_, nullptr,
+                             hearing, &held)
+                  .empty());
+  EXPECT_EQ(held, 0);
+  const Hearing later{start_ + absl::Seconds(41), start_ + absl::Seconds(30)};
+  EXPECT_EQ(Leases::Expire(registry_, start_ + absl::Seconds(41), lease_, no_grace_, nullptr, later)
+                .size(),
+            2u);
+}
+
+TEST_F(LeasesTest, AClosedStreamNeedsNoOneElseHeard) {
+  Member* closed = Add("a");
+  Leases::StreamOpened(*closed);
+  Leases::StreamClosed(*closed, start_ + absl::Seconds(1));
+  const Hearing nobody{start_, absl::InfinitePast()};
+  EXPECT_EQ(
+      Leases::Expire(registry_, start_ + absl::Seconds(3), lease_, grace_, nullptr, nobody).size(),
+      1u);
+}
+
 TEST_F(LeasesTest, RenewBringsALostMemberBackButTouchDoesNot) {
   Member* member = Add("a");
   Leases::Expire(registry_, start_ + absl::Seconds(11), lease_, no_grace_);

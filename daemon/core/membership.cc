@@ -23,6 +23,20 @@ absl::StatusOr<Membership::Registration> Membership::Register(const v1::MemberId
   return Admit(identity, capabilities, now, session_token, SessionTokens::Digest(session_token));
 }
 
+void Membership::Heard(absl::Time now, absl::Duration silence) {
+  // Held members may be lost now that someone is heard after their leases' end.
+  if (held_ > 0) next_lease_check_ = absl::InfinitePast();
+  const absl::Duration lease = absl::Milliseconds(plan_->topology.elastic().lease_timeout_ms());
+  if (lease > absl::ZeroDuration() && silence > lease) hearing_.since = now;
+}
+
+absl::Time Membership::AliveUntil(const Member& member, absl::Duration lease,
+                                  absl::Duration stream_grace, absl::Time now,
+                                  absl::Time last_heard) const {
+  return Leases::LastAliveInstant(member, lease, stream_grace, Hearing{last_heard, hearing_.since},
+                                  now);
+}
+
 absl::StatusOr<Membership::Registration> Membership::Replay(
     const v1::MemberIdentity& identity, const v1::Capabilities& capabilities, absl::Time registered,
     absl::Time now, const std::string& session_token_sha256) {
@@ -80,10 +94,12 @@ const Member* Membership::FindById(const std::string& member_id) const {
 }
 
 std::vector<const Member*> Membership::ExpireLeases(absl::Time now, absl::Duration lease,
-                                                    absl::Duration stream_grace) {
+                                                    absl::Duration stream_grace,
+                                                    absl::Time last_heard) {
+  hearing_.last = last_heard;
   checked_lease_ = lease;
   checked_grace_ = stream_grace;
-  return Leases::Expire(members_, now, lease, stream_grace, &next_lease_check_);
+  return Leases::Expire(members_, now, lease, stream_grace, &next_lease_check_, hearing_, &held_);
 }
 
 bool Membership::LeaseCheckDue(absl::Time now, absl::Duration lease,
@@ -265,7 +281,9 @@ absl::StatusOr<v1::Phase> Membership::Report(const RankReport& report, absl::Tim
 }
 
 v1::ClusterStatus Membership::Status() const {
-  return StatusRenderer::Render(*plan_, members_, readiness_, timeline_);
+  v1::ClusterStatus status = StatusRenderer::Render(*plan_, members_, readiness_, timeline_);
+  status.set_held_members(held_);
+  return status;
 }
 
 std::optional<Membership::Stall> Membership::FindStall(absl::Time now,

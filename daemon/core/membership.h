@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "daemon/core/epoch_readiness.h"
 #include "daemon/core/epoch_timeline.h"
+#include "daemon/core/leases.h"
 #include "daemon/core/member_registry.h"
 #include "daemon/core/rank_report.h"
 #include "daemon/core/session_tokens.h"
@@ -98,9 +99,16 @@ class Membership {
   std::vector<std::string> Assignment() const;
 
   // Marks members lost whose last sign of life is older than `lease`, or whose plan streams
-  // closed more than `stream_grace` ago (Leases::Expire); returns them.
+  // closed more than `stream_grace` ago (Leases::Expire); returns them. A lease runs out only
+  // once another member was heard after its end (Hearing): a daemon that hears no member
+  // holds them all (held_members) and, when it hears one again, starts every lease anew.
+  // `last_heard`: the daemon's newest sign of life of any member of any cluster (Heard).
   std::vector<const Member*> ExpireLeases(absl::Time now, absl::Duration lease,
-                                          absl::Duration stream_grace);
+                                          absl::Duration stream_grace,
+                                          absl::Time last_heard = absl::InfiniteFuture());
+  // The daemon heard a member (of any cluster) at `now` after hearing none for `silence`: a
+  // silence longer than this cluster's lease starts every lease anew at `now`.
+  void Heard(absl::Time now, absl::Duration silence);
   // False while ExpireLeases (with the same lease and grace) can find nothing: before the
   // earliest loss its last scan foresaw, with no member admitted, back alive or with a stream
   // closed, no exclusion and no new epoch since. Then neither liveness nor HasMissingRank has
@@ -111,6 +119,14 @@ class Membership {
   // are ignored.
   void PlanStreamOpened(const std::string& member_id);
   void PlanStreamClosed(const std::string& member_id, absl::Time now);
+
+  // Alive members the last lease scan held past their lease's end because no member was heard
+  // since.
+  int64_t held_members() const { return held_; }
+  // Leases::LastAliveInstant of `member` at `now`, with the daemon's newest sign of life of any
+  // member.
+  absl::Time AliveUntil(const Member& member, absl::Duration lease, absl::Duration stream_grace,
+                        absl::Time now, absl::Time last_heard) const;
 
   // True when a rank of the assigned epoch is held by a lost or excluded member.
   bool HasMissingRank() const;
@@ -217,6 +233,10 @@ class Membership {
 
   // What LeaseCheckDue compares with: the last scan's foresight and parameters.
   absl::Time next_lease_check_ = absl::InfinitePast();
+  // What the daemon heard of the members as a whole at the last scan, and how many alive
+  // members that scan held past their lease's end because nobody was heard since.
+  Hearing hearing_;
+  int64_t held_ = 0;
   absl::Duration checked_lease_;
   absl::Duration checked_grace_;
 

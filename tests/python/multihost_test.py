@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,15 +99,19 @@ class MultiHostTest(unittest.TestCase):
             return self.wait(splitctl, alive, f"READY with {method}",
                              lambda s: s["state"] == "READY"), bed.tag
 
-    def start(self, bed, topology, tls=None):
+    def daemon_argv(self, bed, daemon_tls):
+        """The daemon on host 0, its state in the test's directory (kept across restarts)."""
+        return [self.bin["splitd"], "--listen", f"{bed.address(0)}:{PORT}", "--data_dir",
+                os.path.join(self.dir, "state"), *daemon_tls]
+
+    def start(self, bed, topology, tls=None, agents=True):
         """The daemon on host 0, `topology` applied, and the agents on the other hosts; returns
-        splitctl (run on host 0) and the processes that must stay up. `tls`: the daemon's and
-        the clients' flags (make_pki); without it, plaintext (the bed's addresses exist only
-        inside its namespaces)."""
+        splitctl (run on host 0) and the processes that must stay up, the daemon first. `tls`:
+        the daemon's and the clients' flags (make_pki); without it, plaintext (the bed's
+        addresses exist only inside its namespaces)."""
         daemon_addr = f"{bed.address(0)}:{PORT}"
         daemon_tls, client_tls = tls or (["--plaintext"], ["--plaintext"])
-        daemon = bed.spawn(0, "splitd", [self.bin["splitd"], "--listen", daemon_addr,
-                                         *daemon_tls], self.dir)
+        daemon = bed.spawn(0, "splitd", self.daemon_argv(bed, daemon_tls), self.dir)
         alive = [("splitd", daemon)]
 
         def splitctl(*args, input=None):
@@ -117,16 +122,44 @@ class MultiHostTest(unittest.TestCase):
              alive=alive)
         applied = splitctl("apply", "-f", "-", input=topology)
         self.assertEqual(applied.returncode, 0, applied.stderr)
+        if agents:
+            alive += self.start_agents(bed, client_tls)
+        return splitctl, alive
+
+    def start_agents(self, bed, client_tls):
+        """AGENTS_PER_HOST agents on each agent host; returns them as (name, Popen)."""
+        started = []
         for h in range(1, 1 + AGENT_HOSTS):
             for j in range(AGENTS_PER_HOST):
                 name = f"agent-{h}-{j}"
-                plan = os.path.join(self.dir, name + ".plan.json")
-                alive.append((name, bed.spawn(h, name, [
-                    self.bin["agent"], "--daemon", daemon_addr, "--cluster", "hosts",
-                    "--node", f"node-{h}", "--local_index", str(j), "--pod", name,
-                    "--host", bed.address(h), "--plan_file", plan, "--timeout_ms", "30000",
-                    *client_tls], self.dir)))
-        return splitctl, alive
+                started.append((name, bed.spawn(h, name, [
+                    self.bin["agent"], "--daemon", f"{bed.address(0)}:{PORT}", "--cluster",
+                    "hosts", "--node", f"node-{h}", "--local_index", str(j), "--pod", name,
+                    "--host", bed.address(h), "--plan_file", self.plan_path(name),
+                    "--timeout_ms", "30000", *client_tls], self.dir)))
+        return started
+
+    def plan_path(self, agent):
+        return os.path.join(self.dir, agent + ".plan.json")
+
+    def plan_files(self):
+        """(epoch, fingerprint, state) of every agent's plan file, by agent name."""
+        files = {}
+        for h in range(1, 1 + AGENT_HOSTS):
+            for j in range(AGENTS_PER_HOST):
+                name = f"agent-{h}-{j}"
+                with open(self.plan_path(name)) as f:
+                    plan = json.load(f)
+                files[name] = (plan["epoch"], plan["fingerprint"], plan["state"])
+        return files
+
+    def restart_daemon(self, bed, alive):
+        """kill -9 of the daemon (alive[0]), then a new one on the same address and state."""
+        daemon = alive[0][1]
+        daemon.kill()
+        daemon.wait()
+        alive[0] = ("splitd", bed.spawn(0, "splitd-restarted",
+                                        self.daemon_argv(bed, ["--plaintext"]), self.dir))
 
     def wait(self, splitctl, alive, what, condition):
         """Polls the cluster's status until `condition(status)`; returns that status."""
@@ -208,6 +241,67 @@ class MultiHostTest(unittest.TestCase):
                              lambda s: s["state"] == "READY" and s["world_size"] == 16
                              and s["epoch"] > shrunk["epoch"])
             self.assertEqual(back["lost_members"], 0)
+
+
+    def test_the_daemons_host_cut_off_then_healed_changes_nothing(self):
+        # The daemon hears no member while its host is cut off: it holds them all (declares
+        # none lost), the agents keep their groups, and once healed nothing re-forms.
+        with self.bed() as bed:
+            splitctl, alive = self.start(bed, TOPOLOGY.format(method="split",
+                                                              elastic=ELASTIC))
+            ready = self.wait(splitctl, alive, "READY at world 16",
+                              lambda s: s["state"] == "READY" and s["world_size"] == 16)
+            plans = self.plan_files()
+            self.assertEqual({(e, f, st) for e, f, st in plans.values()},
+                             {(ready["epoch"], ready["fingerprint"], "READY")})
+            bed.cut(0)
+            held = self.wait(splitctl, alive, "every member held past its 2 s lease",
+                             lambda s: s["held_members"] == 16)
+            time.sleep(3)  # well past another lease
+            bed.heal(0)
+            heard = self.wait(splitctl, alive, "the members heard again",
+                              lambda s: s["held_members"] == 0)
+            time.sleep(3)  # more than a whole new lease: a member not heard again is lost
+            after = json.loads(splitctl("status", "hosts", "-o", "json").stdout)
+            for status in (held, heard, after):
+                self.assertEqual((status["state"], status["epoch"], status["world_size"],
+                                  status["lost_members"]),
+                                 ("READY", ready["epoch"], 16, 0))
+            self.assertEqual(self.plan_files(), plans)
+            for name, proc in alive:
+                self.assertIsNone(proc.poll(), f"{name} exited")
+
+    def test_the_daemon_killed_in_each_phase_comes_back_with_agents_on_other_hosts(self):
+        # kill -9 of the daemon (state in --data_dir) while the agents register, as soon as
+        # the plan is out and after READY; restarted on the same address, the agents on the
+        # other hosts reconnect with their sessions and the cluster ends READY.
+        phases = {
+            "registering": lambda s: s["registered_members"] >= 4,
+            "planned": lambda s: s["state"] not in ("PENDING",),
+            "ready": lambda s: s["state"] == "READY",
+        }
+        for phase, reached in phases.items():
+            with self.subTest(phase=phase), self.bed() as bed:
+                splitctl, alive = self.start(bed, TOPOLOGY.format(method="split",
+                                                                  elastic=ELASTIC))
+                before = self.wait(splitctl, alive, phase, reached)
+                self.restart_daemon(bed, alive)
+                after = self.wait(splitctl, alive, "READY after the restart",
+                                  lambda s: s["state"] == "READY")
+                self.assertEqual(after["world_size"], 16)
+                self.assertEqual(after["lost_members"], 0)
+                self.assertEqual(after["registered_members"], 16)
+                if phase == "ready":
+                    # Nothing re-formed: the same epoch and every member on its rank.
+                    self.assertEqual(after["epoch"], before["epoch"])
+                    self.assertEqual(ranks(after), ranks(before))
+                plans = self.plan_files()
+                self.assertEqual({(e, f, st) for e, f, st in plans.values()},
+                                 {(after["epoch"], after["fingerprint"], "READY")})
+
+
+def ranks(status):
+    return {m["member_id"]: m["rank"] for m in status["members"]}
 
 
 class StaleBedTest(unittest.TestCase):
