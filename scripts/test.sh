@@ -16,11 +16,17 @@ patterns=("$@")
 targets=$(bazel query "tests(set(${patterns[*]}))" 2>/dev/null)
 total_passed=0
 total_failed=0
+started=$SECONDS
+# Seconds since the start, printed after each step: where a run's time goes.
+took() { echo "[time] $1 done at $((SECONDS - started)) s"; }
 for config in ${SPLITD_TEST_CONFIGS:-plain sanitize}; do
   flags=()
-  [ "$config" = plain ] || flags=(--config="$config")
-  echo "== bazel test ${flags[*]} ${patterns[*]}"
-  bazel test --keep_going "${flags[@]}" "${patterns[@]}"
+  # The plain pass builds every target; the others only what the tests need (not the fuzzers,
+  # load generators and benchmarks, which have builds of their own).
+  only=()
+  [ "$config" = plain ] || { flags=(--config="$config"); only=(--build_tests_only); }
+  echo "== bazel test ${flags[*]} ${only[*]} ${patterns[*]}"
+  bazel test --keep_going "${flags[@]}" "${only[@]}" "${patterns[@]}"
   bazel_rc=$?
   # Bazel's own summary counts targets; count test cases from each target's test.xml instead.
   counts=$(python3 - "$bazel_rc" "$config" $targets <<'PY'
@@ -55,6 +61,7 @@ PY
   read -r passed failed skipped <<< "$counts"
   passed=${passed:-0}; failed=${failed:-1}; skipped=${skipped:-0}
   echo "[$config] $passed passed, $failed failed, $skipped skipped"
+  took "bazel test [$config]"
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   # The Python workload tests (tests/python/run.sh: splitd_groups with PyTorch over Gloo), once,
@@ -68,6 +75,7 @@ PY
       sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p')"
     python_passed=${python_passed:-0}; python_failed=${python_failed:-1}
     echo "[python] $python_passed passed, $python_failed failed"
+    took "tests/python"
     total_passed=$((total_passed + python_passed))
     total_failed=$((total_failed + python_failed))
   fi
@@ -85,6 +93,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   total_passed=$((total_passed + fuzz_passed))
   total_failed=$((total_failed + fuzz_failed))
 fi
+took "fuzz"
 # The tree's own checks (scripts/checks.sh: formatting, file and function lengths, tracked
 # generated files, the Bazel version, the error table, clang's thread-safety analysis); every
 # "ok" / "FAILED" line counts as one case.
@@ -97,6 +106,7 @@ checks_failed=$(grep -c '^FAILED' <<< "$checks_out")
 [ "$checks_rc" -eq 0 ] || [ "$checks_failed" -gt 0 ] || checks_failed=1
 total_passed=$((total_passed + checks_passed))
 total_failed=$((total_failed + checks_failed))
+took "scripts/checks.sh"
 # Deployment checks: the runtime image (podman, copy-only) and the Kubernetes manifests; every
 # "ok" / "FAILED" line they print counts as one case.
 for deploy_check in tests/deploy/check_image.sh tests/deploy/check_manifests.sh; do
@@ -111,5 +121,6 @@ for deploy_check in tests/deploy/check_image.sh tests/deploy/check_manifests.sh;
   total_passed=$((total_passed + deploy_passed))
   total_failed=$((total_failed + deploy_failed))
 done
+took "deploy checks"
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]

@@ -136,39 +136,49 @@ class Campaign:
                 and n not in self.stopped]
 
     def fault(self):
-        # Every kind once per len(ACTIONS) steps, in an order drawn from the seed.
+        """One fault. Every kind comes once per len(ACTIONS) steps, in an order drawn from the
+        seed; a kind that cannot be done now (the daemon is down) waits for a later step."""
         if not self.deck:
             self.deck = self.rng.sample(ACTIONS, len(ACTIONS))
-        action = self.deck.pop()
+        for i in range(len(self.deck) - 1, -1, -1):
+            if self.apply(self.deck[i]):
+                del self.deck[i]
+                return
+
+    def apply(self, action):
         r = self.rng
-        if action == "kill_agent" and self.running(self.agents()):
-            name = r.choice(self.running(self.agents()))
+        agents = self.running(self.agents())
+        daemon_up = self.procs["splitd"].poll() is None
+        if action == "kill_agent" and agents:
+            name = r.choice(agents)
             self.procs[name].kill()
             self.note(action, name)
             self.later(r.uniform(0.5, 3), "restart_agent", name)
-        elif action == "stop_agent" and self.running(self.agents()):
-            name = r.choice(self.running(self.agents()))
+        elif action == "stop_agent" and agents:
+            name = r.choice(agents)
             self.procs[name].send_signal(signal.SIGSTOP)
             self.stopped.add(name)
             self.note(action, name)
             self.later(r.uniform(0.5, 4), "cont", name)
-        elif action == "kill_daemon" and self.running(["splitd"]):
+        elif action == "kill_daemon" and daemon_up:  # stopped or not
             self.kill_daemon()
             self.later(r.uniform(0.2, 2), "restart_daemon", "splitd")
-        elif action == "stop_daemon" and self.running(["splitd"]):
+        elif action == "stop_daemon" and daemon_up and "splitd" not in self.stopped:
             self.procs["splitd"].send_signal(signal.SIGSTOP)
             self.stopped.add("splitd")
             self.note(action, "splitd")
             self.later(r.uniform(0.5, 4), "cont", "splitd")
-        elif action == "cut_host":
-            host = r.choice([h for h in range(1 + self.args.hosts) if h not in self.cut] or [0])
-            if host not in self.cut:
-                self.bed.cut(host)
-                self.cut.add(host)
-                self.note(action, host)
-                self.later(r.uniform(1, 5), "heal", host)
+        elif action == "cut_host" and len(self.cut) <= self.args.hosts:
+            host = r.choice([h for h in range(1 + self.args.hosts) if h not in self.cut])
+            self.bed.cut(host)
+            self.cut.add(host)
+            self.note(action, host)
+            self.later(r.uniform(1, 5), "heal", host)
         elif action == "reconfigure":
             self.reconfigure(r.randint(1, self.args.hosts))
+        else:
+            return False
+        return True
 
     def kill_daemon(self):
         proc = self.procs["splitd"]
