@@ -134,8 +134,10 @@ class GlooGroupBuilder : public GroupBuilder {
       attr.ai_family = AF_INET;
       device = ::gloo::transport::tcp::CreateDevice(attr);
       world = std::make_shared<::gloo::rendezvous::Context>(spec.rank, spec.world_size);
-      world->setTimeout(timeout);  // before connectFullMesh, which copies it into the pairs
-      RendezvousStore store(rendezvous, spec.timeout);
+      // Before connectFullMesh, which copies it into the pairs; its store waits get the whole
+      // bound all the same.
+      world->setTimeout(PairTimeout(timeout));
+      RendezvousStore store(rendezvous, spec.timeout, /*min_wait=*/spec.timeout);
       BatchFullMeshKeys("world", spec.rank, spec.world_size, &store);
       ::gloo::rendezvous::PrefixStore prefixed("world", store);
       world->connectFullMesh(prefixed, device);
@@ -200,7 +202,7 @@ class GlooGroupBuilder : public GroupBuilder {
       }
       contexts = *std::move(split);
     } else {
-      RendezvousStore store(rendezvous, spec.timeout);
+      RendezvousStore store(rendezvous, spec.timeout, /*min_wait=*/spec.timeout);
       for (const GroupAssignment& group : ordered) {
         std::shared_ptr<::gloo::rendezvous::Context> context;
         absl::Status status = CallGloo(absl::StrCat("init of group ", GroupName(group)), [&]() {
@@ -210,7 +212,7 @@ class GlooGroupBuilder : public GroupBuilder {
           ::gloo::rendezvous::PrefixStore prefixed(prefix, store);
           context = std::make_shared<::gloo::rendezvous::Context>(
               group.local_rank, static_cast<int>(group.members.size()));
-          context->setTimeout(timeout);
+          context->setTimeout(PairTimeout(timeout));
           context->connectFullMesh(prefixed, device_);
         });
         if (!status.ok()) {

@@ -11,8 +11,9 @@
 
 namespace splitd::worker {
 
-RendezvousStore::RendezvousStore(RendezvousClient* client, absl::Duration default_timeout)
-    : client_(client), default_timeout_(default_timeout) {}
+RendezvousStore::RendezvousStore(RendezvousClient* client, absl::Duration default_timeout,
+                                 absl::Duration min_wait)
+    : client_(client), default_timeout_(default_timeout), min_wait_(min_wait) {}
 
 void RendezvousStore::set(const std::string& key, const std::vector<char>& data) {
   absl::Status status = client_->Set(key, std::string(data.begin(), data.end()));
@@ -67,7 +68,8 @@ void RendezvousStore::wait(const std::vector<std::string>& keys) { Fetch(keys, d
 
 void RendezvousStore::wait(const std::vector<std::string>& keys,
                            const std::chrono::milliseconds& timeout) {
-  Fetch(keys, timeout.count() > 0 ? absl::FromChrono(timeout) : default_timeout_);
+  Fetch(keys,
+        timeout.count() > 0 ? std::max(absl::FromChrono(timeout), min_wait_) : default_timeout_);
 }
 
 void RendezvousStore::Fetch(const std::vector<std::string>& keys, absl::Duration timeout) {

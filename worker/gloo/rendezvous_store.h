@@ -20,14 +20,17 @@ namespace splitd::worker {
 // get() blocks until the key exists (Gloo's connectFullMesh calls get without a wait first);
 // wait() fetches the keys it waited for in one Get and keeps their values, so the get() that
 // Gloo issues right after costs no further call. A timeout of zero (Gloo's "no timeout") or a
-// call without one is bounded by `default_timeout` instead, so no step waits forever.
+// call without one is bounded by `default_timeout` instead, so no step waits forever. A wait
+// never ends sooner than `min_wait`: a context whose timeout is kept short for its pairs' sake
+// (PairTimeout) still waits the whole bound for its peers' keys.
 //
 // Failures are thrown as GlooStatusError (a gloo::IoException) carrying the client's status,
 // because Gloo expects a failing Store to throw; callers turn them back into statuses.
 // Thread-safe; does not own `client`, which must outlive it.
 class RendezvousStore : public ::gloo::rendezvous::Store {
  public:
-  RendezvousStore(RendezvousClient* client, absl::Duration default_timeout);
+  RendezvousStore(RendezvousClient* client, absl::Duration default_timeout,
+                  absl::Duration min_wait = absl::ZeroDuration());
 
   void set(const std::string& key, const std::vector<char>& data) override;
   std::vector<char> get(const std::string& key) override;
@@ -47,6 +50,7 @@ class RendezvousStore : public ::gloo::rendezvous::Store {
 
   RendezvousClient* const client_;
   const absl::Duration default_timeout_;
+  const absl::Duration min_wait_;
   absl::Mutex mu_;
   // Values fetched by wait() and not yet taken by get().
   std::map<std::string, std::vector<char>> cache_ ABSL_GUARDED_BY(mu_);

@@ -69,6 +69,20 @@ TEST(RendezvousStoreTest, WaitTimeoutThrowsDeadlineExceeded) {
   }
 }
 
+TEST(RendezvousStoreTest, AWaitLastsAtLeastTheMinimum) {
+  // A context whose timeout is a fifth of the bound (PairTimeout) asks for short waits: the
+  // store still waits the whole bound for a key that comes later.
+  InMemoryRendezvous rendezvous;
+  RendezvousStore store(&rendezvous, absl::Seconds(30), /*min_wait=*/absl::Seconds(30));
+  std::thread later([&rendezvous] {
+    absl::SleepFor(absl::Milliseconds(200));
+    ASSERT_TRUE(rendezvous.Set("late", "1").ok());
+  });
+  EXPECT_NO_THROW(store.wait({"late"}, std::chrono::milliseconds(10)));
+  later.join();
+  EXPECT_EQ(store.get("late"), Bytes("1"));
+}
+
 TEST(RendezvousStoreTest, ZeroTimeoutUsesTheDefaultBound) {
   InMemoryRendezvous rendezvous;
   RendezvousStore store(&rendezvous, absl::Milliseconds(50));

@@ -62,7 +62,7 @@ TransportContexts CreateGroupTransports(::gloo::transport::Device& device,
     const GroupAssignment& group = groups[g];
     const int size = static_cast<int>(group.members.size());
     transport[g] = device.createContext(group.local_rank, size);
-    transport[g]->setTimeout(timeout);  // copied into each pair by createPair
+    transport[g]->setTimeout(PairTimeout(timeout));  // copied into each pair by createPair
     for (int j = 0; j < size; ++j) {
       if (j != group.local_rank) transport[g]->createPair(j);
     }

@@ -1,6 +1,7 @@
 #ifndef SPLITD_WORKER_GLOO_SPLIT_EXCHANGE_H_
 #define SPLITD_WORKER_GLOO_SPLIT_EXCHANGE_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,13 @@ std::vector<SplitPeer> PlanSplitPeers(int my_rank, const std::vector<GroupAssign
 
 // Bytes of one address record on the wire: a 32-bit length and a fixed-size address field.
 size_t SplitRecordSize();
+
+// Gloo's tcp pair waits five times its timeout to connect, and a newer plan cannot interrupt that
+// wait: the pair timeout that keeps a connect within `bound` (every operation on the pairs sets
+// `bound` itself).
+inline std::chrono::milliseconds PairTimeout(std::chrono::milliseconds bound) {
+  return std::max(std::chrono::milliseconds(1), (bound + std::chrono::milliseconds(4)) / 5);
+}
 
 // The Gloo analogue of a communicator split. For every group in `groups` (ordered by
 // kind_index, already checked) it creates a transport context on the world's device and pairs

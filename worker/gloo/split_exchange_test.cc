@@ -19,6 +19,12 @@ GroupAssignment Group(int kind_index, std::vector<int32_t> members, int rank) {
   return group;
 }
 
+TEST(PairTimeoutTest, AConnectWaitingFiveTimesThePairTimeoutStaysWithinTheBound) {
+  EXPECT_EQ(PairTimeout(std::chrono::milliseconds(30000)), std::chrono::milliseconds(6000));
+  EXPECT_EQ(PairTimeout(std::chrono::milliseconds(1001)), std::chrono::milliseconds(201));
+  EXPECT_EQ(PairTimeout(std::chrono::milliseconds(1)), std::chrono::milliseconds(1));
+}
+
 TEST(PlanSplitPeersTest, AggregatesSharedGroupsPerPeerInGroupOrder) {
   // Rank 3 in {0..5}, {3,4,5} and {5,3}: peer 5 shares all three groups.
   const std::vector<GroupAssignment> groups = {Group(0, {0, 1, 2, 3, 4, 5}, 3),
