@@ -46,6 +46,11 @@ void GrpcRendezvousClient::End(grpc::ClientContext* context) {
   in_flight_.erase(context);
 }
 
+bool GrpcRendezvousClient::Cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
 void GrpcRendezvousClient::Cancel() {
   absl::MutexLock lock(&mu_);
   cancelled_ = true;

@@ -39,6 +39,7 @@ class GrpcRendezvousClient : public RendezvousClient {
 
   // Aborts the calls in flight; later calls fail with CANCELLED. Idempotent.
   void Cancel();
+  bool Cancelled() const override;
 
   int64_t epoch() const { return epoch_; }
 
@@ -57,7 +58,7 @@ class GrpcRendezvousClient : public RendezvousClient {
   const int64_t epoch_;
   const absl::Duration call_timeout_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::set<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
 };

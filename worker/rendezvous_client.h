@@ -27,6 +27,9 @@ class RendezvousClient {
 
   // Adds `delta` to the counter `key` (created at 0) and returns the new value.
   virtual absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) = 0;
+  // True once the epoch's rendezvous was given up (the agent stops, or a newer plan came): a
+  // caller blocked in something that does not call the client may stop waiting for it.
+  virtual bool Cancelled() const { return false; }
 };
 
 }  // namespace splitd::worker

@@ -104,7 +104,7 @@ class MultiHostTest(unittest.TestCase):
         return [self.bin["splitd"], "--listen", f"{bed.address(0)}:{PORT}", "--data_dir",
                 os.path.join(self.dir, "state"), *daemon_tls]
 
-    def start(self, bed, topology, tls=None, agents=True):
+    def start(self, bed, topology, tls=None, agents=True, agent_timeout_ms=30000):
         """The daemon on host 0, `topology` applied, and the agents on the other hosts; returns
         splitctl (run on host 0) and the processes that must stay up, the daemon first. `tls`:
         the daemon's and the clients' flags (make_pki); without it, plaintext (the bed's
@@ -123,10 +123,10 @@ class MultiHostTest(unittest.TestCase):
         applied = splitctl("apply", "-f", "-", input=topology)
         self.assertEqual(applied.returncode, 0, applied.stderr)
         if agents:
-            alive += self.start_agents(bed, client_tls)
+            alive += self.start_agents(bed, client_tls, agent_timeout_ms)
         return splitctl, alive
 
-    def start_agents(self, bed, client_tls):
+    def start_agents(self, bed, client_tls, timeout_ms=30000):
         """AGENTS_PER_HOST agents on each agent host; returns them as (name, Popen)."""
         started = []
         for h in range(1, 1 + AGENT_HOSTS):
@@ -136,7 +136,7 @@ class MultiHostTest(unittest.TestCase):
                     self.bin["agent"], "--daemon", f"{bed.address(0)}:{PORT}", "--cluster",
                     "hosts", "--node", f"node-{h}", "--local_index", str(j), "--pod", name,
                     "--host", bed.address(h), "--plan_file", self.plan_path(name),
-                    "--timeout_ms", "30000", *client_tls], self.dir)))
+                    "--timeout_ms", str(timeout_ms), *client_tls], self.dir)))
         return started
 
     def plan_path(self, agent):
@@ -161,7 +161,7 @@ class MultiHostTest(unittest.TestCase):
         alive[0] = ("splitd", bed.spawn(0, "splitd-restarted",
                                         self.daemon_argv(bed, ["--plaintext"]), self.dir))
 
-    def wait(self, splitctl, alive, what, condition):
+    def wait(self, splitctl, alive, what, condition, timeout=None):
         """Polls the cluster's status until `condition(status)`; returns that status."""
         def met():
             done = splitctl("status", "hosts", "-o", "json")
@@ -170,7 +170,7 @@ class MultiHostTest(unittest.TestCase):
             status = json.loads(done.stdout)
             return status if condition(status) else None
 
-        return poll(met, what, alive=alive)
+        return poll(met, what, alive=alive, **({"timeout": timeout} if timeout else {}))
 
     def check(self, method):
         status, tag = self.form(method)
@@ -242,6 +242,28 @@ class MultiHostTest(unittest.TestCase):
                              and s["epoch"] > shrunk["epoch"])
             self.assertEqual(back["lost_members"], 0)
 
+
+    def test_agents_blocked_connecting_to_a_lost_host_go_on_to_the_next_epoch(self):
+        # The last host reaches the daemon but none of its peers: every agent publishes its
+        # addresses and blocks in Gloo's pair connect, which nothing but its timeout (120 s
+        # here) interrupts. Once that host is cut off entirely and its members lost, the other
+        # agents leave their blocked connects behind and form dp 3 in the next epoch.
+        with self.bed() as bed:
+            bed.isolate_from_peers(AGENT_HOSTS, keep=[0])
+            splitctl, alive = self.start(bed, TOPOLOGY.format(method="split", elastic=ELASTIC),
+                                         agent_timeout_ms=120000)
+            stuck = self.wait(splitctl, alive, "the world bootstrap under way",
+                              lambda s: s["state"] == "BOOTSTRAPPING")
+            time.sleep(2)  # well into the blocked connects
+            bed.cut(AGENT_HOSTS)
+            shrunk = self.wait(splitctl, alive, "READY at world 12 in a later epoch",
+                               lambda s: s["state"] == "READY" and s["world_size"] == 12
+                               and s["epoch"] > stuck["epoch"], timeout=60)
+            self.assertEqual(shrunk["lost_members"], AGENTS_PER_HOST)
+            abandoned = [name for name, _ in alive if name.startswith("agent-")
+                         and "abandoning the epoch during bootstrap" in
+                         open(os.path.join(self.dir, name + ".log")).read()]
+            self.assertGreater(len(abandoned), 0)
 
     def test_the_daemons_host_cut_off_then_healed_changes_nothing(self):
         # The daemon hears no member while its host is cut off: it holds them all (declares

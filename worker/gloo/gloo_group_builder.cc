@@ -31,6 +31,7 @@
 #include "gloo/transport/tcp/attr.h"
 #include "gloo/transport/tcp/device.h"
 #include "spdlog/spdlog.h"
+#include "worker/gloo/abandonable_call.h"
 #include "worker/gloo/gloo_errors.h"
 #include "worker/gloo/rendezvous_store.h"
 #include "worker/gloo/split_exchange.h"
@@ -126,32 +127,42 @@ class GlooGroupBuilder : public GroupBuilder {
     const std::chrono::milliseconds timeout = absl::ToChronoMilliseconds(spec.timeout);
     const absl::Time start = absl::Now();
 
-    std::shared_ptr<::gloo::transport::Device> device;
-    std::shared_ptr<::gloo::rendezvous::Context> world;
-    absl::Status status = CallGloo("world bootstrap", [&]() {
-      ::gloo::transport::tcp::attr attr;
-      attr.hostname = address;
-      attr.ai_family = AF_INET;
-      device = ::gloo::transport::tcp::CreateDevice(attr);
-      world = std::make_shared<::gloo::rendezvous::Context>(spec.rank, spec.world_size);
-      // Before connectFullMesh, which copies it into the pairs; its store waits get the whole
-      // bound all the same.
-      world->setTimeout(PairTimeout(timeout));
-      RendezvousStore store(rendezvous, spec.timeout, /*min_wait=*/spec.timeout);
-      BatchFullMeshKeys("world", spec.rank, spec.world_size, &store);
-      ::gloo::rendezvous::PrefixStore prefixed("world", store);
-      world->connectFullMesh(prefixed, device);
-    });
+    // Shared with the bootstrap's thread, which a newer plan may leave to end in the background.
+    struct Bootstrap {
+      std::shared_ptr<::gloo::transport::Device> device;
+      std::shared_ptr<::gloo::rendezvous::Context> world;  // released before its device
+    };
+    auto made = std::make_shared<Bootstrap>();
+    const absl::Status status = RunAbandonable(
+        absl::StrCat("rank ", spec.rank, " world bootstrap of epoch ", spec.epoch), rendezvous,
+        [made, address, spec, timeout](RendezvousClient* client) {
+          absl::Status connected = CallGloo("world bootstrap", [&]() {
+            ::gloo::transport::tcp::attr attr;
+            attr.hostname = address;
+            attr.ai_family = AF_INET;
+            made->device = ::gloo::transport::tcp::CreateDevice(attr);
+            made->world = std::make_shared<::gloo::rendezvous::Context>(spec.rank, spec.world_size);
+            // Before connectFullMesh, which copies it into the pairs; its store waits get the
+            // whole bound all the same.
+            made->world->setTimeout(PairTimeout(timeout));
+            RendezvousStore store(client, spec.timeout, /*min_wait=*/spec.timeout);
+            BatchFullMeshKeys("world", spec.rank, spec.world_size, &store);
+            ::gloo::rendezvous::PrefixStore prefixed("world", store);
+            made->world->connectFullMesh(prefixed, made->device);
+          });
+          if (!connected.ok()) {
+            made->world.reset();  // contexts before their device, as in Release
+            made->device.reset();
+          }
+          return connected;
+        });
     if (!status.ok()) {
       spdlog::debug("gloo: rank {} world bootstrap of epoch {} failed: {}", spec.rank, spec.epoch,
                     status.ToString());
-      // Contexts before their device, as in Release.
-      world.reset();
-      device.reset();
       return status;
     }
-    device_ = std::move(device);
-    world_ = std::move(world);
+    device_ = std::move(made->device);
+    world_ = std::move(made->world);
     epoch_ = spec.epoch;
     rank_ = spec.rank;
     world_size_ = spec.world_size;
