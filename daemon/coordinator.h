@@ -233,6 +233,10 @@ class Coordinator {
   // says so is made durable first (Recover replays it like a rank's own), then applied, then
   // STALLED and PHASE_CHANGED are emitted.
   void CheckDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
+  // Tick, after the deadlines: a FAILED epoch of a cluster with elastic.retries left starts its
+  // layout again once elastic.retry_delay_ms has passed (ElasticPolicy::Retry).
+  void RetryFailed() ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
+  void Retry(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_, write_mu_);
   // ApplyTopology of the topology `current` already has: stores a new join token (digest) at
   // the same epoch, or nothing.
   absl::StatusOr<ApplyResult> ApplySameTopology(std::shared_ptr<const ClusterEntry> current,
@@ -294,6 +298,14 @@ class Coordinator {
   // whether the last lease scan held a member because none was heard since its lease ran out.
   absl::Time last_heard_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
+  // Per cluster with elastic.retries: the FAILED epoch seen last, since when, and the retries
+  // done in a row (none again once an epoch is READY).
+  struct Retrying {
+    int64_t epoch = 0;
+    absl::Time failed_at;
+    int64_t done = 0;
+  };
+  std::map<std::string, Retrying> retrying_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const ClusterEntry>> clusters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<core::Membership>> memberships_ ABSL_GUARDED_BY(mu_);
   std::vector<RecoveredSpace> recovered_spaces_ ABSL_GUARDED_BY(mu_);

@@ -148,6 +148,73 @@ void Coordinator::Tick() {
   Publish(change);
   for (const Loss& loss : losses) Reconcile(loss.cluster, loss.detect_ms);
   CheckDeadlines();
+  RetryFailed();
+}
+
+void Coordinator::RetryFailed() {
+  std::vector<std::string> due;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!recovered_) return;
+    const absl::Time now = clock_->Now();
+    for (auto it = retrying_.begin(); it != retrying_.end();) {
+      it = memberships_.count(it->first) == 0 ? retrying_.erase(it) : std::next(it);
+    }
+    for (auto& [name, membership] : memberships_) {
+      const v1::Topology& topology = clusters_.at(name)->record.topology;
+      if (topology.elastic().retries() == 0) continue;
+      Retrying& retrying = retrying_[name];
+      if (membership->phase() == v1::PHASE_READY) retrying.done = 0;
+      if (membership->phase() != v1::PHASE_FAILED) continue;
+      if (retrying.epoch != membership->plan().epoch) {
+        retrying.epoch = membership->plan().epoch;
+        retrying.failed_at = now;
+      }
+      if (retrying.done < topology.elastic().retries() &&
+          now - retrying.failed_at >= plan::TopologyValidator::RetryDelay(topology)) {
+        due.push_back(name);
+      }
+    }
+  }
+  for (const std::string& name : due) Retry(name);
+}
+
+void Coordinator::Retry(const std::string& name) {
+  absl::MutexLock write_lock(&write_mu_);
+  const absl::Time decided = clock_->Now();
+  std::shared_ptr<const ClusterEntry> entry;
+  core::PolicyInput input;
+  int64_t done = 0;
+  std::string failure;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = memberships_.find(name);
+    auto retrying = retrying_.find(name);
+    if (it == memberships_.end() || retrying == retrying_.end() ||
+        it->second->phase() != v1::PHASE_FAILED ||
+        retrying->second.epoch != it->second->plan().epoch) {
+      return;
+    }
+    entry = clusters_.at(name);
+    input = PolicyInputOf(*entry, *it->second);
+    done = retrying->second.done;
+    failure = it->second->reason();
+  }
+  core::PolicyDecision decision = core::ElasticPolicy::Retry(input, done, failure, decided);
+  if (decision.action != core::PolicyDecision::Action::kNewEpoch) {
+    if (!decision.reason.empty()) spdlog::error("cluster {}: no retry: {}", name, decision.reason);
+    return;
+  }
+  store::ClusterRecord record = entry->record;
+  SetNextEpoch(decision, decided, &record);
+  if (absl::Status started = StartEpoch(entry, std::move(record), *std::move(decision.plan),
+                                        /*detect_ms=*/0, decided, decision.cause);
+      !started.ok()) {
+    spdlog::error("cluster {}: cannot retry: {}", name, started.ToString());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  retrying_[name].done = done + 1;
 }
 
 void Coordinator::CheckDeadlines() {

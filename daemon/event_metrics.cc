@@ -109,6 +109,8 @@ std::string EventMetrics::EpochCause(const v1::Event& event) {
       return "members_returned";
     case v1::EPOCH_CAUSE_SCALED_UP:
       return "scale_up";
+    case v1::EPOCH_CAUSE_RETRIED:
+      return "retried";
     default:
       return "other";
   }

@@ -271,6 +271,13 @@ absl::Status ValidateElastic(v1::Topology* topology) {
     return Invalid("elastic.stream_grace_ms must be in [0, ", elastic->lease_timeout_ms(),
                    "] (the lease timeout), got ", elastic->stream_grace_ms());
   }
+  if (elastic->retries() < 0 || elastic->retries() > kMaxRetries) {
+    return Invalid("elastic.retries must be in [0, ", kMaxRetries, "], got ", elastic->retries());
+  }
+  if (elastic->retry_delay_ms() < 0 || elastic->retry_delay_ms() > kMaxRetryDelayMs) {
+    return Invalid("elastic.retry_delay_ms must be in [0, ", kMaxRetryDelayMs, "], got ",
+                   elastic->retry_delay_ms());
+  }
   return absl::OkStatus();
 }
 

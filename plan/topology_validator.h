@@ -27,6 +27,10 @@ inline constexpr int64_t kMaxHeartbeatIntervalMs = 600000;
 inline constexpr int64_t kMaxLeaseTimeoutMs = 3600000;
 // How long a closed plan stream may stay closed when elastic.stream_grace_ms is unset.
 inline constexpr int64_t kDefaultStreamGraceMs = 1000;
+// elastic.retries and elastic.retry_delay_ms: their largest values, and the delay when unset.
+inline constexpr int64_t kMaxRetries = 1000;
+inline constexpr int64_t kMaxRetryDelayMs = 3600000;
+inline constexpr int64_t kDefaultRetryDelayMs = 1000;
 // A day: a longer deadline is a typo, not a plan.
 inline constexpr int64_t kMaxDeadlineMs = 86400000;
 inline constexpr absl::string_view kReadinessAgent = "agent";
@@ -59,6 +63,13 @@ class TopologyValidator {
     const v1::Elastic& elastic = topology.elastic();
     if (elastic.has_stream_grace_ms()) return absl::Milliseconds(elastic.stream_grace_ms());
     return absl::Milliseconds(std::min(kDefaultStreamGraceMs, elastic.lease_timeout_ms()));
+  }
+
+  // How long after a FAILED epoch its layout starts again (elastic.retries):
+  // elastic.retry_delay_ms, or kDefaultRetryDelayMs when 0.
+  static absl::Duration RetryDelay(const v1::Topology& topology) {
+    const int64_t ms = topology.elastic().retry_delay_ms();
+    return absl::Milliseconds(ms > 0 ? ms : kDefaultRetryDelayMs);
   }
 
   // What READY waits for: kReadinessWorkload or kReadinessAgent (also for an empty field).

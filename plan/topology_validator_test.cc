@@ -469,6 +469,19 @@ TEST(TopologyValidatorTest, StreamGraceIsKeptAsGivenAndBoundedByTheLease) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got -1")));
 }
 
+TEST(TopologyValidatorTest, RetriesAndTheirDelayHaveBounds) {
+  absl::StatusOr<v1::Topology> off = TopologyValidator::Normalize(Valid(""));
+  ASSERT_THAT(off, IsOk());
+  EXPECT_EQ(off->elastic().retries(), 0);
+  EXPECT_EQ(TopologyValidator::RetryDelay(*off), absl::Milliseconds(1000));
+  EXPECT_THAT(TopologyValidator::Normalize(Valid("elastic { retries: 1001 }")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("elastic.retries must be in [0, 1000], got 1001")));
+  EXPECT_THAT(TopologyValidator::Normalize(Valid("elastic { retry_delay_ms: -5 }")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("elastic.retry_delay_ms must be in [0, 3600000], got -5")));
+}
+
 TEST(TopologyValidatorTest, AcceptsGroupsOverAFurtherMesh) {
   absl::StatusOr<v1::Topology> normalized = TopologyValidator::Normalize(
       Valid(absl::StrCat(kExpertMesh, R"(groups { name: "ep" mesh: "expert" dims: "ep" })")));

@@ -532,6 +532,10 @@ PolicyDecision ElasticPolicy::Decide(const PolicyInput& given, absl::Time now) {
     decision.cause = v1::EPOCH_CAUSE_MEMBERS_RETURNED;
   }
   if (decision.action != PolicyDecision::Action::kNewEpoch) return decision;
+  return Planned(std::move(decision), input);
+}
+
+PolicyDecision ElasticPolicy::Planned(PolicyDecision decision, const PolicyInput& input) {
   absl::StatusOr<plan::SplitPlan> plan =
       plan::SplitPlanner::Build(decision.topology, input.epoch + 1);
   if (!plan.ok()) {
@@ -542,6 +546,26 @@ PolicyDecision ElasticPolicy::Decide(const PolicyInput& given, absl::Time now) {
   }
   decision.plan = *std::move(plan);
   return decision;
+}
+
+PolicyDecision ElasticPolicy::Retry(const PolicyInput& given, int64_t retries_done,
+                                    const std::string& failure, absl::Time now) {
+  const int64_t allowed = given.declared.elastic().retries();
+  if (given.assignment.empty() || retries_done >= allowed) return {};
+  const PolicyInput input = AsOf(given, now);
+  if (!MissingRanks(input).empty()) return {};
+  constexpr size_t kQuoted = 200;  // of the failure, in the one-line reason
+  PolicyDecision decision;
+  decision.action = PolicyDecision::Action::kNewEpoch;
+  decision.topology = input.current;
+  decision.assignment = input.assignment;
+  decision.reason = absl::StrCat(
+      "epoch ", input.epoch, " FAILED (",
+      failure.size() > kQuoted ? absl::StrCat(failure.substr(0, kQuoted), "...") : failure,
+      "): retry ", retries_done + 1, " of ", allowed, ", the same layout at world ",
+      input.assignment.size());
+  decision.cause = v1::EPOCH_CAUSE_RETRIED;
+  return Planned(std::move(decision), input);
 }
 
 absl::StatusOr<PolicyDecision> ElasticPolicy::Reconfigure(const PolicyInput& given,

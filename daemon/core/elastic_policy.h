@@ -87,6 +87,13 @@ class ElasticPolicy {
   // The decision at `now`: members past their `alive_until` count as lost.
   static PolicyDecision Decide(const PolicyInput& input, absl::Time now);
 
+  // The layout of a FAILED epoch again (elastic.retries): kNewEpoch with the current topology
+  // and assignment, cause RETRIED, when fewer than elastic.retries retries were done in a row
+  // and every rank's member is alive at `now`; kNone otherwise (a missing rank is Decide's).
+  // `failure` is the epoch's reason, quoted in the decision's.
+  static PolicyDecision Retry(const PolicyInput& input, int64_t retries_done,
+                              const std::string& failure, absl::Time now);
+
   // Reconfigure: applies `change` to the current epoch. INVALID_ARGUMENT naming the field for
   // a malformed change (unknown dim, rank out of range, node without members, nothing to
   // change), FAILED_PRECONDITION when live members cannot meet it (the message says why).
@@ -106,6 +113,8 @@ class ElasticPolicy {
   static v1::PlanDiff Diff(const Layout& from, const Layout& to);
 
  private:
+  // `decision` (kNewEpoch) with the plan of epoch + 1, or kDegraded saying why it does not plan.
+  static PolicyDecision Planned(PolicyDecision decision, const PolicyInput& input);
   // `input` with the members past their alive_until at `now` lost (ranked) or gone (spares).
   static PolicyInput AsOf(const PolicyInput& input, absl::Time now);
 };

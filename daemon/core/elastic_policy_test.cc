@@ -81,6 +81,29 @@ TEST(ElasticPolicyTest, ADegradedClusterWithEveryMemberBackReformsTheSameLayout)
   EXPECT_EQ(decision.plan->world_size, 8);
 }
 
+TEST(ElasticPolicyTest, AFailedEpochIsRetriedWhileRetriesAreLeftAndEveryoneIsAlive) {
+  PolicyInput input = Input(2, 4);
+  input.declared.mutable_elastic()->set_retries(2);
+  input.epoch = 5;
+  const PolicyDecision retry = ElasticPolicy::Retry(input, 1, "rank 3: timeout", kNow);
+  ASSERT_EQ(retry.action, Action::kNewEpoch);
+  EXPECT_EQ(retry.cause, v1::EPOCH_CAUSE_RETRIED);
+  EXPECT_EQ(retry.reason,
+            "epoch 5 FAILED (rank 3: timeout): retry 2 of 2, the same layout at world 8");
+  EXPECT_EQ(retry.assignment, input.assignment);
+  ASSERT_TRUE(retry.plan.has_value());
+  EXPECT_EQ(retry.plan->epoch, 6);
+  // Used up, or a rank without its member (Decide's), or retries off: none.
+  EXPECT_EQ(ElasticPolicy::Retry(input, 2, "x", kNow).action, Action::kNone);
+  PolicyInput lost = input;
+  lost.lost.insert("m-3");
+  EXPECT_EQ(ElasticPolicy::Retry(lost, 0, "x", kNow).action, Action::kNone);
+  PolicyInput lapsed = input;
+  lapsed.alive_until["m-4"] = kNow - absl::Seconds(1);
+  EXPECT_EQ(ElasticPolicy::Retry(lapsed, 0, "x", kNow).action, Action::kNone);
+  EXPECT_EQ(ElasticPolicy::Retry(Input(2, 4), 0, "x", kNow).action, Action::kNone);
+}
+
 TEST(ElasticPolicyTest, ANewEpochComesPlanned) {
   PolicyInput input = Input(2, 4, /*min=*/2);
   input.epoch = 7;

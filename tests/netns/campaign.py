@@ -38,7 +38,7 @@ def topology(hosts, per_host):
             f"dims:\n  - {{name: tp, size: {per_host}}}\n  - {{name: dp, size: {hosts}}}\n"
             f"nodes: {{gpus_per_node: {per_host}}}\nmethod: split\nbackend: \"cpu:gloo\"\n"
             f"elastic: {{min: 1, max: {hosts}, heartbeat_interval_ms: 200, "
-            f"lease_timeout_ms: 2000}}\n")
+            f"lease_timeout_ms: 2000, retries: 3, retry_delay_ms: 1000}}\n")
 
 
 class Campaign:
