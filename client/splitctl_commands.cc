@@ -31,6 +31,7 @@
 #include "client/status_printer.h"
 #include "client/table_printer.h"
 #include "common/bearer_token.h"
+#include "common/daemon_replicas.h"
 #include "common/error_table.h"
 #include "common/grpc_logging.h"
 #include "common/grpc_status.h"
@@ -581,10 +582,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const SplitctlArgs&
   DiscardGrpcLogs();
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-  ASSIGN_OR_RETURN(ClientSecurity security, MakeClientSecurity(tls, args.address, &channel_args));
+  ASSIGN_OR_RETURN(ClientSecurity security,
+                   MakeClientSecurity(tls, FirstAddress(args.address), &channel_args));
   ASSIGN_OR_RETURN(std::string token,
                    ReadClientToken(args.token_file, "SPLITD_TOKEN_FILE", "token_file"));
-  return CreateChannelWithToken(args.address, security.credentials, channel_args, token);
+  std::string target;
+  ASSIGN_OR_RETURN(bool replicated, ReplicatedTarget(args.address, &target, &channel_args));
+  (void)replicated;
+  return CreateChannelWithToken(target, security.credentials, channel_args, token);
 }
 
 }  // namespace

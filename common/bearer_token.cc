@@ -119,10 +119,12 @@ absl::StatusOr<std::string> ReadClientToken(std::string path, const char* env,
 
 std::shared_ptr<grpc::Channel> CreateChannelWithToken(
     const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-    const grpc::ChannelArguments& args, const std::string& token) {
-  if (token.empty()) return grpc::CreateCustomChannel(target, credentials, args);
+    const grpc::ChannelArguments& args, const std::string& token,
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> more) {
+  if (token.empty() && more.empty()) return grpc::CreateCustomChannel(target, credentials, args);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
-  factories.push_back(std::make_unique<BearerInterceptorFactory>(token));
+  if (!token.empty()) factories.push_back(std::make_unique<BearerInterceptorFactory>(token));
+  for (auto& factory : more) factories.push_back(std::move(factory));
   return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args,
                                                                  std::move(factories));
 }

@@ -2,7 +2,11 @@
 #define SPLITD_COMMON_BEARER_TOKEN_H_
 
 #include <memory>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "grpcpp/support/client_interceptor.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -12,6 +16,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_interceptor.h"
 
 namespace splitd {
 
@@ -54,9 +59,12 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, absl::string_
 absl::StatusOr<std::string> ReadClientToken(std::string path, const char* env,
                                             absl::string_view flag);
 
+// `more` interceptors run after the token's.
 std::shared_ptr<grpc::Channel> CreateChannelWithToken(
     const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-    const grpc::ChannelArguments& args, const std::string& token);
+    const grpc::ChannelArguments& args, const std::string& token,
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> more =
+        {});
 
 }  // namespace splitd
 

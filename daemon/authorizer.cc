@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(const Options& op
                                                                const Coordinator* coordinator) {
   std::unique_ptr<Authorizer> authorizer(new Authorizer());
   authorizer->coordinator_ = coordinator;
+  authorizer->may_serve_ = options.may_serve;
   if (options.admin_token_file.empty()) {
     if (!options.observer_token_file.empty()) {
       return absl::InvalidArgumentError(
@@ -173,6 +174,9 @@ absl::StatusOr<Scope> Authorizer::ScopeOf(absl::string_view service, absl::strin
 }
 
 absl::Status Authorizer::Authorize(const Call& call) const {
+  if (may_serve_) {
+    if (absl::Status serving = may_serve_(); !serving.ok()) return serving;
+  }
   const absl::StatusOr<Scope> scope = ScopeOf(call.service, call.method, call.dry_run);
   if (!scope.ok()) return scope.status();
   switch (*scope) {

@@ -1,6 +1,7 @@
 #ifndef SPLITD_DAEMON_AUTHORIZER_H_
 #define SPLITD_DAEMON_AUTHORIZER_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,6 +101,9 @@ class Authorizer {
     std::string admin_token_file;
     std::string observer_token_file;  // needs admin_token_file
     absl::Duration recheck = absl::Seconds(1);
+    // A replica of several (--etcd_endpoints): OK while it leads; every call is refused with
+    // its error (UNAVAILABLE) once it does not.
+    std::function<absl::Status()> may_serve;
   };
 
   // One call to decide on.
@@ -140,6 +144,7 @@ class Authorizer {
   absl::Status AuthorizeControl(const Call& call, bool changes_state) const;
   absl::Status AuthorizeJoin(const Call& call) const;
 
+  std::function<absl::Status()> may_serve_;
   std::unique_ptr<TokenFile> admin_;
   std::unique_ptr<TokenFile> observer_;
   const Coordinator* coordinator_ = nullptr;

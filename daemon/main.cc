@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -12,12 +13,14 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/grpc_logging.h"
 #include "common/logging.h"
 #include "common/tls_credentials.h"
 #include "common/version.h"
+#include "daemon/replica.h"
 #include "daemon/splitd_server.h"
 #include "spdlog/spdlog.h"
 
@@ -49,6 +52,22 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, metrics_port_file, "",
           "write the bound metrics host:port here once serving");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long calls in flight may finish on shutdown");
+ABSL_FLAG(std::string, etcd_endpoints, "",
+          "HOST:PORT,... of etcd's client URLs: run as one of several replicas that keep the "
+          "state in etcd and elect one leader (docs/deploying.md); empty: one daemon with its "
+          "state in --data_dir");
+ABSL_FLAG(std::string, etcd_prefix, "/splitd/", "every etcd key the replicas use lies under it");
+ABSL_FLAG(std::string, etcd_ca, "", "PEM CA bundle etcd's certificates chain to (TLS to etcd)");
+ABSL_FLAG(std::string, etcd_cert, "", "PEM client certificate for etcd (with --etcd_key)");
+ABSL_FLAG(std::string, etcd_key, "", "PEM private key of --etcd_cert");
+ABSL_FLAG(std::string, etcd_user, "", "etcd user (etcd's authentication); empty: none");
+ABSL_FLAG(std::string, etcd_password_file, "", "file holding --etcd_user's password");
+ABSL_FLAG(std::string, advertise, "",
+          "HOST:PORT clients reach this replica on (with --etcd_endpoints); default: the bound "
+          "--listen address");
+ABSL_FLAG(int, leader_ttl_ms, 3000,
+          "TTL of the leader's etcd lease (with --etcd_endpoints): a leader that stops renewing "
+          "is replaced after at most this long; at least 2000");
 
 // Abseil as Debian builds it records the order in which every Mutex is taken, to report deadlock
 // cycles: a debugging aid that cost 16% of the daemon's CPU at 100,000 members
@@ -58,6 +77,40 @@ namespace {
 void IgnoreLockOrderCycles() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
+// --etcd_* flags, --advertise and --leader_ttl_ms.
+absl::StatusOr<splitd::daemon::ReplicaConfig> ReplicaFromFlags(int argc, char** argv) {
+  splitd::daemon::ReplicaConfig replica;
+  replica.etcd.endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
+                                          absl::SkipWhitespace());
+  replica.etcd.ca_file = absl::GetFlag(FLAGS_etcd_ca);
+  replica.etcd.cert_file = absl::GetFlag(FLAGS_etcd_cert);
+  replica.etcd.key_file = absl::GetFlag(FLAGS_etcd_key);
+  replica.etcd.user = absl::GetFlag(FLAGS_etcd_user);
+  if (const std::string file = absl::GetFlag(FLAGS_etcd_password_file); !file.empty()) {
+    std::ifstream in(file);
+    if (!in || !std::getline(in, replica.etcd.password)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--etcd_password_file ", file, " cannot be read"));
+    }
+  } else if (!replica.etcd.user.empty()) {
+    return absl::InvalidArgumentError("--etcd_user needs --etcd_password_file");
+  }
+  replica.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  if (replica.prefix.empty() || replica.prefix.back() != '/') {
+    return absl::InvalidArgumentError("--etcd_prefix must end with \"/\"");
+  }
+  replica.advertise = absl::GetFlag(FLAGS_advertise);
+  const int ttl_ms = absl::GetFlag(FLAGS_leader_ttl_ms);
+  if (ttl_ms < 2000 || ttl_ms > 600000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--leader_ttl_ms must be 2000..600000 (etcd grants 2 s at least), got ",
+                     ttl_ms));
+  }
+  replica.ttl = absl::Milliseconds(ttl_ms);
+  replica.argv.assign(argv, argv + argc);
+  return replica;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +174,14 @@ int main(int argc, char** argv) {
   }
 
   splitd::RealClock clock;
+  if (!absl::GetFlag(FLAGS_etcd_endpoints).empty()) {
+    absl::StatusOr<splitd::daemon::ReplicaConfig> replica = ReplicaFromFlags(argc, argv);
+    if (!replica.ok()) {
+      spdlog::error("{}", std::string(replica.status().message()));
+      return 2;
+    }
+    return splitd::daemon::RunReplica(config, *replica, &clock, stop_signals);
+  }
   auto server = splitd::daemon::SplitdServer::Start(config, &clock);
   if (!server.ok() && server.status().code() == absl::StatusCode::kInvalidArgument) {
     spdlog::error("{}", std::string(server.status().message()));

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/daemon_replicas.h"
 #include "common/posix_file.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_metrics.h"
@@ -101,19 +102,24 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     RETURN_IF_ERROR(server->ServeMetrics(config, metrics_host, metrics_port));
   }
   health->SetServingStatus(true);
+  // This daemon leads: it is the only one, or its replicas elected it.
+  health->SetServingStatus(kLeaderHealthService, true);
   if (!config.port_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomically(config.port_file, server->address_ + "\n"));
   }
   spdlog::info("serving on {} (state {})", server->address_,
-               config.data_dir.empty() ? std::string("in memory only")
-                                       : absl::StrCat("durable in ", config.data_dir));
+               config.open_store      ? absl::StrCat("in etcd, term ", config.term)
+               : config.data_dir.empty() ? std::string("in memory only")
+                                         : absl::StrCat("durable in ", config.data_dir));
   return server;
 }
 
 absl::Status SplitdServer::BuildState(const ServerConfig& config, const Clock* clock) {
   registry_ = std::make_unique<metrics::Registry>();
   std::unique_ptr<store::StateStore> state_store;
-  if (config.data_dir.empty()) {
+  if (config.open_store) {
+    ASSIGN_OR_RETURN(state_store, config.open_store());
+  } else if (config.data_dir.empty()) {
     state_store = std::make_unique<store::MemoryStateStore>();
   } else {
     ASSIGN_OR_RETURN(state_store, store::LogStateStore::Open(config.data_dir));
@@ -128,6 +134,7 @@ absl::Status SplitdServer::BuildState(const ServerConfig& config, const Clock* c
   Authorizer::Options auth;
   auth.admin_token_file = config.admin_token_file;
   auth.observer_token_file = config.observer_token_file;
+  auth.may_serve = config.may_serve;
   ASSIGN_OR_RETURN(authorizer_, Authorizer::Create(auth, clock, coordinator_.get()));
   // Calls are counted only when the counts are served.
   if (!config.metrics_listen.empty()) {
@@ -166,9 +173,15 @@ absl::Status SplitdServer::Listen(const ServerConfig& config, int* bound_port) {
       config.credentials != nullptr ? config.credentials : grpc::InsecureServerCredentials(),
       bound_port);
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  PermitClientPings(&builder);
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(control_service_.get());
   builder.RegisterService(agent_service_.get());
+  if (config.term > 0) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> stamps;
+    stamps.push_back(MakeTermStampFactory(config.term));
+    builder.experimental().SetInterceptorCreators(std::move(stamps));
+  }
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || *bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

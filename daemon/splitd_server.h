@@ -1,6 +1,7 @@
 #ifndef SPLITD_DAEMON_SPLITD_SERVER_H_
 #define SPLITD_DAEMON_SPLITD_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -53,6 +54,13 @@ struct ServerConfig {
   absl::Duration shutdown_grace = absl::Seconds(5);
   // How often leases are checked (failure detection is at most this much later than a lease).
   absl::Duration lease_check_interval = absl::Milliseconds(50);
+  // A replica that leads (--etcd_endpoints): opens its store (instead of data_dir's log or
+  // memory; data_dir then holds the audit log only), the term its answers carry
+  // (common/daemon_replicas.h), and whether it still leads: every call is refused UNAVAILABLE
+  // once may_serve says no.
+  std::function<absl::StatusOr<std::unique_ptr<store::StateStore>>()> open_store;
+  int64_t term = 0;
+  std::function<absl::Status()> may_serve;
 };
 
 // The composition root of the daemon: store, coordinator, rendezvous spaces, gRPC services

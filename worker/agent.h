@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/daemon_replicas.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -35,6 +36,9 @@ const char* PhaseName(v1::Phase phase);
 
 // Everything the agent needs besides the daemon connection (worker/main.cc fills it from flags).
 struct AgentOptions {
+  // The highest daemon term seen on the channel's answers (common/daemon_replicas.h): a plan
+  // stream of a lower term (a replica that no longer leads) is dropped. Null: not checked.
+  std::shared_ptr<TermWatermark> terms;
   // Identity (AgentService.Register).
   std::string cluster;
   std::string pod;

@@ -157,7 +157,14 @@ absl::Status Agent::WatchOnce(bool* received_any) {
   std::unique_ptr<grpc::ClientReaderInterface<v1::WatchPlanResponse>> reader =
       stub_->WatchPlan(&context, request);
   v1::WatchPlanResponse message;
+  bool stale = false;
   while (reader->Read(&message)) {
+    if (options_.terms != nullptr &&
+        !options_.terms->Admit(TermOf(context.GetServerInitialMetadata()))) {
+      stale = true;
+      context.TryCancel();
+      break;
+    }
     *received_any = true;
     const int64_t epoch = message.plan().epoch();
     std::shared_ptr<GrpcRendezvousClient> obsolete;
@@ -175,6 +182,12 @@ absl::Status Agent::WatchOnce(bool* received_any) {
   {
     absl::MutexLock lock(&mu_);
     stream_context_ = nullptr;
+  }
+  if (stale) {
+    return absl::UnavailableError(
+        absl::StrCat("plan stream of splitd term ", TermOf(context.GetServerInitialMetadata()),
+                     " after term ", options_.terms->highest(),
+                     ": a replica that no longer leads"));
   }
   if (status.ok()) return absl::UnavailableError("the daemon closed the plan stream");
   return FromGrpcStatus(status);

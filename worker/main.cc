@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/bearer_token.h"
+#include "common/daemon_replicas.h"
 #include "common/grpc_logging.h"
 #include "common/logging.h"
 #include "common/tls_credentials.h"
@@ -296,6 +297,18 @@ splitd::worker::Backends FindBackends(int64_t device_index) {
   return splitd::worker::DefaultBackends(backend_options);
 }
 
+// The channel to the daemon, or to its replicas: every answer of a replica that no longer leads
+// (a lower term than one seen before) is taken as UNAVAILABLE.
+std::shared_ptr<grpc::Channel> DaemonChannel(const std::string& target,
+                                             std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                             const grpc::ChannelArguments& args,
+                                             const std::string& join_token,
+                                             std::shared_ptr<splitd::TermWatermark> terms) {
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> checks;
+  checks.push_back(splitd::MakeTermCheckFactory(std::move(terms)));
+  return splitd::CreateChannelWithToken(target, credentials, args, join_token, std::move(checks));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -321,10 +334,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<splitd::ClientSecurity> security;
   absl::Status parsed = ParseFlags(argc, argv);
   if (parsed.ok()) parsed = BuildOptions(&options, &faults, &daemon);
+  std::string target;
   if (parsed.ok()) {
-    security = splitd::MakeClientSecurity(TlsOptions(), daemon, &channel_args);
+    security =
+        splitd::MakeClientSecurity(TlsOptions(), splitd::FirstAddress(daemon), &channel_args);
     parsed = security.status();
   }
+  if (parsed.ok()) parsed = splitd::ReplicatedTarget(daemon, &target, &channel_args).status();
   std::string join_token;
   if (parsed.ok()) {
     absl::StatusOr<std::string> token = splitd::ReadClientToken(
@@ -354,10 +370,11 @@ int main(int argc, char** argv) {
   options.device_count = backends.device_count;
   options.unavailable_backends = backends.unavailable;
   options.hold_device_communicators = absl::GetFlag(FLAGS_hold_communicators);
+  options.terms = std::make_shared<splitd::TermWatermark>();
 
   splitd::worker::Agent agent(
       options,
-      splitd::CreateChannelWithToken(daemon, security->credentials, channel_args, join_token),
+      DaemonChannel(target, security->credentials, channel_args, join_token, options.terms),
       std::move(backends.factories), faults);
 
   std::thread signal_thread([&agent, &stop_signals] {
