@@ -360,7 +360,7 @@ int main(int argc, char** argv) {
 
   spdlog::info("{} {} connecting to {} over {}", kProgram, splitd::kVersion, daemon,
                security->plaintext ? "plaintext" : "TLS");
-  if (security->plaintext && !splitd::IsLoopbackAddress(daemon)) {
+  if (security->plaintext && !splitd::IsLoopbackAddress(splitd::FirstAddress(daemon))) {
     spdlog::warn("connecting to {} in PLAINTEXT: the traffic can be read and altered on the way",
                  daemon);
   }

@@ -57,11 +57,14 @@ class Replicas(Cluster):
     def leader(self):
         """The index of the replica whose Leader health is SERVING, or None."""
         for i, port in self.ports.items():
-            done = subprocess.run([self.bin["splitctl"], "--addr", port, "--timeout", "1",
-                                   "get", "clusters"], capture_output=True, text=True)
-            if done.returncode == 0:
+            if self.replicas[i].poll() is None and self.splitctl_at(port, "get", "clusters"):
                 return i
         return None
+
+    def splitctl_at(self, address, *args):
+        done = subprocess.run([self.bin["splitctl"], "--addr", address, "--timeout", "1", *args],
+                              capture_output=True, text=True)
+        return done.returncode == 0
 
     def stop(self):
         super().stop()
@@ -89,35 +92,24 @@ def formations(c, i):
         return len(re.findall(r"groups formed", f.read()))
 
 
-class FailoverAfterReadyTest(unittest.TestCase):
+class ReplicasTestCase(unittest.TestCase):
+    """setUpClass makes a Replicas cluster and calls _run(); on failure prints its logs."""
+    ETCD_MEMBERS = 1
+
+    @classmethod
+    def _run(cls):
+        raise NotImplementedError
+
     @classmethod
     def setUpClass(cls):
-        c = cls.c = Replicas("ha")
+        c = cls.c = Replicas("ha", cls.ETCD_MEMBERS)
         try:
             c.start_daemon()
             c.apply(TOPOLOGY)
-            for i in range(4):
-                c.start_agent(i, socket_flag=False)
-            cls.before = poll(ready_at(c), "READY", alive=c.alive())
-            cls.files_before = c.plan_files()
-            cls.formed_before = [formations(c, i) for i in range(4)]
-            cls.old = c.leader()
-            killed_at = time.monotonic()
-            c.replicas[cls.old].send_signal(signal.SIGKILL)
-            c.replicas[cls.old].wait()
-            c.procs = [(n, p) for n, p in c.procs if p is not c.replicas[cls.old]]
-            cls.new = poll(lambda: c.leader(), "a new leader", timeout=30, interval=0.05)
-            cls.failover_s = time.monotonic() - killed_at
-            print(f"failover after kill -9 of the leader: {cls.failover_s:.2f} s",
-                  file=sys.stderr)
-            # A whole member lease and more after the failover: nobody is lost.
-            time.sleep(8)
-            cls.after = poll(ready_at(c), "READY after the failover", alive=c.alive())
-            cls.files_after = c.plan_files()
-            cls.formed_after = [formations(c, i) for i in range(4)]
+            cls._run()
         except BaseException:
             c.stop()
-            print(c.logs_tail(30))
+            print(c.logs_tail(30), file=sys.stderr)
             c.remove()
             raise
 
@@ -125,6 +117,36 @@ class FailoverAfterReadyTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.c.stop()
         cls.c.remove()
+
+    @classmethod
+    def kill_leader(cls):
+        """SIGKILL of the leading replica; returns (its index, seconds until another leads)."""
+        c = cls.c
+        old = c.leader()
+        killed_at = time.monotonic()
+        c.replicas[old].send_signal(signal.SIGKILL)
+        c.replicas[old].wait()
+        c.procs = [(n, p) for n, p in c.procs if p is not c.replicas[old]]
+        new = poll(lambda: c.leader(), "a new leader", timeout=30, interval=0.05)
+        return old, new, time.monotonic() - killed_at
+
+
+class FailoverAfterReadyTest(ReplicasTestCase):
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(4):
+            c.start_agent(i, socket_flag=False)
+        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.files_before = c.plan_files()
+        cls.formed_before = [formations(c, i) for i in range(4)]
+        cls.old, cls.new, cls.failover_s = cls.kill_leader()
+        print(f"failover after kill -9 of the leader: {cls.failover_s:.2f} s", file=sys.stderr)
+        # A whole member lease and more after the failover: nobody is lost.
+        time.sleep(8)
+        cls.after = poll(ready_at(c), "READY after the failover", alive=c.alive())
+        cls.files_after = c.plan_files()
+        cls.formed_after = [formations(c, i) for i in range(4)]
 
     def test_a_follower_leads_within_the_ttl_and_two_seconds(self):
         self.assertNotEqual(self.new, self.old)
@@ -139,6 +161,89 @@ class FailoverAfterReadyTest(unittest.TestCase):
 
     def test_agents_did_not_form_their_groups_again(self):
         self.assertEqual(self.formed_before, [1, 1, 1, 1])
+        self.assertEqual(self.formed_after, self.formed_before)
+
+
+class FailoverWhileRegisteringTest(ReplicasTestCase):
+    """Two agents register, the leader dies, two more come: one epoch, four members."""
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(2):
+            c.start_agent(i, socket_flag=False)
+        poll(lambda: c.status()["registered_members"] == 2, "two members", alive=c.alive())
+        cls.kill_leader()
+        for i in range(2, 4):
+            c.start_agent(i, socket_flag=False)
+        cls.after = poll(ready_at(c), "READY", alive=c.alive())
+        cls.formed = [formations(c, i) for i in range(4)]
+
+    def test_one_epoch_of_the_four_members(self):
+        self.assertEqual(self.after["epoch"], 1)
+        self.assertEqual(self.after["registered_members"], 4)
+        self.assertEqual(self.after["world_size"], 4)
+        self.assertEqual(self.formed, [1, 1, 1, 1])
+
+
+class FailoverDuringReconfigureTest(ReplicasTestCase):
+    """An acknowledged Reconfigure survives the leader's death right after it answered."""
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(4):
+            c.start_agent(i, socket_flag=False)
+        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        done = c.splitctl("reconfigure", "ha", "--set", "dp=1")
+        if done.returncode != 0:
+            raise AssertionError(f"reconfigure failed: {done.stderr}")
+        cls.kill_leader()
+        cls.after = poll(ready_at(c, epoch=cls.before["epoch"] + 1), "READY at the next epoch",
+                         alive=c.alive())
+
+    def test_the_acknowledged_layout_is_the_new_leaders(self):
+        self.assertEqual(self.after["world_size"], 2)
+        self.assertEqual(self.after["epoch"], self.before["epoch"] + 1)
+        self.assertEqual(self.after["lost_members"], 0)
+
+
+class StoppedLeaderTest(ReplicasTestCase):
+    """SIGSTOP of the leader past its lease, then SIGCONT: another replica leads meanwhile, and
+    the stopped one steps down (starts again as a follower) instead of answering."""
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(4):
+            c.start_agent(i, socket_flag=False)
+        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.formed_before = [formations(c, i) for i in range(4)]
+        cls.old = c.leader()
+        c.replicas[cls.old].send_signal(signal.SIGSTOP)
+        others = {i: p for i, p in c.ports.items() if i != cls.old}
+        cls.new = poll(lambda: next((i for i in others if c.splitctl_at(others[i], "get",
+                                                                        "clusters")), None),
+                       "another leader", timeout=30)
+        time.sleep(2)
+        c.replicas[cls.old].send_signal(signal.SIGCONT)
+        log = os.path.join(c.dir, f"splitd-{cls.old}.log")
+        poll(lambda: "starting again as a follower" in read_text(log) and
+             read_text(log).count("replica serving as a follower") >= 2,
+             "the stopped leader to step down", alive=c.alive())
+        time.sleep(3)
+        cls.leader_after = c.leader()
+        cls.after = poll(ready_at(c), "READY", alive=c.alive())
+        cls.formed_after = [formations(c, i) for i in range(4)]
+
+    def test_the_stopped_leader_steps_down_and_the_new_one_stays(self):
+        self.assertNotEqual(self.new, self.old)
+        self.assertEqual(self.leader_after, self.new)
+
+    def test_the_epoch_and_groups_are_untouched(self):
+        self.assertEqual(self.after["epoch"], self.before["epoch"])
+        self.assertEqual(self.after["fingerprint"], self.before["fingerprint"])
+        self.assertEqual(self.after["lost_members"], 0)
         self.assertEqual(self.formed_after, self.formed_before)
 
 
