@@ -73,7 +73,9 @@ int Lead(ServerConfig config, const ReplicaConfig& replica, const Clock* clock,
          const etcd::Leadership& leadership, FollowerServer* follower, const std::string& bound,
          absl::Notification* stop) {
   spdlog::info("leading with term {} ({})", leadership.term, leadership.key);
-  const std::vector<std::string> argv = replica.argv;
+  // Started again on the port it has now (a --listen of port 0 would pick another one).
+  std::vector<std::string> argv = replica.argv;
+  argv.push_back("--listen=" + bound);
   config.listen = bound;
   config.term = leadership.term;
   config.may_serve = [election]() -> absl::Status {
@@ -150,8 +152,10 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
   signals.detach();
 
   std::atomic<bool> leading{false};
-  auto on_lost = [&leading, &replica](const absl::Status& why) {
-    if (leading.load()) StartAgain(replica.argv, why);
+  std::vector<std::string> again = replica.argv;
+  again.push_back("--listen=" + bound);
+  auto on_lost = [&leading, again](const absl::Status& why) {
+    if (leading.load()) StartAgain(again, why);
   };
   etcd::ElectionOptions election_options;
   election_options.prefix = replica.prefix;

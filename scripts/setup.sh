@@ -15,6 +15,7 @@ packages=(
   libmicrohttpd-dev  # the agent's workload endpoint on a Unix socket (--workload_socket)
   prometheus  # tests/e2e/metrics_e2e_test scrapes the daemon with the real Prometheus server
   iproute2 iptables  # tests/python/multihost_test: hosts as network namespaces, partitions
+  etcd-server  # daemon replicas (--etcd_endpoints): their store and election tests run real etcd
 )
 # Deployment checks (tests/deploy): podman builds the copy-only image; python3-kubernetes holds
 # the Kubernetes API models the manifests are validated against (kubectl renders them).

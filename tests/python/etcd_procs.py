@@ -1,6 +1,8 @@
 """Real etcd members (Debian's /usr/bin/etcd) for the Python tests: each on free 127.0.0.1
 ports with a data directory of its own, --unsafe-no-fsync, killed with SIGKILL by stop()."""
 
+import base64
+import json
 import os
 import signal
 import socket
@@ -51,6 +53,22 @@ class Etcd:
             self.procs[i].send_signal(signal.SIGKILL)
             self.procs[i].wait()
         self.procs[i] = None
+
+    def call(self, path, body, i=None):
+        """POSTs `body` to etcd's JSON gateway of member i (default: the first running one)."""
+        if i is None:
+            i = next(j for j in range(len(self.procs)) if self.procs[j] is not None)
+        request = urllib.request.Request(f"http://127.0.0.1:{self.client[i]}{path}",
+                                         data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def revision(self):
+        key = base64.b64encode(b"/").decode()
+        return int(self.call("/v3/kv/range", {"key": key})["header"]["revision"])
+
+    def compact(self, revision):
+        self.call("/v3/kv/compaction", {"revision": str(revision), "physical": True})
 
     def healthy(self, i):
         try:

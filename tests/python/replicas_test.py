@@ -247,5 +247,69 @@ class StoppedLeaderTest(ReplicasTestCase):
         self.assertEqual(self.formed_after, self.formed_before)
 
 
+class EtcdQuorumLostTest(ReplicasTestCase):
+    """Two of three etcd members down: calls fail UNAVAILABLE with a clear message, the agents
+    keep their groups, and once the members return a replica leads with the same state."""
+    ETCD_MEMBERS = 3
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(4):
+            c.start_agent(i, socket_flag=False)
+        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.files_before = c.plan_files()
+        c.etcd.kill(1)
+        c.etcd.kill(2)
+        time.sleep(TTL_MS / 1000 + 1)
+        cls.refused = c.splitctl("apply", "-f", "-", input=TOPOLOGY.replace("ha", "other"))
+        cls.status_refused = c.splitctl("status", "ha")
+        c.etcd.start(1)
+        c.etcd.start(2)
+        cls.after = poll(ready_at(c), "READY once etcd has its quorum again", alive=c.alive())
+        cls.files_after = c.plan_files()
+        cls.applied = c.splitctl("apply", "-f", "-", input=TOPOLOGY.replace("ha", "other"))
+
+    def test_calls_fail_unavailable_without_a_quorum(self):
+        self.assertNotEqual(self.refused.returncode, 0)
+        self.assertIn("UNAVAILABLE", self.refused.stderr)
+        self.assertNotEqual(self.status_refused.returncode, 0)
+        self.assertIn("UNAVAILABLE", self.status_refused.stderr)
+
+    def test_the_state_is_whole_once_etcd_returns(self):
+        self.assertEqual(self.after["epoch"], self.before["epoch"])
+        self.assertEqual(self.after["fingerprint"], self.before["fingerprint"])
+        self.assertEqual(self.after["registered_members"], 4)
+        self.assertEqual(self.files_after, self.files_before)
+        self.assertEqual(self.applied.returncode, 0, self.applied.stderr)
+
+
+class CompactionThenStandbyRestartTest(ReplicasTestCase):
+    """etcd's history compacted to its latest revision, a standby restarted, then the leader
+    killed: the restarted standby or the other one leads, with the same state."""
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        for i in range(4):
+            c.start_agent(i, socket_flag=False)
+        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        c.etcd.compact(c.etcd.revision())
+        leader = c.leader()
+        standby = next(i for i in c.replicas if i != leader)
+        c.replicas[standby].send_signal(signal.SIGKILL)
+        c.replicas[standby].wait()
+        c.procs = [(n, p) for n, p in c.procs if p is not c.replicas[standby]]
+        c.start_replica(standby, port=c.ports[standby].rsplit(":", 1)[1])
+        cls.old, cls.new, _ = cls.kill_leader()
+        cls.after = poll(ready_at(c), "READY", alive=c.alive())
+
+    def test_a_standby_leads_with_the_same_state(self):
+        self.assertNotEqual(self.new, self.old)
+        self.assertEqual(self.after["epoch"], self.before["epoch"])
+        self.assertEqual(self.after["registered_members"], 4)
+        self.assertEqual(self.after["lost_members"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()
