@@ -36,6 +36,9 @@ TCPSTORE_BENCH = os.path.join(os.path.dirname(ROOT), "shared", "bench", "tcpstor
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 from procs import proc_status, stop, wait_for_port  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from etcd_procs import Etcd  # noqa: E402
+
 # load_agents heartbeats only once every member holds the plan: a lease longer than the whole
 # registration keeps the first members alive meanwhile (at 100,000 members registration takes
 # longer than the default 10 s lease, and the world would never complete).
@@ -116,14 +119,20 @@ class Scraper(threading.Thread):
         self.join()
 
 
-def run_splitd(args, members, durable, workdir, metrics=False):
-    """One fresh daemon under load; returns load_agents' RESULT plus the daemon's figures."""
+def run_splitd(args, members, state, workdir, metrics=False):
+    """One fresh daemon under load, its state in `state` (memory, data_dir, or etcd: one replica
+    over a fresh one-member etcd with fsync on); returns load_agents' RESULT plus the daemon's
+    figures."""
     port_file = os.path.join(workdir, "port")
     metrics_port_file = os.path.join(workdir, "metrics_port")
     command = [os.path.join(args.bin, "daemon/splitd"), "--listen=127.0.0.1:0",
                "--port_file=" + port_file, "--log_level=" + args.daemon_log_level]
-    if durable:
+    etcd = None
+    if state == "data_dir":
         command.append("--data_dir=" + os.path.join(workdir, "data"))
+    elif state == "etcd":
+        etcd = Etcd(workdir, 1, fsync=True)
+        command.append("--etcd_endpoints=" + etcd.endpoints())
     command += args.daemon_arg
     if metrics:
         command += ["--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file]
@@ -132,6 +141,13 @@ def run_splitd(args, members, durable, workdir, metrics=False):
     scraper = None
     try:
         addr = wait_for_port(port_file, daemon)
+        if etcd is not None:  # the port is served before the replica leads
+            deadline = time.monotonic() + 30
+            while subprocess.run([os.path.join(args.bin, "client/splitctl"), "--addr", addr,
+                                  "get", "clusters"], capture_output=True).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica did not lead within 30 s")
+                time.sleep(0.05)
         if metrics:
             scraper = Scraper(wait_for_port(metrics_port_file, daemon))
             scraper.start()
@@ -184,6 +200,8 @@ def run_splitd(args, members, durable, workdir, metrics=False):
         if scraper is not None and scraper.is_alive():
             scraper.stop()
         stop([daemon], 30)
+        if etcd is not None:
+            etcd.stop()
 
 
 def run_tcpstore(members, procs, timeout):
@@ -231,6 +249,8 @@ def main():
                         help="skip the reference above this count (Debian's torch 1.13 makes one "
                         "client thread per store: 10,000 threads swamp a 2-core machine)")
     parser.add_argument("--no_tcpstore", action="store_true", help="skip the TCPStore reference")
+    parser.add_argument("--etcd", action="store_true",
+                        help="also run splitd as a replica over etcd (/usr/bin/etcd, fsync on)")
     parser.add_argument("--metrics", action="store_true",
                         help="also run each configuration with --metrics_listen, scraped every 1 s")
     args = parser.parse_args()
@@ -242,16 +262,16 @@ def main():
     failed = False
     for run in range(args.runs):
         for members in counts:
-            for durable, metrics in [(d, m) for d in (False, True)
-                                     for m in ((False, True) if args.metrics else (False,))]:
+            states = ["memory", "data_dir"] + (["etcd"] if args.etcd else [])
+            for state, metrics in [(d, m) for d in states
+                                   for m in ((False, True) if args.metrics else (False,))]:
                 workdir = tempfile.mkdtemp(prefix="splitd-load-")
                 try:
-                    result = run_splitd(args, members, durable, workdir, metrics)
+                    result = run_splitd(args, members, state, workdir, metrics)
                 finally:
                     if not args.keep_workdir:
                         shutil.rmtree(workdir, ignore_errors=True)
-                result["state"] = ("data_dir" if durable else "memory") + (
-                    "+metrics" if metrics else "")
+                result["state"] = state + ("+metrics" if metrics else "")
                 failed |= result["exit_code"] != 0
                 rows.append(result)
                 print("run %d: splitd %s N=%d done: %s" % (run + 1, result["state"], members,

@@ -1,5 +1,6 @@
-"""Real etcd members (Debian's /usr/bin/etcd) for the Python tests: each on free 127.0.0.1
-ports with a data directory of its own, --unsafe-no-fsync, killed with SIGKILL by stop()."""
+"""Real etcd members (Debian's /usr/bin/etcd) for the Python tests and benchmarks: each on free
+127.0.0.1 ports with a data directory of its own, --unsafe-no-fsync unless fsync is asked for,
+killed with SIGKILL by stop()."""
 
 import base64
 import json
@@ -20,8 +21,9 @@ def free_port():
 
 
 class Etcd:
-    def __init__(self, directory, members=1):
+    def __init__(self, directory, members=1, fsync=False):
         self.dir = directory
+        self.fsync = fsync
         self.names = [f"e{i}" for i in range(members)]
         self.client = [free_port() for _ in self.names]
         self.peer = [free_port() for _ in self.names]
@@ -44,9 +46,10 @@ class Etcd:
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster-token", self.token, "--initial-cluster", self.initial,
-                "--initial-cluster-state", "new" if fresh else "existing", "--unsafe-no-fsync",
+                "--initial-cluster-state", "new" if fresh else "existing",
                 "--log-level", "warn", "--heartbeat-interval", "100", "--election-timeout",
-                "1000"], stdout=log, stderr=subprocess.STDOUT)
+                "1000"] + ([] if self.fsync else ["--unsafe-no-fsync"]),
+                stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, i):
         if self.procs[i] is not None and self.procs[i].poll() is None:
