@@ -197,11 +197,14 @@ absl::Status Agent::WatchOnce(bool* received_any) {
 
 void Agent::HeartbeatLoop() {
   bool failing = false;
+  // After a failed heartbeat the next one comes sooner (from 200 ms, doubling up to the
+  // interval, with jitter): a new leader hears every member soon after it serves.
+  Backoff retry(absl::Milliseconds(200), absl::Seconds(60));
   while (true) {
     absl::Duration interval;
     {
       absl::MutexLock lock(&mu_);
-      interval = heartbeat_interval_;
+      interval = failing ? std::min(retry.NextDelay(), heartbeat_interval_) : heartbeat_interval_;
       // Sleeps one interval, cut short by Stop() or a registration (which sets a new interval).
       auto woken = [this]()
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || heartbeat_now_; };
@@ -229,6 +232,7 @@ void Agent::HeartbeatLoop() {
     if (status.ok()) {
       if (failing) spdlog::info("heartbeats go through again");
       failing = false;
+      retry.Reset();
       if (response.excluded()) {
         spdlog::warn("{}; releasing the groups and stopping", response.reason());
         {
@@ -260,7 +264,8 @@ void Agent::HeartbeatLoop() {
     if (SessionLost(error.code())) {
       InvalidateSession(generation, error);
     } else if (!failing) {
-      spdlog::warn("heartbeat failed: {} (groups are kept; retrying every {:.0f} ms)",
+      spdlog::warn("heartbeat failed: {} (groups are kept; retrying from 200 ms up to every "
+                   "{:.0f} ms)",
                    error.ToString(), Millis(interval));
     }
     failing = true;

@@ -8,6 +8,12 @@ cluster is READY again, history.py checks the record. Needs root and iproute2.
 
     python3 tests/netns/campaign.py --bin bazel-bin --seed 7 --steps 40 --duration 120 --out DIR
 
+With --replicas 3 the daemon is three replicas over a three-member etcd (replica i and etcd
+member i on a host of their own, hosts 0 and the two after the agents' hosts), agents and splitctl
+are given the three addresses, and the daemon faults hit a replica drawn from the seed (the leader
+or a follower) while kill_etcd kills an etcd member (one at a time) and restarts it later. The
+replicas' audit trails are merged by time for the checks.
+
 Exits 0 when every check holds; DIR keeps the processes' logs, audit.jsonl and history.json.
 """
 
@@ -31,6 +37,8 @@ import history  # noqa: E402
 CLUSTER = "campaign"
 PORT = 7070
 ACTIONS = ["kill_agent", "stop_agent", "kill_daemon", "stop_daemon", "cut_host", "reconfigure"]
+REPLICA_ACTIONS = ACTIONS + ["kill_etcd"]
+ETCD_CLIENT, ETCD_PEER = 2379, 2380
 
 
 def topology(hosts, per_host):
@@ -47,7 +55,10 @@ class Campaign:
         self.bed = bed
         self.rng = random.Random(args.seed)
         self.out = args.out
-        self.addr = f"{bed.address(0)}:{PORT}"
+        # Hosts of the daemon (or of replica i and etcd member i).
+        self.daemon_hosts = [0] if not args.replicas else [0] + [
+            1 + args.hosts + i for i in range(args.replicas - 1)]
+        self.addr = ",".join(f"{bed.address(h)}:{PORT}" for h in self.daemon_hosts)
         self.procs = {}  # name -> Popen of the current process
         self.stopped = set()  # names of SIGSTOPped processes
         self.cut = set()  # hosts cut off
@@ -65,11 +76,43 @@ class Campaign:
     def bin(self, name):
         return os.path.join(self.args.bin, name)
 
-    def start_daemon(self):
+    def daemons(self):
+        """Names of the daemon's processes: "splitd", or "splitd-0".. for replicas."""
+        if not self.args.replicas:
+            return ["splitd"]
+        return [f"splitd-{i}" for i in range(self.args.replicas)]
+
+    def start_daemon(self, name="splitd"):
         self.spawned += 1
-        self.procs["splitd"] = self.bed.spawn(0, f"splitd-{self.spawned}", [
-            self.bin("daemon/splitd"), "--listen", self.addr, "--plaintext", "--data_dir",
-            os.path.join(self.out, "state")], self.out)
+        if not self.args.replicas:
+            self.procs["splitd"] = self.bed.spawn(0, f"splitd-{self.spawned}", [
+                self.bin("daemon/splitd"), "--listen", self.addr, "--plaintext", "--data_dir",
+                os.path.join(self.out, "state")], self.out)
+            return
+        i = int(name.split("-")[1])
+        host = self.daemon_hosts[i]
+        endpoints = ",".join(f"{self.bed.address(h)}:{ETCD_CLIENT}" for h in self.daemon_hosts)
+        self.procs[name] = self.bed.spawn(host, f"{name}-{self.spawned}", [
+            self.bin("daemon/splitd"), "--listen", f"{self.bed.address(host)}:{PORT}",
+            "--plaintext", "--data_dir", os.path.join(self.out, f"state-{i}"),
+            "--etcd_endpoints", endpoints, "--leader_ttl_ms", "2000"], self.out)
+
+    def start_etcd(self, i, fresh=False):
+        host = self.daemon_hosts[i]
+        ip = self.bed.address(host)
+        initial = ",".join(f"e{j}=http://{self.bed.address(h)}:{ETCD_PEER}"
+                           for j, h in enumerate(self.daemon_hosts))
+        self.spawned += 1
+        self.procs[f"etcd-{i}"] = self.bed.spawn(host, f"etcd-{i}-{self.spawned}", [
+            "/usr/bin/etcd", "--name", f"e{i}", "--data-dir", os.path.join(self.out, f"etcd-{i}"),
+            "--listen-client-urls", f"http://{ip}:{ETCD_CLIENT}",
+            "--advertise-client-urls", f"http://{ip}:{ETCD_CLIENT}",
+            "--listen-peer-urls", f"http://{ip}:{ETCD_PEER}",
+            "--initial-advertise-peer-urls", f"http://{ip}:{ETCD_PEER}",
+            "--initial-cluster-token", "campaign", "--initial-cluster", initial,
+            "--initial-cluster-state", "new" if fresh else "existing", "--unsafe-no-fsync",
+            "--log-level", "warn", "--heartbeat-interval", "100", "--election-timeout", "1000"],
+            self.out)
 
     def agents(self):
         return [f"agent-{h}-{j}" for h in range(1, 1 + self.args.hosts)
@@ -139,7 +182,8 @@ class Campaign:
         """One fault. Every kind comes once per len(ACTIONS) steps, in an order drawn from the
         seed; a kind that cannot be done now (the daemon is down) waits for a later step."""
         if not self.deck:
-            self.deck = self.rng.sample(ACTIONS, len(ACTIONS))
+            actions = REPLICA_ACTIONS if self.args.replicas else ACTIONS
+            self.deck = self.rng.sample(actions, len(actions))
         for i in range(len(self.deck) - 1, -1, -1):
             if self.apply(self.deck[i]):
                 del self.deck[i]
@@ -148,7 +192,10 @@ class Campaign:
     def apply(self, action):
         r = self.rng
         agents = self.running(self.agents())
-        daemon_up = self.procs["splitd"].poll() is None
+        daemons_up = [n for n in self.daemons() if self.procs[n].poll() is None]
+        daemon_up = bool(daemons_up)
+        if self.args.replicas and action in ("kill_daemon", "stop_daemon", "kill_etcd"):
+            return self.apply_replica_fault(action, daemons_up)
         if action == "kill_agent" and agents:
             name = r.choice(agents)
             self.procs[name].kill()
@@ -169,7 +216,8 @@ class Campaign:
             self.note(action, "splitd")
             self.later(r.uniform(0.5, 4), "cont", "splitd")
         elif action == "cut_host" and len(self.cut) <= self.args.hosts:
-            host = r.choice([h for h in range(1 + self.args.hosts) if h not in self.cut])
+            hosts = 1 + self.args.hosts + max(0, self.args.replicas - 1)
+            host = r.choice([h for h in range(hosts) if h not in self.cut])
             self.bed.cut(host)
             self.cut.add(host)
             self.note(action, host)
@@ -180,15 +228,41 @@ class Campaign:
             return False
         return True
 
-    def kill_daemon(self):
-        proc = self.procs["splitd"]
+    def apply_replica_fault(self, action, up):
+        """kill_daemon / stop_daemon of a replica drawn from the seed, or kill_etcd of a member
+        while all three run."""
+        r = self.rng
+        if action == "kill_daemon" and up:
+            name = r.choice(up)
+            self.kill_daemon(name)
+            self.later(r.uniform(0.2, 2), "restart_daemon", name)
+        elif action == "stop_daemon" and [n for n in up if n not in self.stopped]:
+            name = r.choice([n for n in up if n not in self.stopped])
+            self.procs[name].send_signal(signal.SIGSTOP)
+            self.stopped.add(name)
+            self.note(action, name)
+            self.later(r.uniform(0.5, 4), "cont", name)
+        elif action == "kill_etcd" and all(self.procs[f"etcd-{i}"].poll() is None
+                                           for i in range(self.args.replicas)):
+            i = r.randrange(self.args.replicas)
+            self.procs[f"etcd-{i}"].kill()
+            self.procs[f"etcd-{i}"].wait()
+            self.note(action, f"etcd-{i}")
+            self.later(r.uniform(0.5, 4), "restart_etcd", f"etcd-{i}")
+        else:
+            return False
+        return True
+
+    def kill_daemon(self, name="splitd"):
+        proc = self.procs[name]
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        self.stopped.discard("splitd")
-        self.note("kill_daemon", "splitd")
+        self.stopped.discard(name)
+        self.note("kill_daemon", name)
         with self.lock:
-            self.record["restarts"].append({"killed": time.monotonic(), "started": None})
+            self.record["restarts"].append({"killed": time.monotonic(), "started": None,
+                                            "name": name})
 
     def reconfigure(self, dp):
         done = self.splitctl("reconfigure", CLUSTER, "--set", f"dp={dp}", timeout=10)
@@ -207,10 +281,13 @@ class Campaign:
                 self.procs[target].send_signal(signal.SIGCONT)
             self.stopped.discard(target)
         elif action == "restart_daemon":
-            self.start_daemon()
+            self.start_daemon(target)
             with self.lock:
-                self.record["restarts"][-1]["started"] = time.monotonic()
-            self.later(3, "read_cluster", "splitd")
+                restart = [r for r in self.record["restarts"] if r.get("name") == target][-1]
+                restart["started"] = time.monotonic()
+            self.later(3 if not self.args.replicas else 5, "read_cluster", "splitd")
+        elif action == "restart_etcd":
+            self.start_etcd(int(target.split("-")[1]))
         elif action == "heal":
             self.bed.heal(target)
             self.cut.discard(target)
@@ -236,7 +313,11 @@ class Campaign:
 
     def run(self):
         os.makedirs(os.path.join(self.out, "plans"), exist_ok=True)
-        self.start_daemon()
+        if self.args.replicas:
+            for i in range(self.args.replicas):
+                self.start_etcd(i, fresh=True)
+        for name in self.daemons():
+            self.start_daemon(name)
         wait_for(lambda: self.status_ready_to_apply(), "the daemon to serve", 30)
         applied = self.splitctl("apply", "-f", "-",
                                 input=topology(self.args.hosts, self.args.agents_per_host))
@@ -272,10 +353,20 @@ class Campaign:
         self.run_undo("read_cluster", "splitd")
         self.record["final"] = final
         self.record["final_plans"] = {n: read_json(self.plan_path(n)) for n in self.agents()}
-        self.record["audit"] = read_lines(os.path.join(self.out, "state", "audit.jsonl"))
+        self.record["audit"] = self.audit()
         with open(os.path.join(self.out, "history.json"), "w") as f:
             json.dump(self.record, f, indent=1)
         return history.check(self.record)
+
+    def audit(self):
+        """audit.jsonl: the daemon's, or every replica's merged in time order (each leader's
+        events follow the one before it)."""
+        if not self.args.replicas:
+            return read_lines(os.path.join(self.out, "state", "audit.jsonl"))
+        events = []
+        for i in range(self.args.replicas):
+            events += read_lines(os.path.join(self.out, f"state-{i}", "audit.jsonl"))
+        return sorted(events, key=lambda e: event_time(e.get("time", "")))
 
     def step_undo(self, until):
         if self.undo and self.undo[0][0] <= time.monotonic():
@@ -317,6 +408,15 @@ def read_json(path):
         return None
 
 
+def event_time(stamp):
+    """Seconds of an RFC 3339 UTC time as protobuf's JSON writes it (0 when missing)."""
+    if not stamp:
+        return 0.0
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = time.mktime(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds + (float("0." + fraction) if fraction else 0.0)
+
+
 def read_lines(path):
     out = []
     try:
@@ -345,13 +445,16 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=60, help="seconds of faults")
     parser.add_argument("--hosts", type=int, default=3, help="agent hosts (dp's size)")
     parser.add_argument("--agents_per_host", type=int, default=4, help="tp's size")
+    parser.add_argument("--replicas", type=int, default=0, choices=(0, 3),
+                        help="3: the daemon as three replicas over a three-member etcd")
     parser.add_argument("--settle_s", type=float, default=90,
                         help="how long the cluster may take to be READY once faults stop")
     parser.add_argument("--out", required=True, help="a directory for logs and the history")
     args = parser.parse_args(argv)
     args.bin = os.path.abspath(args.bin)
     os.makedirs(args.out, exist_ok=True)
-    with netns_bed.Bed(hosts=1 + args.hosts) as bed:
+    extra = max(0, args.replicas - 1)
+    with netns_bed.Bed(hosts=1 + args.hosts + extra) as bed:
         campaign = Campaign(args, bed)
         try:
             violations = campaign.run()
