@@ -1,6 +1,7 @@
-"""A short seeded fault campaign on the multi-host bed (tests/netns/campaign.py): kill -9,
-SIGSTOP/SIGCONT of agents and of the daemon, hosts cut off and healed, Reconfigure calls; its
-history must pass every check of tests/netns/history.py. Longer runs: docs/reliability.md.
+"""Short seeded fault campaigns on the multi-host bed (tests/netns/campaign.py): kill -9,
+SIGSTOP/SIGCONT of agents and of the daemon, hosts cut off and healed, Reconfigure calls, and
+with daemon replicas over etcd, etcd members killed; each history must pass every check of
+tests/netns/history.py. Longer runs: docs/reliability.md.
 Needs root, iproute2 and SPLITD_BIN; skipped without root."""
 
 import io
@@ -24,22 +25,30 @@ SEED = 20261207
 
 @unittest.skipUnless(CAN_MAKE_HOSTS, WHY_NOT)
 class CampaignTest(unittest.TestCase):
-    def test_a_seeded_campaign_keeps_every_property_of_its_history(self):
+    def run_campaign(self, extra, steps, duration, actions):
         bindir = os.path.dirname(os.path.dirname(binaries()["splitd"]))
         out = tempfile.mkdtemp(prefix="splitd-campaign-", dir="/tmp")
         printed = io.StringIO()
         try:
             with redirect_stdout(printed):
-                code = campaign.main(["--bin", bindir, "--seed", str(SEED), "--steps", "16",
-                                      "--duration", "40", "--out", out])
+                code = campaign.main(["--bin", bindir, "--seed", str(SEED), "--steps", str(steps),
+                                      "--duration", str(duration), "--out", out, *extra])
             self.assertEqual(code, 0, printed.getvalue() + logs_tail(out))
             with open(os.path.join(out, "history.json")) as f:
                 record = json.load(f)
             faults = {f["action"] for f in record["faults"]}
-            self.assertLessEqual(set(campaign.ACTIONS), faults, printed.getvalue())
+            self.assertLessEqual(set(actions), faults, printed.getvalue())
             self.assertGreater(len({s["status"]["epoch"] for s in record["statuses"]}), 2)
         finally:
             shutil.rmtree(out, ignore_errors=True)
+
+    def test_a_seeded_campaign_keeps_every_property_of_its_history(self):
+        self.run_campaign([], 16, 40, campaign.ACTIONS)
+
+    def test_with_daemon_replicas_over_etcd_too(self):
+        """Three replicas over a three-member etcd: daemon faults hit any replica, etcd members
+        are killed and restarted, the replicas' hosts are cut off too."""
+        self.run_campaign(["--replicas", "3"], 14, 35, campaign.REPLICA_ACTIONS)
 
 
 if __name__ == "__main__":
