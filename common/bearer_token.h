@@ -2,11 +2,7 @@
 #define SPLITD_COMMON_BEARER_TOKEN_H_
 
 #include <memory>
-#include <memory>
 #include <string>
-#include <vector>
-
-#include "grpcpp/support/client_interceptor.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,8 +59,7 @@ absl::StatusOr<std::string> ReadClientToken(std::string path, const char* env,
 std::shared_ptr<grpc::Channel> CreateChannelWithToken(
     const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
     const grpc::ChannelArguments& args, const std::string& token,
-    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> more =
-        {});
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> more = {});
 
 }  // namespace splitd
 

@@ -28,10 +28,10 @@ class TermCheck final : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_STATUS)) {
       if (!watermark_->Admit(term_)) {
-        *methods->GetRecvStatus() = grpc::Status(
-            grpc::StatusCode::UNAVAILABLE,
-            absl::StrCat("answer of splitd term ", term_, " after term ", watermark_->highest(),
-                         ": a replica that no longer leads"));
+        *methods->GetRecvStatus() =
+            grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         absl::StrCat("answer of splitd term ", term_, " after term ",
+                                      watermark_->highest(), ": a replica that no longer leads"));
       }
     }
     methods->Proceed();
@@ -134,9 +134,10 @@ absl::StatusOr<bool> ReplicatedTarget(absl::string_view address, std::string* ta
       in6_addr ip{};
       if (colon == std::string::npos ||
           inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), &ip) != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "daemon address \"", part, "\" in a list must be IP:PORT; for names give one "
-            "dns:///NAME:PORT that resolves to every replica"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("daemon address \"", part,
+                         "\" in a list must be IP:PORT; for names give one "
+                         "dns:///NAME:PORT that resolves to every replica"));
       }
     }
     *target = absl::StrCat(v6 ? "ipv6:" : "ipv4:", absl::StrJoin(parts, ","));
@@ -151,13 +152,13 @@ absl::StatusOr<bool> ReplicatedTarget(absl::string_view address, std::string* ta
   args->SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args->SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args->SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args->SetServiceConfigJSON(absl::StrCat(
-      R"({"loadBalancingConfig":[{"round_robin":{}}],)", R"("healthCheckConfig":{"serviceName":")",
-      kLeaderHealthService, R"("},)",
-      R"("methodConfig":[{"name":[{"service":"splitd.v1.AgentService"},)",
-      R"({"service":"splitd.v1.ControlService"}],)",
-      R"("retryPolicy":{"maxAttempts":5,"initialBackoff":"0.2s","maxBackoff":"1s",)",
-      R"("backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]})"));
+  args->SetServiceConfigJSON(
+      absl::StrCat(R"({"loadBalancingConfig":[{"round_robin":{}}],)",
+                   R"("healthCheckConfig":{"serviceName":")", kLeaderHealthService, R"("},)",
+                   R"("methodConfig":[{"name":[{"service":"splitd.v1.AgentService"},)",
+                   R"({"service":"splitd.v1.ControlService"}],)",
+                   R"("retryPolicy":{"maxAttempts":5,"initialBackoff":"0.2s","maxBackoff":"1s",)",
+                   R"("backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]})"));
   return true;
 }
 

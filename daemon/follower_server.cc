@@ -45,9 +45,9 @@ absl::StatusOr<std::unique_ptr<FollowerServer>> FollowerServer::Start(
   server->service_ = std::make_unique<Service>(std::move(leader_address));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(
-      listen, credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
-      &server->port_);
+  builder.AddListeningPort(listen,
+                           credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+                           &server->port_);
   builder.RegisterCallbackGenericService(server->service_.get());
   PermitClientPings(&builder);
   server->server_ = builder.BuildAndStart();

@@ -17,8 +17,8 @@ using splitd::testing::IsOk;
 
 grpc::health::v1::HealthCheckResponse::ServingStatus Health(grpc::Channel* channel,
                                                             const std::string& service) {
-  auto stub = grpc::health::v1::Health::NewStub(std::shared_ptr<grpc::Channel>(
-      channel, [](grpc::Channel*) {}));
+  auto stub = grpc::health::v1::Health::NewStub(
+      std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
   grpc::ClientContext context;
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);

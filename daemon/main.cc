@@ -80,8 +80,8 @@ void IgnoreLockOrderCycles() {
 // --etcd_* flags, --advertise and --leader_ttl_ms.
 absl::StatusOr<splitd::daemon::ReplicaConfig> ReplicaFromFlags(int argc, char** argv) {
   splitd::daemon::ReplicaConfig replica;
-  replica.etcd.endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
-                                          absl::SkipWhitespace());
+  replica.etcd.endpoints =
+      absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',', absl::SkipWhitespace());
   replica.etcd.ca_file = absl::GetFlag(FLAGS_etcd_ca);
   replica.etcd.cert_file = absl::GetFlag(FLAGS_etcd_cert);
   replica.etcd.key_file = absl::GetFlag(FLAGS_etcd_key);
@@ -102,13 +102,34 @@ absl::StatusOr<splitd::daemon::ReplicaConfig> ReplicaFromFlags(int argc, char** 
   replica.advertise = absl::GetFlag(FLAGS_advertise);
   const int ttl_ms = absl::GetFlag(FLAGS_leader_ttl_ms);
   if (ttl_ms < 2000 || ttl_ms > 600000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--leader_ttl_ms must be 2000..600000 (etcd grants 2 s at least), got ",
-                     ttl_ms));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--leader_ttl_ms must be 2000..600000 (etcd grants 2 s at least), got ", ttl_ms));
   }
   replica.ttl = absl::Milliseconds(ttl_ms);
   replica.argv.assign(argv, argv + argc);
   return replica;
+}
+
+// What the daemon says at start about tokens and transport security.
+void WarnAboutSecurity(const splitd::daemon::ServerConfig& config,
+                       const splitd::ServerSecurity& security,
+                       const splitd::ServerTlsOptions& tls) {
+  if (config.admin_token_file.empty()) {
+    spdlog::warn(
+        "no --admin_token_file: the ControlService takes calls without a token and clusters need "
+        "no join token");
+  } else if (security.plaintext && !splitd::IsLoopbackAddress(config.listen)) {
+    spdlog::warn("tokens travel in the clear over plaintext gRPC; serve TLS to protect them");
+  }
+  if (security.plaintext) {
+    spdlog::warn(
+        "serving PLAINTEXT gRPC on {}: no authentication or encryption; give --tls_cert and "
+        "--tls_key to serve TLS",
+        config.listen);
+  } else {
+    spdlog::info("serving {} on {} (certificate {})", security.description, config.listen,
+                 tls.cert_file);
+  }
 }
 
 }  // namespace
@@ -156,22 +177,7 @@ int main(int argc, char** argv) {
   config.credentials = security->credentials;
   config.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
   config.observer_token_file = absl::GetFlag(FLAGS_observer_token_file);
-  if (config.admin_token_file.empty()) {
-    spdlog::warn(
-        "no --admin_token_file: the ControlService takes calls without a token and clusters need "
-        "no join token");
-  } else if (security->plaintext && !splitd::IsLoopbackAddress(config.listen)) {
-    spdlog::warn("tokens travel in the clear over plaintext gRPC; serve TLS to protect them");
-  }
-  if (security->plaintext) {
-    spdlog::warn(
-        "serving PLAINTEXT gRPC on {}: no authentication or encryption; give --tls_cert and "
-        "--tls_key to serve TLS",
-        config.listen);
-  } else {
-    spdlog::info("serving {} on {} (certificate {})", security->description, config.listen,
-                 tls.cert_file);
-  }
+  WarnAboutSecurity(config, *security, tls);
 
   splitd::RealClock clock;
   if (!absl::GetFlag(FLAGS_etcd_endpoints).empty()) {

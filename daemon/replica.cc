@@ -2,9 +2,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <atomic>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -66,7 +66,6 @@ class LeaderView {
   etcd::LeaderElection* election_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
-
 // Serves as the leader from the follower's port until `stop`; then resigns.
 int Lead(ServerConfig config, const ReplicaConfig& replica, const Clock* clock,
          etcd::EtcdClient* client, etcd::LeaderElection* election,
@@ -119,8 +118,8 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
     return 2;
   }
   LeaderView view;
-  auto follower = FollowerServer::Start(config.listen, config.credentials,
-                                        [&view] { return view.Address(); });
+  auto follower =
+      FollowerServer::Start(config.listen, config.credentials, [&view] { return view.Address(); });
   if (!follower.ok()) {
     spdlog::error("cannot start: {}", follower.status().ToString());
     return 1;
@@ -133,14 +132,13 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
     return 2;
   }
   if (!config.port_file.empty()) {
-    if (absl::Status written = WriteFileAtomically(config.port_file, bound + "\n");
-        !written.ok()) {
+    if (absl::Status written = WriteFileAtomically(config.port_file, bound + "\n"); !written.ok()) {
       spdlog::error("{}", written.ToString());
       return 1;
     }
   }
-  spdlog::info("replica serving as a follower on {} (advertised as {}), etcd {}", bound,
-               *advertise, absl::StrJoin(replica.etcd.endpoints, ","));
+  spdlog::info("replica serving as a follower on {} (advertised as {}), etcd {}", bound, *advertise,
+               absl::StrJoin(replica.etcd.endpoints, ","));
 
   absl::Notification stop;
   std::thread signals([&stop, stop_signals] {
@@ -162,7 +160,7 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
   election_options.advertise = *advertise;
   election_options.ttl = replica.ttl;
   std::unique_ptr<etcd::LeaderElection> election;
-  absl::StatusOr<etcd::Leadership> won = absl::UnknownError("not yet");
+  absl::StatusOr<etcd::Leadership> won = absl::CancelledError("not campaigned yet");
   while (true) {
     view.Set(nullptr);
     election = std::make_unique<etcd::LeaderElection>(client->get(), election_options, on_lost);

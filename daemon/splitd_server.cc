@@ -108,7 +108,7 @@ absl::StatusOr<std::unique_ptr<SplitdServer>> SplitdServer::Start(const ServerCo
     RETURN_IF_ERROR(WriteFileAtomically(config.port_file, server->address_ + "\n"));
   }
   spdlog::info("serving on {} (state {})", server->address_,
-               config.open_store      ? absl::StrCat("in etcd, term ", config.term)
+               config.open_store         ? absl::StrCat("in etcd, term ", config.term)
                : config.data_dir.empty() ? std::string("in memory only")
                                          : absl::StrCat("durable in ", config.data_dir));
   return server;

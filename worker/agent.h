@@ -10,12 +10,12 @@
 #include <thread>
 #include <vector>
 
-#include "common/daemon_replicas.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/daemon_replicas.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "splitd/v1/agent_service.grpc.pb.h"

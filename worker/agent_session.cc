@@ -184,10 +184,9 @@ absl::Status Agent::WatchOnce(bool* received_any) {
     stream_context_ = nullptr;
   }
   if (stale) {
-    return absl::UnavailableError(
-        absl::StrCat("plan stream of splitd term ", TermOf(context.GetServerInitialMetadata()),
-                     " after term ", options_.terms->highest(),
-                     ": a replica that no longer leads"));
+    return absl::UnavailableError(absl::StrCat(
+        "plan stream of splitd term ", TermOf(context.GetServerInitialMetadata()), " after term ",
+        options_.terms->highest(), ": a replica that no longer leads"));
   }
   if (status.ok()) return absl::UnavailableError("the daemon closed the plan stream");
   return FromGrpcStatus(status);
@@ -264,9 +263,10 @@ void Agent::HeartbeatLoop() {
     if (SessionLost(error.code())) {
       InvalidateSession(generation, error);
     } else if (!failing) {
-      spdlog::warn("heartbeat failed: {} (groups are kept; retrying from 200 ms up to every "
-                   "{:.0f} ms)",
-                   error.ToString(), Millis(interval));
+      spdlog::warn(
+          "heartbeat failed: {} (groups are kept; retrying from 200 ms up to every "
+          "{:.0f} ms)",
+          error.ToString(), Millis(interval));
     }
     failing = true;
   }

@@ -297,6 +297,30 @@ splitd::worker::Backends FindBackends(int64_t device_index) {
   return splitd::worker::DefaultBackends(backend_options);
 }
 
+// How the agent reaches the daemon: security, target (one address, or the replicas) and token.
+struct Connection {
+  splitd::ClientSecurity security;
+  grpc::ChannelArguments args;
+  std::string target;
+  std::string join_token;
+};
+
+absl::StatusOr<Connection> ConnectionTo(const std::string& daemon) {
+  Connection connection;
+  absl::StatusOr<splitd::ClientSecurity> security =
+      splitd::MakeClientSecurity(TlsOptions(), splitd::FirstAddress(daemon), &connection.args);
+  if (!security.ok()) return security.status();
+  connection.security = *std::move(security);
+  absl::StatusOr<bool> replicated =
+      splitd::ReplicatedTarget(daemon, &connection.target, &connection.args);
+  if (!replicated.ok()) return replicated.status();
+  absl::StatusOr<std::string> token = splitd::ReadClientToken(
+      absl::GetFlag(FLAGS_join_token_file), "SPLITD_JOIN_TOKEN_FILE", "join_token_file");
+  if (!token.ok()) return token.status();
+  connection.join_token = *std::move(token);
+  return connection;
+}
+
 // The channel to the daemon, or to its replicas: every answer of a replica that no longer leads
 // (a lower term than one seen before) is taken as UNAVAILABLE.
 std::shared_ptr<grpc::Channel> DaemonChannel(const std::string& target,
@@ -330,23 +354,12 @@ int main(int argc, char** argv) {
   splitd::worker::AgentOptions options;
   splitd::worker::FaultInjection faults;
   std::string daemon;
-  grpc::ChannelArguments channel_args;
-  absl::StatusOr<splitd::ClientSecurity> security;
+  absl::StatusOr<Connection> connection;
   absl::Status parsed = ParseFlags(argc, argv);
   if (parsed.ok()) parsed = BuildOptions(&options, &faults, &daemon);
-  std::string target;
   if (parsed.ok()) {
-    security =
-        splitd::MakeClientSecurity(TlsOptions(), splitd::FirstAddress(daemon), &channel_args);
-    parsed = security.status();
-  }
-  if (parsed.ok()) parsed = splitd::ReplicatedTarget(daemon, &target, &channel_args).status();
-  std::string join_token;
-  if (parsed.ok()) {
-    absl::StatusOr<std::string> token = splitd::ReadClientToken(
-        absl::GetFlag(FLAGS_join_token_file), "SPLITD_JOIN_TOKEN_FILE", "join_token_file");
-    parsed = token.status();
-    if (token.ok()) join_token = *std::move(token);
+    connection = ConnectionTo(daemon);
+    parsed = connection.status();
   }
   if (parsed.ok()) {
     parsed = splitd::SetupLogging(kProgram, absl::GetFlag(FLAGS_log_level),
@@ -359,8 +372,8 @@ int main(int argc, char** argv) {
   splitd::RouteGrpcLogsToSpdlog();
 
   spdlog::info("{} {} connecting to {} over {}", kProgram, splitd::kVersion, daemon,
-               security->plaintext ? "plaintext" : "TLS");
-  if (security->plaintext && !splitd::IsLoopbackAddress(splitd::FirstAddress(daemon))) {
+               connection->security.plaintext ? "plaintext" : "TLS");
+  if (connection->security.plaintext && !splitd::IsLoopbackAddress(splitd::FirstAddress(daemon))) {
     spdlog::warn("connecting to {} in PLAINTEXT: the traffic can be read and altered on the way",
                  daemon);
   }
@@ -374,7 +387,8 @@ int main(int argc, char** argv) {
 
   splitd::worker::Agent agent(
       options,
-      DaemonChannel(target, security->credentials, channel_args, join_token, options.terms),
+      DaemonChannel(connection->target, connection->security.credentials, connection->args,
+                    connection->join_token, options.terms),
       std::move(backends.factories), faults);
 
   std::thread signal_thread([&agent, &stop_signals] {

@@ -99,9 +99,9 @@ void LeaderElection::KeepAlive() {
   const absl::Duration every = options_.ttl / 3;
   while (!lost_.load()) {
     if (SteadyNanos() >= valid_until_nanos_.load()) {
-      Lose(absl::UnavailableError(absl::StrCat(
-          "the election lease was not renewed within its TTL of ",
-          absl::FormatDuration(options_.ttl))));
+      Lose(absl::UnavailableError(
+          absl::StrCat("the election lease was not renewed within its TTL of ",
+                       absl::FormatDuration(options_.ttl))));
       return;
     }
     const int64_t before = valid_until_nanos_.load();
@@ -191,8 +191,7 @@ absl::StatusOr<Leadership> LeaderElection::Campaign(absl::Notification* stop) {
     if (lost_.load()) return absl::UnavailableError("the election lease was lost while waiting");
     std::string predecessor;
     int64_t revision = 0;
-    if (absl::Status read = ReadCandidates(leadership.term, &predecessor, &revision);
-        !read.ok()) {
+    if (absl::Status read = ReadCandidates(leadership.term, &predecessor, &revision); !read.ok()) {
       spdlog::warn("cannot read the election's candidates: {}", read.ToString());
       stop->WaitForNotificationWithTimeout(absl::Milliseconds(200));
       continue;

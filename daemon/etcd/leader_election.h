@@ -28,8 +28,8 @@ struct ElectionOptions {
 
 // What a won election gives the leader.
 struct Leadership {
-  std::string key;    // its leader key
-  int64_t term = 0;   // the key's create revision: the fencing token of every write
+  std::string key;   // its leader key
+  int64_t term = 0;  // the key's create revision: the fencing token of every write
 };
 
 // One replica's part in electing the daemon's leader through etcd: the candidate's key is bound

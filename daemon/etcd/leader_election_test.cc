@@ -3,10 +3,10 @@
 
 #include "daemon/etcd/leader_election.h"
 
-#include <atomic>
-#include <memory>
 #include <signal.h>
 
+#include <atomic>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"

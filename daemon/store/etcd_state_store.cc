@@ -100,16 +100,16 @@ etcdserverpb::TxnRequest EtcdStateStore::FencedTxn() const {
 
 absl::Status EtcdStateStore::CheckWritable(const internal::LogRecord& record) const {
   if (const size_t bytes = record.ByteSizeLong(); bytes > kMaxRecordBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "record of ", bytes, " bytes exceeds the etcd store's limit of ", kMaxRecordBytes,
-        " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("record of ", bytes,
+                                                   " bytes exceeds the etcd store's limit of ",
+                                                   kMaxRecordBytes, " bytes"));
   }
   return absl::OkStatus();
 }
 
 absl::Status EtcdStateStore::LoseLocked(absl::Status why) {
-  const absl::Status lost = absl::UnavailableError(
-      absl::StrCat("this replica stopped writing to etcd: ", why.message()));
+  const absl::Status lost =
+      absl::UnavailableError(absl::StrCat("this replica stopped writing to etcd: ", why.message()));
   if (!lost_) {
     lost_ = true;
     spdlog::error("{}", std::string(lost.message()));
@@ -137,21 +137,21 @@ absl::Status EtcdStateStore::WriteResolvedLocked(const std::string& key, const s
         const mvccpb::KeyValue* leader = Found(now->responses(1));
         if (written != nullptr && written->value() == value) return absl::OkStatus();
         if (leader == nullptr || leader->create_revision() != options_.term) {
-          return LoseLocked(absl::FailedPreconditionError(absl::StrCat(
-              "the leader key ", options_.leader_key, " is not this replica's (term ",
-              options_.term, ") any more")));
+          return LoseLocked(absl::FailedPreconditionError(
+              absl::StrCat("the leader key ", options_.leader_key, " is not this replica's (term ",
+                           options_.term, ") any more")));
         }
         if (written != nullptr && sent.ok()) {
-          return LoseLocked(absl::DataLossError(
-              absl::StrCat(key, " holds an entry this replica did not write")));
+          return LoseLocked(
+              absl::DataLossError(absl::StrCat(key, " holds an entry this replica did not write")));
         }
         break;  // absent: send again; the absence check keeps it from applying twice
       }
       if (absl::Now() > deadline) {
-        return LoseLocked(absl::UnavailableError(absl::StrCat(
-            "cannot tell whether the write of ", key, " applied within ",
-            absl::FormatDuration(options_.resolve_timeout), ": ",
-            (now.ok() ? sent.status() : now.status()).message())));
+        return LoseLocked(absl::UnavailableError(
+            absl::StrCat("cannot tell whether the write of ", key, " applied within ",
+                         absl::FormatDuration(options_.resolve_timeout), ": ",
+                         (now.ok() ? sent.status() : now.status()).message())));
       }
       absl::SleepFor(backoff);
       backoff = std::min(backoff * 2, absl::Milliseconds(500));
@@ -195,9 +195,9 @@ absl::Status EtcdStateStore::Persist(const std::vector<const internal::LogRecord
   entry.set_first_sequence(records.front()->sequence());
   entry.set_last_sequence(records.back()->sequence());
   const std::string key = StateKey("log/" + Padded(entry.first_sequence()));
-  ASSIGN_OR_RETURN(std::string value,
-                   EncodeLocked(entry, batch, StateKey("piece/" + Padded(entry.first_sequence()) +
-                                                       "/")));
+  ASSIGN_OR_RETURN(
+      std::string value,
+      EncodeLocked(entry, batch, StateKey("piece/" + Padded(entry.first_sequence()) + "/")));
   etcdserverpb::TxnRequest txn = FencedTxn();
   etcdserverpb::Compare* absent = txn.add_compare();
   absent->set_key(key);
@@ -244,8 +244,7 @@ absl::Status EtcdStateStore::CompactLocked() {
   RETURN_IF_ERROR(WriteResolvedLocked(key, value, txn));
   bytes_since_snapshot_ = 0;
   compact_retry_at_ = 0;
-  spdlog::info("etcd store snapshot at sequence {} ({} records)", sequence,
-               records.records_size());
+  spdlog::info("etcd store snapshot at sequence {} ({} records)", sequence, records.records_size());
   return absl::OkStatus();
 }
 
@@ -273,8 +272,8 @@ absl::Status EtcdStateStore::ReplayLocked(const std::string& key, const internal
   }
   for (const internal::LogRecord& record : records.records()) {
     if (record.sequence() != 0 && record.sequence() != last_sequence_ + 1) {
-      return absl::DataLossError(absl::StrCat(key, ": record ", record.sequence(),
-                                              " follows record ", last_sequence_));
+      return absl::DataLossError(
+          absl::StrCat(key, ": record ", record.sequence(), " follows record ", last_sequence_));
     }
     if (absl::Status status = state_.Check(record); !status.ok()) {
       return absl::DataLossError(
@@ -295,8 +294,8 @@ absl::Status EtcdStateStore::LoadLocked(const etcd::PrefixRead& read) {
     if (!snapshot.ParseFromString(kv.value())) {
       return absl::DataLossError(absl::StrCat(snapshot_key, " cannot be parsed"));
     }
-    RETURN_IF_ERROR(ReplayLocked(
-        snapshot_key, snapshot, StateKey("snap/" + Padded(snapshot.last_sequence()) + "/"), read));
+    RETURN_IF_ERROR(ReplayLocked(snapshot_key, snapshot,
+                                 StateKey("snap/" + Padded(snapshot.last_sequence()) + "/"), read));
     last_sequence_ = snapshot.last_sequence();
   }
   for (const mvccpb::KeyValue& kv : read.kvs) {
@@ -311,8 +310,8 @@ absl::Status EtcdStateStore::LoadLocked(const etcd::PrefixRead& read) {
                                               entry.first_sequence(), " after record ",
                                               last_sequence_));
     }
-    RETURN_IF_ERROR(ReplayLocked(
-        kv.key(), entry, StateKey("piece/" + Padded(entry.first_sequence()) + "/"), read));
+    RETURN_IF_ERROR(ReplayLocked(kv.key(), entry,
+                                 StateKey("piece/" + Padded(entry.first_sequence()) + "/"), read));
     bytes_since_snapshot_ += kv.value().size();
   }
   return absl::OkStatus();

@@ -163,8 +163,7 @@ TEST(EtcdStateStoreTest, ReopenReplaysEntriesPiecesAndSnapshots) {
   // A commit of several changes is one entry.
   std::vector<Change> changes(3);
   for (int i = 0; i < 3; ++i) {
-    changes[i].records.push_back(
-        AddMemberRecord("job", Member(absl::StrCat("group-", i), 20 + i)));
+    changes[i].records.push_back(AddMemberRecord("job", Member(absl::StrCat("group-", i), 20 + i)));
   }
   ASSERT_THAT((*store)->Commit(absl::MakeSpan(changes)), IsOk());
   const std::string before = Dump(**store);
@@ -207,12 +206,10 @@ TEST(EtcdStateStoreTest, AFencedWriteStopsTheStoreAndLeavesNothing) {
   const int64_t new_term = PutLeaderKey(*client, options.leader_key);
   ASSERT_NE(new_term, options.term);
 
-  EXPECT_THAT((*store)->AddMember("job", Member("a", 0)),
-              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT((*store)->AddMember("job", Member("a", 0)), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(lost.load(), 1);
   EXPECT_TRUE((*store)->lost());
-  EXPECT_THAT((*store)->AddMember("job", Member("b", 1)),
-              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT((*store)->AddMember("job", Member("b", 1)), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(lost.load(), 1);
 
   options.term = new_term;
@@ -278,8 +275,7 @@ TEST(EtcdStateStoreTest, EtcdGoneLongerThanTheResolveTimeoutLosesTheStore) {
   ASSERT_THAT(store, IsOk());
   ASSERT_THAT((*store)->PutCluster(Cluster("job", 1)), IsOk());
   (*cluster)->Kill(0);
-  EXPECT_THAT((*store)->AddMember("job", Member("a", 0)),
-              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT((*store)->AddMember("job", Member("a", 0)), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(lost.load(), 1);
 }
 

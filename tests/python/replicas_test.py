@@ -186,6 +186,37 @@ class FailoverWhileRegisteringTest(ReplicasTestCase):
         self.assertEqual(self.formed, [1, 1, 1, 1])
 
 
+class FailoverWhileBootstrappingTest(ReplicasTestCase):
+    """Agent 0 is stopped once it registers, so the others wait in the world's bootstrap; the
+    leader dies while they wait (their rendezvous keys are in etcd), agent 0 goes on, and the
+    epoch becomes READY."""
+
+    @classmethod
+    def _run(cls):
+        c = cls.c
+        first = c.start_agent(0, socket_flag=False)
+        poll(lambda: c.status()["registered_members"] == 1, "agent 0 to register",
+             alive=c.alive())
+        first.send_signal(signal.SIGSTOP)
+        for i in range(1, 4):
+            c.start_agent(i, socket_flag=False)
+        cls.waiting = poll(lambda: (lambda s: s if sum(
+            m["phase"] == "BOOTSTRAPPING" for m in s["members"]) == 3 else None)(c.status()),
+            "the others to bootstrap", alive=c.alive())
+        time.sleep(0.5)
+        cls.kill_leader()
+        first.send_signal(signal.SIGCONT)
+        cls.after = poll(ready_at(c), "READY", alive=c.alive())
+        cls.formed = [formations(c, i) for i in range(4)]
+
+    def test_the_epoch_forms_once_across_the_failover(self):
+        self.assertEqual(self.waiting["epoch"], 1)
+        self.assertEqual(self.after["epoch"], 1)
+        self.assertEqual(self.after["registered_members"], 4)
+        self.assertEqual(self.after["lost_members"], 0)
+        self.assertEqual(self.formed, [1, 1, 1, 1])
+
+
 class FailoverDuringReconfigureTest(ReplicasTestCase):
     """An acknowledged Reconfigure survives the leader's death right after it answered."""
 

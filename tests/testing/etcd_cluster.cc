@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
-#include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "tests/testing/temp_files.h"
 
 namespace splitd::testing {
@@ -81,13 +81,32 @@ absl::Status EtcdCluster::StartMember(int i, bool fresh) {
   Member& member = members_[i];
   const std::string client = absl::StrCat("http://127.0.0.1:", member.client_port);
   const std::string peer = absl::StrCat("http://127.0.0.1:", member.peer_port);
-  std::vector<std::string> argv = {
-      "/usr/bin/etcd", "--name", member.name, "--data-dir", member.data_dir,
-      "--listen-client-urls", client, "--advertise-client-urls", client,
-      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-      "--initial-cluster-token", token_, "--initial-cluster", initial_cluster_,
-      "--initial-cluster-state", fresh ? "new" : "existing", "--unsafe-no-fsync",
-      "--log-level", "warn", "--heartbeat-interval", "100", "--election-timeout", "1000"};
+  std::vector<std::string> argv = {"/usr/bin/etcd",
+                                   "--name",
+                                   member.name,
+                                   "--data-dir",
+                                   member.data_dir,
+                                   "--listen-client-urls",
+                                   client,
+                                   "--advertise-client-urls",
+                                   client,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster-token",
+                                   token_,
+                                   "--initial-cluster",
+                                   initial_cluster_,
+                                   "--initial-cluster-state",
+                                   fresh ? "new" : "existing",
+                                   "--unsafe-no-fsync",
+                                   "--log-level",
+                                   "warn",
+                                   "--heartbeat-interval",
+                                   "100",
+                                   "--election-timeout",
+                                   "1000"};
   absl::StatusOr<Subprocess> process = Subprocess::Start(argv);
   if (!process.ok()) return process.status();
   member.process.emplace(*std::move(process));
