@@ -21,7 +21,6 @@ Usage (binaries built with -c opt):
 """
 
 import argparse
-import calendar
 import json
 import os
 import re
@@ -37,6 +36,9 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from etcd_procs import Etcd  # noqa: E402
+
+sys.path.insert(0, os.path.join(HERE, "..", "netns"))
+from campaign import event_time  # noqa: E402
 
 TOPOLOGY = """cluster: ha
 dims:
@@ -72,15 +74,6 @@ def log_times(path, pattern):
                 stamp = datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f")
                 times.append(stamp.timestamp())
     return times
-
-
-def stamp_seconds(stamp):
-    """Seconds since the epoch of an RFC 3339 UTC time as protobuf's JSON writes it."""
-    if not stamp:
-        return 0.0
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
-    return seconds + (float("0." + fraction) if fraction else 0.0)
 
 
 def trial(args, workdir):
@@ -142,7 +135,7 @@ def trial(args, workdir):
         while len(answered) < args.agents and time.monotonic() < deadline:
             s = status()
             for m in (s or {}).get("members", []):
-                seen = stamp_seconds(m.get("last_seen", ""))
+                seen = event_time(m.get("last_seen", ""))
                 if m["member_id"] not in answered and seen > loaded_at:
                     answered[m["member_id"]] = seen - t0
             time.sleep(0.05)

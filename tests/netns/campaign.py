@@ -18,6 +18,7 @@ Exits 0 when every check holds; DIR keeps the processes' logs, audit.jsonl and h
 """
 
 import argparse
+import calendar
 import heapq
 import json
 import os
@@ -413,7 +414,7 @@ def event_time(stamp):
     if not stamp:
         return 0.0
     whole, _, fraction = stamp.rstrip("Z").partition(".")
-    seconds = time.mktime(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
     return seconds + (float("0." + fraction) if fraction else 0.0)
 
 

@@ -22,7 +22,7 @@ dims:
   - {name: dp, size: 2}
 method: split
 backend: "cpu:gloo"
-elastic: {replica_dim: dp, min: 1, max: 2}
+elastic: {replica_dim: dp, min: 1, max: 2, heartbeat_interval_ms: 800, lease_timeout_ms: 4000}
 """
 TTL_MS = 3000
 
@@ -119,6 +119,25 @@ class ReplicasTestCase(unittest.TestCase):
         cls.c.remove()
 
     @classmethod
+    def start_agents(cls, indices=range(4)):
+        for i in indices:
+            cls.c.start_agent(i, socket_flag=False)
+
+    @classmethod
+    def ready(cls, epoch=None):
+        """Waits for READY (at `epoch`); returns the status and how often each agent formed its
+        groups."""
+        c = cls.c
+        status = poll(ready_at(c, epoch), "READY", alive=c.alive())
+        return status, [formations(c, i) for i in range(4)]
+
+    def assert_formed_once_in(self, status, formed, epoch):
+        self.assertEqual(status["epoch"], epoch)
+        self.assertEqual(status["registered_members"], 4)
+        self.assertEqual(status["lost_members"], 0)
+        self.assertEqual(formed, [1, 1, 1, 1])
+
+    @classmethod
     def kill_leader(cls):
         """SIGKILL of the leading replica; returns (its index, seconds until another leads)."""
         c = cls.c
@@ -135,18 +154,15 @@ class FailoverAfterReadyTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(4):
-            c.start_agent(i, socket_flag=False)
-        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.start_agents()
+        cls.before, cls.formed_before = cls.ready()
         cls.files_before = c.plan_files()
-        cls.formed_before = [formations(c, i) for i in range(4)]
         cls.old, cls.new, cls.failover_s = cls.kill_leader()
         print(f"failover after kill -9 of the leader: {cls.failover_s:.2f} s", file=sys.stderr)
-        # A whole member lease and more after the failover: nobody is lost.
-        time.sleep(8)
-        cls.after = poll(ready_at(c), "READY after the failover", alive=c.alive())
+        # A whole member lease (4 s) and more after the failover: nobody is lost.
+        time.sleep(5)
+        cls.after, cls.formed_after = cls.ready()
         cls.files_after = c.plan_files()
-        cls.formed_after = [formations(c, i) for i in range(4)]
 
     def test_a_follower_leads_within_the_ttl_and_two_seconds(self):
         self.assertNotEqual(self.new, self.old)
@@ -170,20 +186,15 @@ class FailoverWhileRegisteringTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(2):
-            c.start_agent(i, socket_flag=False)
+        cls.start_agents(range(2))
         poll(lambda: c.status()["registered_members"] == 2, "two members", alive=c.alive())
         cls.kill_leader()
-        for i in range(2, 4):
-            c.start_agent(i, socket_flag=False)
-        cls.after = poll(ready_at(c), "READY", alive=c.alive())
-        cls.formed = [formations(c, i) for i in range(4)]
+        cls.start_agents(range(2, 4))
+        cls.after, cls.formed = cls.ready()
 
     def test_one_epoch_of_the_four_members(self):
-        self.assertEqual(self.after["epoch"], 1)
-        self.assertEqual(self.after["registered_members"], 4)
+        self.assert_formed_once_in(self.after, self.formed, epoch=1)
         self.assertEqual(self.after["world_size"], 4)
-        self.assertEqual(self.formed, [1, 1, 1, 1])
 
 
 class FailoverWhileBootstrappingTest(ReplicasTestCase):
@@ -198,23 +209,18 @@ class FailoverWhileBootstrappingTest(ReplicasTestCase):
         poll(lambda: c.status()["registered_members"] == 1, "agent 0 to register",
              alive=c.alive())
         first.send_signal(signal.SIGSTOP)
-        for i in range(1, 4):
-            c.start_agent(i, socket_flag=False)
+        cls.start_agents(range(1, 4))
         cls.waiting = poll(lambda: (lambda s: s if sum(
             m["phase"] == "BOOTSTRAPPING" for m in s["members"]) == 3 else None)(c.status()),
             "the others to bootstrap", alive=c.alive())
         time.sleep(0.5)
         cls.kill_leader()
         first.send_signal(signal.SIGCONT)
-        cls.after = poll(ready_at(c), "READY", alive=c.alive())
-        cls.formed = [formations(c, i) for i in range(4)]
+        cls.after, cls.formed = cls.ready()
 
     def test_the_epoch_forms_once_across_the_failover(self):
         self.assertEqual(self.waiting["epoch"], 1)
-        self.assertEqual(self.after["epoch"], 1)
-        self.assertEqual(self.after["registered_members"], 4)
-        self.assertEqual(self.after["lost_members"], 0)
-        self.assertEqual(self.formed, [1, 1, 1, 1])
+        self.assert_formed_once_in(self.after, self.formed, epoch=1)
 
 
 class FailoverDuringReconfigureTest(ReplicasTestCase):
@@ -223,15 +229,13 @@ class FailoverDuringReconfigureTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(4):
-            c.start_agent(i, socket_flag=False)
-        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.start_agents()
+        cls.before, _ = cls.ready()
         done = c.splitctl("reconfigure", "ha", "--set", "dp=1")
         if done.returncode != 0:
             raise AssertionError(f"reconfigure failed: {done.stderr}")
         cls.kill_leader()
-        cls.after = poll(ready_at(c, epoch=cls.before["epoch"] + 1), "READY at the next epoch",
-                         alive=c.alive())
+        cls.after, _ = cls.ready(epoch=cls.before["epoch"] + 1)
 
     def test_the_acknowledged_layout_is_the_new_leaders(self):
         self.assertEqual(self.after["world_size"], 2)
@@ -246,10 +250,8 @@ class StoppedLeaderTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(4):
-            c.start_agent(i, socket_flag=False)
-        cls.before = poll(ready_at(c), "READY", alive=c.alive())
-        cls.formed_before = [formations(c, i) for i in range(4)]
+        cls.start_agents()
+        cls.before, cls.formed_before = cls.ready()
         cls.old = c.leader()
         c.replicas[cls.old].send_signal(signal.SIGSTOP)
         others = {i: p for i, p in c.ports.items() if i != cls.old}
@@ -264,8 +266,7 @@ class StoppedLeaderTest(ReplicasTestCase):
              "the stopped leader to step down", alive=c.alive())
         time.sleep(3)
         cls.leader_after = c.leader()
-        cls.after = poll(ready_at(c), "READY", alive=c.alive())
-        cls.formed_after = [formations(c, i) for i in range(4)]
+        cls.after, cls.formed_after = cls.ready()
 
     def test_the_stopped_leader_steps_down_and_the_new_one_stays(self):
         self.assertNotEqual(self.new, self.old)
@@ -286,9 +287,8 @@ class EtcdQuorumLostTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(4):
-            c.start_agent(i, socket_flag=False)
-        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.start_agents()
+        cls.before, _ = cls.ready()
         cls.files_before = c.plan_files()
         c.etcd.kill(1)
         c.etcd.kill(2)
@@ -322,9 +322,8 @@ class CompactionThenStandbyRestartTest(ReplicasTestCase):
     @classmethod
     def _run(cls):
         c = cls.c
-        for i in range(4):
-            c.start_agent(i, socket_flag=False)
-        cls.before = poll(ready_at(c), "READY", alive=c.alive())
+        cls.start_agents()
+        cls.before, _ = cls.ready()
         c.etcd.compact(c.etcd.revision())
         leader = c.leader()
         standby = next(i for i in c.replicas if i != leader)
@@ -333,7 +332,7 @@ class CompactionThenStandbyRestartTest(ReplicasTestCase):
         c.procs = [(n, p) for n, p in c.procs if p is not c.replicas[standby]]
         c.start_replica(standby, port=c.ports[standby].rsplit(":", 1)[1])
         cls.old, cls.new, _ = cls.kill_leader()
-        cls.after = poll(ready_at(c), "READY", alive=c.alive())
+        cls.after, _ = cls.ready()
 
     def test_a_standby_leads_with_the_same_state(self):
         self.assertNotEqual(self.new, self.old)
