@@ -181,9 +181,15 @@ absl::StatusOr<Leadership> LeaderElection::Campaign(absl::Notification* stop) {
   absl::StatusOr<etcdserverpb::TxnResponse> created = client_->Txn(create);
   if (!created.ok()) return created.status();
   // Created now (its revision is the transaction's), or by an earlier attempt.
-  leadership.term = created->succeeded()
-                        ? created->header().revision()
-                        : created->responses(0).response_range().kvs(0).create_revision();
+  if (created->succeeded()) {
+    leadership.term = created->header().revision();
+  } else if (created->responses_size() == 1 &&
+             created->responses(0).response_range().kvs_size() == 1) {
+    leadership.term = created->responses(0).response_range().kvs(0).create_revision();
+  } else {
+    return absl::UnavailableError(
+        absl::StrCat("the election key ", leadership.key, " went away while it was created"));
+  }
   spdlog::info("campaigning for leadership as {} (key {}, revision {})", options_.advertise,
                leadership.key, leadership.term);
   while (true) {

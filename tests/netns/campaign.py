@@ -273,6 +273,11 @@ class Campaign:
         if acked:
             with self.lock:
                 self.record["acks"].append({"t": time.monotonic(), "dp": dp})
+        elif done is None or "UNAVAILABLE" in done.stderr or "DEADLINE" in done.stderr:
+            # Sent, but its outcome is unknown (the leader may have applied it and died, or the
+            # answer was lost): either size may stand afterwards.
+            with self.lock:
+                self.record.setdefault("unknown", []).append({"t": time.monotonic(), "dp": dp})
 
     def run_undo(self, action, target):
         if action == "restart_agent":

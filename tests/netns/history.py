@@ -7,7 +7,8 @@ line per violation; an empty list means every property held:
   restarts), where every EPOCH_STARTED names a later epoch than the one before;
 - one plan per epoch: every status and plan file naming an epoch gives it the same fingerprint;
 - nothing acknowledged is lost across a restart of the daemon: every member seen a second before
-  the kill is a member after it, and the declared dp is the last acknowledged one;
+  the kill is a member after it, and the declared dp is the last acknowledged one (or that of a
+  Reconfigure sent since whose caller could not learn its outcome);
 - no agent acts in an epoch it is not part of: a plan file READY (or FAILED) for an epoch names
   the rank its pod holds in that epoch's status;
 - the cluster ends READY once faults stop, and every rank of that epoch holds a plan file of the
@@ -105,10 +106,14 @@ def acknowledged_kept(record):
         acks = [a for a in record["acks"] if a["t"] <= killed]
         reads = [c for c in record["clusters"] if c["t"] >= started]
         if acks and reads:
-            # Only a read before any later Reconfigure shows what the restart kept.
+            # Only a read before any later Reconfigure shows what the restart kept. A Reconfigure
+            # whose outcome its caller could not know (UNAVAILABLE, a timeout) since the last
+            # acknowledged one may have applied too.
             later_acks = [a for a in record["acks"] if started <= a["t"] <= reads[0]["t"]]
+            unknown = {u["dp"] for u in record.get("unknown", [])
+                       if acks[-1]["t"] <= u["t"] <= reads[0]["t"]}
             dp = declared_dp(reads[0]["cluster"])
-            if not later_acks and dp is not None and dp != acks[-1]["dp"]:
+            if not later_acks and dp is not None and dp != acks[-1]["dp"] and dp not in unknown:
                 out.append(f"declared dp {dp} after the restart at t={started:.2f}; the last "
                            f"acknowledged was {acks[-1]['dp']}")
     return out

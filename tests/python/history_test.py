@@ -69,6 +69,14 @@ class HistoryTest(unittest.TestCase):
         record["clusters"][0]["cluster"]["topology"]["dims"][0]["size"] = 3
         self.assertIn("declared dp 3 after the restart", "\n".join(history.check(record)))
 
+    def test_a_reconfigure_of_unknown_outcome_may_stand_and_no_other_size(self):
+        record = clean()
+        record["clusters"][0]["cluster"]["topology"]["dims"][0]["size"] = 3
+        record["unknown"] = [{"t": 2, "dp": 3}]
+        self.assertEqual(history.check(record), [])
+        record["unknown"] = [{"t": 2, "dp": 1}]
+        self.assertIn("declared dp 3 after the restart", "\n".join(history.check(record)))
+
     def test_a_plan_file_for_a_rank_the_agent_does_not_hold_is_found(self):
         record = clean()
         record["plans"].append(plan(6, "a", 2, 0, "f2"))

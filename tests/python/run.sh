@@ -2,8 +2,9 @@
 # Runs the Python tests of client/python/splitd_groups (every *_test.py here): the standard-library
 # ones (plan_test, torch_groups_test, workload_plan_test) and those with the real splitd,
 # splitd-agents and PyTorch processes over Gloo (endpoint_test, workload_test, integration_test;
-# workload_gpu_test where torch sees a GPU), and multihost_test: agents on hosts of their own
-# (network namespaces, tests/netns/bed.py; as root).
+# workload_gpu_test where torch sees a GPU), multihost_test and campaign_test: agents on hosts of
+# their own (network namespaces, tests/netns/bed.py; as root), and replicas_test: daemon replicas
+# over a real etcd (/usr/bin/etcd, Debian's etcd-server).
 # Prints one line per test case and, last, "N passed, M failed, K skipped"; exit code 0 when
 # nothing failed.
 #   SPLITD_BIN     a bazel-bin holding daemon/splitd, worker/splitd-agent and client/splitctl;
