@@ -66,15 +66,13 @@ class LeaderView {
   etcd::LeaderElection* election_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
-// Serves as the leader from the follower's port until `stop`; then resigns.
+// Serves as the leader from the follower's port until `stop`; then resigns. `argv` is the
+// command line a step-down starts again.
 int Lead(ServerConfig config, const ReplicaConfig& replica, const Clock* clock,
          etcd::EtcdClient* client, etcd::LeaderElection* election,
          const etcd::Leadership& leadership, FollowerServer* follower, const std::string& bound,
-         absl::Notification* stop) {
+         const std::vector<std::string>& argv, absl::Notification* stop) {
   spdlog::info("leading with term {} ({})", leadership.term, leadership.key);
-  // Started again on the port it has now (a --listen of port 0 would pick another one).
-  std::vector<std::string> argv = replica.argv;
-  argv.push_back("--listen=" + bound);
   config.listen = bound;
   config.term = leadership.term;
   config.may_serve = [election]() -> absl::Status {
@@ -150,6 +148,7 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
   signals.detach();
 
   std::atomic<bool> leading{false};
+  // Started again on the port it has now (a --listen of port 0 would pick another one).
   std::vector<std::string> again = replica.argv;
   again.push_back("--listen=" + bound);
   auto on_lost = [&leading, again](const absl::Status& why) {
@@ -176,7 +175,7 @@ int RunReplica(ServerConfig config, const ReplicaConfig& replica, const Clock* c
   }
   leading = true;
   const int code = Lead(std::move(config), replica, clock, client->get(), election.get(), *won,
-                        follower->get(), bound, &stop);
+                        follower->get(), bound, again, &stop);
   view.Set(nullptr);
   return code;
 }

@@ -36,17 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "testing"))
 from procs import stop, wait_for_port  # noqa: E402
 
-TOPOLOGY = """cluster: bench
-method: {method}
-dims:
-  - {{name: tp, size: 2}}
-  - {{name: pp, size: 2}}
-  - {{name: dp, size: {dp}}}
-groups:
-  - {{name: tp, dims: [tp]}}
-  - {{name: pp, dims: [pp]}}
-  - {{name: dp, dims: [dp]}}
-"""
+sys.path.insert(0, HERE)
+from gloo_groups_bench import TOPOLOGY  # noqa: E402  (TP2 PP2 DP=world/4, three kinds)
+
 TCP_COUNTERS = ["ListenOverflows", "ListenDrops", "TCPSynRetrans", "ActiveOpens"]
 KV_METHODS = ["KvGet", "KvSet", "KvAdd", "KvCheck", "KvCompareSet"]
 
